@@ -1,0 +1,166 @@
+"""Declarations as data: ``sources/*.yaml`` and ``rules/*.yaml``.
+
+The code only evaluates what these files say. Both folders are looked up
+next to the package (a checkout installed with ``pip install -e``) unless
+``KUOMIAN_HOME`` points at another folder holding ``sources/`` and ``rules/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from pathlib import Path
+
+import yaml
+
+from .errors import KuomianError
+
+
+def home() -> Path:
+    env = os.environ.get("KUOMIAN_HOME")
+    return Path(env) if env else Path(__file__).resolve().parent.parent
+
+
+def normalise_header(h: str) -> str:
+    """Header comparison form: NFKC (full-width → half-width), no spaces at all."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(h)))
+
+
+def strip_unit(h: str) -> str:
+    """``年收入(元)`` → ``年收入`` (only a trailing bracketed part)."""
+    return re.sub(r"\([^()]*\)$", "", h)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    aliases: tuple[str, ...]
+    type: str = "text"  # id | name | text | date | street | int | number | category
+    required: bool = False
+    vocabulary: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    label: str
+    required: bool
+    role: str  # base | adds_people | match_only
+    globs: tuple[str, ...]
+    fields: dict[str, Field] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def required_fields(self) -> list[Field]:
+        return [f for f in self.fields.values() if f.required]
+
+    def match_header(self, header: str) -> str | None:
+        """The canonical field a header names, or None."""
+        norm = normalise_header(header)
+        for candidate in (norm, strip_unit(norm)):
+            for f in self.fields.values():
+                if candidate in self._alias_forms(f):
+                    return f.name
+        return None
+
+    @staticmethod
+    @cache
+    def _alias_forms_cached(aliases: tuple[str, ...]) -> frozenset[str]:
+        return frozenset(normalise_header(a) for a in aliases)
+
+    def _alias_forms(self, f: Field) -> frozenset[str]:
+        return self._alias_forms_cached(f.aliases)
+
+
+def _read_yaml(path: Path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as e:
+        raise KuomianError(f"{path}: cannot read this declaration ({e}). Fix the YAML and run again.") from None
+
+
+@lru_cache(maxsize=4)
+def load_sources(root: Path | None = None) -> dict[str, Source]:
+    """Every ``sources/<name>.yaml``, in a stable order (household first)."""
+    folder = (root or home()) / "sources"
+    common = _read_yaml(folder / "_common.yaml")
+    out: dict[str, Source] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
+        d = _read_yaml(path)
+        fields: dict[str, Field] = {}
+        for name in d.get("common", []):
+            fields[name] = _field(name, common[name])
+        for name, spec in (d.get("fields") or {}).items():
+            fields[name] = _field(name, spec)
+        out[d["source"]] = Source(
+            name=d["source"],
+            label=d.get("label", d["source"]),
+            required=bool(d.get("required", False)),
+            role=d.get("role", "match_only"),
+            globs=tuple(d.get("globs", [])),
+            fields=fields,
+            path=path,
+        )
+    order = ["household", "enrollment"]
+    return dict(sorted(out.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 9, kv[0])))
+
+
+def _field(name: str, spec: dict) -> Field:
+    return Field(
+        name=name,
+        aliases=tuple(spec.get("aliases", [])),
+        type=spec.get("type", "text"),
+        required=bool(spec.get("required", False)),
+        vocabulary=spec.get("vocabulary"),
+    )
+
+
+@lru_cache(maxsize=4)
+def load_rules(name: str, root: Path | None = None):
+    """One ``rules/<name>.yaml`` as plain data."""
+    return _read_yaml((root or home()) / "rules" / f"{name}.yaml")
+
+
+def vocabulary(name: str) -> dict[str, str]:
+    """spelling (normalised) → canonical value for one vocabulary."""
+    vocab = load_rules("vocabularies")[name]
+    out: dict[str, str] = {}
+    for canonical, spellings in vocab.items():
+        for s in [canonical, *spellings]:
+            out[normalise_header(str(s))] = canonical
+    return out
+
+
+@dataclass(frozen=True)
+class Street:
+    code: str
+    name: str
+
+
+@lru_cache(maxsize=2)
+def streets(root: Path | None = None) -> list[Street]:
+    with open((root or home()) / "rules" / "streets.csv", encoding="utf-8-sig") as fh:
+        return [Street(r["street_code"], r["street_name"]) for r in csv.DictReader(fh)]
+
+
+def street_lookup() -> dict[str, str]:
+    """Any accepted spelling of a street (name, short name, 9- or 12-digit code) → 12-digit code."""
+    out: dict[str, str] = {}
+    for s in streets():
+        out[s.code] = s.code
+        out[s.code[:9]] = s.code
+        out[normalise_header(s.name)] = s.code
+        out[normalise_header(s.name.removesuffix("街道"))] = s.code
+        out[normalise_header(s.name.removesuffix("街道") + "镇")] = s.code
+    return out
+
+
+def street_names() -> dict[str, str]:
+    return {s.code: s.name for s in streets()}

@@ -1,0 +1,133 @@
+"""Names: a display form for people, and match keys for the linker only.
+
+The display form is the legal name as written, trimmed, with every look-alike
+of the minority-name separator turned into U+00B7 (·). It is never rewritten
+otherwise.
+
+The match keys are never shown and never stored as the name:
+
+* ``name_key``  — NFKC, no spaces or dots, each character simplified
+  (OpenCC t2s, character by character: 陳 → 陈);
+* ``name_py``   — the pinyin of ``name_key`` without tones, "fuzzy" the way a
+  Yunnan clerk mishears it (zh/z, ch/c, sh/s, n/l, -ng/-n), so that homophones
+  typed for one another (晓/小, 玲/琳) agree.
+
+OpenCC maps some real surnames (於 → 于, 乾 → 干) and pypinyin reads 单 as dan:
+harmless in a key, wrong in a name — which is why the keys stay keys.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import polars as pl
+from rapidfuzz import fuzz, process
+
+DOT = "\u00b7"
+# Every character that people type for the separator in 阿依古丽·买买提.
+LOOKALIKE_DOTS = "\u00b7\u2022\u30fb\uff65\u002e\uff0e\u2027\u2219\u22c5\u0387\u16eb\u2e31\u00b7\u318d\u2024"
+_DOTS_RE = "[" + re.escape(LOOKALIKE_DOTS) + "]"
+_SPACE_RE = r"[\s\u200b\u200c\u200d\u2060\ufeff\u3000]"
+
+
+def display_name(raw: str | None) -> str:
+    """The name as people should see it: trimmed, dots unified to U+00B7."""
+    if raw is None:
+        return ""
+    s = re.sub(r"^" + _SPACE_RE + "+|" + _SPACE_RE + "+$", "", str(raw))
+    return re.sub(_DOTS_RE, DOT, s)
+
+
+def display_name_expr(col: pl.Expr) -> pl.Expr:
+    return (
+        col.fill_null("")
+        .str.replace_all("^" + _SPACE_RE + "+|" + _SPACE_RE + "+$", "")
+        .str.replace_all(_DOTS_RE, DOT)
+    )
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
+_FUZZY_FINALS = (("ang", "an"), ("eng", "en"), ("ing", "in"))
+
+
+def fuzzy_syllable(py: str) -> str:
+    """Collapse the pinyin distinctions that homophone typos cross."""
+    for a, b in _FUZZY_INITIALS:
+        if py.startswith(a):
+            py = b + py[len(a) :]
+            break
+    for a, b in _FUZZY_FINALS:
+        if py.endswith(a):
+            py = py[: -len(a)] + b
+            break
+    return py
+
+
+@lru_cache(maxsize=200_000)
+def _char_keys(ch: str) -> tuple[str, str]:
+    """(simplified character, fuzzy pinyin) for one character of a cleaned name."""
+    from pypinyin import Style, lazy_pinyin
+
+    simp = _t2s().convert(ch) or ch
+    if "\u3400" <= simp <= "\u9fff" or "\U00020000" <= simp <= "\U0002ffff":
+        py = lazy_pinyin(simp, style=Style.NORMAL)[0]
+        return simp, fuzzy_syllable(py)
+    return simp, simp.lower()
+
+
+def _clean_for_key(raw: str) -> str:
+    s = unicodedata.normalize("NFKC", raw)
+    s = re.sub(_DOTS_RE, "", s)
+    return re.sub(_SPACE_RE, "", s)
+
+
+def name_keys(raw: str | None) -> tuple[str, str]:
+    """(name_key, name_py) for one raw name."""
+    if raw is None:
+        return "", ""
+    s = _clean_for_key(str(raw))
+    keys = [_char_keys(ch) for ch in s]
+    return "".join(k[0] for k in keys), "".join(k[1] for k in keys)
+
+
+def add_name_keys(df: pl.DataFrame, raw_col: str = "name_raw") -> pl.DataFrame:
+    """Add ``name_key`` and ``name_py`` columns, computing each distinct name once."""
+    uniq = df.select(pl.col(raw_col).unique()).to_series().to_list()
+    keys = [name_keys(v) for v in uniq]
+    lookup = pl.DataFrame(
+        {
+            raw_col: uniq,
+            "name_key": [k[0] for k in keys],
+            "name_py": [k[1] for k in keys],
+        },
+        schema={raw_col: df.schema[raw_col], "name_key": pl.String, "name_py": pl.String},
+    )
+    return df.join(lookup, on=raw_col, how="left", nulls_equal=True)
+
+
+def name_scores(a_key: list[str], a_py: list[str], b_key: list[str], b_py: list[str]):
+    """Agreement of paired names in [0, 1], vectorised with rapidfuzz.
+
+    1.0 for the same simplified characters, 0.95 for the same fuzzy pinyin
+    (homophones), else the mean of character and pinyin similarity.
+    """
+    import numpy as np
+
+    if not a_key:
+        return np.zeros(0)
+    char = process.cpdist(a_key, b_key, scorer=fuzz.ratio, workers=-1) / 100.0
+    sound = process.cpdist(a_py, b_py, scorer=fuzz.ratio, workers=-1) / 100.0
+    ak, bk = np.asarray(a_key, dtype=object), np.asarray(b_key, dtype=object)
+    ap, bp = np.asarray(a_py, dtype=object), np.asarray(b_py, dtype=object)
+    nonempty = (ak != "") & (bk != "")
+    score = np.where(ak == bk, 1.0, np.where(ap == bp, 0.95, (char + sound) / 2.0))
+    return np.where(nonempty, score, 0.0)

@@ -1,0 +1,228 @@
+"""Stage 2 — standardise: canonical IDs, names, dates, streets and categories.
+
+Entry point: :func:`standardise`. Reads ``load_<source>`` and writes
+``std_<source>`` (every loaded row, typed, with ``row_state`` ``ok`` /
+``duplicate`` / ``quarantined`` and a reason) and the view ``std_rows`` (the
+identity columns of every source, what the linker reads). Nothing is dropped:
+a row that cannot be used is kept with its reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+
+from . import dates, ids, names
+from .config import Source, load_sources, normalise_header, street_lookup, street_names, vocabulary
+from .load import EXTRA_COL, NUMERIC_ID_COL
+
+IDENTITY_COLUMNS = [
+    "row_id", "source", "file", "row", "row_state", "reason",
+    "id_canonical", "id_kind", "id_digits", "name", "name_key", "name_py",
+    "sex", "birth_date", "birth_date_stated", "street_code", "community",
+]  # fmt: skip
+
+TOTAL_RE = r"^\s*(合\s*计|总\s*计|小\s*计)"
+
+
+@dataclass
+class StandardiseReport:
+    rows: Counter = field(default_factory=Counter)  # (source, file) -> rows
+    quarantined: Counter = field(default_factory=Counter)  # (source, file, reason) -> rows
+    duplicates: Counter = field(default_factory=Counter)  # (source, file) -> rows
+    id_kinds: Counter = field(default_factory=Counter)  # (source, kind) -> rows
+    unknown_values: Counter = field(default_factory=Counter)  # (source, field, value) -> rows
+    unparsed: Counter = field(default_factory=Counter)  # (source, field) -> rows with a value that did not parse
+    flags: Counter = field(default_factory=Counter)  # (source, flag) -> rows
+
+    def summary(self) -> str:
+        q = sum(self.quarantined.values())
+        d = sum(self.duplicates.values())
+        return f"standardise: {sum(self.rows.values())} rows, {q} quarantined, {d} exact duplicates"
+
+
+def _nfkc_trim(col: pl.Expr) -> pl.Expr:
+    return col.str.normalize("NFKC").str.strip_chars()
+
+
+def _blank(col: pl.Expr) -> pl.Expr:
+    return col.is_null() | (col.str.strip_chars() == "")
+
+
+def _category(col: pl.Expr, vocab: dict[str, str]) -> pl.Expr:
+    key = col.str.normalize("NFKC").str.replace_all(r"\s+", "")
+    return key.replace_strict(vocab, default=None, return_dtype=pl.String)
+
+
+def _number(col: pl.Expr) -> pl.Expr:
+    s = _nfkc_trim(col).str.replace_all(r"[,，\s]|元$", "")
+    return s.cast(pl.Float64, strict=False)
+
+
+def _int(col: pl.Expr) -> pl.Expr:
+    return _number(col.str.replace(r"个?月$", "")).round(0).cast(pl.Int64, strict=False)
+
+
+def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseReport) -> pl.DataFrame:
+    """Standardise one source's loaded rows (a pure function of the frame, for tests)."""
+    value_cols = list(source.fields)
+    text_cols = [c for c in value_cols]
+    st_lookup = street_lookup()
+    st_names = street_names()
+
+    out = df.with_columns(**ids.id_exprs(pl.col("id_number"), pl.col(NUMERIC_ID_COL)))
+    out = out.with_columns(
+        name=names.display_name_expr(pl.col("name")),
+        name_raw=pl.col("name").fill_null(""),
+    )
+    out = names.add_name_keys(out, "name_raw")
+    out = out.with_columns(
+        sex_id=pl.when(pl.col("id_canonical").is_not_null()).then(
+            pl.when(pl.col("id_canonical").str.slice(16, 1).cast(pl.Int32) % 2 == 1)
+            .then(pl.lit("男"))
+            .otherwise(pl.lit("女"))
+        ),
+        birth_date_id=pl.col("id_canonical").str.slice(6, 8).str.to_date("%Y%m%d", strict=False),
+    )
+    typed = []
+    for f in source.fields.values():
+        col = pl.col(f.name)
+        if f.name in ("id_number", "name", "street", "community"):
+            continue
+        if f.type == "date":
+            typed.append(dates.date_expr(col).alias(f.name))
+        elif f.type == "int":
+            typed.append(_int(col).alias(f.name))
+        elif f.type == "number":
+            typed.append(_number(col).alias(f.name))
+        elif f.type == "category" and f.vocabulary:
+            typed.append(_category(col, vocabulary(f.vocabulary)).alias(f.name))
+        else:
+            typed.append(_nfkc_trim(col).alias(f.name))
+    raw = out.select([pl.col(c).alias(f"raw_{c}") for c in value_cols])
+    out = pl.concat([out, raw], how="horizontal")
+    street_key = pl.col("street").str.normalize("NFKC").str.replace_all(r"\s+", "")
+    out = out.with_columns(
+        *typed,
+        street_code=street_key.replace_strict(st_lookup, default=None, return_dtype=pl.String),
+        community=_nfkc_trim(pl.col("community")),
+    )
+    out = out.with_columns(street_name=pl.col("street_code").replace_strict(st_names, default=None))
+
+    # Data-quality flags and reports -----------------------------------------
+    for f in source.fields.values():
+        if f.name in ("id_number", "name", "community"):
+            continue
+        rawc, typc = pl.col(f"raw_{f.name}"), pl.col("street_code" if f.name == "street" else f.name)
+        unparsed = out.filter(~_blank(rawc) & typc.is_null())
+        if unparsed.height and (f.type == "category" or f.name == "street"):
+            for v, n in unparsed.group_by(f"raw_{f.name}").len().iter_rows():
+                report.unknown_values[(source.name, f.name, v)] += n
+        elif unparsed.height:
+            report.unparsed[(source.name, f.name)] += unparsed.height
+    # An unknown category value is kept as written (so it is visible downstream).
+    out = out.with_columns(
+        [
+            pl.coalesce(pl.col(f.name), _nfkc_trim(pl.col(f"raw_{f.name}"))).alias(f.name)
+            for f in source.fields.values()
+            if f.type == "category"
+        ]
+    )
+    stated_birth = pl.col("birth_date") if "birth_date" in source.fields else pl.lit(None, dtype=pl.Date)
+    stated_sex = pl.col("sex") if "sex" in source.fields else pl.lit(None, dtype=pl.String)
+    out = out.with_columns(
+        birth_date_stated=stated_birth,
+        flag_birth_mismatch=stated_birth.is_not_null()
+        & pl.col("birth_date_id").is_not_null()
+        & (stated_birth != pl.col("birth_date_id")),
+        flag_sex_mismatch=stated_sex.is_not_null() & pl.col("sex_id").is_not_null() & (stated_sex != pl.col("sex_id")),
+    )
+    out = out.with_columns(
+        sex=pl.coalesce(pl.col("sex_id"), stated_sex),
+        birth_date=pl.coalesce(pl.col("birth_date_id"), stated_birth),
+    )
+
+    # Row states: quarantine, then exact duplicates ---------------------------
+    all_blank = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in text_cols]) & (
+        pl.col(EXTRA_COL).is_null() | ~pl.col(EXTRA_COL).str.contains(r':"[^"\s]')
+    )
+    is_total = pl.any_horizontal(
+        [pl.col(f"raw_{c}").fill_null("").str.contains(TOTAL_RE) for c in text_cols]
+    ) | pl.col(EXTRA_COL).fill_null("").str.contains(r':"\s*(合\s*计|总\s*计|小\s*计)')
+    no_identity = (pl.col("id_kind") == "unusable") & (pl.col("name_key") == "")
+    household_no_id = (pl.col("id_kind") != "valid") & (pl.col("id_kind") != "upgraded")
+    reason = (
+        pl.when(all_blank)
+        .then(pl.lit("empty_row"))
+        .when(is_total & (pl.col("id_kind") != "valid"))
+        .then(pl.lit("total_row"))
+        .when(no_identity)
+        .then(pl.lit("no_identity"))
+    )
+    if source.role == "base":
+        reason = reason.when(household_no_id).then(pl.lit("base_id_unusable"))
+    out = out.with_columns(reason=reason.otherwise(None))
+    dup_key = [f"raw_{c}" for c in value_cols] + [EXTRA_COL]
+    out = out.with_row_index("_seq")
+    first_seq = (
+        out.filter(pl.col("reason").is_null())
+        .group_by(dup_key)
+        .agg(pl.col("_seq").min().alias("_first"))
+    )
+    out = out.join(first_seq, on=dup_key, how="left", nulls_equal=True).sort("_seq")
+    is_dup = pl.col("reason").is_null() & (pl.col("_seq") != pl.col("_first"))
+    out = out.with_columns(
+        row_state=pl.when(pl.col("reason").is_not_null())
+        .then(pl.lit("quarantined"))
+        .when(is_dup)
+        .then(pl.lit("duplicate"))
+        .otherwise(pl.lit("ok")),
+        duplicate_of_row=pl.when(is_dup).then(pl.col("_first")),
+    )
+    out = out.with_columns(reason=pl.when(is_dup).then(pl.lit("exact_duplicate")).otherwise(pl.col("reason")))
+
+    for file, state, rsn, n in out.group_by("file", "row_state", "reason").len().iter_rows():
+        report.rows[(source.name, file)] += n
+        if state == "quarantined":
+            report.quarantined[(source.name, file, rsn)] += n
+        elif state == "duplicate":
+            report.duplicates[(source.name, file)] += n
+    for kind, n in out.group_by("id_kind").len().iter_rows():
+        report.id_kinds[(source.name, kind)] += n
+    for flag in ("flag_birth_mismatch", "flag_sex_mismatch"):
+        n = int(out.get_column(flag).sum())
+        if n:
+            report.flags[(source.name, flag)] += n
+    return out.drop("name_raw", "sex_id", "birth_date_id", "_first")
+
+
+def standardise(con: duckdb.DuckDBPyConnection, progress=lambda msg: None) -> StandardiseReport:
+    """Build ``std_<source>`` for every source and the ``std_rows`` view."""
+    from schemas.standardised import validate_identity
+
+    report = StandardiseReport()
+    sources = load_sources()
+    offset = 0
+    selects = []
+    for name, source in sources.items():
+        progress(f"standardising {name}")
+        df = con.sql(f"SELECT * FROM load_{name}").pl()
+        out = standardise_frame(df, source, report)
+        # Row ids are unique across sources: offset + sequence within the source.
+        out = out.with_columns(row_id=(pl.col("_seq").cast(pl.Int64) + offset)).drop("_seq")
+        offset += max(out.height, 0) + 1
+        validate_identity(out.select(IDENTITY_COLUMNS), name)
+        con.register("_frame", out)
+        con.execute(f"CREATE OR REPLACE TABLE std_{name} AS SELECT * FROM _frame")
+        con.unregister("_frame")
+        selects.append(f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}")
+    con.execute("CREATE OR REPLACE VIEW std_rows AS " + " UNION ALL ".join(selects))
+    return report
+
+
+def category_value(vocab_name: str, value: str) -> str | None:
+    """Canonical value for one spelling (for tests and rules)."""
+    return vocabulary(vocab_name).get(normalise_header(value))

@@ -1,0 +1,1 @@
+"""pandera schemas guarding each stage's output (one module per stage)."""
