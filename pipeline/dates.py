@@ -15,13 +15,16 @@ import polars as pl
 
 EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0 once its 1900 leap-year bug is accounted for
 _SERIAL_RE = r"^[0-9]{4,5}(\.[0-9]+)?$"
+# Exactly the characters Python's str.strip() removes (polars' strip_chars() omits \x1c-\x1f),
+# so that both implementations trim the same.
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 
 
 def parse_date(raw: str | None) -> date | None:
     """Scalar reference for :func:`date_expr`."""
     if raw is None:
         return None
-    s = unicodedata.normalize("NFKC", str(raw)).strip()
+    s = unicodedata.normalize("NFKC", str(raw)).strip(_WHITESPACE)
     if not s:
         return None
     if re.fullmatch(_SERIAL_RE, s):
@@ -41,7 +44,7 @@ def parse_date(raw: str | None) -> date | None:
 
 def date_expr(col: pl.Expr) -> pl.Expr:
     """Parse a string column of mixed date formats to ``pl.Date`` (null when unparseable)."""
-    s = col.str.normalize("NFKC").str.strip_chars()
+    s = col.str.normalize("NFKC").str.strip_chars(_WHITESPACE)
     serial = (
         pl.when(s.str.contains(_SERIAL_RE))
         .then(s.cast(pl.Float64, strict=False).floor().cast(pl.Int64, strict=False))
@@ -60,8 +63,10 @@ def date_expr(col: pl.Expr) -> pl.Expr:
         dd = parts_struct.struct.field("3").str.zfill(2)
         return (y + "-" + m + "-" + dd).str.to_date("%Y-%m-%d", strict=False)
 
-    return (
+    out = (
         pl.when(s.str.contains(_SERIAL_RE))
         .then(serial_date.cast(pl.Date))
         .otherwise(pl.coalesce(_from(parts), _from(compact)))
     )
+    # polars accepts year 0 ("0000-01-01", a placeholder); Python's date cannot hold it and parse_date says None.
+    return pl.when(out.dt.year() >= 1).then(out)

@@ -34,7 +34,8 @@ CHECK_CHARS = "10X98765432"
 
 # Characters removed before anything else: whitespace of every kind, zero-width
 # characters, BOM, and the quote marks Excel users type to force text.
-_STRIP_RE = r"[\s\u200b\u200c\u200d\u2060\ufeff'\"`‘’“”]"
+# \x1c-\x1f are listed because Python's \s includes them and polars' (Rust) \s does not.
+_STRIP_RE = r"[\s\x1c-\x1f\u200b\u200c\u200d\u2060\ufeff'\"`‘’“”]"
 _SCI_RE = r"^([0-9])(?:\.([0-9]+))?E\+?([0-9]+)$"
 
 KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")

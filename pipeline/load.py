@@ -26,6 +26,7 @@ import duckdb
 import polars as pl
 
 from .config import Source, load_sources, normalise_header
+from .db import store
 from .errors import FileProblem, KuomianError
 
 READABLE = {".csv", ".txt", ".xlsx", ".xlsm", ".xls", ".parquet"}
@@ -491,9 +492,7 @@ def load(
                     EXTRA_COL: pl.String, NUMERIC_ID_COL: pl.Boolean,
                 }
             )
-        con.register("_frame", df)
-        con.execute(f"CREATE OR REPLACE TABLE load_{s} AS SELECT * FROM _frame")
-        con.unregister("_frame")
+        store(con, f"load_{s}", df)
         rows[s] = df.height
     return LoadReport(files=infos, sources_present=present, sources_missing=missing, rows_by_source=rows)
 

@@ -29,7 +29,8 @@ DOT = "\u00b7"
 # Every character that people type for the separator in 阿依古丽·买买提.
 LOOKALIKE_DOTS = "\u00b7\u2022\u30fb\uff65\u002e\uff0e\u2027\u2219\u22c5\u0387\u16eb\u2e31\u00b7\u318d\u2024"
 _DOTS_RE = "[" + re.escape(LOOKALIKE_DOTS) + "]"
-_SPACE_RE = r"[\s\u200b\u200c\u200d\u2060\ufeff\u3000]"
+# \x1c-\x1f: in Python's \s but not in polars' (Rust) \s; listed so both agree.
+_SPACE_RE = r"[\s\x1c-\x1f\u200b\u200c\u200d\u2060\ufeff\u3000]"
 
 
 def display_name(raw: str | None) -> str:
@@ -87,7 +88,10 @@ def _char_keys(ch: str) -> tuple[str, str]:
 def _clean_for_key(raw: str) -> str:
     s = unicodedata.normalize("NFKC", raw)
     s = re.sub(_DOTS_RE, "", s)
-    return re.sub(_SPACE_RE, "", s)
+    s = re.sub(_SPACE_RE, "", s)
+    # Removing a space can bring a combining mark next to a letter ("a\u00a8" -> "a \u0308" -> "a\u0308"):
+    # normalise again so that the key of a key is the key itself.
+    return unicodedata.normalize("NFKC", s)
 
 
 def name_keys(raw: str | None) -> tuple[str, str]:

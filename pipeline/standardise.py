@@ -17,6 +17,7 @@ import polars as pl
 
 from . import dates, ids, names
 from .config import Source, load_sources, normalise_header, street_lookup, street_names, vocabulary
+from .db import store
 from .load import EXTRA_COL, NUMERIC_ID_COL
 
 IDENTITY_COLUMNS = [
@@ -215,9 +216,7 @@ def standardise(con: duckdb.DuckDBPyConnection, progress=lambda msg: None) -> St
         out = out.with_columns(row_id=(pl.col("_seq").cast(pl.Int64) + offset)).drop("_seq")
         offset += max(out.height, 0) + 1
         validate_identity(out.select(IDENTITY_COLUMNS), name)
-        con.register("_frame", out)
-        con.execute(f"CREATE OR REPLACE TABLE std_{name} AS SELECT * FROM _frame")
-        con.unregister("_frame")
+        store(con, f"std_{name}", out)
         selects.append(f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}")
     con.execute("CREATE OR REPLACE VIEW std_rows AS " + " UNION ALL ".join(selects))
     return report

@@ -1,0 +1,54 @@
+"""The run's DuckDB connection and three small helpers around it.
+
+DuckDB 2.0 keeps an undrained result open and blocks the connection, so every
+query here is fully fetched before the next one runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+
+def connect(temp_dir: Path | None = None, threads: int | None = None, memory_limit: str | None = None):
+    """An in-memory database whose spill files (plain-text IDs!) go to a private folder of the run."""
+    con = duckdb.connect(":memory:")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def scalar(con: duckdb.DuckDBPyConnection, query: str, params=None):
+    """The first value of the first row."""
+    rows = con.execute(query, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def first_row(con: duckdb.DuckDBPyConnection, query: str, params=None) -> tuple:
+    rows = con.execute(query, params or []).fetchall()
+    return rows[0] if rows else ()
+
+
+def rows(con: duckdb.DuckDBPyConnection, query: str, params=None) -> list[tuple]:
+    return con.execute(query, params or []).fetchall()
+
+
+def frame(con: duckdb.DuckDBPyConnection, query: str, params=None) -> pl.DataFrame:
+    return con.sql(query, params=params).pl() if params else con.sql(query).pl()
+
+
+def store(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+    """CREATE OR REPLACE TABLE ``table`` from a polars frame."""
+    con.register("_kuomian_frame", df)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _kuomian_frame")
+    finally:
+        con.unregister("_kuomian_frame")

@@ -1,0 +1,372 @@
+"""Stage 3 — link: decide which person every extract row is about.
+
+Entry point: :func:`link`. Reads ``std_rows`` and writes
+
+* ``link_persons``    — the population: household persons by canonical ID,
+  plus people whose valid ID appears only in a source that adds people
+  (``role: adds_people`` in ``sources/``);
+* ``link_candidates`` — (row, person, rule, name score) pairs proposed by the
+  cascade of ``rules/matching.yaml``; every rule is an equi-join in DuckDB
+  (blocking), so cost grows with the data, never with its square;
+* ``link_review``     — rows a person must decide, with their candidates;
+* ``links``           — one row per standardised row: outcome, person,
+  rule, confidence.
+
+Names are scored with rapidfuzz on candidate pairs only (vectorised).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from . import names
+from .config import load_rules, load_sources
+from .db import first_row, rows, scalar, store
+from .privacy import fingerprint
+
+OUTCOMES = ("linked", "new_person", "duplicate", "quarantined", "review", "unmatched")
+
+
+@dataclass
+class LinkReport:
+    outcomes: Counter = field(default_factory=Counter)  # (source, outcome) -> rows
+    rules: Counter = field(default_factory=Counter)  # (source, rule) -> rows linked by it
+    persons: int = 0
+    persons_local: int = 0
+    review_rows: int = 0
+    decisions_applied: int = 0
+
+    def summary(self) -> str:
+        by = Counter()
+        for (_, o), n in self.outcomes.items():
+            by[o] += n
+        parts = ", ".join(f"{n} {o}" for o, n in by.most_common())
+        return f"link: {self.persons} persons ({self.persons_local} household); rows {parts}"
+
+
+def _rules():
+    return load_rules("matching")
+
+
+def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """A keyed fingerprint per row, for review decisions that outlive a run."""
+    df = con.sql(
+        "SELECT row_id, source, coalesce(id_canonical, id_digits, '') AS idv, name_key, "
+        "coalesce(CAST(birth_date_stated AS VARCHAR), '') AS bd FROM std_rows WHERE row_state = 'ok'"
+    ).pl()
+    fps = [
+        fingerprint(s, i, n, b, key=key)
+        for s, i, n, b in zip(df["source"], df["idv"], df["name_key"], df["bd"], strict=True)
+    ]
+    out = pl.DataFrame({"row_id": df["row_id"], "fingerprint": fps}, schema={"row_id": pl.Int64, "fingerprint": pl.String})
+    store(con, "link_fingerprints", out)
+
+
+def build_population(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_persons``: household persons, then people that sources adding people bring."""
+    sources = load_sources()
+    adding = [s.name for s in sources.values() if s.role == "adds_people"]
+    base = [s.name for s in sources.values() if s.role == "base"]
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE link_defining AS
+        WITH trusted AS (
+            SELECT *, source IN ({_sql_list(base)}) AS is_base
+            FROM std_rows
+            WHERE row_state = 'ok' AND id_kind IN ('valid', 'upgraded')
+              AND (source IN ({_sql_list(base)}) OR source IN ({_sql_list(adding or ["-"])}))
+        ),
+        first_base AS (
+            SELECT id_canonical, min(row_id) AS row_id FROM trusted WHERE is_base GROUP BY id_canonical
+        ),
+        first_added AS (
+            SELECT t.id_canonical, min(t.row_id) AS row_id
+            FROM trusted t ANTI JOIN first_base b USING (id_canonical)
+            WHERE NOT t.is_base
+            GROUP BY t.id_canonical
+        )
+        SELECT row_id, id_canonical, true AS hukou_local FROM first_base
+        UNION ALL
+        SELECT row_id, id_canonical, false AS hukou_local FROM first_added
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_persons AS
+        SELECT d.id_canonical AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
+               r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community
+        FROM link_defining d JOIN std_rows r USING (row_id)
+        """
+    )
+
+
+def _sql_list(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_candidates``: every (row, person, rule) the cascade proposes (before names are scored)."""
+    rules = _rules()["rules"]
+    parts = []
+    for order, rule in enumerate(rules):
+        kinds = _sql_list(rule["id_kinds"])
+        name, how = rule["rule"], rule["candidates"]
+        head = f"SELECT r.row_id, p.person_id, '{name}' AS rule, {order} AS rule_order"
+        rows = f"(SELECT * FROM link_rows WHERE id_kind IN ({kinds}))"
+        if how == "id_equal":
+            parts.append(f"{head} FROM {rows} r JOIN link_persons p ON p.person_id = r.id_canonical")
+        elif how == "one_edit":
+            # One substituted character leaves two of the three 6-character parts intact:
+            # three selective equi-joins, then keep Hamming distance exactly 1.
+            for a, b in ((1, 7), (1, 13), (7, 13)):
+                parts.append(
+                    f"{head} FROM {rows} r JOIN link_persons p "
+                    f"ON substr(p.person_id, {a}, 6) = substr(r.id_digits, {a}, 6) "
+                    f"AND substr(p.person_id, {b}, 6) = substr(r.id_digits, {b}, 6) "
+                    f"WHERE hamming(p.person_id, r.id_digits) = 1"
+                )
+            # An adjacent swap: swap each neighbouring pair back and look the result up.
+            parts.append(
+                f"""{head} FROM (
+                    SELECT r0.row_id, substr(r0.id_digits, 1, i - 1) || substr(r0.id_digits, i + 1, 1)
+                           || substr(r0.id_digits, i, 1) || substr(r0.id_digits, i + 2) AS swapped
+                    FROM {rows} r0, range(1, 18) t(i)
+                    WHERE substr(r0.id_digits, i, 1) <> substr(r0.id_digits, i + 1, 1)
+                ) r JOIN link_persons p ON p.person_id = r.swapped"""
+            )
+        elif how == "id_prefix":
+            n = int(rule.get("min_digits", 15))
+            parts.append(
+                f"{head} FROM {rows} r JOIN link_persons p "
+                f"ON left(p.person_id, {n}) = r.id_digits WHERE length(r.id_digits) >= {n}"
+            )
+        elif how == "name_birth":
+            for k in ("name_key", "name_py"):
+                parts.append(
+                    f"{head} FROM {rows} r JOIN link_persons p "
+                    f"ON p.birth_date = r.birth_date_stated AND p.{k} = r.{k} WHERE r.{k} <> ''"
+                )
+        elif how == "name_place":
+            for k in ("name_key", "name_py"):
+                parts.append(
+                    f"{head} FROM {rows} r JOIN link_persons p "
+                    f"ON p.street_code = r.street_code AND p.{k} = r.{k} "
+                    f"WHERE r.{k} <> '' AND (r.community IS NULL OR p.community = r.community) "
+                    f"AND (r.id_digits IS NULL OR starts_with(p.person_id, left(r.id_digits, 6)))"
+                )
+        else:
+            raise ValueError(f"rules/matching.yaml: unknown candidates method {how!r} in rule {name}")
+    con.execute(
+        "CREATE OR REPLACE TABLE link_candidates_raw AS SELECT DISTINCT * FROM ("
+        + " UNION ALL ".join(parts)
+        + ")"
+    )
+
+
+def score_candidates(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``name_score`` to every candidate pair (rapidfuzz, vectorised)."""
+    pairs = con.sql(
+        """
+        SELECT c.*, r.name_key AS r_key, r.name_py AS r_py, p.name_key AS p_key, p.name_py AS p_py
+        FROM link_candidates_raw c JOIN link_rows r USING (row_id) JOIN link_persons p USING (person_id)
+        """
+    ).pl()
+    scores = names.name_scores(
+        pairs["r_key"].to_list(), pairs["r_py"].to_list(), pairs["p_key"].to_list(), pairs["p_py"].to_list()
+    )
+    scored = pairs.drop("r_key", "r_py", "p_key", "p_py").with_columns(
+        name_score=pl.Series(scores, dtype=pl.Float64)
+    )
+    store(con, "link_candidates", scored)
+
+
+def decide(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_decisions``: per row, linked or review, and for review the candidates shown."""
+    cfg = _rules()
+    agree, same = cfg["name_agreement"]["agree"], cfg["name_agreement"]["same"]
+    rules = pl.DataFrame(
+        [
+            {
+                "rule": r["rule"],
+                "threshold": same if r.get("name") == "same" else agree,
+                "band": r.get("band", "auto"),
+                "confidence": float(r["confidence"]),
+                "prefer_same_street": bool(r.get("prefer_same_street", False)),
+                "id_anchored": r["candidates"] == "id_equal",
+            }
+            for r in cfg["rules"]
+        ]
+    )
+    con.register("_rules", rules)
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_decisions AS
+        WITH c AS (
+            SELECT c.*, ru.threshold, ru.band, ru.confidence, ru.prefer_same_street, ru.id_anchored,
+                   c.name_score >= ru.threshold AS passes,
+                   (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
+            FROM link_candidates c
+            JOIN _rules ru USING (rule)
+            JOIN link_rows r USING (row_id)
+            JOIN link_persons p USING (person_id)
+            ANTI JOIN link_forbidden f USING (row_id, person_id)
+        ),
+        first_rule AS (
+            SELECT row_id, min(rule_order) AS rule_order FROM c WHERE passes GROUP BY row_id
+        ),
+        chosen AS (
+            SELECT c.* FROM c JOIN first_rule USING (row_id, rule_order) WHERE c.passes
+        ),
+        narrowed AS (
+            -- where a rule prefers the row's street, candidates there beat the others
+            SELECT * FROM chosen
+            QUALIFY NOT prefer_same_street OR NOT bool_or(same_street) OVER (PARTITION BY row_id) OR same_street
+        ),
+        per_row AS (
+            SELECT row_id, count(*) AS n, any_value(rule) AS rule, any_value(band) AS band,
+                   any_value(confidence) AS confidence, min(person_id) AS person_id,
+                   min(name_score) AS name_score
+            FROM narrowed GROUP BY row_id
+        ),
+        name_differs AS (
+            -- a trusted ID whose name clearly differs: never accepted silently
+            SELECT row_id, any_value(rule) AS rule FROM c
+            WHERE id_anchored AND NOT passes AND row_id NOT IN (SELECT row_id FROM first_rule)
+            GROUP BY row_id
+        )
+        SELECT row_id,
+               CASE WHEN n = 1 AND band = 'auto' THEN 'linked' ELSE 'review' END AS outcome,
+               CASE WHEN n = 1 AND band = 'auto' THEN person_id END AS person_id,
+               rule AS match_rule,
+               CASE WHEN n = 1 AND band = 'auto' THEN confidence * (0.9 + 0.1 * name_score) END AS confidence,
+               CASE WHEN n > 1 THEN 'several candidates agree'
+                    WHEN band <> 'auto' THEN 'rule needs a person to confirm' END AS review_reason
+        FROM per_row
+        UNION ALL
+        SELECT row_id, 'review', NULL, rule, NULL, 'ID matches but the name differs' FROM name_differs
+        """
+    )
+    con.unregister("_rules")
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_review AS
+        SELECT d.row_id, d.match_rule, d.review_reason, c.person_id, c.rule AS candidate_rule, c.name_score
+        FROM link_decisions d JOIN link_candidates c ON c.row_id = d.row_id
+        WHERE d.outcome = 'review'
+          AND NOT EXISTS (SELECT 1 FROM link_forbidden f WHERE f.row_id = c.row_id AND f.person_id = c.person_id)
+        """
+    )
+
+
+def load_decisions(con: duckdb.DuckDBPyConnection, decisions_file: Path | None) -> int:
+    """Review decisions from earlier runs: ``link_forbidden`` (否) and ``link_confirmed`` (是)."""
+    if decisions_file is not None and decisions_file.exists():
+        d = pl.read_parquet(decisions_file)
+    else:
+        d = pl.DataFrame(schema={"fingerprint": pl.String, "person_id": pl.String, "decision": pl.String})
+    con.register("_dec", d)
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_forbidden AS
+        SELECT DISTINCT f.row_id, d.person_id FROM _dec d JOIN link_fingerprints f USING (fingerprint)
+        WHERE d.decision = '否'
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_confirmed AS
+        SELECT f.row_id, min(d.person_id) AS person_id FROM _dec d
+        JOIN link_fingerprints f USING (fingerprint)
+        JOIN link_persons p USING (person_id)
+        WHERE d.decision = '是' GROUP BY f.row_id
+        """
+    )
+    con.unregister("_dec")
+    return scalar(con, "SELECT count(*) FROM link_confirmed")
+
+
+def finalise(con: duckdb.DuckDBPyConnection) -> None:
+    """``links``: one row per standardised row, every row accounted for."""
+    sources = load_sources()
+    adding = _sql_list([s.name for s in sources.values() if s.role in ("adds_people", "base")])
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE links AS
+        SELECT s.row_id, s.source, s.file, s.row,
+            CASE
+                WHEN s.row_state = 'quarantined' THEN 'quarantined'
+                WHEN s.row_state = 'duplicate' THEN 'duplicate'
+                WHEN d.row_id IS NOT NULL THEN 'new_person'
+                WHEN k.row_id IS NOT NULL THEN 'linked'
+                WHEN x.outcome IS NOT NULL THEN x.outcome
+                WHEN s.source IN ({adding}) THEN 'quarantined'
+                ELSE 'unmatched'
+            END AS outcome,
+            coalesce(s.id_canonical, p.person_id) AS id_number,
+            CASE WHEN s.row_state = 'ok' THEN coalesce(
+                CASE WHEN d.row_id IS NOT NULL THEN d.id_canonical END, k.person_id, x.person_id) END AS person_id,
+            CASE
+                WHEN d.row_id IS NOT NULL AND d.hukou_local THEN 'population_base'
+                WHEN d.row_id IS NOT NULL THEN 'new_person'
+                WHEN k.row_id IS NOT NULL THEN 'review_decision'
+                WHEN s.row_state = 'ok' THEN x.match_rule
+            END AS match_rule,
+            CASE
+                WHEN d.row_id IS NOT NULL THEN 1.0
+                WHEN k.row_id IS NOT NULL THEN 1.0
+                WHEN s.row_state = 'ok' THEN x.confidence
+            END AS confidence,
+            CASE
+                WHEN s.row_state <> 'ok' THEN s.reason
+                WHEN d.row_id IS NOT NULL OR k.row_id IS NOT NULL THEN NULL
+                WHEN x.outcome = 'review' THEN x.review_reason
+                WHEN x.outcome IS NULL AND s.source IN ({adding}) THEN
+                    CASE WHEN s.id_kind = 'bad_check' THEN 'id_check_failed_no_match'
+                         WHEN s.id_kind = 'excel' THEN 'id_damaged_no_match'
+                         ELSE 'no_id_no_match' END
+            END AS reason
+        FROM std_rows s
+        LEFT JOIN link_defining d ON d.row_id = s.row_id
+        LEFT JOIN link_confirmed k ON k.row_id = s.row_id AND d.row_id IS NULL
+        LEFT JOIN link_decisions x ON x.row_id = s.row_id
+        LEFT JOIN link_persons p ON p.person_id = coalesce(k.person_id, x.person_id)
+        ORDER BY s.row_id
+        """
+    )
+
+
+def link(con: duckdb.DuckDBPyConnection, key: bytes, *, decisions_file: Path | None = None,
+         progress=lambda msg: None) -> LinkReport:
+    """Resolve every standardised row; see the module docstring for the tables written."""
+    con.execute("CREATE OR REPLACE TABLE link_rows AS SELECT * FROM std_rows WHERE row_state = 'ok'")
+    progress("link: building the population")
+    build_population(con)
+    _fingerprints(con, key)
+    report = LinkReport()
+    report.decisions_applied = load_decisions(con, decisions_file)
+    progress("link: proposing candidates")
+    con.execute(
+        "DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_defining) "
+        "OR row_id IN (SELECT row_id FROM link_confirmed)"
+    )
+    generate_candidates(con)
+    progress("link: scoring names")
+    score_candidates(con)
+    decide(con)
+    finalise(con)
+    for src, outcome, n in rows(con, "SELECT source, outcome, count(*) FROM links GROUP BY ALL"):
+        report.outcomes[(src, outcome)] += n
+    for src, rule, n in rows(
+        con, "SELECT source, match_rule, count(*) FROM links WHERE outcome IN ('linked', 'new_person') GROUP BY ALL"
+    ):
+        report.rules[(src, rule)] += n
+    report.persons, report.persons_local = first_row(
+        con, "SELECT count(*), count(*) FILTER (WHERE hukou_local) FROM link_persons"
+    )
+    report.review_rows = scalar(con, "SELECT count(*) FROM links WHERE outcome = 'review'")
+    return report

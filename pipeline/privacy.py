@@ -1,0 +1,74 @@
+"""The bureau's secret key, ``person_key`` and row fingerprints.
+
+``person_key`` = ``"P"`` + the first 15 base-32 characters of
+HMAC-SHA256(key, canonical ID). The same ID gives the same key in every run
+and on every machine that holds the same key file; without the key it cannot
+be reversed (a plain hash of the ~1e11 possible IDs can be brute-forced in a
+day, an HMAC cannot).
+
+Where the key lives: the file named by ``KUOMIAN_KEY_FILE``, else
+``<state folder>/person_key.secret`` where the state folder is
+``KUOMIAN_STATE`` or ``~/.kuomian``. The first run creates it (32 random
+bytes, owner-only permissions) and says so. It is never written into any
+output. If it is lost, a new one is created: every ``person_key`` changes,
+but nothing else is lost — ``--previous`` carries answers forward by ID
+number, and review decisions are re-asked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+
+def state_dir() -> Path:
+    d = Path(os.environ.get("KUOMIAN_STATE") or Path.home() / ".kuomian")
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d
+
+
+def key_path() -> Path:
+    env = os.environ.get("KUOMIAN_KEY_FILE")
+    return Path(env) if env else state_dir() / "person_key.secret"
+
+
+def load_key(create: bool = True, announce=lambda msg: None) -> bytes:
+    """The bureau's key; created (and announced) on first use."""
+    return _load_key(str(key_path()), create, announce)
+
+
+@lru_cache(maxsize=4)
+def _load_key(path_str: str, create: bool, announce) -> bytes:
+    path = Path(path_str)
+    if path.exists():
+        text = path.read_text(encoding="ascii").strip()
+        return bytes.fromhex(text)
+    if not create:
+        raise FileNotFoundError(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key.hex() + "\n")
+    announce(f"created a new person_key secret at {path} (keep it safe: it makes person_key stable)")
+    return key
+
+
+def person_key(id_canonical: str, key: bytes) -> str:
+    digest = hmac.new(key, id_canonical.encode("ascii"), hashlib.sha256).digest()
+    return "P" + base64.b32encode(digest).decode("ascii")[:15]
+
+
+def person_keys(ids: list[str | None], key: bytes) -> list[str | None]:
+    return [person_key(i, key) if i else None for i in ids]
+
+
+def fingerprint(*parts: str | None, key: bytes) -> str:
+    """A keyed digest of a row's identity (source, raw ID, name key, …): stable, not reversible."""
+    msg = "\x1f".join(p or "" for p in parts).encode("utf-8")
+    return "F" + base64.b32encode(hmac.new(key, msg, hashlib.sha256).digest()).decode("ascii")[:20]

@@ -1,0 +1,251 @@
+"""Dirt configuration and the functions that make clean values dirty.
+
+Every kind is a field of :class:`DirtConfig` whose value is a rate:
+
+* ID and name kinds: probability per *eligible* row (a row the kind can apply to:
+  ``id_lower_x`` needs an ID ending in X, ``name_dot`` a minority name with the
+  dot, ``id_15`` a person born 1900-1999, ``name_traditional`` / ``name_homophone``
+  a character in the tables below, ...).
+* ``row_duplicate``, ``row_empty``, ``row_no_identity``: extra rows, per data row.
+* ``row_total``: probability that a file ends with a 合计 row.
+
+The names of the fields are the names written to ``truth/rows.parquet``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields
+
+ID_KINDS = (
+    "id_lower_x",
+    "id_fullwidth",
+    "id_spaces",
+    "id_apostrophe",
+    "id_quotes",
+    "id_15",
+    "id_typo",
+    "id_swap",
+    "id_excel_sci",
+    "id_excel_numeric",
+    "id_blank",
+    "id_relative",
+)
+NAME_KINDS = ("name_traditional", "name_homophone", "name_space", "name_dot")
+OTHER_KINDS = ("date_format", "row_duplicate", "row_empty", "row_total", "row_no_identity")
+DIRT_KINDS = ID_KINDS + NAME_KINDS + OTHER_KINDS
+
+
+@dataclass(frozen=True)
+class DirtConfig:
+    """Per-kind dirt rates. ``DirtConfig()`` gives realistic default rates."""
+
+    id_lower_x: float = 0.05  # of IDs ending in X
+    id_fullwidth: float = 0.003
+    id_spaces: float = 0.008
+    id_apostrophe: float = 0.005
+    id_quotes: float = 0.002
+    id_15: float = 0.003  # of people born 1900-1999
+    id_typo: float = 0.004
+    id_swap: float = 0.002
+    id_excel_sci: float = 0.003  # CSV files only
+    id_excel_numeric: float = 0.005  # xlsx files only, IDs without X
+    id_blank: float = 0.01  # platform and roster only
+    id_relative: float = 0.0005
+    name_traditional: float = 0.004
+    name_homophone: float = 0.004
+    name_space: float = 0.005
+    name_dot: float = 0.15  # of minority names with the dot
+    date_format: float = 0.01
+    row_duplicate: float = 0.005
+    row_empty: float = 0.0005
+    row_total: float = 0.4  # per file
+    row_no_identity: float = 0.0005
+
+    @classmethod
+    def none(cls) -> DirtConfig:
+        """Perfectly clean extracts."""
+        return cls(**{f.name: 0.0 for f in fields(cls)})
+
+    @classmethod
+    def heavy(cls) -> DirtConfig:
+        """Every kind at several percent (every file gets a total row)."""
+        rates = {f.name: 0.05 for f in fields(cls)}
+        rates.update(
+            id_lower_x=0.5,
+            name_dot=0.5,
+            id_blank=0.08,
+            id_relative=0.02,
+            date_format=0.1,
+            row_duplicate=0.03,
+            row_empty=0.01,
+            row_total=1.0,
+            row_no_identity=0.01,
+        )
+        return cls(**rates)
+
+    def rate(self, kind: str) -> float:
+        return float(getattr(self, kind))
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sample(rng: random.Random, candidates: list[int], rate: float) -> list[int]:
+    """About ``rate * len(candidates)`` of the candidates (sorted, deterministic)."""
+    n = len(candidates)
+    if n == 0 or rate <= 0:
+        return []
+    if rate >= 1:
+        return list(candidates)
+    k = int(n * rate + rng.random())
+    if k <= 0:
+        return []
+    return sorted(rng.sample(candidates, min(k, n)))
+
+
+# --------------------------------------------------------------------------- ID dirt
+
+_FULLWIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+_FULLWIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
+ID_PLACEHOLDERS = ("", "无", "不详", "/", "—", "暂无")
+
+
+def id_fullwidth(rng: random.Random, v: str) -> str:
+    return v.translate(_FULLWIDTH if rng.random() < 0.5 else _FULLWIDTH_DIGITS)
+
+
+def id_spaces(rng: random.Random, v: str) -> str:
+    r = rng.random()
+    if r < 0.25:
+        return v + " "
+    if r < 0.4:
+        return " " + v
+    if r < 0.55:
+        return v[:6] + " " + v[6:14] + " " + v[14:]
+    if r < 0.7:
+        return "\t" + v
+    if r < 0.85:
+        i = rng.randrange(1, len(v))
+        return v[:i] + "\u200b" + v[i:]
+    return v + "  "
+
+
+def id_apostrophe(rng: random.Random, v: str) -> str:
+    return "'" + v
+
+
+def id_quotes(rng: random.Random, v: str) -> str:
+    q = rng.choice(('"', '"', "'", "“"))
+    return q + v + ("”" if q == "“" else q)
+
+
+def id_15(v: str) -> str:
+    """18-digit ID -> old 15-digit form (drop the century and the check digit)."""
+    return v[:6] + v[8:17]
+
+
+def id_typo(rng: random.Random, v: str) -> str:
+    i = rng.randrange(len(v))
+    old = v[i]
+    new = rng.choice([d for d in "0123456789" if d != old])
+    return v[:i] + new + v[i + 1 :]
+
+
+def id_swap_positions(v: str) -> list[int]:
+    return [i for i in range(len(v) - 1) if v[i].isdigit() and v[i + 1].isdigit() and v[i] != v[i + 1]]
+
+
+def id_swap(rng: random.Random, v: str) -> str:
+    i = rng.choice(id_swap_positions(v))
+    return v[:i] + v[i + 1] + v[i] + v[i + 2 :]
+
+
+def id_excel_sci(v: str) -> str:
+    """What Excel shows (and saves to CSV) for an 18-digit number: 5.30181E+17."""
+    return f"{int(v):.5E}"
+
+
+def id_excel_numeric(v: str) -> float:
+    """The number Excel keeps for an 18-digit ID typed as a number (15 significant digits)."""
+    digits = v[:17] + "0" if v.endswith("X") else v
+    return float(f"{int(digits):.15g}")
+
+
+# --------------------------------------------------------------------------- name dirt
+
+# simplified -> traditional (surnames and common given-name characters)
+TRADITIONAL = dict(
+    zip(
+        "陈刘张杨黄赵吴孙马罗郑谢许韩冯邓萧蒋叶苏吕卢钟谭陆贾韦邹闫龙贺顾龚万钱严汤"
+        "伟华丽军强国荣红兰凤云辉杰涛东艳刚鹏飞晓颖静宁宝贵兴爱庆顺丰义学树乐进发银钢书"
+        "玉婷丹凤梦龙",
+        "陳劉張楊黃趙吳孫馬羅鄭謝許韓馮鄧蕭蔣葉蘇呂盧鍾譚陸賈韋鄒閆龍賀顧龔萬錢嚴湯"
+        "偉華麗軍強國榮紅蘭鳳雲輝傑濤東艷剛鵬飛曉穎靜寧寶貴興愛慶順豐義學樹樂進發銀鋼書"
+        "玉婷丹鳳夢龍",
+        strict=True,
+    )
+)
+TRADITIONAL = {k: v for k, v in TRADITIONAL.items() if k != v}
+
+_HOMOPHONE_PAIRS = (
+    "晓小 玲琳 丽莉 娟涓 明鸣 芳方 伟玮 华化 燕艳 红宏 军君 英瑛 梅玫 平萍 杰洁 文雯 兰岚 建健 "
+    "春纯 霞侠 涛韬 勇永 波博 斌彬 辉晖 敏民 慧惠 婷亭 刚钢 峰锋 飞菲 颖莹 倩茜 琴芹 静敬 志智"
+)
+HOMOPHONES: dict[str, str] = {}
+for _pair in _HOMOPHONE_PAIRS.split():
+    HOMOPHONES.setdefault(_pair[0], _pair[1])
+    HOMOPHONES.setdefault(_pair[1], _pair[0])
+
+MIDDLE_DOT = "\u00b7"
+DOT_VARIANTS = ("\u2022", "\u30fb", ".", "")
+
+
+def name_traditional(rng: random.Random, v: str) -> str:
+    return "".join(TRADITIONAL.get(c, c) for c in v)
+
+
+def name_homophone(rng: random.Random, v: str) -> str:
+    positions = [i for i, c in enumerate(v) if c in HOMOPHONES and i > 0] or [
+        i for i, c in enumerate(v) if c in HOMOPHONES
+    ]
+    i = rng.choice(positions)
+    return v[:i] + HOMOPHONES[v[i]] + v[i + 1 :]
+
+
+def name_space(rng: random.Random, v: str) -> str:
+    sp = " " if rng.random() < 0.6 else "\u3000"
+    r = rng.random()
+    if r < 0.5 and len(v) > 1:
+        i = rng.randrange(1, len(v))
+        return v[:i] + sp + v[i:]
+    if r < 0.8:
+        return v + sp
+    return sp + v
+
+
+def name_dot(rng: random.Random, v: str) -> str:
+    return v.replace(MIDDLE_DOT, rng.choice(DOT_VARIANTS))
+
+
+# --------------------------------------------------------------------------- dates
+
+
+_EXCEL_EPOCH_ORDINAL = 693594  # date(1899, 12, 30).toordinal()
+
+
+def date_variant(rng: random.Random) -> int:
+    return rng.randrange(5)
+
+
+def format_date_variant(y: int, m: int, d: int, ordinal: int, variant: int) -> str | int:
+    """One of the dirty date spellings; variant 1 (Excel serial) is returned as an int."""
+    if variant == 0:
+        return f"{y:04d}{m:02d}{d:02d}"
+    if variant == 1:
+        return ordinal - _EXCEL_EPOCH_ORDINAL
+    if variant == 2:
+        return f"{y}/{m}/{d}"
+    if variant == 3:
+        return f"{y}年{m}月{d}日"
+    return f"{y:04d}-{m:02d}-{d:02d} 00:00:00"
