@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -263,10 +262,13 @@ def decide(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def load_decisions(con: duckdb.DuckDBPyConnection, decisions_file: Path | None) -> int:
+def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
     """Review decisions from earlier runs: ``link_forbidden`` (否) and ``link_confirmed`` (是)."""
-    if decisions_file is not None and decisions_file.exists():
-        d = pl.read_parquet(decisions_file)
+    from .review import decisions_for_link, decisions_path
+
+    if decisions_path().exists():
+        ids = [r[0] for r in rows(con, "SELECT person_id FROM link_persons")]
+        d = decisions_for_link(key, ids)
     else:
         d = pl.DataFrame(schema={"fingerprint": pl.String, "person_id": pl.String, "decision": pl.String})
     con.register("_dec", d)
@@ -340,15 +342,14 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def link(con: duckdb.DuckDBPyConnection, key: bytes, *, decisions_file: Path | None = None,
-         progress=lambda msg: None) -> LinkReport:
+def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: None) -> LinkReport:
     """Resolve every standardised row; see the module docstring for the tables written."""
     con.execute("CREATE OR REPLACE TABLE link_rows AS SELECT * FROM std_rows WHERE row_state = 'ok'")
     progress("link: building the population")
     build_population(con)
     _fingerprints(con, key)
     report = LinkReport()
-    report.decisions_applied = load_decisions(con, decisions_file)
+    report.decisions_applied = load_decisions(con, key)
     progress("link: proposing candidates")
     con.execute(
         "DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_defining) "

@@ -1,0 +1,289 @@
+"""Stage 4 — classify: status, exclusion reason, group tags and group per person.
+
+Entry point: :func:`classify`. Reads ``link_persons``, ``links`` and the
+``std_<source>`` tables; evaluates ``rules/statuses.yaml`` and
+``rules/groups.yaml`` (compiled to SQL by :mod:`pipeline.rules_engine`) at the
+as-of date, and writes ``cls_persons`` (one row per person), ``cls_indicators``
+(per street and city) and ``cls_employers`` (the enforcement list).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from .config import load_rules, load_sources, street_names
+from .db import frame, rows, store
+from .rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
+
+MATCHED = "('linked', 'new_person')"
+
+
+@dataclass
+class ClassifyReport:
+    statuses: Counter = field(default_factory=Counter)
+    exclusion_reasons: Counter = field(default_factory=Counter)
+    groups: Counter = field(default_factory=Counter)
+    registry: int = 0
+    employers: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"classify: registry {self.registry} persons; statuses "
+            + ", ".join(f"{k} {v}" for k, v in self.statuses.most_common())
+        )
+
+
+def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """``cls_rows_<source>`` (rows with their person) and ``cls_base`` (one row per person)."""
+    for name in load_sources():
+        con.execute(
+            f"""CREATE OR REPLACE TABLE cls_rows_{name} AS
+            SELECT l.person_id, s.* FROM std_{name} s JOIN links l USING (row_id)
+            WHERE l.outcome IN {MATCHED}"""
+        )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE cls_entities AS
+        WITH t AS (
+            SELECT entity_id, any_value(entity_type ORDER BY row_id) AS tax_entity_type,
+                   any_value(entity_size ORDER BY row_id) AS tax_entity_size,
+                   any_value(tax_status ORDER BY row_id) AS tax_status
+            FROM std_tax WHERE row_state = 'ok' AND entity_id IS NOT NULL GROUP BY entity_id
+        ), m AS (
+            SELECT entity_id, any_value(entity_type ORDER BY row_id) AS market_entity_type,
+                   min(established) AS established, bool_or(established IS NULL) AS established_blank
+            FROM std_market WHERE row_state = 'ok' AND entity_id IS NOT NULL GROUP BY entity_id
+        )
+        SELECT entity_id, t.entity_id IS NOT NULL AS in_tax, m.entity_id IS NOT NULL AS in_market,
+               tax_entity_type, tax_entity_size, tax_status, market_entity_type,
+               CASE WHEN established_blank THEN NULL ELSE established END AS established
+        FROM t FULL OUTER JOIN m USING (entity_id)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE cls_person_entities AS
+        SELECT DISTINCT pe.person_id, e.* FROM (
+            SELECT person_id, entity_id FROM cls_rows_tax
+            UNION SELECT person_id, entity_id FROM cls_rows_market
+        ) pe JOIN cls_entities e USING (entity_id)
+        """
+    )
+    as_of_sql = literal(as_of, as_of)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE cls_base AS
+        WITH places AS (
+            -- a person's street and community: the household's, else the most frequent in their rows
+            SELECT person_id, street_code, community, n, first_row,
+                   row_number() OVER (PARTITION BY person_id ORDER BY n DESC, first_row) AS rk
+            FROM (
+                SELECT l.person_id, s.street_code, any_value(s.community ORDER BY s.row_id) AS community,
+                       count(*) AS n, min(s.row_id) AS first_row
+                FROM links l JOIN std_rows s USING (row_id)
+                WHERE l.outcome IN {MATCHED} AND s.street_code IS NOT NULL
+                GROUP BY ALL
+            )
+        ), srcs AS (
+            SELECT person_id, list_sort(list_distinct(list(source))) AS sources, min(confidence) AS match_confidence
+            FROM links WHERE outcome IN {MATCHED} GROUP BY person_id
+        ), review AS (
+            SELECT DISTINCT person_id FROM link_review
+        )
+        SELECT p.person_id, p.hukou_local, p.name, p.sex, p.birth_date,
+               year({as_of_sql}) - year(p.birth_date)
+                 - CASE WHEN (month({as_of_sql}), day({as_of_sql})) < (month(p.birth_date), day(p.birth_date))
+                        THEN 1 ELSE 0 END AS age,
+               h.hukou_type, coalesce(h.person_status, CASE WHEN p.hukou_local THEN '正常' END) AS person_status,
+               h.address, h.ethnicity, h.household_no,
+               CASE WHEN p.hukou_local THEN p.street_code ELSE pl.street_code END AS street_code,
+               CASE WHEN p.hukou_local THEN p.community ELSE pl.community END AS community,
+               coalesce(srcs.sources, []) AS sources, coalesce(srcs.match_confidence, 1.0) AS match_confidence,
+               review.person_id IS NOT NULL AS needs_review
+        FROM link_persons p
+        LEFT JOIN std_household h ON h.row_id = p.defining_row
+        LEFT JOIN places pl ON pl.person_id = p.person_id AND pl.rk = 1
+        LEFT JOIN srcs ON srcs.person_id = p.person_id
+        LEFT JOIN review ON review.person_id = p.person_id
+        """
+    )
+
+
+def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: None) -> ClassifyReport:
+    """Evaluate statuses and groups; write ``cls_persons``, ``cls_indicators``, ``cls_employers``."""
+    from schemas.persons import validate_persons
+
+    progress("classify: person features")
+    build_features(con, as_of)
+    groups_cfg = load_rules("groups")
+    statuses_cfg = load_rules("statuses")
+    groups = sorted(groups_cfg["groups"], key=lambda g: g["priority"])
+    upgradable = set(groups_cfg["upgradable_groups"])
+
+    flag_sql = []
+    fallback = None
+    for g in groups:
+        flag_sql.append(f"{compile_condition(strip_no_other_group(g['when']), as_of)} AS c{g['group']}")
+        if uses_no_other_group(g["when"]):
+            fallback = g["group"]
+    con.execute(f"CREATE OR REPLACE TABLE cls_flags AS SELECT p.*, {', '.join(flag_sql)} FROM cls_base p")
+
+    group_flags = {g["group"]: f"p.c{g['group']}" for g in groups}
+    excl = statuses_cfg["excluded"]
+    reason_cases = " ".join(
+        f"WHEN {compile_condition(r['when'], as_of)} THEN '{r['reason']}'" for r in excl["reasons"]
+    )
+    status_cases = " ".join(
+        f"WHEN {compile_condition(s['when'], as_of, group_flags=group_flags)} THEN '{s['status']}'"
+        for s in statuses_cfg["statuses"]
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE cls_status AS
+        SELECT p.*, CASE {reason_cases} END AS exclusion_reason
+        FROM cls_flags p
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE cls_status2 AS
+        SELECT p.*, CASE WHEN p.exclusion_reason IS NOT NULL THEN '{excl["status"]}' {status_cases} END AS status
+        FROM cls_status p
+        """
+    )
+    registry = statuses_cfg["registry_statuses"]
+    in_registry = f"status IN ({', '.join(literal(s, as_of) for s in registry)})"
+    allowed_for_upgradable = ", ".join(str(g) for g in sorted(upgradable))
+    other = " OR ".join(f"c{g['group']}" for g in groups if g["group"] != fallback) or "FALSE"
+    tag_items = []
+    for g in groups:
+        n = g["group"]
+        cond = f"c{n}"
+        if n == fallback:
+            cond = f"(c{n} OR NOT ({other}))"
+        tag_items.append(
+            f"CASE WHEN {in_registry} AND {cond} AND (status <> 'resident_upgradable' OR {n} IN ({allowed_for_upgradable})) "
+            f"THEN {n} END"
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE cls_groups AS
+        SELECT person_id, list_filter([{', '.join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
+        FROM cls_status2
+        """
+    )
+    names = street_names()
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE cls_persons AS
+        SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
+               s.street_code, s.community, s.address, s.ethnicity, s.household_no, s.person_status,
+               s.status, s.exclusion_reason,
+               CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
+               list_sort(g.by_priority) AS group_tags,
+               s.sources, s.match_confidence, s.needs_review
+        FROM cls_status2 s JOIN cls_groups g USING (person_id)
+        ORDER BY s.street_code NULLS LAST, s.community, s.person_id
+        """
+    )
+    persons = frame(con, "SELECT * FROM cls_persons")
+    persons = persons.with_columns(
+        street_name=pl.col("street_code").replace_strict(names, default=None, return_dtype=pl.String)
+    )
+    validate_persons(persons)
+    store(con, "cls_persons", persons)
+    report = ClassifyReport()
+    for status, reason, grp, n in rows(con, 'SELECT status, exclusion_reason, "group", count(*) FROM cls_persons GROUP BY ALL'):
+        report.statuses[status] += n
+        if reason:
+            report.exclusion_reasons[reason] += n
+        if grp is not None:
+            report.groups[grp] += n
+            report.registry += n
+    build_indicators(con)
+    build_employers(con)
+    report.employers = rows(con, "SELECT count(*) FROM cls_employers")[0][0]
+    return report
+
+
+def _gap(target: float, numerator: int, denominator: int) -> int:
+    """Persons still needed so that numerator/denominator reaches the target."""
+    return max(0, math.ceil(round(target * denominator - numerator, 9)))
+
+
+def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
+    """``cls_indicators``: one row per street (and 未分配街道) plus the city (household population only)."""
+    cfg = load_rules("indicators")
+    groups = sorted(g["group"] for g in load_rules("groups")["groups"])
+
+    def q(values):
+        return ", ".join("'" + v + "'" for v in values)
+
+    base = frame(
+        con,
+        f"""
+        SELECT coalesce(street_code, '') AS street_code, count(*) AS household_persons,
+               count(*) FILTER (WHERE status <> 'excluded') AS eligible,
+               count(*) FILTER (WHERE status IN ({q(cfg["enrolled_statuses"])})) AS enrolled,
+               count(*) FILTER (WHERE status IN ({q(cfg["contribution_statuses"])})) AS contribution_stage,
+               count(*) FILTER (WHERE status IN ({q(cfg["employee_statuses"])})) AS employee
+        FROM cls_persons WHERE hukou_local GROUP BY 1
+        """,
+    )
+    reg = frame(
+        con,
+        """SELECT coalesce(street_code, '') AS street_code, "group", count(*) AS n FROM cls_persons
+           WHERE "group" IS NOT NULL GROUP BY ALL""",
+    )
+    names = street_names()
+    codes = sorted(set(base["street_code"].to_list()) | set(reg["street_code"].to_list()) | set(names))
+    records = []
+    for code in [*codes, "city"]:
+        if code == "city":
+            b = base.select(pl.exclude("street_code").sum())
+            r = reg
+        else:
+            b = base.filter(pl.col("street_code") == code).drop("street_code")
+            r = reg.filter(pl.col("street_code") == code)
+        vals = b.row(0, named=True) if b.height else {k: 0 for k in base.columns if k != "street_code"}
+        vals = {k: int(v or 0) for k, v in vals.items()}
+        rec = {
+            "street_code": "" if code == "city" else code,
+            "street_name": "全市" if code == "city" else names.get(code, "未分配街道"),
+            **vals,
+            "coverage_rate": vals["enrolled"] / vals["eligible"] if vals["eligible"] else None,
+            "employee_share": vals["employee"] / vals["contribution_stage"] if vals["contribution_stage"] else None,
+        }
+        for year, t in cfg["targets"]["coverage"].items():
+            rec[f"coverage_gap_{year}"] = _gap(t, vals["enrolled"], vals["eligible"])
+        for year, t in cfg["targets"]["employee_share"].items():
+            rec[f"employee_gap_{year}"] = _gap(t, vals["employee"], vals["contribution_stage"])
+        by_group = dict(zip(r["group"].to_list(), r["n"].to_list(), strict=True)) if r.height else {}
+        if code == "city":
+            by_group = Counter()
+            for g, n in zip(reg["group"].to_list(), reg["n"].to_list(), strict=True):
+                by_group[g] += n
+        rec["registry"] = int(sum(by_group.values()))
+        for g in groups:
+            rec[f"registry_group_{g}"] = int(by_group.get(g, 0))
+        records.append(rec)
+    store(con, "cls_indicators", pl.DataFrame(records, infer_schema_length=None))
+
+
+def build_employers(con: duckdb.DuckDBPyConnection) -> None:
+    months = int(load_rules("groups")["employers"]["min_withheld_months"])
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE cls_employers AS
+        SELECT r.employer, count(DISTINCT r.person_id) AS registry_persons
+        FROM cls_rows_income r JOIN cls_persons p USING (person_id)
+        WHERE p."group" IS NOT NULL AND r.withheld_months >= {months} AND r.employer IS NOT NULL AND r.employer <> ''
+        GROUP BY r.employer ORDER BY registry_persons DESC, r.employer
+        """
+    )

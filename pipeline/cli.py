@@ -1,0 +1,246 @@
+"""``kuomian`` — the command line. A thin layer: parse, call a stage function, print.
+
+Every command has ``--help`` with an example, prints progress on stderr, ends
+with a short summary, and exits non-zero with one clear line on an error
+(a traceback only with ``--debug``). No full ID number is ever printed.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import KuomianError
+from .ids import redact_ids
+
+app = typer.Typer(
+    name="kuomian",
+    help="扩面 kuomian: build Anning's real-name registry of pension-insurance expansion targets.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+review_app = typer.Typer(help="The review queue (review.xlsx).", no_args_is_help=True, rich_markup_mode=None)
+survey_app = typer.Typer(help="Door-to-door survey answers.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(review_app, name="review")
+app.add_typer(survey_app, name="survey")
+
+STATE = {"debug": False, "quiet": False}
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {redact_ids(message)}", err=True)
+    return typer.Exit(code)
+
+
+def friendly_errors(fn):
+    """Turn every error into one clear line on stderr and an exit code (a traceback only with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KuomianError as e:
+            if STATE["debug"]:
+                raise
+            raise fail(str(e), e.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted: nothing was published", 130) from None
+        except OSError as e:
+            if STATE["debug"]:
+                raise
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            raise fail(
+                f"{e.strerror or e}{where}. Nothing was published; free the space or fix the permission and run again.",
+                1,
+            ) from None
+        except Exception as e:  # the last line of defence: never a traceback, never an ID
+            if STATE["debug"]:
+                raise
+            raise fail(f"unexpected {type(e).__name__}: {str(e)[:300]}. Run again with --debug and report it.", 70) from None
+
+    return wrapper
+
+
+def progress(msg: str) -> None:
+    if not STATE["quiet"]:
+        typer.echo(f"[{datetime.now():%H:%M:%S}] {redact_ids(msg)}", err=True)
+
+
+def _as_of(value: str | None) -> date:
+    if not value:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise KuomianError(f"--as-of {value!r}: write the date as YYYY-MM-DD, e.g. 2026-03-01.") from None
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+):
+    STATE["debug"] = debug
+    STATE["quiet"] = quiet
+
+
+SourceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Say which source a file is: NAME=PATH (repeatable), e.g. --source tax=纳税.xlsx"),
+]
+
+
+@app.command()
+@friendly_errors
+def refresh(
+    sources_dir: Annotated[Path, typer.Argument(help="Folder holding the departments' extracts.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (published atomically).")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")] = None,
+    previous: Annotated[Path | None, typer.Option("--previous", help="Last run's OUT_DIR: carry answers forward.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT_DIR.")] = False,
+    source: SourceOpt = None,
+    skip_bad_files: Annotated[
+        bool, typer.Option("--skip-bad-files", help="Skip unreadable files of optional sources (listed in the manifest).")
+    ] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="DuckDB threads.")] = None,
+    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")] = None,
+):
+    """The annual refresh: load, match, classify and publish the registry.
+
+    Example: kuomian refresh extracts/2026 --out output/2026 --as-of 2026-03-01 --previous output/2025
+    """
+    from .load import parse_overrides
+    from .run import refresh as run_refresh
+
+    res = run_refresh(
+        sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
+        overrides=parse_overrides(source or []), skip_bad_files=skip_bad_files,
+        threads=threads, memory_limit=memory_limit, progress=progress,
+    )  # fmt: skip
+    _print_refresh_summary(res)
+
+
+def _print_refresh_summary(res) -> None:
+    c = res.classify
+    k = res.link
+    typer.echo(f"published {res.out_dir}")
+    typer.echo(f"  persons {k.persons} (household {k.persons_local}), registry {c.registry}, review rows {k.review_rows}")
+    typer.echo("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
+    typer.echo("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
+
+
+@app.command()
+@friendly_errors
+def validate(
+    sources_dir: Annotated[Path, typer.Argument(help="Folder holding the extracts.")],
+    source: SourceOpt = None,
+):
+    """Load and check the extracts only: per file, its source, rows read, rows quarantined by reason.
+
+    Example: kuomian validate extracts/2026
+    """
+    from .load import parse_overrides
+    from .run import validate as run_validate
+
+    lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
+    for f in lr.files:
+        if f.source is None:
+            typer.echo(f"{f.name}: not recognised (its name and headers fit no source) — ignored")
+            continue
+        typer.echo(f"{f.name}: {f.source} (by {f.how}), {f.rows} rows, {f.format}{' ' + f.encoding if f.encoding else ''}")
+        q = {r: n for (s, fl, r), n in sr.quarantined.items() if s == f.source and fl == f.name}
+        d = sr.duplicates.get((f.source, f.name), 0)
+        if q:
+            typer.echo("    quarantined: " + ", ".join(f"{r} {n}" for r, n in sorted(q.items())))
+        if d:
+            typer.echo(f"    exact duplicates: {d}")
+        if f.extra_columns:
+            typer.echo("    extra columns kept but not used: " + ", ".join(f.extra_columns))
+    problems = []
+    for (s, fld, v), n in sr.unknown_values.most_common(10):
+        problems.append(f"{s}.{fld}: unknown value {v!r} ({n} rows)")
+    for (s, fld), n in sr.unparsed.most_common(10):
+        problems.append(f"{s}.{fld}: {n} values could not be read")
+    for (s, kind), n in sorted(sr.id_kinds.items()):
+        if kind in ("bad_check", "excel"):
+            problems.append(f"{s}: {n} ID numbers {'fail their check digit' if kind == 'bad_check' else 'damaged by Excel'}")
+    if problems:
+        typer.echo("first problems:")
+        for p in problems[:12]:
+            typer.echo(f"  - {p}")
+    if lr.sources_missing:
+        typer.echo("optional sources absent: " + ", ".join(lr.sources_missing))
+    total = sum(sr.rows.values())
+    typer.echo(f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    people: Annotated[int, typer.Option("--people", help="Size of the generated Anning.")] = 20000,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the generated extracts and the outputs.")] = Path(
+        "output/demo"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same world).")] = 1,
+    as_of: Annotated[str, typer.Option("--as-of", help="Reference date of the generated world.")] = "2026-03-01",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing demo folder.")] = False,
+):
+    """Generate a realistic synthetic Anning (with every kind of dirt) and run the refresh on it.
+
+    Example: kuomian demo --people 20000 --out output/demo
+    """
+    import shutil
+
+    from .run import refresh as run_refresh
+    from .synth import generate
+
+    out = Path(out)
+    if out.exists():
+        if not force:
+            raise KuomianError(f"{out} already exists. Add --force to replace it, or choose another --out.")
+        shutil.rmtree(out)
+    d = _as_of(as_of)
+    progress(f"generating {people} people (seed {seed}) into {out / 'sources'}")
+    generate(out, people=people, seed=seed, as_of=d)
+    res = run_refresh(out / "sources", out / "registry", as_of=d, progress=progress)
+    _print_refresh_summary(res)
+    typer.echo(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")
+    typer.echo(f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}")
+
+
+@review_app.command("import")
+@friendly_errors
+def review_import(
+    file: Annotated[Path, typer.Argument(help="The review.xlsx with the 决定 column filled in.")],
+    registry: Annotated[Path, typer.Option("--registry", help="The OUT_DIR the review.xlsx came from.")],
+):
+    """Store review decisions (是 links, 否 forbids) for the next refresh.
+
+    Example: kuomian review import output/2026/review.xlsx --registry output/2026
+    """
+    from .review import import_decisions
+
+    res = import_decisions(file, registry)
+    c = res["counts"]
+    typer.echo(f"decisions: 是 {c['是']}, 否 {c['否']}, 不确定 {c['不确定']}, blank {c['blank']}, rejected {c['rejected']}")
+    for p in res["problems"][:20]:
+        typer.echo(f"  - {p}")
+    typer.echo(f"stored {res['stored']} decisions; the next refresh applies them")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

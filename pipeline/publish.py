@@ -1,0 +1,319 @@
+"""Stage 5 — publish: write OUT_DIR atomically.
+
+Entry point: :func:`publish`. Everything is written into a private staging
+folder beside OUT_DIR (``.OUT_DIR.staging-<pid>``), every file fsynced, then
+moved into place with renames. A run that fails or is killed leaves the old
+OUT_DIR untouched (or none); the staging folder is removed by the next run.
+A lock beside OUT_DIR makes a second concurrent run fail at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .config import load_rules, street_names
+from .db import frame, rows
+from .errors import KuomianError, OutputExists
+from .privacy import person_keys
+
+REGISTRY_STATUSES = ("unenrolled", "resident_upgradable")
+SURVEY_FIELDS = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
+UNASSIGNED = "unassigned"
+
+
+@dataclass
+class PublishReport:
+    files: dict[str, int] = field(default_factory=dict)  # relative path -> rows
+
+    def summary(self) -> str:
+        return f"publish: {len(self.files)} files"
+
+
+# ---------------------------------------------------------------- atomic output
+
+
+class OutputLock:
+    """An exclusive lock beside OUT_DIR, held for the whole run."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir.parent / f".{out_dir.name}.lock"
+        self.fh = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise KuomianError(
+                f"{self.path.parent / self.path.name[1:-5]}: another kuomian run is writing this folder right now. "
+                "Wait for it to finish (nothing has been changed by this run).",
+                exit_code=4,
+            ) from None
+        return self
+
+    def __exit__(self, *exc):
+        with contextlib.suppress(OSError):
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+
+
+def staging_dir(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
+
+
+def clean_leftovers(out_dir: Path, progress=lambda m: None) -> None:
+    """Remove staging folders of killed runs; restore OUT_DIR if a run died between its two renames."""
+    for p in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
+        shutil.rmtree(p, ignore_errors=True)
+        progress(f"removed the leftovers of an interrupted run ({p.name})")
+    olds = sorted(out_dir.parent.glob(f".{out_dir.name}.old-*"))
+    if olds and not out_dir.exists():
+        os.replace(olds[-1], out_dir)
+        progress(f"restored {out_dir} from an interrupted replacement")
+        olds = olds[:-1]
+    for p in olds:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(dirpath, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
+    _fsync_tree(stage)
+    if out_dir.exists():
+        if not force:
+            raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        os.replace(out_dir, old)
+        os.replace(stage, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out_dir)
+    fd = os.open(out_dir.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- writers
+
+
+def write_csv(path: Path, header: list[str], records: list[list]) -> int:
+    """A CSV for people: UTF-8 with BOM so that Excel opens it."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(records)
+    return len(records)
+
+
+def write_frame_csv(path: Path, df: pl.DataFrame, headers: dict[str, str]) -> int:
+    out = df.select([pl.col(c).alias(h) for c, h in headers.items()])
+    out.write_csv(path, include_bom=True)
+    return out.height
+
+
+def _previous_persons(previous: Path | None) -> pl.DataFrame | None:
+    if previous is None:
+        return None
+    p = previous / "persons.parquet"
+    if not p.exists():
+        raise KuomianError(f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR.")
+    return pl.read_parquet(p)
+
+
+def persons_frame(con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None) -> pl.DataFrame:
+    """persons.parquet as outputs.md lists it (plus address, used by the hand-offs)."""
+    df = frame(con, "SELECT * FROM cls_persons")
+    df = df.with_columns(
+        person_key=pl.Series(person_keys(df["person_id"].to_list(), key), dtype=pl.String),
+        id_number=pl.col("person_id"),
+    )
+    in_registry = pl.col("status").is_in(REGISTRY_STATUSES)
+    prev = _previous_persons(previous)
+    if prev is None:
+        df = df.with_columns(
+            first_listed=pl.when(in_registry).then(pl.lit(as_of)).otherwise(None).cast(pl.Date),
+            change=pl.lit(None, dtype=pl.String),
+            **{f: pl.lit(None, dtype=pl.String) for f in SURVEY_FIELDS[:3]},
+            surveyed_on=pl.lit(None, dtype=pl.Date),
+        )
+    else:
+        keep = ["id_number", "status", "group", "first_listed", *SURVEY_FIELDS]
+        prev = prev.select([c for c in keep if c in prev.columns]).rename(
+            {c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns}
+        )
+        df = df.join(prev, on="id_number", how="left")
+        was = pl.col("prev_status").is_in(REGISTRY_STATUSES).fill_null(False)
+        enrolled_now = pl.col("status").is_in(["receiving", "enrolled_employee", "enrolled_resident"])
+        df = df.with_columns(
+            first_listed=pl.when(in_registry)
+            .then(pl.when(was).then(pl.coalesce("prev_first_listed", pl.lit(as_of))).otherwise(pl.lit(as_of)))
+            .cast(pl.Date),
+            change=pl.when(in_registry & ~was)
+            .then(pl.lit("new"))
+            .when(in_registry & was & (pl.col("group") == pl.col("prev_group")))
+            .then(pl.lit("unchanged"))
+            .when(in_registry & was)
+            .then(pl.lit("group_changed"))
+            .when(was & enrolled_now)
+            .then(pl.lit("enrolled"))
+            .when(was)
+            .then(pl.lit("left"))
+            .otherwise(None),
+            **{
+                f: pl.when(in_registry).then(pl.col(f"prev_{f}")).otherwise(None) if f"prev_{f}" in df.columns
+                else pl.lit(None)
+                for f in SURVEY_FIELDS
+            },
+        )
+        df = df.drop([c for c in df.columns if c.startswith("prev_")])
+    df = df.with_columns(pl.col("surveyed_on").cast(pl.Date), *[pl.col(f).cast(pl.String) for f in SURVEY_FIELDS[:3]])
+    order = [
+        "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
+        "street_code", "street_name", "community", "address", "status", "exclusion_reason", "group",
+        "group_tags", "sources", "match_confidence", "needs_review", "first_listed", "change", *SURVEY_FIELDS,
+    ]  # fmt: skip
+    return df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))
+
+
+def write_registry(stage: Path, persons: pl.DataFrame) -> int:
+    reg = persons.filter(pl.col("status").is_in(REGISTRY_STATUSES))
+    root = stage / "registry"
+    root.mkdir()
+    for code in sorted(reg["street_code"].fill_null(UNASSIGNED).unique().to_list()):
+        part = reg.filter(pl.col("street_code").fill_null(UNASSIGNED) == code).drop("street_code")
+        d = root / f"street_code={code}"
+        d.mkdir()
+        part.write_parquet(d / "part-0.parquet")
+    return reg.height
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    stage: Path,
+    *,
+    key: bytes,
+    as_of: date,
+    previous: Path | None,
+    manifest: dict,
+) -> PublishReport:
+    """Write every output file into ``stage`` (the caller moves it into place)."""
+    from .handoff import write_handoffs
+    from .reconcile import reconciliation_frame
+    from .report_html import write_report
+    from .review import write_review_xlsx
+
+    report = PublishReport()
+    persons = persons_frame(con, key, as_of, previous)
+    persons.write_parquet(stage / "persons.parquet")
+    report.files["persons.parquet"] = persons.height
+    report.files["registry/"] = write_registry(stage, persons)
+
+    keys = persons.select("id_number", "person_key")
+    links = frame(con, "SELECT * FROM links").join(
+        keys.rename({"id_number": "person_id"}), on="person_id", how="left"
+    )
+    links_out = links.select("source", "file", "row", "outcome", "id_number", "person_key", "match_rule",
+                             "confidence", "reason")  # fmt: skip
+    links_out.write_parquet(stage / "links.parquet")
+    report.files["links.parquet"] = links_out.height
+
+    quarantine = quarantine_frame(con)
+    quarantine.write_parquet(stage / "quarantine.parquet")
+    report.files["quarantine.parquet"] = quarantine.height
+
+    rows_read: dict[tuple[str, str], int] = {}
+    for f in manifest["inputs"]:
+        if f["source"] and f["recognised_by"] != "skipped":
+            rows_read[(f["source"], f["file"])] = rows_read.get((f["source"], f["file"]), 0) + f["rows"]
+    recon = reconciliation_frame(links, rows_read)
+    report.files["reconciliation.csv"] = write_frame_csv(stage / "reconciliation.csv", recon, RECON_HEADERS)
+
+    report.files["indicators.csv"] = write_frame_csv(
+        stage / "indicators.csv", frame(con, "SELECT * FROM cls_indicators"), indicator_headers()
+    )
+    report.files["employers.csv"] = write_frame_csv(
+        stage / "employers.csv", frame(con, "SELECT * FROM cls_employers"),
+        {"employer": "扣缴义务人(单位)", "registry_persons": "实名库中扣缴满6个月人数"},
+    )
+    report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys)
+    report.files["handoff/"] = write_handoffs(stage / "handoff", persons)
+    manifest["outputs"] = dict(report.files)
+    (stage / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8")
+    write_report(stage / "report.html", con, manifest, recon)
+    report.files["report.html"] = 1
+    return report
+
+
+RECON_HEADERS = {
+    "source": "来源", "file": "文件", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
+    "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡",
+}  # fmt: skip
+
+
+def indicator_headers() -> dict[str, str]:
+    cfg = load_rules("indicators")
+    h = {
+        "street_code": "街道代码", "street_name": "街道", "household_persons": "户籍人口",
+        "eligible": "应参保人数", "enrolled": "已参保人数", "coverage_rate": "参保率",
+        "contribution_stage": "缴费阶段人数", "employee": "职工养老缴费人数", "employee_share": "职工占比",
+    }  # fmt: skip
+    for year in cfg["targets"]["coverage"]:
+        h[f"coverage_gap_{year}"] = f"距{year}年参保率目标缺口(人)"
+    for year in cfg["targets"]["employee_share"]:
+        h[f"employee_gap_{year}"] = f"距{year}年职工占比目标缺口(人)"
+    h["registry"] = "实名库人数"
+    labels = {g["group"]: g["label"] for g in load_rules("groups")["groups"]}
+    for g in sorted(labels):
+        h[f"registry_group_{g}"] = f"第{g}类 {labels[g]}"
+    return h
+
+
+def quarantine_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every quarantined row with its raw values (as JSON: the original fields, then unknown columns)."""
+    from .config import load_sources
+
+    parts = []
+    for name, src in load_sources().items():
+        raw_cols = ", ".join(f"'{f}', raw_{f}" for f in src.fields)
+        parts.append(
+            f"""SELECT l.source, l.file, l.row, l.reason,
+                   CAST(json_object({raw_cols}) AS VARCHAR) AS raw, s._extra AS raw_extra
+                FROM links l JOIN std_{name} s USING (row_id) WHERE l.outcome = 'quarantined'"""
+        )
+    return frame(con, " UNION ALL ".join(parts) + " ORDER BY source, file, row")
+
+
+def street_label(code: str | None) -> str:
+    return street_names().get(code or "", "未分配街道")
+
+
+def output_counts(con: duckdb.DuckDBPyConnection) -> dict:
+    return dict(rows(con, "SELECT status, count(*) FROM cls_persons GROUP BY 1"))

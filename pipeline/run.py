@@ -1,0 +1,179 @@
+"""The refresh: load → standardise → link → classify → publish, timed, atomic.
+
+The CLI calls :func:`refresh` and :func:`validate`; tests, the demo, the
+evaluation and the benchmark call them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from . import __version__
+from .classify import ClassifyReport, classify
+from .config import home
+from .db import connect
+from .errors import KuomianError, OutputExists
+from .link import LinkReport, link
+from .load import LoadReport, file_manifest, load
+from .privacy import key_path, load_key
+from .publish import OutputLock, PublishReport, clean_leftovers, move_into_place, publish, staging_dir
+from .standardise import StandardiseReport, standardise
+
+
+@dataclass
+class RefreshResult:
+    out_dir: Path
+    load: LoadReport
+    standardise: StandardiseReport
+    link: LinkReport
+    classify: ClassifyReport
+    publish: PublishReport
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Timer:
+    def __init__(self):
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - t0, 3)
+
+
+def rules_fingerprint() -> dict[str, str]:
+    """SHA-256 of every declaration in force (sources/ and rules/)."""
+    out = {}
+    for folder in ("sources", "rules"):
+        for p in sorted((home() / folder).glob("*")):
+            if p.is_file():
+                out[f"{folder}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@contextlib.contextmanager
+def private_umask(enabled: bool = True):
+    """Output files owner-only (0600 files, 0700 folders) unless KUOMIAN_SHARED_OUTPUT=1."""
+    if not enabled or os.environ.get("KUOMIAN_SHARED_OUTPUT") == "1":
+        yield
+        return
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def validate(sources_dir: Path, *, overrides=None, progress=lambda m: None) -> tuple[LoadReport, StandardiseReport]:
+    """Load and standardise only (``kuomian validate``)."""
+    con = connect()
+    try:
+        lr = load(sources_dir, con, overrides=overrides, progress=progress)
+        sr = standardise(con, progress=progress)
+    finally:
+        con.close()
+    return lr, sr
+
+
+def refresh(
+    sources_dir: Path,
+    out_dir: Path,
+    *,
+    as_of: date | None = None,
+    previous: Path | None = None,
+    force: bool = False,
+    overrides=None,
+    skip_bad_files: bool = False,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    progress=lambda m: None,
+    _fail_in_stage: str | None = None,
+) -> RefreshResult:
+    """Run the whole pipeline and publish OUT_DIR atomically."""
+    as_of = as_of or date.today()
+    out_dir = Path(out_dir).resolve()
+    if previous is not None and not (Path(previous) / "persons.parquet").exists():
+        raise KuomianError(f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR.")
+    if out_dir.exists() and not force:
+        raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
+    started = datetime.now()
+    timer = Timer()
+    with private_umask(), OutputLock(out_dir):
+        clean_leftovers(out_dir, progress)
+        stage = staging_dir(out_dir)
+        stage.mkdir(mode=0o700)
+        tmp = stage / ".duckdb_tmp"
+        con = None
+        try:
+            con = connect(temp_dir=tmp, threads=threads, memory_limit=memory_limit)
+            key = load_key(announce=progress)
+            with timer.stage("load"):
+                lr = load(sources_dir, con, overrides=overrides, skip_bad_files=skip_bad_files, progress=progress)
+            progress(lr.summary())
+            _maybe_fail(_fail_in_stage, "load")
+            with timer.stage("standardise"):
+                sr = standardise(con, progress=progress)
+            progress(sr.summary())
+            _maybe_fail(_fail_in_stage, "standardise")
+            with timer.stage("link"):
+                kr = link(con, key, progress=progress)
+            progress(kr.summary())
+            _maybe_fail(_fail_in_stage, "link")
+            with timer.stage("classify"):
+                cr = classify(con, as_of, progress=progress)
+            progress(cr.summary())
+            _maybe_fail(_fail_in_stage, "classify")
+            manifest = {
+                "tool": "kuomian",
+                "version": __version__,
+                "as_of": as_of.isoformat(),
+                "started_at": started.isoformat(timespec="seconds"),
+                "sources_dir": str(Path(sources_dir).resolve()),
+                "previous": str(previous) if previous else None,
+                "inputs": file_manifest(lr),
+                "sources_present": lr.sources_present,
+                "sources_missing": lr.sources_missing,
+                "rules": rules_fingerprint(),
+                "settings": {
+                    "threads": threads, "memory_limit": memory_limit, "skip_bad_files": skip_bad_files,
+                    "person_key_file": str(key_path()), "python": platform.python_version(),
+                },  # fmt: skip
+                "counts": {
+                    "persons": kr.persons, "household_persons": kr.persons_local, "registry": cr.registry,
+                    "statuses": dict(cr.statuses), "groups": {str(k): v for k, v in sorted(cr.groups.items())},
+                    "review_rows": kr.review_rows, "employers": cr.employers,
+                },  # fmt: skip
+            }
+            with timer.stage("publish"):
+                manifest["stage_seconds"] = timer.timings
+                manifest["finished_at"] = datetime.now().isoformat(timespec="seconds")
+                pr = publish(con, stage, key=key, as_of=as_of, previous=previous, manifest=manifest)
+                _maybe_fail(_fail_in_stage, "publish")
+            con.close()
+            con = None
+            shutil.rmtree(tmp, ignore_errors=True)
+            move_into_place(stage, out_dir, force)
+        except BaseException:
+            if con is not None:
+                with contextlib.suppress(Exception):
+                    con.close()
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    progress(pr.summary())
+    return RefreshResult(out_dir, lr, sr, kr, cr, pr, timer.timings)
+
+
+def _maybe_fail(wanted: str | None, stage: str) -> None:
+    """Fault injection for the reliability tests (KUOMIAN_FAIL_IN_STAGE or the private argument)."""
+    wanted = wanted or os.environ.get("KUOMIAN_FAIL_IN_STAGE")
+    if wanted == stage:
+        raise OSError(28, f"No space left on device (simulated in stage {stage})")
