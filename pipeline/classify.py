@@ -129,7 +129,8 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     flag_sql = []
     fallback = None
     for g in groups:
-        flag_sql.append(f"{compile_condition(strip_no_other_group(g['when']), as_of)} AS c{g['group']}")
+        # coalesce: a missing field (NULL) means the condition does not hold
+        flag_sql.append(f"coalesce({compile_condition(strip_no_other_group(g['when']), as_of)}, false) AS c{g['group']}")
         if uses_no_other_group(g["when"]):
             fallback = g["group"]
     con.execute(f"CREATE OR REPLACE TABLE cls_flags AS SELECT p.*, {', '.join(flag_sql)} FROM cls_base p")

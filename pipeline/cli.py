@@ -237,6 +237,103 @@ def review_import(
     typer.echo(f"stored {res['stored']} decisions; the next refresh applies them")
 
 
+@survey_app.command("import")
+@friendly_errors
+def survey_import(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Filled-in hand-offs (.csv as the refresh wrote it or as Excel saved it, or .xlsx)."
+        ),
+    ],
+    registry: Annotated[Path, typer.Option("--registry", help="The OUT_DIR the hand-offs came from.")],
+):
+    """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR.
+
+    Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not answers.
+    Importing the same file again changes nothing.
+
+    Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry output/2026
+    """
+    from .survey import import_answers
+
+    res = import_answers(files, registry, progress=progress)
+    typer.echo(
+        f"rows {res.rows}: applied {len(res.applied)}, unchanged {res.unchanged}, rejected {len(res.rejected)}, "
+        f"not found {len(res.not_found)}, without answers {res.blank}"
+    )
+    for f, row, why in res.rejected[:30]:
+        typer.echo(redact_ids(f"  rejected {f} row {row}: {why}"))
+    for f, row, key in res.not_found[:30]:
+        typer.echo(
+            redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}")
+        )
+    for f, row, f2, row2 in res.superseded[:10]:
+        typer.echo(
+            f"  note: {f} row {row} is the same person as {f2} row {row2}; the later row's answers win"
+        )
+    if res.files_written:
+        typer.echo(
+            f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed"
+        )
+    else:
+        typer.echo(f"unchanged: {registry} already holds these answers")
+
+
+@app.command()
+@friendly_errors
+def check(
+    list_file: Annotated[
+        Path, typer.Argument(help="Any list (.xlsx/.csv) with 姓名 and usually 身份证号 columns.")
+    ],
+    registry: Annotated[Path, typer.Option("--registry", help="A published OUT_DIR to compare against.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="The result: the same list plus five columns (.xlsx or .csv).")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing result file.")] = False,
+):
+    """数据比对: match any list against a published run and write it back with 匹配结果, 参保状态, 重点群体, 所属街道, 是否在实名库.
+
+    Example: kuomian check 民政低保名单.xlsx --registry output/2026 --out 低保名单_比对结果.xlsx
+    """
+    from .check import check_list
+
+    res = check_list(list_file, registry, out, force=force, progress=progress)
+    typer.echo(
+        f"checked {res.rows} rows of {res.list_file}"
+        + (f" ({res.skipped} empty/total rows skipped)" if res.skipped else "")
+    )
+    for label, n in res.results.most_common():
+        typer.echo(f"  {label}: {n}")
+    typer.echo(f"  in the registry (是否在实名库 = 是): {res.in_registry}")
+    typer.echo(f"wrote {res.out}")
+
+
+@app.command()
+@friendly_errors
+def compare(
+    old: Annotated[Path, typer.Argument(help="The earlier OUT_DIR.")],
+    new: Annotated[Path, typer.Argument(help="The later OUT_DIR.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the differences (published atomically).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing DIFF_DIR.")] = False,
+):
+    """What changed between two runs: newly enrolled, newly listed, left, changed group or street; per street; indicators.
+
+    Example: kuomian compare output/2025 output/2026 --out output/diff_2025_2026
+    """
+    from .compare import LISTS, compare_runs
+
+    res = compare_runs(old, new, out, force=force, progress=progress)
+    typer.echo(
+        f"registry {res.registry_old} ({res.as_of_old or old}) → {res.registry_new} ({res.as_of_new or new})"
+    )
+    for k, label in LISTS.items():
+        typer.echo(f"  {label} {k}: {res.counts.get(k, 0)}")
+    for note in res.notes:
+        typer.echo(f"  note: {note}")
+    typer.echo(f"wrote {res.out_dir}: {', '.join(res.files)}")
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -10,7 +10,7 @@ A property test keeps the two in agreement. Every raw value is classified as
 ========== ==================================================================
 ``valid``     18 characters, check digit right, birth date a real date
 ``upgraded``  an old 15-digit number, upgraded to 18 (century 19, check digit)
-``bad_check`` 18 characters of the right shape whose check digit fails
+``bad_check`` 18 characters of the right shape whose check digit fails (or whose date is impossible)
               (a mistyped digit or two swapped neighbours)
 ``excel``     damaged by Excel (scientific notation, or a number cell):
               ``id_digits`` keeps only the digits that survived
@@ -89,9 +89,9 @@ def standardise_id(raw: str | None, numeric_cell: bool = False) -> IdResult:
     if numeric_cell and re.fullmatch(r"[0-9]{16,18}(\.0+)?", s):
         return IdResult(None, "excel", s[:15])
     if re.fullmatch(r"[0-9]{17}[0-9X]", s):
-        if not _real_date(s[6:14]):
-            return IdResult(None, "unusable", None)
-        if check_digit(s[:17]) == s[17]:
+        # A typo in the birth date makes the date impossible and the check fail:
+        # still one edit away from the real number, so it is a repair candidate.
+        if check_digit(s[:17]) == s[17] and _real_date(s[6:14]):
             return IdResult(s, "valid", s)
         if s.endswith("000"):  # an Excel number exported as text: the tail is gone
             return IdResult(None, "excel", s[:15])
@@ -148,9 +148,7 @@ def id_exprs(raw: pl.Expr, numeric_cell: pl.Expr | None = None) -> dict[str, pl.
         .then(pl.lit("excel"))
         .when(is_num18)
         .then(pl.lit("excel"))
-        .when(shape18 & ~date18_ok)
-        .then(pl.lit("unusable"))
-        .when(shape18 & check_ok)
+        .when(shape18 & check_ok & date18_ok)
         .then(pl.lit("valid"))
         .when(shape18 & s.str.ends_with("000"))
         .then(pl.lit("excel"))

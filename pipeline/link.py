@@ -98,8 +98,10 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         """
         CREATE OR REPLACE TABLE link_persons AS
         SELECT d.id_canonical AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
-               r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community
+               r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community,
+               nullif(trim(h.household_no), '') AS household_no
         FROM link_defining d JOIN std_rows r USING (row_id)
+        LEFT JOIN std_household h ON h.row_id = d.row_id
         """
     )
 
@@ -149,6 +151,21 @@ def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
                 parts.append(
                     f"{head} FROM {rows} r JOIN link_persons p "
                     f"ON p.birth_date = r.birth_date_stated AND p.{k} = r.{k} WHERE r.{k} <> ''"
+                )
+        elif how == "same_household_name":
+            for k in ("name_key", "name_py"):
+                parts.append(
+                    f"{head} FROM {rows} r JOIN link_persons owner ON owner.person_id = r.id_canonical "
+                    f"JOIN link_persons p ON p.household_no = owner.household_no AND p.{k} = r.{k} "
+                    f"WHERE r.{k} <> '' AND p.person_id <> owner.person_id"
+                )
+        elif how == "name_prefix":
+            for k in ("name_key", "name_py"):
+                parts.append(
+                    f"{head} FROM {rows} r JOIN link_persons p ON p.{k} = r.{k} "
+                    f"AND left(p.person_id, 6) = left(r.id_digits, 6) "
+                    f"WHERE r.{k} <> '' AND length(r.id_digits) >= 6 "
+                    f"AND (r.id_kind <> 'excel' OR starts_with(p.person_id, r.id_digits))"
                 )
         elif how == "name_place":
             for k in ("name_key", "name_py"):

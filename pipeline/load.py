@@ -138,8 +138,15 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
             raise FileProblem(path, "the file claims UTF-16 but cannot be decoded", "Save it again as .xlsx.") from None
     try:
         return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as e:
+        if e.reason == "unexpected end of data" and e.start >= len(data) - 3:
+            # valid UTF-8 up to a character cut in half at the very end: a truncated copy
+            raise FileProblem(
+                path,
+                "the file looks cut off (it ends in the middle of a character)",
+                "The export or copy was interrupted; export the file again.",
+                row=data.count(b"\n") + (0 if data.endswith(b"\n") else 1),
+            ) from None
     try:
         return data.decode("gb18030"), "gb18030"
     except UnicodeDecodeError:

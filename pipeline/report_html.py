@@ -1,13 +1,25 @@
-"""``report.html``: one self-contained page (inline CSS and SVG, nothing fetched).
+"""``report.html``: one self-contained page (inline CSS and SVG, nothing fetched, no script).
 
-Street offices open it offline. Sections: indicators per street against the
-targets (bar charts), the registry by group and street, data quality per
-source, match rules used, and the reconciliation.
+Street offices open it offline, often on old machines. Sections (each a
+``<section id=…>``, linked from the contents line at the top):
+
+* ``overview``       — 概况: the run in a few numbers;
+* ``indicators``     — 参保率与职工占比: per street against the targets of
+  ``rules/indicators.yaml`` (bar charts with a dashed line per target), gaps;
+* ``registry``       — 实名库: by priority group and by street (charts and table);
+* ``quality``        — 数据质量: per source rows read, quarantined by reason,
+  exact duplicates, ID numbers by kind;
+* ``matching``       — 匹配方法: the match rules used (labels of
+  ``rules/matching.yaml``) and outcomes, per source;
+* ``reconciliation`` — 对账: per file, rows read = the sum of the outcomes.
+
+No person is listed: the page holds counts only, so it never shows an ID.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 
 import duckdb
@@ -19,23 +31,81 @@ from .db import frame
 CSS = """
 body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;border-bottom:2px solid #4472c4;padding-bottom:4px;margin-top:32px}
+h3{font-size:15px;margin:18px 0 4px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#ddebf7}td:first-child,th:first-child{text-align:left}.bad{color:#c00;font-weight:bold}.ok{color:#080}
-.note{color:#666;font-size:12px}svg text{font-size:11px}
+tr.total td{font-weight:bold;background:#f2f2f2}
+.note{color:#666;font-size:12px}svg text{font-size:11px}nav a{margin-right:12px}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
+.card{border:1px solid #c9d7ee;border-radius:6px;padding:8px 14px;min-width:120px;background:#f7faff}
+.card b{display:block;font-size:20px;color:#1f4e99}.card span{font-size:12px;color:#555}
+.legend span{display:inline-block;margin-right:12px;font-size:12px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
 """
 
+PALETTE = ["#4472c4", "#ed7d31", "#a5a5a5", "#ffc000", "#5b9bd5", "#70ad47", "#264478", "#9e480e", "#636363"]
+TARGET_COLOURS = ["#c00000", "#ed7d31", "#70ad47"]
 
-def _table(df: pl.DataFrame, headers: dict[str, str] | None = None, fmt: dict | None = None) -> str:
+SECTIONS = {
+    "overview": "概况",
+    "indicators": "参保率与职工占比",
+    "registry": "实名库",
+    "quality": "数据质量",
+    "matching": "匹配方法",
+    "reconciliation": "对账",
+}
+OUTCOME_LABELS = {
+    "linked": "已匹配", "new_person": "新增人员", "duplicate": "重复行", "quarantined": "隔离",
+    "review": "待复核", "unmatched": "未匹配",
+}  # fmt: skip
+REASON_LABELS = {
+    "empty_row": "空行", "total_row": "合计行", "no_identity": "无身份证号也无姓名",
+    "base_id_unusable": "户籍记录身份证号不可用", "exact_duplicate": "完全重复行",
+    "id_check_failed_no_match": "身份证号校验错误且找不到本人", "id_damaged_no_match": "身份证号被Excel损坏且找不到本人",
+    "no_id_no_match": "无可用身份证号且找不到本人",
+}  # fmt: skip
+ID_KIND_LABELS = {
+    "valid": "有效", "upgraded": "15位升18位", "bad_check": "校验位错误", "excel": "Excel损坏", "unusable": "不可用",
+}  # fmt: skip
+REVIEW_REASON_LABELS = {
+    "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
+    "ID matches but the name differs": "身份证号一致但姓名不同",
+}  # fmt: skip
+EXTRA_RULE_LABELS = {
+    "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def _esc(v) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def _table(
+    df: pl.DataFrame,
+    headers: dict[str, str] | None = None,
+    fmt: dict | None = None,
+    *,
+    bad: dict | None = None,
+    total_label: str | None = "全市",
+) -> str:
+    """An HTML table. ``fmt``: column → formatter; ``bad``: column → predicate marking a cell red;
+    rows with a cell equal to ``total_label`` are shown as a total row."""
     headers = headers or {c: c for c in df.columns}
     fmt = fmt or {}
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers.values()) + "</tr>"]
+    bad = bad or {}
+    out = ["<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in headers.values()) + "</tr>"]
     for rec in df.select(list(headers)).iter_rows(named=True):
         cells = []
         for c in headers:
             v = rec[c]
             s = fmt[c](v) if c in fmt and v is not None else ("" if v is None else str(v))
-            cells.append(f"<td>{html.escape(s)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
+            cls = " class='bad'" if c in bad and v is not None and bad[c](v) else ""
+            cells.append(f"<td{cls}>{_esc(s)}</td>")
+        row_cls = " class='total'" if total_label is not None and total_label in rec.values() else ""
+        out.append(f"<tr{row_cls}>" + "".join(cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -44,72 +114,421 @@ def _pct(v) -> str:
     return f"{v * 100:.1f}%"
 
 
-def bar_chart(labels: list[str], values: list[float | None], targets: dict[str, float], title: str) -> str:
-    """A horizontal bar chart (0–100%) with a dashed line per target."""
+def _svg_open(width: int, height: int, title: str) -> str:
+    # Inline SVG needs no namespace declaration in HTML5 (and the page then names no URL at all).
+    return f'<svg width="{width}" height="{height}" role="img" aria-label="{_esc(title)}"><title>{_esc(title)}</title>'
+
+
+def _legend(names: list[str], colours: list[str]) -> str:
+    items = "".join(
+        f"<span><i style='background:{c}'></i>{_esc(n)}</span>" for n, c in zip(names, colours, strict=False)
+    )
+    return f"<div class='legend'>{items}</div>"
+
+
+def bar_chart(
+    labels: list[str],
+    values: list[float | None],
+    targets: dict[str, float],
+    title: str,
+    lo: float | None = 0.0,
+) -> str:
+    """A horizontal bar chart of rates with a dashed line per target.
+
+    The axis runs from ``lo`` to 100% (``lo=None``: a round value below the smallest bar and target,
+    so that 92% against a 95% target is visible at all).
+    """
     row_h, left, width = 22, 110, 520
-    h = row_h * len(labels) + 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 80}" height="{h}" role="img" '
-             f'aria-label="{html.escape(title)}">']  # fmt: skip
+    known = [v for v in values if v is not None] + list(targets.values())
+    if lo is None:
+        lo = max(0.0, math.floor((min(known or [0.0]) - 0.05) * 10) / 10)
+    span = max(1e-9, 1.0 - lo)
+
+    def x_of(v: float) -> float:
+        return left + max(0.0, min(1.0, (v - lo) / span)) * width
+
+    h = row_h * len(labels) + 56
+    parts = [f"<h3>{_esc(title)}</h3>", _svg_open(left + width + 80, h, title)]
     for i, (lab, v) in enumerate(zip(labels, values, strict=True)):
         y = 20 + i * row_h
-        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{html.escape(lab)}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{_esc(lab)}</text>')
         if v is not None:
-            w = max(0.0, min(1.0, v)) * width
-            parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="#4472c4"/>')
+            w = x_of(v) - left
+            below = any(v < t for t in list(targets.values())[:1])
+            colour = "#c55a11" if below else "#4472c4"
+            parts.append(
+                f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{colour}"/>'
+            )
             parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 14}">{_pct(v)}</text>')
-    colours = ["#c00000", "#ed7d31", "#70ad47"]
+        else:
+            parts.append(f'<text x="{left + 4}" y="{y + 14}" fill="#888">无数据</text>')
+    axis_y = 20 + len(labels) * row_h + 4
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + width}" y2="{axis_y}" stroke="#999"/>')
+    for tick in (lo, lo + span / 2, 1.0):
+        parts.append(
+            f'<text x="{x_of(tick):.1f}" y="{axis_y + 14}" text-anchor="middle" fill="#666">{_pct(tick)}</text>'
+        )
     for k, (year, t) in enumerate(targets.items()):
-        x = left + t * width
-        parts.append(f'<line x1="{x:.1f}" y1="14" x2="{x:.1f}" y2="{h - 10}" stroke="{colours[k % 3]}" '
-                     f'stroke-dasharray="4 3"/>')  # fmt: skip
-        parts.append(f'<text x="{x:.1f}" y="10" fill="{colours[k % 3]}" text-anchor="middle">{year}目标 {_pct(t)}</text>')
+        x = x_of(t)
+        colour = TARGET_COLOURS[k % len(TARGET_COLOURS)]
+        parts.append(
+            f'<line x1="{x:.1f}" y1="14" x2="{x:.1f}" y2="{axis_y}" stroke="{colour}" stroke-dasharray="4 3"/>'
+        )
+        anchor = "end" if k == 0 else "start"
+        parts.append(
+            f'<text x="{x:.1f}" y="10" fill="{colour}" text-anchor="{anchor}">{year}目标 {_pct(t)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
+def grouped_bar_chart(
+    labels: list[str],
+    series: dict[str, list[float | None]],
+    title: str,
+    targets: dict[str, float] | None = None,
+) -> str:
+    """Horizontal bars (0–100%), one bar per series within each label (e.g. 原 / 现)."""
+    names = list(series)
+    bar_h, gap, left, width = 12, 8, 110, 520
+    group_h = bar_h * len(names) + gap
+    h = group_h * len(labels) + 40
+    parts = [f"<h3>{_esc(title)}</h3>", _legend(names, PALETTE), _svg_open(left + width + 80, h, title)]
+    for i, lab in enumerate(labels):
+        y0 = 20 + i * group_h
+        parts.append(
+            f'<text x="{left - 6}" y="{y0 + group_h / 2 + 2:.0f}" text-anchor="end">{_esc(lab)}</text>'
+        )
+        for k, name in enumerate(names):
+            v = series[name][i]
+            if v is None:
+                continue
+            y = y0 + k * bar_h
+            w = max(0.0, min(1.0, v)) * width
+            parts.append(
+                f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{PALETTE[k % len(PALETTE)]}"/>'
+            )
+            parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}">{_pct(v)}</text>')
+    for k, (year, t) in enumerate((targets or {}).items()):
+        x = left + t * width
+        colour = TARGET_COLOURS[k % len(TARGET_COLOURS)]
+        parts.append(
+            f'<line x1="{x:.1f}" y1="14" x2="{x:.1f}" y2="{h - 10}" stroke="{colour}" stroke-dasharray="4 3"/>'
+        )
+        parts.append(
+            f'<text x="{x:.1f}" y="10" fill="{colour}" text-anchor="middle">{year}目标 {_pct(t)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def count_bar_chart(labels: list[str], values: list[int], title: str, colour: str = "#4472c4") -> str:
+    """Horizontal bars of counts, scaled to the largest."""
+    row_h, left, width = 22, 190, 440
+    h = row_h * len(labels) + 20
+    top = max([v for v in values if v] or [1])
+    parts = [f"<h3>{_esc(title)}</h3>", _svg_open(left + width + 80, h, title)]
+    for i, (lab, v) in enumerate(zip(labels, values, strict=True)):
+        y = 6 + i * row_h
+        w = (v or 0) / top * width
+        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{_esc(lab)}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{colour}"/>')
+        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 14}">{v or 0}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stacked_bar_chart(labels: list[str], series: dict[str, list[int]], title: str) -> str:
+    """Horizontal stacked bars of counts (e.g. registry per street, stacked by group)."""
+    names = list(series)
+    row_h, left, width = 22, 110, 520
+    totals = [sum(series[n][i] or 0 for n in names) for i in range(len(labels))]
+    top = max([t for t in totals if t] or [1])
+    h = row_h * len(labels) + 20
+    parts = [f"<h3>{_esc(title)}</h3>", _legend(names, PALETTE), _svg_open(left + width + 80, h, title)]
+    for i, lab in enumerate(labels):
+        y = 6 + i * row_h
+        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{_esc(lab)}</text>')
+        x = float(left)
+        for k, n in enumerate(names):
+            v = series[n][i] or 0
+            if not v:
+                continue
+            w = v / top * width
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
+                f'fill="{PALETTE[k % len(PALETTE)]}"><title>{_esc(n)}: {v}</title></rect>'
+            )
+            x += w
+        parts.append(f'<text x="{x + 4:.1f}" y="{y + 14}">{totals[i]}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _cards(items: list[tuple[str, str]]) -> str:
+    return (
+        "<div class='cards'>"
+        + "".join(f"<div class='card'><b>{_esc(v)}</b><span>{_esc(k)}</span></div>" for k, v in items)
+        + "</div>"
+    )
+
+
+def _pivot(df: pl.DataFrame, index: str, on: str, value: str, order: list[str] | None = None) -> pl.DataFrame:
+    """A small pivot with a 合计 column; columns in ``order`` first (those present)."""
+    if df.height == 0:
+        return pl.DataFrame({"来源": []}, schema={"来源": pl.String})
+    p = df.pivot(on=on, index=index, values=value, aggregate_function="sum").fill_null(0)
+    cols = [c for c in p.columns if c != index]
+    order = list(dict.fromkeys(order or []))
+    ordered = [c for c in order if c in cols] + sorted(c for c in cols if c not in order)
+    return p.select(index, *ordered).with_columns(合计=pl.sum_horizontal(ordered)).rename({index: "来源"})
+
+
+def _section(sid: str, number: str, body: list[str]) -> str:
+    return f"<section id='{sid}'><h2>{number}、{_esc(SECTIONS[sid])}</h2>{''.join(body)}</section>"
+
+
+# ---------------------------------------------------------------- the page
+
+
 def write_report(path: Path, con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame) -> None:
+    path.write_text(report_page(con, manifest, recon), encoding="utf-8")
+
+
+def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame) -> str:
     cfg = load_rules("indicators")
     ind = frame(con, "SELECT * FROM cls_indicators")
     streets = ind.filter(pl.col("street_code") != "")
+    city = ind.filter(pl.col("street_name") == "全市")
+    city_row = city.row(0, named=True) if city.height else {}
     groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
+    group_names = {g["group"]: f"第{g['group']}类 {g['label']}" for g in groups}
     labels = {s: src.label for s, src in load_sources().items()}
-    body = [f"<h1>安宁市扩面对象实名库 — 数据更新报告</h1><p class='note'>数据截止日期 {manifest.get('as_of')} · "
-            f"kuomian {manifest.get('version')} · 生成于 {manifest.get('finished_at', '')}</p>"]  # fmt: skip
+    rule_labels = {r["rule"]: r.get("label", r["rule"]) for r in load_rules("matching")["rules"]}
+    rule_labels.update(EXTRA_RULE_LABELS)
 
-    body.append("<h2>一、参保率与职工占比(户籍人口)</h2>")
+    def src_label(col: str = "source") -> pl.Expr:
+        return pl.col(col).replace_strict(labels, default=pl.col(col), return_dtype=pl.String)
+
+    counts = manifest.get("counts", {})
+    head = (
+        "<h1>安宁市扩面对象实名库 — 数据更新报告</h1>"
+        f"<p class='note'>数据截止日期 {_esc(manifest.get('as_of'))} · kuomian {_esc(manifest.get('version'))} · "
+        f"生成于 {_esc(manifest.get('finished_at', ''))}</p>"
+        "<nav>" + "".join(f"<a href='#{sid}'>{_esc(t)}</a>" for sid, t in SECTIONS.items()) + "</nav>"
+    )
+    page = [head]
+
+    # 一、概况 ----------------------------------------------------------------
+    quarantined = sum(int(r["quarantined"]) for r in recon.iter_rows(named=True)) if recon.height else 0
+    unbalanced = recon.filter(~pl.col("balanced")).height if recon.height else 0
+    cards = [
+        ("人员总数", str(counts.get("persons", ""))),
+        ("户籍人口", str(counts.get("household_persons", city_row.get("household_persons", "")))),
+        ("实名库人数", str(counts.get("registry", city_row.get("registry", "")))),
+        ("全市参保率", _pct(city_row["coverage_rate"]) if city_row.get("coverage_rate") is not None else "—"),
+        (
+            "全市职工占比",
+            _pct(city_row["employee_share"]) if city_row.get("employee_share") is not None else "—",
+        ),
+        ("待复核行", str(counts.get("review_rows", ""))),
+        ("隔离行", str(quarantined)),
+        ("对账", "全部平衡" if unbalanced == 0 else f"{unbalanced}个文件不平衡"),
+    ]
+    overview = [_cards(cards)]
+    present = [labels.get(s, s) for s in manifest.get("sources_present", [])]
+    missing = [labels.get(s, s) for s in manifest.get("sources_missing", [])]
+    overview.append(f"<p>已读取来源: {_esc('、'.join(present) or '—')}</p>")
+    if missing:
+        overview.append(f"<p>缺少的可选来源(其信号不参与分类): {_esc('、'.join(missing))}</p>")
+    skipped = [f for f in manifest.get("inputs", []) if f.get("recognised_by") == "skipped"]
+    for f in skipped:
+        overview.append(
+            f"<p class='bad'>已跳过无法读取的文件 {_esc(f['file'])}: {_esc(f.get('problem') or '')}</p>"
+        )
+    unrecognised = [f["file"] for f in manifest.get("inputs", []) if f.get("recognised_by") == "unrecognised"]
+    if unrecognised:
+        overview.append(f"<p class='note'>未识别(已忽略)的文件: {_esc('、'.join(unrecognised))}</p>")
+    page.append(_section("overview", "一", overview))
+
+    # 二、参保率与职工占比 ----------------------------------------------------------
     names = streets["street_name"].to_list()
-    body.append(bar_chart(names, streets["coverage_rate"].to_list(), cfg["targets"]["coverage"], "参保率"))
-    body.append(bar_chart(names, streets["employee_share"].to_list(), cfg["targets"]["employee_share"], "职工占比"))
+    cov_t, emp_t = cfg["targets"]["coverage"], cfg["targets"]["employee_share"]
+    body = [
+        "<p class='note'>户籍人口口径。参保率 = 已参保人数 / 应参保人数; 职工占比 = 职工养老缴费人数 / 缴费阶段人数。"
+        "虚线为目标; 橙色柱低于最近一年的目标。</p>",
+        bar_chart(names, streets["coverage_rate"].to_list(), cov_t, "各街道参保率", lo=None),
+        bar_chart(names, streets["employee_share"].to_list(), emp_t, "各街道职工占比"),
+    ]
     from .publish import indicator_headers
 
-    body.append(_table(ind, indicator_headers(), {"coverage_rate": _pct, "employee_share": _pct}))
+    first_cov, first_emp = next(iter(cov_t.values())), next(iter(emp_t.values()))
+    body.append(
+        _table(
+            ind,
+            indicator_headers(),
+            {"coverage_rate": _pct, "employee_share": _pct},
+            bad={"coverage_rate": lambda v: v < first_cov, "employee_share": lambda v: v < first_emp},
+        )
+    )
+    page.append(_section("indicators", "二", body))
 
-    body.append("<h2>二、实名库人数(按重点群体和街道)</h2>")
+    # 三、实名库 ---------------------------------------------------------------
+    body = []
+    g_cols = [f"registry_group_{g['group']}" for g in groups]
+    if city_row:
+        body.append(
+            count_bar_chart(
+                [group_names[g["group"]] for g in groups],
+                [int(city_row.get(c) or 0) for c in g_cols],
+                "全市实名库人数(按重点群体)",
+            )
+        )
+    body.append(
+        stacked_bar_chart(
+            names,
+            {
+                group_names[g["group"]]: [int(v or 0) for v in streets[c].to_list()]
+                for g, c in zip(groups, g_cols, strict=True)
+            },
+            "各街道实名库人数(按重点群体堆叠)",
+        )
+    )
     cols = {"street_name": "街道", "registry": "合计"}
-    cols.update({f"registry_group_{g['group']}": f"第{g['group']}类 {g['label']}" for g in groups})
+    cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
     body.append(_table(ind, cols))
+    status_lbl = {s["status"]: s["label"] for s in load_rules("statuses")["statuses"]}
+    status_lbl[load_rules("statuses")["excluded"]["status"]] = load_rules("statuses")["excluded"]["label"]
+    st = frame(con, "SELECT status, count(*) AS n FROM cls_persons GROUP BY ALL ORDER BY n DESC")
+    st = st.with_columns(
+        status=pl.col("status").replace_strict(status_lbl, default=pl.col("status"), return_dtype=pl.String)
+    )
+    body.append("<h3>全部人员按参保状态</h3>" + _table(st, {"status": "参保状态", "n": "人数"}))
+    page.append(_section("registry", "三", body))
 
-    body.append("<h2>三、各来源数据质量</h2>")
-    q = frame(con, "SELECT source, reason, count(*) AS n FROM links WHERE outcome = 'quarantined' GROUP BY ALL ORDER BY ALL")
-    q = q.with_columns(source=pl.col("source").replace_strict(labels, default=pl.col("source")))
-    body.append("<p>隔离行(原因)</p>" + _table(q, {"source": "来源", "reason": "原因", "n": "行数"}))
+    # 四、数据质量 ---------------------------------------------------------------
+    body = []
+    per_src = frame(
+        con,
+        """SELECT source, count(DISTINCT file) AS files, count(*) AS rows_read,
+                  count(*) FILTER (WHERE outcome = 'duplicate') AS duplicates,
+                  count(*) FILTER (WHERE outcome = 'quarantined') AS quarantined,
+                  count(*) FILTER (WHERE outcome = 'review') AS review,
+                  count(*) FILTER (WHERE outcome IN ('linked', 'new_person')) AS used
+           FROM links GROUP BY ALL ORDER BY source""",
+    ).with_columns(source=src_label())
+    body.append(
+        "<h3>各来源概况</h3>"
+        + _table(
+            per_src,
+            {
+                "source": "来源",
+                "files": "文件数",
+                "rows_read": "行数",
+                "used": "已使用(匹配或新增)",
+                "duplicates": "完全重复行",
+                "quarantined": "隔离行",
+                "review": "待复核",
+            },
+        )  # fmt: skip
+    )
+    q = frame(
+        con,
+        "SELECT source, reason, count(*) AS n FROM links WHERE outcome = 'quarantined' GROUP BY ALL ORDER BY ALL",
+    )
+    q = q.with_columns(
+        source=src_label(),
+        reason=pl.col("reason")
+        .fill_null("")
+        .replace_strict(REASON_LABELS, default=pl.col("reason"), return_dtype=pl.String),
+    )
+    body.append("<h3>隔离行(按原因)</h3>")
+    body.append(
+        _table(_pivot(q, "source", "reason", "n", list(REASON_LABELS.values())), {})
+        if q.height
+        else "<p>无隔离行。</p>"
+    )
     k = frame(con, "SELECT source, id_kind, count(*) AS n FROM std_rows GROUP BY ALL ORDER BY ALL")
-    k = k.with_columns(source=pl.col("source").replace_strict(labels, default=pl.col("source")))
-    body.append("<p>身份证号情况 (valid 有效 · upgraded 15位升位 · bad_check 校验位错误 · excel Excel损坏 · unusable 不可用)</p>")
-    body.append(_table(k, {"source": "来源", "id_kind": "身份证号类别", "n": "行数"}))
+    k = k.with_columns(
+        source=src_label(),
+        id_kind=pl.col("id_kind").replace_strict(
+            ID_KIND_LABELS, default=pl.col("id_kind"), return_dtype=pl.String
+        ),
+    )
+    body.append("<h3>身份证号情况(按来源)</h3>")
+    body.append(
+        "<p class='note'>有效: 18位且校验位正确 · 15位升18位: 旧号码已升位 · 校验位错误: 输错一位或相邻两位颠倒, "
+        "匹配时尝试修复 · Excel损坏: 科学计数法或数字单元格, 仅前15位可用 · 不可用: 空白或占位符</p>"
+    )
+    body.append(
+        _table(_pivot(k, "source", "id_kind", "n", list(ID_KIND_LABELS.values())), {}) if k.height else ""
+    )
+    page.append(_section("quality", "四", body))
 
-    body.append("<h2>四、匹配方法</h2>")
-    m = frame(con, "SELECT source, outcome, coalesce(match_rule, '') AS rule, count(*) AS n FROM links GROUP BY ALL ORDER BY ALL")
-    m = m.with_columns(source=pl.col("source").replace_strict(labels, default=pl.col("source")))
-    body.append(_table(m, {"source": "来源", "outcome": "结果", "rule": "规则", "n": "行数"}))
+    # 五、匹配方法 ---------------------------------------------------------------
+    body = []
+    used = frame(
+        con,
+        """SELECT match_rule AS rule, count(*) AS n, round(avg(confidence), 3) AS confidence
+           FROM links WHERE outcome IN ('linked', 'new_person') AND match_rule IS NOT NULL GROUP BY ALL ORDER BY n DESC""",
+    )
+    order = list(dict.fromkeys([*EXTRA_RULE_LABELS, *rule_labels]))
+    used = used.with_columns(
+        _o=pl.col("rule").replace_strict(
+            {r: i for i, r in enumerate(order)}, default=len(order), return_dtype=pl.Int64
+        ),
+        label=pl.col("rule").replace_strict(rule_labels, default=pl.col("rule"), return_dtype=pl.String),
+    ).sort("_o")
+    body.append(
+        "<p class='note'>规则按 rules/matching.yaml 的顺序尝试, 第一个找到姓名一致候选人的规则决定。</p>"
+        + _table(used, {"rule": "规则", "label": "说明", "n": "行数", "confidence": "平均置信度"})
+    )
+    per_rule = frame(
+        con,
+        """SELECT source, match_rule AS rule, count(*) AS n FROM links
+           WHERE outcome IN ('linked', 'new_person') AND match_rule IS NOT NULL GROUP BY ALL""",
+    ).with_columns(source=src_label())
+    if per_rule.height:
+        body.append(
+            "<h3>各来源按规则匹配的行数</h3>" + _table(_pivot(per_rule, "source", "rule", "n", order), {})
+        )
+    outc = frame(con, "SELECT source, outcome, count(*) AS n FROM links GROUP BY ALL").with_columns(
+        source=src_label(),
+        outcome=pl.col("outcome").replace_strict(
+            OUTCOME_LABELS, default=pl.col("outcome"), return_dtype=pl.String
+        ),
+    )
+    body.append(
+        "<h3>各来源每行的去向</h3>"
+        + _table(_pivot(outc, "source", "outcome", "n", list(OUTCOME_LABELS.values())), {})
+    )
+    rv = frame(
+        con, "SELECT reason, count(*) AS n FROM links WHERE outcome = 'review' GROUP BY ALL ORDER BY n DESC"
+    )
+    if rv.height:
+        rv = rv.with_columns(
+            reason=pl.col("reason").replace_strict(
+                REVIEW_REASON_LABELS, default=pl.col("reason"), return_dtype=pl.String
+            )
+        )
+        body.append("<h3>待复核原因</h3>" + _table(rv, {"reason": "原因", "n": "行数"}))
+        body.append("<p class='note'>待复核的行见 review.xlsx; 填写决定后用 kuomian review import 导入。</p>")
+    page.append(_section("matching", "五", body))
 
-    body.append("<h2>五、对账(每个文件: 读取 = 各去向之和)</h2>")
+    # 六、对账 -----------------------------------------------------------------
     from .publish import RECON_HEADERS
 
-    recon = recon.with_columns(balanced=pl.when(pl.col("balanced")).then(pl.lit("平衡")).otherwise(pl.lit("不平衡")))
-    body.append(_table(recon, RECON_HEADERS))
-    page = (
-        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>扩面对象实名库报告</title>"
-        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    rc = recon.with_columns(
+        source=src_label(),
+        balanced=pl.when(pl.col("balanced")).then(pl.lit("平衡")).otherwise(pl.lit("不平衡")),
     )
-    path.write_text(page, encoding="utf-8")
+    body = [
+        "<p class='note'>每个文件: 读取行数 = 已匹配 + 新增人员 + 重复行 + 隔离 + 待复核 + 未匹配。</p>",
+        _table(rc, RECON_HEADERS, bad={"balanced": lambda v: v != "平衡"}),
+    ]
+    page.append(_section("reconciliation", "六", body))
+
+    return (
+        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>扩面对象实名库报告</title>"
+        f"<style>{CSS}</style></head><body>{''.join(page)}</body></html>"
+    )

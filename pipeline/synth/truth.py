@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import date
 
 import polars as pl
+import pyarrow as pa
 
 from . import names as N
 from .world import EMP, GOV, LOCAL, NONLOCAL, PAY, RECV, RES, SUSP, World, anniversary
@@ -104,7 +105,6 @@ def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
     group: list[int | None] = [None] * n
     tags: list[list[int]] = [[] for _ in range(n)]
     registry = [False] * n
-    sixteen = anniversary(as_of, 16).toordinal()  # born on or before this day: 16 or older
     for p in range(n):
         if not pop[p]:
             continue
@@ -114,7 +114,7 @@ def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
             s, r = "excluded", "deceased"
         elif ps == "迁出":
             s, r = "excluded", "moved_out"
-        elif w.birth[p] > sixteen:
+        elif w.age[p] < 16:  # age in completed years; 16th birthday on as_of = 16
             s, r = "excluded", "under_16"
         elif p in student_active:
             s, r = "excluded", "student"
@@ -151,12 +151,13 @@ def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
         if w.kind[p] == LOCAL or (w.kind[p] == NONLOCAL and p in street_shown):
             street_code[p] = N.STREETS[s][0]
 
-    return pl.DataFrame(
+    epoch = date(1970, 1, 1).toordinal()
+    df = pl.DataFrame(
         {
             "id_number": w.pid,
             "name": w.name,
             "sex": w.sex,
-            "birth_date": [date.fromordinal(b) for b in w.birth],
+            "birth_date": pl.Series([b - epoch for b in w.birth], dtype=pl.Int32).cast(pl.Date),
             "in_population": pop,
             "hukou_local": [k == LOCAL for k in w.kind],
             "hukou_type": [w.hukou_type[p] if w.kind[p] == LOCAL else None for p in range(n)],
@@ -164,9 +165,9 @@ def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
             "community": [w.community[p] if w.kind[p] == LOCAL else None for p in range(n)],
             "status": status,
             "exclusion_reason": reason,
-            "group": group,
-            "group_tags": tags,
+            "group": pl.Series(group, dtype=pl.Int8),
+            "group_tags": pl.from_arrow(pa.array(tags, type=pa.list_(pa.int8()))),
             "registry": registry,
         },
-        schema=PERSONS_SCHEMA,
     )
+    return df.select(pl.col(c).cast(t) for c, t in PERSONS_SCHEMA.items())

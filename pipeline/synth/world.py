@@ -6,6 +6,7 @@ Persons are kept in parallel lists indexed by a person number ``p``.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 from dataclasses import dataclass, field
@@ -27,6 +28,15 @@ CREDIT_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 # role flags (used to bias enrollment)
 R_PLATFORM, R_GETIHU, R_LOWINC, R_DISABLED, R_STAFF = 1, 2, 4, 8, 16
+
+
+ANNING_CODES = ("530121", "530123", "530181")
+_SEQ_SUM = [8 * (q // 100) + 4 * (q // 10 % 10) + 2 * (q % 10) for q in range(1000)]
+
+
+def _wpick(rng: random.Random, items, cum: list[float]):
+    """Weighted choice from cumulative weights (faster than random.choices for one item)."""
+    return items[bisect.bisect_right(cum, rng.random() * cum[-1])]
 
 
 def check_digit(s17: str) -> str:
@@ -104,6 +114,7 @@ class _Gen:
         self.used_ids: set[str] = set()
         self.used_codes: set[str] = set()
         self._ymd: dict[int, str] = {}
+        self._prefix_sum: dict[tuple[str, str], int] = {}
         self.reserved: set[int] = set()
         self.roles: bytearray = bytearray()
         self.student_active: set[int] = set()
@@ -128,7 +139,7 @@ class _Gen:
         return sorted(self.rng.sample(pool, k)) if k else []
 
     def surname(self) -> str:
-        return self.rng.choices(N.SURNAME_LIST, cum_weights=self._cum_surnames)[0]
+        return _wpick(self.rng, N.SURNAME_LIST, self._cum_surnames)
 
     def given(self, sex: str) -> str:
         r = self.rng
@@ -170,19 +181,24 @@ class _Gen:
 
     def new_id(self, code: str, birth: int, male: bool, near: int | None = None) -> str:
         ymd = self.ymd(birth)
+        base = self._prefix_sum.get((code, ymd))
+        if base is None:
+            base = sum(int(c) * w for c, w in zip(code + ymd, ID_WEIGHTS, strict=False))
+            self._prefix_sum[(code, ymd)] = base
         r = self.rng
+        prefix = code + ymd
         for attempt in range(10000):
             if near is not None and attempt < 20:
                 seq = near + r.choice((-6, -4, -2, 2, 4, 6))
-                seq += (0 if (seq % 2 == 1) == male else 1)
+                seq += 0 if (seq % 2 == 1) == male else 1
                 if not 1 <= seq <= 999:
                     continue
             else:
                 seq = 2 * r.randrange(500) + 1 if male else 2 * r.randrange(1, 500)
-            s17 = f"{code}{ymd}{seq:03d}"
+            s17 = f"{prefix}{seq:03d}"
             if s17 not in self.used_ids:
                 self.used_ids.add(s17)
-                return s17 + check_digit(s17)
+                return s17 + CHECK_CHARS[(base + _SEQ_SUM[seq]) % 11]
         raise RuntimeError("ID space exhausted")
 
     def add_person(self, **kw) -> int:
@@ -209,7 +225,7 @@ class _Gen:
         return self.A - int(age * 365.2425) - 1
 
     def street_index(self) -> int:
-        return self.rng.choices(range(len(N.STREETS)), cum_weights=self._street_cum)[0]
+        return _wpick(self.rng, range(len(N.STREETS)), self._street_cum)
 
     def credit_code(self, prefix: str) -> str:
         r = self.rng
@@ -227,8 +243,8 @@ class _Gen:
     def build_households(self) -> None:
         r = self.rng
         w = self.w
-        head_bands = [(20, 2), (25, 4), (30, 7), (35, 9), (40, 10), (45, 12), (50, 14), (55, 13), (60, 9),
-                      (65, 8), (70, 6), (75, 4), (80, 2), (85, 1)]  # fmt: skip
+        head_bands = [(20, 2), (25, 5), (30, 9), (35, 11), (40, 11), (45, 12), (50, 14), (55, 12), (60, 8),
+                      (65, 6), (70, 4), (75, 3), (80, 1.5), (85, 0.5)]  # fmt: skip
         band_cum = list(itertools.accumulate(b[1] for b in head_bands))
         size_cum = list(itertools.accumulate((15, 25, 28, 18, 9, 5)))
         eth_cum = list(itertools.accumulate(e[1] for e in N.ETHNICITIES))
@@ -254,12 +270,12 @@ class _Gen:
                 if r.random() < 0.5:
                     addr += f"{r.randint(1, 30)}栋{r.randint(1, 6)}单元{r.randint(1, 30)}0{r.randint(1, 4)}室"
             names_, cum = hukou[skind]
-            ht = r.choices(names_, cum_weights=cum)[0]
-            eth_i = r.choices(range(len(N.ETHNICITIES)), cum_weights=eth_cum)[0]
+            ht = _wpick(r, names_, cum)
+            eth_i = _wpick(r, range(len(N.ETHNICITIES)), eth_cum)
             eth, _, style = N.ETHNICITIES[eth_i]
-            size = r.choices((1, 2, 3, 4, 5, 6), cum_weights=size_cum)[0]
+            size = _wpick(r, (1, 2, 3, 4, 5, 6), size_cum)
             size = min(size, self.people - n)
-            b = r.choices(head_bands, cum_weights=band_cum)[0][0]
+            b = _wpick(r, head_bands, band_cum)[0]
             head_age = b + r.random() * 5
             members = self._template(size, head_age)
             in_mover = r.random() < 0.2
@@ -273,7 +289,7 @@ class _Gen:
                 m_style = style
                 m_eth = eth
                 if rel == "配偶" and r.random() < 0.15:
-                    e2 = r.choices(range(len(N.ETHNICITIES)), cum_weights=eth_cum)[0]
+                    e2 = _wpick(r, range(len(N.ETHNICITIES)), eth_cum)
                     m_eth, _, m_style = N.ETHNICITIES[e2]
                 if rel in ("子", "女", "长子", "长女", "次子", "次女", "孙子", "孙女") and male_sur:
                     nm = self.person_name(sex, m_style, surname=male_sur, father=father_given)
@@ -334,11 +350,15 @@ class _Gen:
 
         def kid(label_m: str = "子", label_f: str = "女") -> tuple[str, str, float, bool]:
             s = sx()
+            if head_age >= 50 and r.random() < 0.35:  # a grandchild left with the grandparents
+                return ("孙子" if s == "男" else "孙女", s, r.uniform(0, min(18.0, head_age - 44)), False)
             return (label_m if s == "男" else label_f, s, child_age(head_age), False)
 
         def parent() -> tuple[str, str, float, bool]:
+            if head_age > 60:
+                return kid()
             s = sx()
-            return ("父亲" if s == "男" else "母亲", s, min(99.0, head_age + r.uniform(22, 34)), False)
+            return ("父亲" if s == "男" else "母亲", s, min(97.0, head_age + r.uniform(22, 32)), False)
 
         def twins() -> list[tuple[str, str, float, bool]]:
             a = kid()
@@ -367,8 +387,10 @@ class _Gen:
                 return [head, spouse, ("子", "男", son_age, False), ("儿媳", "女", son_age + r.uniform(-3, 2), False),
                         ("孙子" if gs == "男" else "孙女", gs, gage, False)]  # fmt: skip
             return [head, spouse, *twins(), parent()]
-        f = ("父亲", "男", min(99.0, head_age + r.uniform(24, 34)), False)
-        m = ("母亲", "女", min(99.0, f[2] + r.uniform(-4, 2)), False)
+        if head_age > 58:
+            return [head, spouse, kid(), kid(), kid(), kid()]
+        f = ("父亲", "男", min(97.0, head_age + r.uniform(24, 32)), False)
+        m = ("母亲", "女", min(97.0, f[2] + r.uniform(-4, 2)), False)
         return [head, spouse, f, m, *twins()]
 
     def force_birthdays(self) -> None:
@@ -376,14 +398,14 @@ class _Gen:
         w = self.w
         r = self.rng
         sixteen = anniversary(self.as_of, 16).toordinal()
-        cands = [p for p in range(w.n) if 13 * 365 < self.A - w.birth[p] < 19 * 365 and p not in w.twin_of
-                 and p not in w.twin_of.values()]  # fmt: skip
+        twins = set(w.twin_of) | set(w.twin_of.values())
+        cands = [p for p in range(w.n) if 13 * 365 < self.A - w.birth[p] < 19 * 365 and p not in twins]
         k = max(2, self.people // 4000)
         chosen = r.sample(cands, min(len(cands), 3 * k))
         for i, p in enumerate(chosen):
             w.birth[p] = sixteen + (0, 1, -1)[i % 3]  # exactly 16 / turns 16 tomorrow / 16 yesterday
-            self._bcode[p] = anning_code(date.fromordinal(w.birth[p]).year) if self._bcode[p].startswith(
-                "5301") else self._bcode[p]
+            if self._bcode[p] in ANNING_CODES:
+                self._bcode[p] = anning_code(date.fromordinal(w.birth[p]).year)
 
     def assign_ids(self) -> None:
         w = self.w

@@ -1,0 +1,272 @@
+"""``kuomian check``: the ad-hoc comparison (数据比对) of any list against a published run.
+
+Entry point: :func:`check_list`. An office sends a list (xlsx/csv, any
+encoding the loader reads) with at least a 姓名 column and usually a
+身份证号; its headers are found by the common aliases of
+``sources/_common.yaml`` (身份证号, 姓名, 街道, 社区) plus 出生日期 when present.
+The rows are standardised by the refresh's own functions and matched against
+the published ``persons.parquet`` with the refresh's own cascade
+(:mod:`pipeline.link`: the rules, thresholds and name keys of
+``rules/matching.yaml``), then written back as the same list — every
+original column, in order, exactly as read — plus
+
+* 匹配结果   — the label of the rule that matched (rules/matching.yaml),
+  待人工核实 when the cascade sends the row to review, or 未匹配;
+* 参保状态   — the person's status label (rules/statuses.yaml);
+* 重点群体   — 第N类 … for registry persons;
+* 所属街道   — the person's street;
+* 是否在实名库 — 是 / 否 (blank for rows a person must look at).
+
+Nothing is added that could reveal an ID: the result holds the list's own
+cells and labels only. RESULT is ``.xlsx`` (every cell text) or ``.csv``
+(UTF-8 with BOM), written atomically and owner-only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from .config import Field, Source, _read_yaml, home, load_rules, load_sources
+from .errors import KuomianError, OutputExists
+from .publish import REGISTRY_STATUSES
+
+RESULT_COLUMNS = ["匹配结果", "参保状态", "重点群体", "所属街道", "是否在实名库"]
+REVIEW = "待人工核实"
+UNMATCHED = "未匹配"
+
+
+# ---------------------------------------------------------------- labels shared with compare
+
+
+def status_labels() -> dict[str, str]:
+    cfg = load_rules("statuses")
+    out = {s["status"]: s["label"] for s in cfg["statuses"]}
+    out[cfg["excluded"]["status"]] = cfg["excluded"]["label"]
+    return out
+
+
+def reason_labels() -> dict[str, str]:
+    return {r["reason"]: r["label"] for r in load_rules("statuses")["excluded"]["reasons"]}
+
+
+def group_labels() -> dict[int, str]:
+    return {int(g["group"]): f"第{g['group']}类 {g['label']}" for g in load_rules("groups")["groups"]}
+
+
+def rule_labels() -> dict[str, str]:
+    return {r["rule"]: r.get("label", r["rule"]) for r in load_rules("matching")["rules"]}
+
+
+def status_text(status: str | None, reason: str | None) -> str:
+    if not status:
+        return ""
+    label = status_labels().get(status, status)
+    if reason:
+        label += f"({reason_labels().get(reason, reason)})"
+    return label
+
+
+# ---------------------------------------------------------------- the list as a source
+
+
+def list_source() -> Source:
+    """A source for any list: the common identity fields (none required but 姓名) plus 出生日期."""
+    common = _read_yaml(home() / "sources" / "_common.yaml")
+    fields: dict[str, Field] = {}
+    for name in ("id_number", "name", "street", "community"):
+        spec = dict(common[name])
+        spec["required"] = name == "name"
+        fields[name] = Field(name, tuple(spec.get("aliases", [])), spec.get("type", "text"), spec["required"])
+    bd = load_sources()["household"].fields.get("birth_date")
+    fields["birth_date"] = Field("birth_date", bd.aliases if bd else ("出生日期",), "date", False)
+    return Source(name="check", label="比对名单", required=False, role="match_only", globs=(), fields=fields)
+
+
+@dataclass
+class CheckReport:
+    list_file: str
+    out: Path
+    rows: int = 0
+    results: Counter = field(default_factory=Counter)  # 匹配结果 -> rows
+    in_registry: int = 0
+    skipped: int = 0  # empty and total rows
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k} {v}" for k, v in self.results.most_common())
+        return f"check: {self.rows} rows; {parts}; in the registry {self.in_registry}"
+
+
+def _persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
+    from .names import name_keys
+
+    uniq = persons["name"].fill_null("").unique().to_list()
+    keys = {n: name_keys(n) for n in uniq}
+    return persons.select(
+        pl.col("id_number").alias("person_id"),
+        pl.col("hukou_local"),
+        pl.col("name").fill_null(""),
+        pl.col("name").fill_null("").replace_strict({n: k[0] for n, k in keys.items()}).alias("name_key"),
+        pl.col("name").fill_null("").replace_strict({n: k[1] for n, k in keys.items()}).alias("name_py"),
+        pl.col("sex"),
+        pl.col("birth_date"),
+        pl.col("street_code"),
+        pl.col("community"),
+        # the household number, when the published run carries it (rule relative_id); else unknown
+        (pl.col("household_no") if "household_no" in persons.columns else pl.lit(None, dtype=pl.String))
+        .cast(pl.String)
+        .alias("household_no"),
+    )
+
+
+def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
+    """(row_id, outcome, person_id, match_rule) for standardised rows, by the refresh's cascade."""
+    from .db import connect, frame, store
+    from .link import decide, generate_candidates, score_candidates
+    from .standardise import IDENTITY_COLUMNS
+
+    tmp = Path(tempfile.mkdtemp(prefix="kuomian-check-"))  # private (0700): spill files hold IDs
+    con = connect(temp_dir=tmp / "duckdb")
+    try:
+        store(con, "link_rows", std.select(IDENTITY_COLUMNS))
+        store(con, "link_persons", _persons_for_link(persons))
+        con.execute("CREATE OR REPLACE TABLE link_forbidden (row_id BIGINT, person_id VARCHAR)")
+        generate_candidates(con)
+        score_candidates(con)
+        decide(con)
+        return frame(con, "SELECT row_id, outcome, person_id, match_rule FROM link_decisions")
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
+    """(header, records) of the result: the list as read plus the five result columns."""
+    from .load import FileInfo, load_file, read_any
+    from .standardise import StandardiseReport, standardise_frame
+
+    src = list_source()
+    header, body, *_ = read_any(list_file)
+    loaded = load_file(list_file, src, FileInfo(list_file, src.name, "override"))
+    std = standardise_frame(loaded, src, StandardiseReport())
+    std = std.with_columns(row_id=pl.col("_seq").cast(pl.Int64))
+    usable = std.filter(pl.col("row_state") != "quarantined")
+    decisions = match_rows(usable, persons)
+
+    people = {
+        r["id_number"]: r
+        for r in persons.select(
+            "id_number", "status", "exclusion_reason", "group", "street_name", "street_code"
+        ).iter_rows(named=True)
+    }
+    rules = rule_labels()
+    groups = group_labels()
+    by_row = {r[0]: r[1:] for r in decisions.iter_rows()}
+    report = CheckReport(list_file=list_file.name, out=Path())
+    results: list[list[str]] = []
+    for row_id, state, reason in std.select("row_id", "row_state", "reason").iter_rows():
+        if state == "quarantined" and reason in ("empty_row", "total_row"):
+            results.append([""] * len(RESULT_COLUMNS))
+            report.skipped += 1
+            continue
+        report.rows += 1
+        outcome, pid, rule = by_row.get(row_id, (None, None, None))
+        if outcome == "linked" and pid in people:
+            p = people[pid]
+            listed = p["status"] in REGISTRY_STATUSES
+            res = [
+                rules.get(rule, rule or ""),
+                status_text(p["status"], p["exclusion_reason"]),
+                groups.get(p["group"], "") if p["group"] is not None else "",
+                p["street_name"] or "未分配街道",
+                "是" if listed else "否",
+            ]
+            report.in_registry += listed
+        elif outcome == "review":
+            res = [REVIEW, "", "", "", ""]
+        else:
+            res = [UNMATCHED, "", "", "", "否"]
+        report.results[res[0]] += 1
+        results.append(res)
+
+    names = list(header)
+    added = [c if c not in names else f"{c}(比对)" for c in RESULT_COLUMNS]
+    records = []
+    for orig, res in zip(body.rows(), results, strict=True):
+        records.append(["" if v is None else str(v) for v in orig] + res)
+    return [*names, *added], records, report
+
+
+def _write_csv(fh, header: list[str], records: list[list[str]]) -> None:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(records)
+    fh.write(buf.getvalue().encode("utf-8-sig"))
+
+
+def _write_xlsx(fh, header: list[str], records: list[list[str]]) -> None:
+    import xlsxwriter
+
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_numbers": False, "strings_to_urls": False})
+    ws = wb.add_worksheet("比对结果")
+    text = wb.add_format({"num_format": "@"})
+    head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "num_format": "@"})
+    new_head = wb.add_format({"bold": True, "bg_color": "#FCE4D6", "border": 1, "num_format": "@"})
+    n_orig = len(header) - len(RESULT_COLUMNS)
+    for j, h in enumerate(header):
+        ws.write_string(0, j, h, head if j < n_orig else new_head)
+    for i, rec in enumerate(records, start=1):
+        for j, v in enumerate(rec):
+            if v == "":
+                ws.write_blank(i, j, None, text)
+            else:
+                ws.write_string(i, j, v, text)
+    ws.set_column(0, len(header) - 1, 14, text)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(len(records), 1), len(header) - 1)
+    wb.close()
+    fh.write(buf.getvalue())
+
+
+def check_list(
+    list_file: Path, registry: Path, out: Path, *, force: bool = False, progress=lambda m: None
+) -> CheckReport:
+    """Match ``list_file`` against ``registry/persons.parquet`` and write ``out`` (see the module docstring)."""
+    from .survey import write_atomically
+
+    list_file, registry, out = Path(list_file), Path(registry), Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".xlsx", ".csv"):
+        raise KuomianError(f"--out {out}: give a file name ending in .xlsx or .csv, e.g. 名单_比对结果.xlsx.")
+    if not registry.is_dir():
+        raise KuomianError(
+            f"--registry {registry}: no such folder. Point it at a published OUT_DIR (kuomian refresh)."
+        )
+    persons_path = registry / "persons.parquet"
+    if not persons_path.exists():
+        raise KuomianError(f"--registry {registry}: not a kuomian output folder (no persons.parquet).")
+    if not list_file.is_file():
+        raise KuomianError(f"{list_file}: no such file. Give the list to compare (.xlsx or .csv).")
+    if out.resolve() == list_file.resolve():
+        raise KuomianError(f"--out {out}: that is the list itself; choose another file name for the result.")
+    if out.exists() and not force:
+        raise OutputExists(f"{out} already exists. Add --force to replace it, or choose another --out.")
+    if not out.parent.is_dir():
+        raise KuomianError(f"--out {out}: the folder {out.parent} does not exist.")
+    progress(f"reading {list_file.name}")
+    persons = pl.read_parquet(persons_path)
+    header, records, report = check_frame(list_file, persons)
+    report.out = out
+    progress(f"writing {out.name}")
+    writer = _write_xlsx if suffix == ".xlsx" else _write_csv
+    write_atomically(out, lambda fh: writer(fh, header, records))
+    return report

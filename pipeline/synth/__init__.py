@@ -1,0 +1,159 @@
+"""Deterministic synthetic Anning (安宁市) extracts with ground truth.
+
+``generate(out_dir, people, seed, as_of, dirt)`` writes
+
+* ``out_dir/sources/``: the extract files as the departments export them (xlsx, csv in
+  UTF-8 / UTF-8 with BOM / GB18030, parquet), dirty according to ``dirt``;
+* ``out_dir/truth/persons.parquet``: one row per world person, with the expected
+  population membership, status, exclusion reason and groups (rules.md, computed from
+  the clean world);
+* ``out_dir/truth/rows.parquet``: one row per data row of every extract file, with the
+  person it is about, the dirt applied and the expected outcome;
+* ``out_dir/truth/files.csv``: per file: source, format, encoding, row counts.
+
+``people`` is the size of the household (户籍) population; non-local people (in the
+tax, income, market, low-income, platform and roster extracts only) and outsiders (in
+enrollment / student only, never in the population) come on top.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from .bad import write_bad_files
+from .dirt import DIRT_KINDS, DirtConfig
+from .render import build_plans, render_file, write_file
+from .truth import compute_persons
+from .world import NONLOCAL, World, build_world
+
+__all__ = ["DirtConfig", "DIRT_KINDS", "generate", "write_bad_files", "build_world", "World"]
+
+EXPECTED_VALUES = ("person", "unmatched", "duplicate", "quarantined")
+
+ROWS_ARROW = {
+    "source": pa.string(),
+    "file": pa.string(),
+    "row": pa.int32(),
+    "person_id": pa.string(),
+    "dirt": pa.string(),
+    "expected": pa.string(),
+    "quarantine_reason": pa.string(),
+}
+
+_JOB: tuple | None = None  # (world, plans, dirt config, seed, sources dir), shared with forked workers
+
+
+def _render_job(i: int) -> tuple[int, dict]:
+    assert _JOB is not None
+    w, plans, cfg, seed, src_dir = _JOB
+    rf = render_file(plans[i], w, cfg, seed)
+    write_file(rf, src_dir)
+    return i, rf.truth
+
+
+def _clear(d: Path) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    for f in d.iterdir():
+        if f.is_file():
+            f.unlink()
+
+
+def generate(
+    out_dir: Path,
+    people: int = 20000,
+    seed: int = 1,
+    as_of: date = date(2026, 3, 1),
+    dirt: DirtConfig | None = None,
+    workers: int | None = None,
+) -> dict:
+    """Generate the extracts and the ground truth; return a small summary.
+
+    ``workers``: processes rendering the files (default: 2 from 100 000 people on, else 1).
+    The output does not depend on it.
+    """
+    t0 = time.perf_counter()
+    cfg = dirt if dirt is not None else DirtConfig()
+    out = Path(out_dir)
+    src_dir = out / "sources"
+    truth_dir = out / "truth"
+    _clear(src_dir)
+    _clear(truth_dir)
+
+    w = build_world(people, seed, as_of)
+    plans = build_plans(w, random.Random(f"{seed}-plans"), people)
+    street_shown: set[int] = set()
+    for plan in plans:
+        if "street" in plan.keys:
+            street_shown.update(r["_p"] for r in plan.records if w.kind[r["_p"]] == NONLOCAL)
+
+    truths: dict[int, dict] = {}
+    n_workers = workers if workers is not None else (2 if people >= 100_000 else 1)
+    if n_workers > 1 and "fork" in mp.get_all_start_methods():
+        # fork: the workers share the world copy-on-write; they render and write csv/xlsx files
+        # (no polars in the workers), the parent writes the parquet files and computes the truth.
+        global _JOB
+        _JOB = (w, plans, cfg, seed, src_dir)
+        cost = {i: len(p.records) * (len(p.keys) + 1) * (4 if p.fmt == "xlsx" else 1) for i, p in enumerate(plans)}
+        child = sorted((i for i, p in enumerate(plans) if p.fmt != "parquet"), key=lambda i: -cost[i])
+        try:
+            with mp.get_context("fork").Pool(n_workers) as pool:
+                it = pool.imap_unordered(_render_job, child, chunksize=1)
+                for i, p in enumerate(plans):
+                    if p.fmt == "parquet":
+                        truths[i] = _render_job(i)[1]
+                persons = compute_persons(w, street_shown)
+                for i, t in it:
+                    truths[i] = t
+        finally:
+            _JOB = None
+    else:
+        for i, plan in enumerate(plans):
+            rf = render_file(plan, w, cfg, seed)
+            write_file(rf, src_dir)
+            truths[i] = rf.truth
+            del rf
+        persons = compute_persons(w, street_shown)
+
+    file_rows: list[dict] = []
+    rows_per_source: Counter[str] = Counter()
+    parts = []
+    for i, plan in enumerate(plans):
+        t = truths.pop(i)
+        parts.append(pa.table({k: pa.array(t[k], type=ROWS_ARROW[k]) for k in ROWS_ARROW}))
+        m = len(t["row"])
+        counts = Counter(t["expected"])
+        file_rows.append(
+            {
+                "file": plan.name,
+                "source": plan.source,
+                "format": plan.fmt,
+                "encoding": plan.encoding or "",
+                "rows": m,
+                **{k: counts.get(k, 0) for k in EXPECTED_VALUES},
+            }
+        )
+        rows_per_source[plan.source] += m
+    rows = pl.from_arrow(pa.concat_tables(parts))
+    rows.write_parquet(truth_dir / "rows.parquet", compression="zstd", statistics=False)
+    persons.write_parquet(truth_dir / "persons.parquet", compression="zstd", statistics=False)
+    pl.DataFrame(file_rows).write_csv(truth_dir / "files.csv")
+
+    return {
+        "out_dir": str(out),
+        "files": [f["file"] for f in file_rows],
+        "rows": dict(rows_per_source),
+        "persons": persons.height,
+        "population": int(persons["in_population"].sum()),
+        "household_persons": people,
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
