@@ -22,6 +22,7 @@ from .db import frame, rows, store
 from .rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
 MATCHED = "('linked', 'new_person')"
+CITY_CODE = "530181000000"  # 安宁市 itself: the city row of the indicators
 
 
 @dataclass
@@ -237,13 +238,21 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
         FROM cls_persons WHERE hukou_local GROUP BY 1
         """,
     )
+    # rules.md: indicators cover the household population; `registry_all` adds the
+    # non-local registry persons (the street's full visiting list).
     reg = frame(
         con,
         """SELECT coalesce(street_code, '') AS street_code, "group", count(*) AS n FROM cls_persons
-           WHERE "group" IS NOT NULL GROUP BY ALL""",
+           WHERE "group" IS NOT NULL AND hukou_local GROUP BY ALL""",
+    )
+    reg_all = dict(
+        rows(
+            con,
+            """SELECT coalesce(street_code, ''), count(*) FROM cls_persons WHERE "group" IS NOT NULL GROUP BY 1""",
+        )
     )
     names = street_names()
-    codes = sorted(set(base["street_code"].to_list()) | set(reg["street_code"].to_list()) | set(names))
+    codes = sorted(set(base["street_code"].to_list()) | set(reg_all) | set(names))
     records = []
     for code in [*codes, "city"]:
         if code == "city":
@@ -255,7 +264,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
         vals = b.row(0, named=True) if b.height else {k: 0 for k in base.columns if k != "street_code"}
         vals = {k: int(v or 0) for k, v in vals.items()}
         rec = {
-            "street_code": "" if code == "city" else code,
+            "street_code": CITY_CODE if code == "city" else code,
             "street_name": "全市" if code == "city" else names.get(code, "未分配街道"),
             **vals,
             "coverage_rate": vals["enrolled"] / vals["eligible"] if vals["eligible"] else None,
@@ -271,6 +280,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
             for g, n in zip(reg["group"].to_list(), reg["n"].to_list(), strict=True):
                 by_group[g] += n
         rec["registry"] = int(sum(by_group.values()))
+        rec["registry_all"] = int(sum(reg_all.values()) if code == "city" else reg_all.get(code, 0))
         for g in groups:
             rec[f"registry_group_{g}"] = int(by_group.get(g, 0))
         records.append(rec)

@@ -3,7 +3,7 @@
 Two implementations of one contract:
 
 * ``standardise_id`` — scalar, plain Python: the readable reference.
-* ``id_exprs`` — the same logic as polars expressions, used on whole columns.
+* ``add_id_columns`` — the same rules over whole columns (numpy and polars), for millions of rows.
 
 A property test keeps the two in agreement. Every raw value is classified as
 
@@ -105,70 +105,79 @@ def standardise_id(raw: str | None, numeric_cell: bool = False) -> IdResult:
 # ---------------------------------------------------------------- vectorised
 
 
-def _check_expr(first17: pl.Expr) -> pl.Expr:
-    total = pl.lit(0, dtype=pl.Int64)
-    for i, w in enumerate(WEIGHTS):
-        total = total + first17.str.slice(i, 1).cast(pl.Int64, strict=False) * w
-    return (total % 11).replace_strict(
-        {i: c for i, c in enumerate(CHECK_CHARS)}, default=None, return_dtype=pl.String
-    )
+def _check_chars(first17: list[str]) -> list[str]:
+    """Check characters of many 17-digit strings at once (numpy: one matrix product)."""
+    import numpy as np
+
+    if not first17:
+        return []
+    digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(-1, 17).astype(np.int64) - 48
+    rest = (digits @ np.asarray(WEIGHTS, dtype=np.int64)) % 11
+    return np.asarray(list(CHECK_CHARS))[rest].tolist()
 
 
-def _real_date_expr(yyyymmdd: pl.Expr) -> pl.Expr:
-    d = yyyymmdd.str.to_date("%Y%m%d", strict=False)
-    return d.is_not_null() & d.dt.year().is_between(1880, 2100) & (d.dt.strftime("%Y%m%d") == yyyymmdd)
+def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = None) -> pl.DataFrame:
+    """Add ``id_canonical``, ``id_kind`` and ``id_digits`` computed from a raw column.
 
-
-def id_exprs(raw: pl.Expr, numeric_cell: pl.Expr | None = None) -> dict[str, pl.Expr]:
-    """Polars expressions computing ``id_canonical``, ``id_kind`` and ``id_digits`` from a raw column.
-
-    Same rules as :func:`standardise_id` (a property test checks it).
+    Same rules as :func:`standardise_id` (a property test checks it), built for
+    millions of rows: cleaning touches non-ASCII values only, check digits are
+    one numpy product over the 18-character candidates, birth dates are checked
+    once per distinct date.
     """
-    s = raw.fill_null("").str.normalize("NFKC").str.replace_all(_STRIP_RE, "").str.to_uppercase()
-    numeric = numeric_cell.fill_null(False) if numeric_cell is not None else pl.lit(False)
-    sci = s.str.extract_groups(_SCI_RE)
-    mantissa = (
-        (sci.struct.field("1") + sci.struct.field("2").fill_null(""))
-        .str.strip_chars_end("0")
-        .str.slice(0, 15)
-    )
-    mantissa = pl.when(mantissa == "").then(pl.lit("0")).otherwise(mantissa)
-    is_sci = s.str.contains(_SCI_RE)
-    is_num18 = numeric & s.str.contains(r"^[0-9]{16,18}(\.0+)?$")
-    shape18 = s.str.contains(r"^[0-9]{17}[0-9X]$")
-    date18_ok = _real_date_expr(s.str.slice(6, 8))
-    check_ok = _check_expr(s.str.slice(0, 17)) == s.str.slice(17, 1)
-    shape15 = s.str.contains(r"^[0-9]{15}$")
-    first17_15 = s.str.slice(0, 6) + pl.lit("19") + s.str.slice(6, 9)
-    up = first17_15 + _check_expr(first17_15)
-    date15_ok = _real_date_expr(pl.lit("19") + s.str.slice(6, 6))
+    from .text import nfkc, on_distinct
 
-    kind = (
-        pl.when(is_sci)
-        .then(pl.lit("excel"))
-        .when(is_num18)
-        .then(pl.lit("excel"))
-        .when(shape18 & check_ok & date18_ok)
-        .then(pl.lit("valid"))
-        .when(shape18 & s.str.ends_with("000"))
-        .then(pl.lit("excel"))
-        .when(shape18)
-        .then(pl.lit("bad_check"))
-        .when(shape15 & date15_ok)
-        .then(pl.lit("upgraded"))
-        .otherwise(pl.lit("unusable"))
+    n = df.height
+    raw = df.get_column(raw_col).cast(pl.String).fill_null("")
+    clean = nfkc(raw).str.replace_all(_STRIP_RE, "").str.to_uppercase()
+    numeric = (
+        df.get_column(numeric_col).fill_null(False) if numeric_col else pl.Series([False] * n, dtype=pl.Boolean)
     )
-    canonical = pl.when(kind == "valid").then(s).when(kind == "upgraded").then(up).otherwise(None)
-    digits = (
-        pl.when(is_sci)
-        .then(mantissa)
-        .when(kind == "excel")
-        .then(s.str.slice(0, 15))
-        .when(kind == "bad_check")
-        .then(s)
-        .otherwise(canonical)
-    )
-    return {"id_canonical": canonical, "id_kind": kind, "id_digits": digits}
+    sci = clean.str.contains(_SCI_RE)
+    num18 = numeric & clean.str.contains(r"^[0-9]{16,18}(\.0+)?$") & ~sci
+    s18 = clean.str.contains(r"^[0-9]{17}[0-9X]$") & ~sci & ~num18
+    s15 = clean.str.contains(r"^[0-9]{15}$") & ~num18
+
+    kind = pl.Series("id_kind", ["unusable"] * n, dtype=pl.String)
+    canonical = pl.Series("id_canonical", [None] * n, dtype=pl.String)
+    digits = pl.Series("id_digits", [None] * n, dtype=pl.String)
+
+    def real_dates(yyyymmdd: pl.Series) -> pl.Series:
+        return on_distinct(yyyymmdd, lambda v: v.map_elements(_real_date, return_dtype=pl.Boolean), pl.Boolean)
+
+    if sci.any():
+        idx = sci.arg_true()
+        groups = clean.gather(idx).str.extract_groups(_SCI_RE)
+        mant = (groups.struct.field("1") + groups.struct.field("2").fill_null("")).str.strip_chars_end("0")
+        mant = mant.str.slice(0, 15).replace("", "0")
+        kind = kind.scatter(idx, "excel")
+        digits = digits.scatter(idx, mant)
+    if num18.any():
+        idx = num18.arg_true()
+        kind = kind.scatter(idx, "excel")
+        digits = digits.scatter(idx, clean.gather(idx).str.slice(0, 15))
+    if s18.any():
+        idx = s18.arg_true()
+        vals = clean.gather(idx)
+        check = pl.Series(_check_chars(vals.str.slice(0, 17).to_list()), dtype=pl.String)
+        ok = (check == vals.str.slice(17, 1)) & real_dates(vals.str.slice(6, 8))
+        k = pl.select(
+            pl.when(ok).then(pl.lit("valid")).when(vals.str.ends_with("000")).then(pl.lit("excel"))
+            .otherwise(pl.lit("bad_check"))
+        ).to_series()  # fmt: skip
+        kind = kind.scatter(idx, k)
+        canonical = canonical.scatter(idx, pl.select(pl.when(ok).then(vals)).to_series())
+        digits = digits.scatter(idx, pl.select(pl.when(k == "excel").then(vals.str.slice(0, 15)).otherwise(vals)).to_series())
+    if s15.any():
+        idx = s15.arg_true()
+        vals = clean.gather(idx)
+        ok = real_dates("19" + vals.str.slice(6, 6))
+        idx, vals = idx.filter(ok), vals.filter(ok)
+        first17 = vals.str.slice(0, 6) + "19" + vals.str.slice(6, 9)
+        up = first17 + pl.Series(_check_chars(first17.to_list()), dtype=pl.String)
+        kind = kind.scatter(idx, "upgraded")
+        canonical = canonical.scatter(idx, up)
+        digits = digits.scatter(idx, up)
+    return df.with_columns(canonical, kind, digits)
 
 
 # ---------------------------------------------------------------- privacy

@@ -103,19 +103,28 @@ def name_keys(raw: str | None) -> tuple[str, str]:
     return "".join(k[0] for k in keys), "".join(k[1] for k in keys)
 
 
+def many_name_keys(raws: list[str | None]) -> tuple[list[str], list[str]]:
+    """:func:`name_keys` for many names: each distinct character is looked up once,
+    then every name is mapped with ``str.translate`` (C speed)."""
+    cleaned = [_clean_for_key(str(v)) if v is not None else "" for v in raws]
+    chars = set().union(*map(set, cleaned)) if cleaned else set()
+    simp, sound = {}, {}
+    for ch in chars:
+        k, p = _char_keys(ch)
+        simp[ord(ch)] = k
+        sound[ord(ch)] = p
+    return [c.translate(simp) for c in cleaned], [c.translate(sound) for c in cleaned]
+
+
 def add_name_keys(df: pl.DataFrame, raw_col: str = "name_raw") -> pl.DataFrame:
     """Add ``name_key`` and ``name_py`` columns, computing each distinct name once."""
     uniq = df.select(pl.col(raw_col).unique()).to_series().to_list()
-    keys = [name_keys(v) for v in uniq]
+    keys, sounds = many_name_keys(uniq)
     lookup = pl.DataFrame(
-        {
-            raw_col: uniq,
-            "name_key": [k[0] for k in keys],
-            "name_py": [k[1] for k in keys],
-        },
+        {raw_col: uniq, "name_key": keys, "name_py": sounds},
         schema={raw_col: df.schema[raw_col], "name_key": pl.String, "name_py": pl.String},
     )
-    return df.join(lookup, on=raw_col, how="left", nulls_equal=True)
+    return df.join(lookup, on=raw_col, how="left", nulls_equal=True, maintain_order="left")
 
 
 def name_scores(a_key: list[str], a_py: list[str], b_key: list[str], b_py: list[str]):

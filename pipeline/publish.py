@@ -289,10 +289,11 @@ def indicator_headers() -> dict[str, str]:
         h[f"coverage_gap_{year}"] = f"距{year}年参保率目标缺口(人)"
     for year in cfg["targets"]["employee_share"]:
         h[f"employee_gap_{year}"] = f"距{year}年职工占比目标缺口(人)"
-    h["registry"] = "实名库人数"
+    h["registry"] = "实名库人数(户籍)"
     labels = {g["group"]: g["label"] for g in load_rules("groups")["groups"]}
     for g in sorted(labels):
         h[f"registry_group_{g}"] = f"第{g}类 {labels[g]}"
+    h["registry_all"] = "实名库人数(含非户籍)"
     return h
 
 

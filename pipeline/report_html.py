@@ -298,7 +298,7 @@ def write_report(path: Path, con: duckdb.DuckDBPyConnection, manifest: dict, rec
 def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame) -> str:
     cfg = load_rules("indicators")
     ind = frame(con, "SELECT * FROM cls_indicators")
-    streets = ind.filter(pl.col("street_code") != "")
+    streets = ind.filter(pl.col("street_name") != "全市")
     city = ind.filter(pl.col("street_name") == "全市")
     city_row = city.row(0, named=True) if city.height else {}
     groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])

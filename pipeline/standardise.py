@@ -19,6 +19,7 @@ from . import dates, ids, names
 from .config import Source, load_sources, normalise_header, street_lookup, street_names, vocabulary
 from .db import store
 from .load import EXTRA_COL, NUMERIC_ID_COL
+from .text import nfkc, on_distinct
 
 IDENTITY_COLUMNS = [
     "row_id", "source", "file", "row", "row_state", "reason",
@@ -74,7 +75,7 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
     st_lookup = street_lookup()
     st_names = street_names()
 
-    out = df.with_columns(**ids.id_exprs(pl.col("id_number"), pl.col(NUMERIC_ID_COL)))
+    out = ids.add_id_columns(df, "id_number", NUMERIC_ID_COL)
     out = out.with_columns(
         name=names.display_name_expr(pl.col("name")),
         name_raw=pl.col("name").fill_null(""),
@@ -88,28 +89,36 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
         ),
         birth_date_id=pl.col("id_canonical").str.slice(6, 8).str.to_date("%Y%m%d", strict=False),
     )
-    typed = []
+    # Typed fields: each expensive conversion runs once per distinct value.
+    typed: list[pl.Series] = []
     for f in source.fields.values():
-        col = pl.col(f.name)
         if f.name in ("id_number", "name", "street", "community"):
             continue
+        col = out.get_column(f.name)
         if f.type == "date":
-            typed.append(dates.date_expr(col).alias(f.name))
+            typed.append(on_distinct(col, dates.date_expr, pl.Date))
         elif f.type == "int":
-            typed.append(_int(col).alias(f.name))
+            typed.append(on_distinct(col, _int, pl.Int64))
         elif f.type == "number":
-            typed.append(_number(col).alias(f.name))
+            typed.append(on_distinct(col, _number, pl.Float64))
         elif f.type == "category" and f.vocabulary:
-            typed.append(_category(col, vocabulary(f.vocabulary)).alias(f.name))
+            vocab = vocabulary(f.vocabulary)
+            typed.append(on_distinct(col, lambda e, v=vocab: _category(e, v), pl.String))
         else:
-            typed.append(_nfkc_trim(col).alias(f.name))
+            typed.append(nfkc(col).str.strip_chars())
     raw = out.select([pl.col(c).alias(f"raw_{c}") for c in value_cols])
     out = pl.concat([out, raw], how="horizontal")
-    street_key = pl.col("street").str.normalize("NFKC").str.replace_all(r"\s+", "")
+    street_key = on_distinct(
+        out.get_column("street"),
+        lambda e: e.str.normalize("NFKC").str.replace_all(r"\s+", "").replace_strict(
+            st_lookup, default=None, return_dtype=pl.String
+        ),
+        pl.String,
+    )
     out = out.with_columns(
         *typed,
-        street_code=street_key.replace_strict(st_lookup, default=None, return_dtype=pl.String),
-        community=_nfkc_trim(pl.col("community")),
+        street_key.alias("street_code"),
+        nfkc(out.get_column("community")).str.strip_chars().alias("community"),
     )
     out = out.with_columns(street_name=pl.col("street_code").replace_strict(st_names, default=None))
 
@@ -127,7 +136,7 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
     # An unknown category value is kept as written (so it is visible downstream).
     out = out.with_columns(
         [
-            pl.coalesce(pl.col(f.name), _nfkc_trim(pl.col(f"raw_{f.name}"))).alias(f.name)
+            pl.coalesce(pl.col(f.name), pl.col(f"raw_{f.name}").str.strip_chars()).alias(f.name)
             for f in source.fields.values()
             if f.type == "category"
         ]

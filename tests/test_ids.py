@@ -1,4 +1,4 @@
-"""Resident ID numbers: properties of ``standardise_id`` and agreement with ``id_exprs``."""
+"""Resident ID numbers: properties of ``standardise_id`` and agreement with ``add_id_columns``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pipeline.ids import (
     IdResult,
     check_digit,
-    id_exprs,
+    add_id_columns,
     mask_id,
     mask_id_expr,
     redact_ids,
@@ -58,9 +58,8 @@ def vectorised(values: list[str | None], numeric: list[bool] | None = None) -> l
     if numeric is not None:
         data["num"] = pl.Series(numeric, dtype=pl.Boolean)
     df = pl.DataFrame(data)
-    exprs = id_exprs(pl.col("raw"), pl.col("num") if numeric is not None else None)
-    out = df.select(**exprs)
-    return [IdResult(c, k, d) for c, k, d in out.iter_rows()]
+    out = add_id_columns(df, "raw", "num" if numeric is not None else None)
+    return [IdResult(c, k, d) for c, k, d in out.select("id_canonical", "id_kind", "id_digits").iter_rows()]
 
 
 def scalar(values: list[str | None], numeric: list[bool] | None = None) -> list[IdResult]:

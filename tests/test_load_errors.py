@@ -14,7 +14,7 @@ import xlsxwriter
 
 from pipeline.config import load_sources
 from pipeline.errors import FileProblem
-from pipeline.ids import id_exprs, redact_ids
+from pipeline.ids import add_id_columns, redact_ids
 from pipeline.load import NUMERIC_ID_COL, FileInfo, load_file, read_any, read_csv
 
 ID1 = "530181199005031235"
@@ -321,7 +321,7 @@ def test_xlsx_numeric_id_cell_is_flagged(tmp_path, household):
     assert out.get_column("name").to_list() == ["张三", "李四", "王五", "赵六"]
     assert out.get_column(NUMERIC_ID_COL).to_list() == [True, False, False, False]
     assert out.get_column("id_number").to_list()[1:] == [ID2, ID1, None]
-    ids = out.select(**id_exprs(pl.col("id_number"), pl.col(NUMERIC_ID_COL)))
+    ids = add_id_columns(out, "id_number", NUMERIC_ID_COL)
     assert ids.get_column("id_kind").to_list() == ["excel", "valid", "valid", "unusable"]
     assert ids.get_column("id_digits")[0] == ID1[:15]
     assert ids.get_column("id_canonical")[0] is None

@@ -1,19 +1,33 @@
 """Deterministic synthetic Anning (安宁市) extracts with ground truth.
 
-``generate(out_dir, people, seed, as_of, dirt)`` writes
+``generate(out_dir, people, seed, as_of, dirt)`` writes (after removing the files
+already directly in those two folders):
 
 * ``out_dir/sources/``: the extract files as the departments export them (xlsx, csv in
-  UTF-8 / UTF-8 with BOM / GB18030, parquet), dirty according to ``dirt``;
-* ``out_dir/truth/persons.parquet``: one row per world person, with the expected
-  population membership, status, exclusion reason and groups (rules.md, computed from
-  the clean world);
-* ``out_dir/truth/rows.parquet``: one row per data row of every extract file, with the
-  person it is about, the dirt applied and the expected outcome;
-* ``out_dir/truth/files.csv``: per file: source, format, encoding, row counts.
+  UTF-8 / UTF-8 with BOM / GB18030, one parquet with string columns), dirty per ``dirt``;
+* ``out_dir/truth/persons.parquet``: one row per world person (every one appears in some
+  extract row): ``id_number`` (true 18-digit ID), ``name`` (legal name, U+00B7 dot),
+  ``sex``, ``birth_date`` (Date), ``in_population``, ``hukou_local``, ``hukou_type``,
+  ``street_code`` (12 digits; non-local: the street their rows give, else null),
+  ``community``, ``status``, ``exclusion_reason``, ``group`` (Int64, null outside the
+  registry), ``group_tags`` (List[Int64], sorted), ``registry``. Computed from the clean
+  world by an independent implementation of rules.md (see ``truth.py``); people outside
+  the population (enrollment / student only) have null status;
+* ``out_dir/truth/rows.parquet``: one row per data row of every extract file:
+  ``source``, ``file``, ``row`` (Excel row number, header = 1), ``person_id`` (null for
+  empty / total / no-identity rows), ``dirt`` (comma-separated kinds, "" if clean),
+  ``expected`` (person | unmatched | duplicate | quarantined), ``quarantine_reason``
+  (empty_row | total_row | no_identity | null);
+* ``out_dir/truth/files.csv``: file, source, format, encoding, rows, and the number of
+  rows per expected value.
 
 ``people`` is the size of the household (户籍) population; non-local people (in the
 tax, income, market, low-income, platform and roster extracts only) and outsiders (in
-enrollment / student only, never in the population) come on top.
+enrollment / student only, never in the population) come on top (about +3%).
+
+Destructive ID dirt (typo, swap, Excel number/scientific, blank, a relative's ID) is only
+applied to rows of household people and outsiders, never to non-local people, whose ID
+could then not be recovered from any other source.
 """
 
 from __future__ import annotations
@@ -101,7 +115,9 @@ def generate(
         # (no polars in the workers), the parent writes the parquet files and computes the truth.
         global _JOB
         _JOB = (w, plans, cfg, seed, src_dir)
-        cost = {i: len(p.records) * (len(p.keys) + 1) * (4 if p.fmt == "xlsx" else 1) for i, p in enumerate(plans)}
+        cost = {
+            i: len(p.records) * (len(p.keys) + 1) * (4 if p.fmt == "xlsx" else 1) for i, p in enumerate(plans)
+        }
         child = sorted((i for i, p in enumerate(plans) if p.fmt != "parquet"), key=lambda i: -cost[i])
         try:
             with mp.get_context("fork").Pool(n_workers) as pool:

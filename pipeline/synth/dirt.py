@@ -62,6 +62,12 @@ class DirtConfig:
     row_total: float = 0.4  # per file
     row_no_identity: float = 0.0005
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"DirtConfig.{f.name} must be a rate between 0 and 1, got {v!r}")
+
     @classmethod
     def none(cls) -> DirtConfig:
         """Perfectly clean extracts."""

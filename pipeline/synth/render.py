@@ -87,7 +87,11 @@ SOURCE_ALIASES: dict[str, dict[str, list[str]]] = {
     },
     "roster": {"category": ["名单类别", "人员类别"], "department": ["报送单位"]},
 }
-UNITS = {"annual_income": ["(元)", "（元）"], "withheld_months": ["(月)"], "active_months": ["(月)", "（月）"]}
+UNITS = {
+    "annual_income": ["(元)", "（元）"],
+    "withheld_months": ["(月)"],
+    "active_months": ["(月)", "（月）"],
+}
 EXTRA_HEADERS = {"_seq": "序号", "_note": "备注", "_clerk": "经办人", "_date": "数据日期"}
 DATE_FIELDS = ("birth_date", "established", "since", "expected_graduation")
 
@@ -99,7 +103,11 @@ SPELLINGS: dict[str, dict[str, list[str]]] = {
         "非农业": ["非农业", "非农业户口", "非农业家庭户口"],
         "居民": ["居民", "居民户口", "居民家庭户口"],
     },
-    "person_status": {"正常": ["", "正常", "在册"], "死亡": ["死亡", "已死亡"], "迁出": ["迁出", "已迁出", "迁移"]},
+    "person_status": {
+        "正常": ["", "正常", "在册"],
+        "死亡": ["死亡", "已死亡"],
+        "迁出": ["迁出", "已迁出", "迁移"],
+    },
     "scheme": {
         "企业职工基本养老保险": ["企业职工基本养老保险", "企业职工养老", "职工养老", "企业养老"],
         "机关事业单位工作人员基本养老保险": ["机关事业单位工作人员基本养老保险", "机关事业养老", "机关养老"],
@@ -121,7 +129,12 @@ SPELLINGS: dict[str, dict[str, list[str]]] = {
     },
     "entity_size": {k: [k, k + "企业"] for k in ("大型", "中型", "小型", "微型")},
     "tax_status": {"正常": ["正常"], "非正常": ["非正常", "非正常户"], "注销": ["注销", "已注销"]},
-    "student_status": {"在读": ["在读", "在校"], "休学": ["休学"], "毕业": ["毕业", "已毕业"], "退学": ["退学"]},
+    "student_status": {
+        "在读": ["在读", "在校"],
+        "休学": ["休学"],
+        "毕业": ["毕业", "已毕业"],
+        "退学": ["退学"],
+    },
     "occupation": {
         "网约车司机": ["网约车司机"],
         "快递员": ["快递员"],
@@ -287,7 +300,9 @@ def build_plans(w: World, rng: random.Random, people: int) -> list[FilePlan]:
     plat, car = [], []
     for p, occ, pname, active, phone in w.platform:
         r = _person_common(w, p)
-        r.update(occupation=occ, platform_name=pname, active_months=active, phone=phone, birth_date=w.birth[p])
+        r.update(
+            occupation=occ, platform_name=pname, active_months=active, phone=phone, birth_date=w.birth[p]
+        )
         (car if occ == "网约车司机" else plat).append(r)
     plans.append(FilePlan("平台从业人员.csv", "platform", "csv", "utf-8-sig",
                           ["name", "id_number", "birth_date", "phone", "platform_name", "occupation", "active_months",
@@ -318,6 +333,9 @@ def build_plans(w: World, rng: random.Random, people: int) -> list[FilePlan]:
 
 def choose_headers(plan: FilePlan, rng: random.Random) -> list[str]:
     aliases = dict(COMMON_ALIASES)
+    if plan.source != "enrollment":  # 社会保障号码 / 参保人姓名 are the insurance bureau's words
+        aliases["id_number"] = [a for a in aliases["id_number"] if a != "社会保障号码"]
+        aliases["name"] = [a for a in aliases["name"] if a != "参保人姓名"]
     aliases.update(SOURCE_ALIASES[plan.source])
     out = []
     keys = (["_seq"] if plan.seq else []) + plan.keys
@@ -406,7 +424,11 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int) -> Rendere
         elif k in ("withheld_months", "active_months"):
             vals = [None if v is None else str(v) for v in vals]
         elif k == "category" or k in SPELLINGS:
-            spell = (LOWINCOME_SPELLINGS if src == "lowincome" else ROSTER_SPELLINGS) if k == "category" else SPELLINGS[k]
+            spell = (
+                (LOWINCOME_SPELLINGS if src == "lowincome" else ROSTER_SPELLINGS)
+                if k == "category"
+                else SPELLINGS[k]
+            )
             style = rng.randrange(3)
             dominant = {c: (al[style] if style < len(al) else al[0]) if rng.random() < 0.5 or k in ("sex", "hukou_type")
                         else al[0] for c, al in spell.items()}  # fmt: skip
@@ -661,7 +683,12 @@ def write_file(rf: RenderedFile, out: Path) -> None:
         big = len(rf.rows) * len(rf.headers) > 2_000_000
         wb = xlsxwriter.Workbook(
             str(path),
-            {"constant_memory": big, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+            {
+                "constant_memory": big,
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+            },
         )
         wb.set_properties({"created": datetime(2026, 1, 1), "author": "kuomian-synth"})
         ws = wb.add_worksheet("Sheet1")

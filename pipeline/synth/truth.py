@@ -35,8 +35,8 @@ PERSONS_SCHEMA = {
     "community": pl.String,
     "status": pl.String,
     "exclusion_reason": pl.String,
-    "group": pl.Int8,
-    "group_tags": pl.List(pl.Int8),
+    "group": pl.Int64,
+    "group_tags": pl.List(pl.Int64),
     "registry": pl.Boolean,
 }
 
@@ -82,7 +82,6 @@ def in_population(w: World) -> list[bool]:
 
 
 def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
-    as_of: date = w.as_of
     pop = in_population(w)
     cond = conditions(w)
     student_active = {p for p, _, _, st, _ in w.student if st in ("在读", "休学")}
@@ -165,8 +164,8 @@ def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
             "community": [w.community[p] if w.kind[p] == LOCAL else None for p in range(n)],
             "status": status,
             "exclusion_reason": reason,
-            "group": pl.Series(group, dtype=pl.Int8),
-            "group_tags": pl.from_arrow(pa.array(tags, type=pa.list_(pa.int8()))),
+            "group": pl.Series(group, dtype=pl.Int64),
+            "group_tags": pl.from_arrow(pa.array(tags, type=pa.list_(pa.int64()))),
             "registry": registry,
         },
     )

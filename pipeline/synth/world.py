@@ -303,10 +303,7 @@ class _Gen:
                 elif rel == "配偶" and sex == "男":
                     male_sur = nm[0] if "\u00b7" not in nm else nm
                     father_given = nm.split("\u00b7")[0] if "\u00b7" in nm else None
-                if twin and prev_child is not None:
-                    birth = w.birth[prev_child]
-                else:
-                    birth = self.birth_for_age(age)
+                birth = w.birth[prev_child] if twin and prev_child is not None else self.birth_for_age(age)
                 p = self.add_person(
                     name=nm, sex=sex, birth=birth, ethnicity=m_eth, kind=LOCAL, street=s, community=comm,
                     hh=hh_index, relation=rel, hukou_type=ht, address=addr, person_status="正常",
@@ -420,8 +417,6 @@ class _Gen:
 
     def compute_ages(self) -> None:
         w = self.w
-        for p in range(len(w.age), w.n):
-            w.age.append(0)
         cache: dict[int, int] = {}
         for p in range(w.n):
             b = w.birth[p]
@@ -464,9 +459,7 @@ class _Gen:
         st = self.street_index() if (street and r.random() < 0.75) else -1
         p = self.add_person(name=nm, sex=sex, birth=birth, ethnicity=eth, kind=kind, street=st)
         self.w.pid[p] = self.new_id(code, birth, sex == "男")
-        self.w.age.append(0)
         self.w.age[p] = age_at(date.fromordinal(birth), self.as_of)
-        del self.w.age[-1]
         return p
 
     def nonlocal_for(self, source: str, reuse: float = 0.15, **kw) -> int:
@@ -492,7 +485,6 @@ class _Gen:
     def gen_students(self, pool: list[int]) -> None:
         w = self.w
         r = self.rng
-        A = self.A
         for p in pool:
             a = w.age[p]
             if not 16 <= a <= 24 or w.person_status[p] != "正常":
@@ -523,7 +515,6 @@ class _Gen:
     def gen_roles(self, pool: list[int]) -> None:
         w = self.w
         r = self.rng
-        A = self.A
         alive = [p for p in pool if w.person_status[p] == "正常" and w.age[p] >= 16]
         adult = [p for p in alive if p not in self.student_active]
 
@@ -543,14 +534,20 @@ class _Gen:
             self._market_entity(p)
         # low income (any age, more often rural and old)
         li = self.pick([p for p in pool if w.person_status[p] != "迁出" and w.hukou_type[p] == "农业"], 0.05)
-        li += self.pick([p for p in pool if w.person_status[p] != "迁出" and w.hukou_type[p] != "农业"], 0.018)
+        li += self.pick(
+            [p for p in pool if w.person_status[p] != "迁出" and w.hukou_type[p] != "农业"], 0.018
+        )
         for p in sorted(li):
             self._lowincome_row(p)
         # rosters
         rural = [p for p in adult if w.hukou_type[p] == "农业"]
         spec = [
             ("被征地农民", [p for p in rural if 30 <= w.age[p] <= 75], 0.03),
-            ("乡村医生", [p for p in adult if 30 <= w.age[p] <= 65 and (w.community[p] or "").endswith("村")], 0.002),
+            (
+                "乡村医生",
+                [p for p in adult if 30 <= w.age[p] <= 65 and (w.community[p] or "").endswith("村")],
+                0.002,
+            ),
             ("村(社区)干部", [p for p in adult if 28 <= w.age[p] <= 62], 0.004),
             ("律师", [p for p in adult if 26 <= w.age[p] <= 60 and w.hukou_type[p] != "农业"], 0.0012),
             ("导游", [p for p in adult if 22 <= w.age[p] <= 50], 0.001),
@@ -563,15 +560,16 @@ class _Gen:
         for cat, cands, rate in spec:
             for p in self.pick(cands, rate):
                 self._roster_row(p, cat)
-        _ = A
 
-    def _platform_row(self, p: int, active: int | None | str = "random", occupation: str | None = None) -> None:
+    def _platform_row(
+        self, p: int, active: int | None | str = "random", occupation: str | None = None
+    ) -> None:
         r = self.rng
         occ = occupation or r.choices(list(N.PLATFORMS), weights=(40, 30, 20, 10))[0]
         if active == "random":
             x = r.random()
             active = None if x < 0.08 else 0 if x < 0.18 else r.randint(1, 12)
-        phone = f"1{r.choice('3578915')}{r.randrange(10**9):09d}"
+        phone = f"1{r.choice('3456789')}{r.randrange(10**9):09d}"
         self.w.platform.append((p, occ, r.choice(N.PLATFORMS[occ]), active, phone))
         self.roles[p] |= R_PLATFORM
 
@@ -608,7 +606,11 @@ class _Gen:
         else:
             code, nm = code_name
         if size == "random":
-            size = None if etype == "个体工商户" else r.choices(("微型", "小型", "中型", "大型"), weights=(50, 33, 13, 4))[0]
+            size = (
+                None
+                if etype == "个体工商户"
+                else r.choices(("微型", "小型", "中型", "大型"), weights=(50, 33, 13, 4))[0]
+            )
         if status is None:
             status = r.choices(("正常", "非正常", "注销"), weights=(86, 8, 6))[0]
         self.w.tax.append((p, code, nm, etype, size, status))
@@ -619,8 +621,13 @@ class _Gen:
                        also_tax: bool | None = None) -> None:  # fmt: skip
         r = self.rng
         w = self.w
-        code, nm, etype = self._entity(p, etype or r.choices(
-            ["个体工商户", "有限责任公司", "个人独资企业", "农民专业合作社"], weights=(75, 18, 5, 2))[0])
+        code, nm, etype = self._entity(
+            p,
+            etype
+            or r.choices(
+                ["个体工商户", "有限责任公司", "个人独资企业", "农民专业合作社"], weights=(75, 18, 5, 2)
+            )[0],
+        )
         if established == "random":
             x = r.random()
             ann = anniversary(self.as_of, 1).toordinal()
@@ -763,18 +770,18 @@ class _Gen:
             x = r.random()
             if k == "emp" and a < 60:
                 if x < 0.72:
-                    self.add_income(p, r.lognormvariate(11.03, 0.45), r.choice((10, 11, 12, 12, 12, 12, 9, 6)),
+                    self.add_income(p, r.lognormvariate(10.72, 0.45), r.choice((10, 11, 12, 12, 12, 12, 9, 6)),
                                     self.employer_of.get(p) or self.company())  # fmt: skip
             elif k == "res" and a < 60:
                 if x < 0.10:
                     emp = r.choice(N.LAX_EMPLOYERS) if r.random() < 0.6 else self.company()
-                    self.add_income(p, r.lognormvariate(10.5, 0.5), r.randint(0, 12), emp)
+                    self.add_income(p, r.lognormvariate(10.4, 0.5), r.randint(0, 12), emp)
             elif k == "none" and a < 60:
                 if x < 0.22:
                     emp = r.choice(N.LAX_EMPLOYERS) if r.random() < 0.55 else self.company()
-                    self.add_income(p, r.lognormvariate(10.6, 0.6), r.randint(0, 12), emp)
+                    self.add_income(p, r.lognormvariate(10.45, 0.55), r.randint(0, 12), emp)
             elif k == "recv" and x < 0.04:
-                self.add_income(p, r.lognormvariate(10.8, 0.6), r.randint(0, 12), self.company())
+                self.add_income(p, r.lognormvariate(10.6, 0.6), r.randint(0, 12), self.company())
         # a few exact boundary amounts
         inc = w.income
         for i in self.pick(list(range(len(inc))), 0.004):
@@ -798,14 +805,20 @@ class _Gen:
         for _ in range(round(len(w.income) * 0.12)):
             p = self.nonlocal_for("income", reuse=0.2)
             emp = r.choice(N.LAX_EMPLOYERS) if r.random() < 0.3 else self.emp_employer(EMP)
-            self.add_income(p, r.lognormvariate(10.9, 0.55), r.choice((3, 6, 8, 10, 12, 12, 12)), emp)
+            self.add_income(p, r.lognormvariate(10.7, 0.5), r.choice((3, 6, 8, 10, 12, 12, 12)), emp)
             if r.random() < 0.55:
                 self.employer_of[p] = emp
                 self.add_enroll(p, EMP, PAY if r.random() < 0.9 else SUSP)
         for _ in range(max(1, round(len(w.lowincome) * 0.02))):
             p = self.nonlocal_for("lowincome", reuse=0.05, age_lo=30, age_hi=70)
             self._lowincome_row(p)
-        cats = {"律师": 0.25, "导游": 0.3, "民办学校教职工": 0.2, "编外人员": 0.15, "基层服务项目高校毕业生": 0.3}
+        cats = {
+            "律师": 0.25,
+            "导游": 0.3,
+            "民办学校教职工": 0.2,
+            "编外人员": 0.15,
+            "基层服务项目高校毕业生": 0.3,
+        }
         counts = {c: sum(1 for x in w.roster if x[1] == c) for c in cats}
         for c, share in cats.items():
             for _ in range(max(1, round(counts[c] * share))):
@@ -822,7 +835,10 @@ class _Gen:
         n_enr = max(3, round(len(w.enroll) * 0.012))
         both = []
         for i in range(n_enr):
-            p = self.new_outside_person(OUTSIDER, street=False)
+            young = i < 3  # these three are also (graduated) students
+            p = self.new_outside_person(
+                OUTSIDER, age_lo=21 if young else 20, age_hi=25 if young else 55, street=False
+            )
             scheme = EMP if r.random() < 0.8 else RES
             st = r.choices((PAY, SUSP, TERM), weights=(70, 10, 20))[0]
             self.add_enroll(p, scheme, st)
@@ -833,7 +849,7 @@ class _Gen:
             p = self.new_outside_person(OUTSIDER, age_lo=17, age_hi=24, street=False)
             self._student_row(p, w.age[p])
         for p in both:  # enrolled and a student: still not in the population
-            self._student_row(p, 22, status="毕业")
+            self._student_row(p, w.age[p], status="毕业")
 
     # ------------------------------------------------------------------ scenarios
     def reserve(self) -> None:
@@ -844,7 +860,11 @@ class _Gen:
                 and w.person_status[p] == "正常" and p not in w.twin_of]  # fmt: skip
         agri = [p for p in base if w.hukou_type[p] == "农业"]
         nonagri = [p for p in base if w.hukou_type[p] != "农业"]
-        elderly = [p for p in range(w.n) if w.kind[p] == LOCAL and 62 <= w.age[p] <= 80 and w.person_status[p] == "正常"]
+        elderly = [
+            p
+            for p in range(w.n)
+            if w.kind[p] == LOCAL and 62 <= w.age[p] <= 80 and w.person_status[p] == "正常"
+        ]
         r.shuffle(agri)
         r.shuffle(nonagri)
         r.shuffle(elderly)
