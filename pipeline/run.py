@@ -173,7 +173,17 @@ def refresh(
 
 
 def _maybe_fail(wanted: str | None, stage: str) -> None:
-    """Fault injection for the reliability tests (KUOMIAN_FAIL_IN_STAGE or the private argument)."""
+    """Fault injection for the reliability tests, at the end of each stage.
+
+    ``KUOMIAN_FAIL_IN_STAGE=<stage>`` (or the private argument) raises a simulated
+    "disk full"; ``KUOMIAN_PAUSE_IN_STAGE=<stage>`` writes ``<staging>/.paused`` and
+    sleeps, so that a test can SIGKILL the process at a known point.
+    """
     wanted = wanted or os.environ.get("KUOMIAN_FAIL_IN_STAGE")
     if wanted == stage:
         raise OSError(28, f"No space left on device (simulated in stage {stage})")
+    if os.environ.get("KUOMIAN_PAUSE_IN_STAGE") == stage:
+        marker = os.environ.get("KUOMIAN_PAUSE_MARKER")
+        if marker:
+            Path(marker).write_text(stage, encoding="utf-8")
+        time.sleep(600)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from pipeline.ids import (
     IdResult,
-    check_digit,
     add_id_columns,
+    check_digit,
     mask_id,
     mask_id_expr,
     redact_ids,
