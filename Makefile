@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PEOPLE ?= 20000
 OUT    ?= output/demo
 
-.PHONY: setup demo test eval bench bench-big lint clean
+.PHONY: setup demo test eval bench lint report-check clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ eval: setup
 ## Speed and memory at city scale (set BENCH_ARGS="--big" for 8.5M, "--splink" for Splink)
 bench: setup
 	$(BIN)/python -m pipeline.bench $(BENCH_ARGS)
+
+## Render the demo's report.html in headless Chromium (Debian package) and check it is not blank
+report-check: demo
+	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk)
+	$(BIN)/python -m pipeline.render_check $(OUT)/registry/report.html --png $(OUT)/report.png
 
 lint: setup
 	$(BIN)/ruff check pipeline schemas tests

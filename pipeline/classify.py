@@ -252,7 +252,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
         )
     )
     names = street_names()
-    codes = sorted(set(base["street_code"].to_list()) | set(reg_all) | set(names))
+    codes = sorted(set(base["street_code"].to_list()) | set(reg_all) | set(names), key=lambda c: (c == "", c))
     records = []
     for code in [*codes, "city"]:
         if code == "city":

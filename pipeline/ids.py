@@ -61,6 +61,12 @@ def _real_date(yyyymmdd: str) -> bool:
     return 1880 <= d.year <= 2100
 
 
+def excel_digits(number_text: str) -> str:
+    """The 15 significant digits Excel kept of a number cell (read back as a double:
+    ``530181200211156000`` may come back ``530181200211155968``)."""
+    return f"{float(number_text):.14e}".split("e")[0].replace(".", "")
+
+
 def upgrade_15(old: str) -> str:
     """The 18-digit form of a 15-digit ID (born 19YY): insert the century, add the check digit."""
     first17 = old[:6] + "19" + old[6:]
@@ -87,7 +93,7 @@ def standardise_id(raw: str | None, numeric_cell: bool = False) -> IdResult:
         mantissa = (m.group(1) + (m.group(2) or "")).rstrip("0") or "0"
         return IdResult(None, "excel", mantissa[:15])
     if numeric_cell and re.fullmatch(r"[0-9]{16,18}(\.0+)?", s):
-        return IdResult(None, "excel", s[:15])
+        return IdResult(None, "excel", excel_digits(s))
     if re.fullmatch(r"[0-9]{17}[0-9X]", s):
         # A typo in the birth date makes the date impossible and the check fail:
         # still one edit away from the real number, so it is a repair candidate.
@@ -154,7 +160,7 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
     if num18.any():
         idx = num18.arg_true()
         kind = kind.scatter(idx, "excel")
-        digits = digits.scatter(idx, clean.gather(idx).str.slice(0, 15))
+        digits = digits.scatter(idx, pl.Series([excel_digits(v) for v in clean.gather(idx).to_list()], dtype=pl.String))
     if s18.any():
         idx = s18.arg_true()
         vals = clean.gather(idx)

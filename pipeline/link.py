@@ -104,6 +104,24 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         LEFT JOIN std_household h ON h.row_id = d.row_id
         """
     )
+    add_match_columns(con)
+
+
+def add_match_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Derived keys of ``link_persons`` the rules join on (also used by ``kuomian check``).
+
+    Excel keeps 15 significant digits of a number, rounding the 15th (other
+    programs truncate): both forms of the prefix are kept.
+    """
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_persons AS
+        SELECT *, left(person_id, 15) AS prefix15,
+               CAST(CAST(left(person_id, 15) AS BIGINT)
+                    + CASE WHEN substr(person_id, 16, 1) >= '5' THEN 1 ELSE 0 END AS VARCHAR) AS prefix15_rounded
+        FROM link_persons
+        """
+    )
 
 
 def _sql_list(values: list[str]) -> str:
@@ -142,10 +160,12 @@ def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
             )
         elif how == "id_prefix":
             n = int(rule.get("min_digits", 15))
-            parts.append(
-                f"{head} FROM {rows} r JOIN link_persons p "
-                f"ON left(p.person_id, {n}) = r.id_digits WHERE length(r.id_digits) >= {n}"
-            )
+            # Excel rounds to 15 significant digits (others truncate): accept either form.
+            for prefix in ("p.prefix15", "p.prefix15_rounded"):
+                parts.append(
+                    f"{head} FROM {rows} r JOIN link_persons p "
+                    f"ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {n}"
+                )
         elif how == "name_birth":
             for k in ("name_key", "name_py"):
                 parts.append(
@@ -165,7 +185,7 @@ def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
                     f"{head} FROM {rows} r JOIN link_persons p ON p.{k} = r.{k} "
                     f"AND left(p.person_id, 6) = left(r.id_digits, 6) "
                     f"WHERE r.{k} <> '' AND length(r.id_digits) >= 6 "
-                    f"AND (r.id_kind <> 'excel' OR starts_with(p.person_id, r.id_digits))"
+                    f"AND (r.id_kind <> 'excel' OR starts_with(p.person_id, r.id_digits) OR p.prefix15_rounded = r.id_digits)"
                 )
         elif how == "name_place":
             for k in ("name_key", "name_py"):

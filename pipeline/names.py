@@ -137,10 +137,11 @@ def name_scores(a_key: list[str], a_py: list[str], b_key: list[str], b_py: list[
 
     if not a_key:
         return np.zeros(0)
-    char = process.cpdist(a_key, b_key, scorer=fuzz.ratio, workers=-1) / 100.0
-    sound = process.cpdist(a_py, b_py, scorer=fuzz.ratio, workers=-1) / 100.0
+    # float64 throughout: rapidfuzz returns float32, where 0.95 is 0.9499999 and misses a 0.95 threshold
+    char = process.cpdist(a_key, b_key, scorer=fuzz.ratio, workers=-1).astype(np.float64) / 100.0
+    sound = process.cpdist(a_py, b_py, scorer=fuzz.ratio, workers=-1).astype(np.float64) / 100.0
     ak, bk = np.asarray(a_key, dtype=object), np.asarray(b_key, dtype=object)
     ap, bp = np.asarray(a_py, dtype=object), np.asarray(b_py, dtype=object)
     nonempty = (ak != "") & (bk != "")
     score = np.where(ak == bk, 1.0, np.where(ap == bp, 0.95, (char + sound) / 2.0))
-    return np.where(nonempty, score, 0.0)
+    return np.round(np.where(nonempty, score, 0.0), 4)

@@ -197,7 +197,7 @@ def persons_frame(con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previ
     df = df.with_columns(pl.col("surveyed_on").cast(pl.Date), *[pl.col(f).cast(pl.String) for f in SURVEY_FIELDS[:3]])
     order = [
         "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
-        "street_code", "street_name", "community", "address", "status", "exclusion_reason", "group",
+        "street_code", "street_name", "community", "address", "household_no", "status", "exclusion_reason", "group",
         "group_tags", "sources", "match_confidence", "needs_review", "first_listed", "change", *SURVEY_FIELDS,
     ]  # fmt: skip
     return df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))
