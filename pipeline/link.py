@@ -56,11 +56,14 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     """A keyed fingerprint per row, for review decisions that outlive a run."""
     df = con.sql(
         "SELECT row_id, source, coalesce(id_canonical, id_digits, '') AS idv, name_key, "
-        "coalesce(CAST(birth_date_stated AS VARCHAR), '') AS bd FROM std_rows WHERE row_state = 'ok'"
+        "coalesce(CAST(birth_date_stated AS VARCHAR), '') AS bd, coalesce(street_code, '') AS st, "
+        "coalesce(community, '') AS cm FROM std_rows WHERE row_state = 'ok'"
     ).pl()
+    # Everything that identifies the row, so that a decision applies to this row (and to the
+    # same row in next year's extract), not to another row that merely shares a name.
     fps = [
-        fingerprint(s, i, n, b, key=key)
-        for s, i, n, b in zip(df["source"], df["idv"], df["name_key"], df["bd"], strict=True)
+        fingerprint(*parts, key=key)
+        for parts in zip(df["source"], df["idv"], df["name_key"], df["bd"], df["st"], df["cm"], strict=True)
     ]
     out = pl.DataFrame({"row_id": df["row_id"], "fingerprint": fps}, schema={"row_id": pl.Int64, "fingerprint": pl.String})
     store(con, "link_fingerprints", out)
@@ -184,7 +187,7 @@ def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
                 parts.append(
                     f"{head} FROM {rows} r JOIN link_persons p ON p.{k} = r.{k} "
                     f"AND left(p.person_id, 6) = left(r.id_digits, 6) "
-                    f"WHERE r.{k} <> '' AND length(r.id_digits) >= 6 "
+                    f"WHERE r.{k} <> '' AND length(r.id_digits) >= 6 AND r.street_code IS NULL "
                     f"AND (r.id_kind <> 'excel' OR starts_with(p.person_id, r.id_digits) OR p.prefix15_rounded = r.id_digits)"
                 )
         elif how == "name_place":
@@ -241,39 +244,48 @@ def decide(con: duckdb.DuckDBPyConnection) -> None:
     con.register("_rules", rules)
     con.execute(
         """
+        CREATE OR REPLACE TEMP TABLE _link_scored AS
+        SELECT c.*, ru.threshold, ru.band, ru.confidence, ru.prefer_same_street, ru.id_anchored,
+               c.name_score >= ru.threshold AS passes,
+               (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
+        FROM link_candidates c
+        JOIN _rules ru USING (rule)
+        JOIN link_rows r USING (row_id)
+        JOIN link_persons p USING (person_id)
+        ANTI JOIN link_forbidden f USING (row_id, person_id)
+        """
+    )
+    con.unregister("_rules")
+    # The deciding candidates: those of the first rule (in cascade order) whose name agrees.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _link_chosen AS
+        WITH first_rule AS (
+            SELECT row_id, min(rule_order) AS rule_order FROM _link_scored WHERE passes GROUP BY row_id
+        ), chosen AS (
+            SELECT c.* FROM _link_scored c JOIN first_rule USING (row_id, rule_order) WHERE c.passes
+        )
+        -- where a rule prefers the row's street, candidates there beat the others
+        SELECT * FROM chosen
+        QUALIFY NOT prefer_same_street OR NOT bool_or(same_street) OVER (PARTITION BY row_id) OR same_street
+        """
+    )
+    # A trusted ID whose name clearly differs, with no other rule agreeing: never accepted silently.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _link_name_differs AS
+        SELECT * FROM _link_scored
+        WHERE id_anchored AND NOT passes AND row_id NOT IN (SELECT row_id FROM _link_chosen)
+        """
+    )
+    con.execute(
+        """
         CREATE OR REPLACE TABLE link_decisions AS
-        WITH c AS (
-            SELECT c.*, ru.threshold, ru.band, ru.confidence, ru.prefer_same_street, ru.id_anchored,
-                   c.name_score >= ru.threshold AS passes,
-                   (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
-            FROM link_candidates c
-            JOIN _rules ru USING (rule)
-            JOIN link_rows r USING (row_id)
-            JOIN link_persons p USING (person_id)
-            ANTI JOIN link_forbidden f USING (row_id, person_id)
-        ),
-        first_rule AS (
-            SELECT row_id, min(rule_order) AS rule_order FROM c WHERE passes GROUP BY row_id
-        ),
-        chosen AS (
-            SELECT c.* FROM c JOIN first_rule USING (row_id, rule_order) WHERE c.passes
-        ),
-        narrowed AS (
-            -- where a rule prefers the row's street, candidates there beat the others
-            SELECT * FROM chosen
-            QUALIFY NOT prefer_same_street OR NOT bool_or(same_street) OVER (PARTITION BY row_id) OR same_street
-        ),
-        per_row AS (
+        WITH per_row AS (
             SELECT row_id, count(*) AS n, any_value(rule) AS rule, any_value(band) AS band,
                    any_value(confidence) AS confidence, min(person_id) AS person_id,
                    min(name_score) AS name_score
-            FROM narrowed GROUP BY row_id
-        ),
-        name_differs AS (
-            -- a trusted ID whose name clearly differs: never accepted silently
-            SELECT row_id, any_value(rule) AS rule FROM c
-            WHERE id_anchored AND NOT passes AND row_id NOT IN (SELECT row_id FROM first_rule)
-            GROUP BY row_id
+            FROM _link_chosen GROUP BY row_id
         )
         SELECT row_id,
                CASE WHEN n = 1 AND band = 'auto' THEN 'linked' ELSE 'review' END AS outcome,
@@ -284,17 +296,20 @@ def decide(con: duckdb.DuckDBPyConnection) -> None:
                     WHEN band <> 'auto' THEN 'rule needs a person to confirm' END AS review_reason
         FROM per_row
         UNION ALL
-        SELECT row_id, 'review', NULL, rule, NULL, 'ID matches but the name differs' FROM name_differs
+        SELECT row_id, 'review', NULL, any_value(rule), NULL, 'ID matches but the name differs'
+        FROM _link_name_differs GROUP BY row_id
         """
     )
-    con.unregister("_rules")
+    # What a reviewer sees: only the candidates that made the row a review row.
     con.execute(
         """
         CREATE OR REPLACE TABLE link_review AS
         SELECT d.row_id, d.match_rule, d.review_reason, c.person_id, c.rule AS candidate_rule, c.name_score
-        FROM link_decisions d JOIN link_candidates c ON c.row_id = d.row_id
+        FROM link_decisions d
+        JOIN (SELECT row_id, person_id, rule, name_score FROM _link_chosen
+              UNION ALL SELECT row_id, person_id, rule, name_score FROM _link_name_differs) c
+          ON c.row_id = d.row_id
         WHERE d.outcome = 'review'
-          AND NOT EXISTS (SELECT 1 FROM link_forbidden f WHERE f.row_id = c.row_id AND f.person_id = c.person_id)
         """
     )
 
