@@ -27,7 +27,7 @@ test: setup
 
 ## Matching and registry accuracy against the generator's ground truth
 eval: setup
-	$(BIN)/python -m pipeline.evaluate
+	$(BIN)/python -m pipeline.evaluate $(EVAL_ARGS)
 
 ## Speed and memory at city scale (set BENCH_ARGS="--big" for 8.5M, "--splink" for Splink)
 bench: setup
