@@ -25,6 +25,14 @@ already directly in those two folders):
 tax, income, market, low-income, platform and roster extracts only) and outsiders (in
 enrollment / student only, never in the population) come on top (about +3%).
 
+``generate_years(out_dir, people, seed, as_of, years=2, dirt)`` writes the same world over
+consecutive years (``out_dir/year1``, ``out_dir/year2``, …, each with ``sources/`` and
+``truth/`` as above; year 1 is exactly what ``generate`` writes): each year is the previous
+one a year later (enrolments, scheme switches, deaths, move-outs, street moves, births,
+16th birthdays, graduations, new entities and platform workers, people leaving lists; see
+``age.py``), and its truth adds ``transitions.parquet``, the categories ``kuomian compare``
+should find between the two years.
+
 Destructive ID dirt (typo, swap, Excel number/scientific, blank, a relative's ID) is only
 applied to rows of household people and outsiders, never to non-local people, whose ID
 could then not be recovered from any other source.
@@ -42,13 +50,16 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from .age import CATEGORIES, AgeRates, age_world, transitions
 from .bad import write_bad_files
 from .dirt import DIRT_KINDS, DirtConfig
 from .render import build_plans, render_file, write_file
 from .truth import compute_persons
-from .world import NONLOCAL, World, build_world
+from .world import LOCAL, NONLOCAL, World, _Gen, build_world
 
-__all__ = ["DirtConfig", "DIRT_KINDS", "generate", "write_bad_files", "build_world", "World"]
+__all__ = [
+    "DirtConfig", "DIRT_KINDS", "generate", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
+]  # fmt: skip
 
 EXPECTED_VALUES = ("person", "unmatched", "duplicate", "quarantined")
 
@@ -94,17 +105,88 @@ def generate(
     The output does not depend on it.
     """
     t0 = time.perf_counter()
-    cfg = dirt if dirt is not None else DirtConfig()
+    w = build_world(people, seed, as_of)
+    summary, _ = write_world(w, Path(out_dir), people, seed, seed, dirt, workers)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def generate_years(
+    out_dir: Path,
+    people: int = 20000,
+    seed: int = 1,
+    as_of: date = date(2026, 3, 1),
+    years: int = 2,
+    dirt: DirtConfig | None = None,
+    workers: int | None = None,
+    rates: AgeRates | None = None,
+) -> list[dict]:
+    """The same world over ``years`` consecutive years, for ``kuomian compare``.
+
+    Writes ``out_dir/year1/{sources,truth}``, ``out_dir/year2/{sources,truth}``, …:
+    year 1 is byte for byte what ``generate(out_dir/year1, people, seed, as_of, dirt)``
+    writes; year k+1 is the world of year k one year later (as-of date + 1 year; see
+    ``age.py`` for what changes), rendered with fresh dirt. Persons keep their ID and name.
+    From year 2 on, ``truth/`` also holds ``transitions.parquet`` (see
+    :func:`pipeline.synth.age.transitions`): per person of either registry the category
+    ``kuomian compare`` of the two years should give. Returns one summary per year; from
+    year 2 on with ``changes`` (counts per kind of change) and ``transitions`` (persons
+    per category).
+    """
+    if years < 1:
+        raise ValueError("years must be at least 1")
+    t0 = time.perf_counter()
     out = Path(out_dir)
+    g = _Gen(people, seed, as_of)
+    w = g.run()
+    summaries: list[dict] = []
+    prev: pl.DataFrame | None = None
+    for k in range(1, years + 1):
+        t1 = time.perf_counter()
+        changes = age_world(g, k, rates) if k > 1 else {}
+        summary, persons = write_world(
+            w, out / f"year{k}", people, seed, seed if k == 1 else f"{seed}-year{k}", dirt, workers
+        )
+        summary["year"] = k
+        if prev is not None:
+            tr = transitions(prev, persons)
+            tr.write_parquet(
+                out / f"year{k}" / "truth" / "transitions.parquet", compression="zstd", statistics=False
+            )
+            summary["changes"] = changes
+            summary["transitions"] = {c: int(tr[c].sum()) for c in CATEGORIES}
+        summary["seconds"] = round(time.perf_counter() - (t0 if k == 1 else t1), 2)
+        summaries.append(summary)
+        prev = persons
+    return summaries
+
+
+def write_world(
+    w: World,
+    out: Path,
+    people: int,
+    seed: int,
+    render_seed: int | str,
+    dirt: DirtConfig | None = None,
+    workers: int | None = None,
+) -> tuple[dict, pl.DataFrame]:
+    """Render ``w`` into ``out/sources`` and write ``out/truth``; return (summary, truth persons).
+
+    ``render_seed`` seeds the dirt and headers of every file (``generate``: the world's seed).
+    Persons that no extract row mentions (possible in an aged world) are left out of the truth.
+    """
+    t0 = time.perf_counter()
+    cfg = dirt if dirt is not None else DirtConfig()
     src_dir = out / "sources"
     truth_dir = out / "truth"
     _clear(src_dir)
     _clear(truth_dir)
 
-    w = build_world(people, seed, as_of)
     plans = build_plans(w, random.Random(f"{seed}-plans"), people)
     street_shown: set[int] = set()
+    present: set[int] = set()
     for plan in plans:
+        present.update(r["_p"] for r in plan.records)
         if "street" in plan.keys:
             street_shown.update(r["_p"] for r in plan.records if w.kind[r["_p"]] == NONLOCAL)
 
@@ -114,7 +196,7 @@ def generate(
         # fork: the workers share the world copy-on-write; they render and write csv/xlsx files
         # (no polars in the workers), the parent writes the parquet files and computes the truth.
         global _JOB
-        _JOB = (w, plans, cfg, seed, src_dir)
+        _JOB = (w, plans, cfg, render_seed, src_dir)
         cost = {
             i: len(p.records) * (len(p.keys) + 1) * (4 if p.fmt == "xlsx" else 1) for i, p in enumerate(plans)
         }
@@ -132,11 +214,13 @@ def generate(
             _JOB = None
     else:
         for i, plan in enumerate(plans):
-            rf = render_file(plan, w, cfg, seed)
+            rf = render_file(plan, w, cfg, render_seed)
             write_file(rf, src_dir)
             truths[i] = rf.truth
             del rf
         persons = compute_persons(w, street_shown)
+    if len(present) < w.n:
+        persons = persons.filter(pl.Series([p in present for p in range(w.n)]))
 
     file_rows: list[dict] = []
     rows_per_source: Counter[str] = Counter()
@@ -162,14 +246,15 @@ def generate(
     persons.write_parquet(truth_dir / "persons.parquet", compression="zstd", statistics=False)
     pl.DataFrame(file_rows).write_csv(truth_dir / "files.csv")
 
-    return {
+    summary = {
         "out_dir": str(out),
         "files": [f["file"] for f in file_rows],
         "rows": dict(rows_per_source),
         "persons": persons.height,
         "population": int(persons["in_population"].sum()),
-        "household_persons": people,
+        "household_persons": sum(1 for k in w.kind if k == LOCAL),
         "seed": seed,
-        "as_of": as_of.isoformat(),
+        "as_of": w.as_of.isoformat(),
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    return summary, persons

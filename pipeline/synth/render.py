@@ -384,7 +384,7 @@ def _amount(v: float, style: str) -> str:
     return f"{v:.2f}"
 
 
-def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int) -> RenderedFile:
+def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> RenderedFile:
     rng = random.Random(f"{seed}-render-{plan.name}")
     src = plan.source
     hh = src == "household"

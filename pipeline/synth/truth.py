@@ -81,7 +81,13 @@ def in_population(w: World) -> list[bool]:
     return pop
 
 
-def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
+Outcomes = tuple[
+    list[bool], list[str | None], list[str | None], list[int | None], list[list[int]], list[bool]
+]
+
+
+def evaluate(w: World) -> Outcomes:
+    """Per person ``p``: in_population, status, exclusion_reason, group, group_tags, registry."""
     pop = in_population(w)
     cond = conditions(w)
     student_active = {p for p, _, _, st, _ in w.student if st in ("在读", "休学")}
@@ -141,7 +147,12 @@ def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
             tags[p] = t
             group[p] = next(g for g in PRIORITY if g in t)
             registry[p] = True
+    return pop, status, reason, group, tags, registry
 
+
+def compute_persons(w: World, street_shown: set[int]) -> pl.DataFrame:
+    pop, status, reason, group, tags, registry = evaluate(w)
+    n = w.n
     street_code: list[str | None] = [None] * n
     for p in range(n):
         s = w.street[p]
