@@ -42,10 +42,12 @@ class ClassifyReport:
 
 def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     """``cls_rows_<source>`` (rows with their person) and ``cls_base`` (one row per person)."""
-    for name in load_sources():
+    for name, src in load_sources().items():
+        # Only the fields rules can name, not the identity columns: narrow tables, fast to build.
+        fields = ", ".join(f"s.{f}" for f in src.fields if f not in ("id_number", "name"))
         con.execute(
             f"""CREATE OR REPLACE TABLE cls_rows_{name} AS
-            SELECT l.person_id, s.* FROM std_{name} s JOIN links l USING (row_id)
+            SELECT l.person_id, s.row_id, {fields} FROM std_{name} s JOIN links l USING (row_id)
             WHERE l.outcome IN {MATCHED}"""
         )
     con.execute(
@@ -88,6 +90,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                 SELECT l.person_id, s.street_code, any_value(s.community ORDER BY s.row_id) AS community,
                        count(*) AS n, min(s.row_id) AS first_row
                 FROM links l JOIN std_rows s USING (row_id)
+                JOIN link_persons lp ON lp.person_id = l.person_id AND NOT lp.hukou_local
                 WHERE l.outcome IN {MATCHED} AND s.street_code IS NOT NULL
                 GROUP BY ALL
             )
@@ -145,18 +148,12 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
         f"WHEN {compile_condition(s['when'], as_of, group_flags=group_flags)} THEN '{s['status']}'"
         for s in statuses_cfg["statuses"]
     )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE cls_status AS
-        SELECT p.*, CASE {reason_cases} END AS exclusion_reason
-        FROM cls_flags p
-        """
-    )
+    # One pass: the exclusion reason, then the status.
     con.execute(
         f"""
         CREATE OR REPLACE TABLE cls_status2 AS
         SELECT p.*, CASE WHEN p.exclusion_reason IS NOT NULL THEN '{excl["status"]}' {status_cases} END AS status
-        FROM cls_status p
+        FROM (SELECT p.*, CASE {reason_cases} END AS exclusion_reason FROM cls_flags p) p
         """
     )
     registry = statuses_cfg["registry_statuses"]
@@ -173,33 +170,26 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
             f"CASE WHEN {in_registry} AND {cond} AND (status <> 'resident_upgradable' OR {n} IN ({allowed_for_upgradable})) "
             f"THEN {n} END"
         )
+    streets_sql = " ".join(f"WHEN '{c}' THEN '{n}'" for c, n in street_names().items())
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE cls_groups AS
-        SELECT person_id, list_filter([{', '.join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
-        FROM cls_status2
-        """
-    )
-    names = street_names()
-    con.execute(
-        """
         CREATE OR REPLACE TABLE cls_persons AS
+        WITH g AS (
+            SELECT person_id, list_filter([{', '.join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
+            FROM cls_status2
+        )
         SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
-               s.street_code, s.community, s.address, s.ethnicity, s.household_no, s.person_status,
+               s.street_code, CASE s.street_code {streets_sql} END AS street_name,
+               s.community, s.address, s.ethnicity, s.household_no, s.person_status,
                s.status, s.exclusion_reason,
                CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
                list_sort(g.by_priority) AS group_tags,
                s.sources, s.match_confidence, s.needs_review
-        FROM cls_status2 s JOIN cls_groups g USING (person_id)
+        FROM cls_status2 s JOIN g USING (person_id)
         ORDER BY s.street_code NULLS LAST, s.community, s.person_id
         """
     )
-    persons = frame(con, "SELECT * FROM cls_persons")
-    persons = persons.with_columns(
-        street_name=pl.col("street_code").replace_strict(names, default=None, return_dtype=pl.String)
-    )
-    validate_persons(persons)
-    store(con, "cls_persons", persons)
+    validate_persons(frame(con, 'SELECT person_id, hukou_local, status, exclusion_reason, "group", street_code FROM cls_persons'))
     report = ClassifyReport()
     for status, reason, grp, n in rows(con, 'SELECT status, exclusion_reason, "group", count(*) FROM cls_persons GROUP BY ALL'):
         report.statuses[status] += n

@@ -71,34 +71,11 @@ def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True) -> in
 
 
 def write_handoff_xlsx(path: Path, body: pl.DataFrame) -> None:
-    import xlsxwriter
+    """The hand-off as a workbook: text cells, frozen header and 编号/姓名, survey drop-downs."""
+    from .xlsx import write_xlsx
 
-    wb = xlsxwriter.Workbook(str(path))
-    ws = wb.add_worksheet("入户调查")
-    head = wb.add_format({"bold": True, "bg_color": "#E2EFDA", "border": 1})
-    text = wb.add_format({"num_format": "@"})
-    ws.write_row(0, 0, body.columns, head)
-    for i, rec in enumerate(body.iter_rows(), start=1):
-        for j, v in enumerate(rec):
-            if v is None or v == "":
-                ws.write_blank(i, j, None, text)
-            elif isinstance(v, int):
-                ws.write_number(i, j, v)
-            else:
-                ws.write_string(i, j, str(v), text)
-    last_row = max(body.height, 1)
-    for c in survey_columns():
-        j = body.columns.index(c["header"])
-        if c.get("allowed"):
-            ws.data_validation(1, j, last_row, j, {"validate": "list", "source": c["allowed"]})
-        elif c.get("type") == "date":
-            ws.data_validation(
-                1, j, last_row, j,
-                {"validate": "date", "criteria": "between", "minimum": __import__("datetime").date(2000, 1, 1),
-                 "maximum": __import__("datetime").date(2100, 12, 31), "ignore_blank": True,
-                 "error_message": "请填写日期，例如 2026-04-15"},
-            )  # fmt: skip
-    ws.freeze_panes(1, 2)
-    ws.set_column(0, 0, 18)
-    ws.set_column(1, len(body.columns) - 1, 12)
-    wb.close()
+    dropdowns = {body.columns.index(c["header"]): c["allowed"] for c in survey_columns() if c.get("allowed")}
+    write_xlsx(
+        path, body, sheet_name="入户调查", widths={0: 20, 2: 20, 6: 30, 10: 40},
+        dropdowns=dropdowns, freeze_cols=2,
+    )  # fmt: skip

@@ -19,7 +19,6 @@ harmless in a key, wrong in a name — which is why the keys stay keys.
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 
 import polars as pl
@@ -85,34 +84,45 @@ def _char_keys(ch: str) -> tuple[str, str]:
     return simp, simp.lower()
 
 
-def _clean_for_key(raw: str) -> str:
-    s = unicodedata.normalize("NFKC", raw)
-    s = re.sub(_DOTS_RE, "", s)
-    s = re.sub(_SPACE_RE, "", s)
-    # Removing a space can bring a combining mark next to a letter ("a\u00a8" -> "a \u0308" -> "a\u0308"):
-    # normalise again so that the key of a key is the key itself.
-    return unicodedata.normalize("NFKC", s)
+_KEY_STRIP_RE = "(?:" + _DOTS_RE + "|" + _SPACE_RE + ")"
+
+
+def _clean_for_key(raws: pl.Series) -> pl.Series:
+    """NFKC, without dots and spaces, NFKC again where something was removed (removing a
+    space can bring a combining mark next to a letter: "a\u00a8" -> "a \u0308" -> "a\u0308";
+    the key of a key must be the key itself)."""
+    from .text import nfkc
+
+    first = nfkc(raws.fill_null(""))
+    touched = first.str.contains(_KEY_STRIP_RE)
+    if not touched.any():
+        return first
+    stripped = first.str.replace_all(_KEY_STRIP_RE, "")
+    idx = touched.arg_true()
+    return first.scatter(idx, nfkc(stripped.gather(idx)))
 
 
 def name_keys(raw: str | None) -> tuple[str, str]:
     """(name_key, name_py) for one raw name."""
     if raw is None:
         return "", ""
-    s = _clean_for_key(str(raw))
-    keys = [_char_keys(ch) for ch in s]
-    return "".join(k[0] for k in keys), "".join(k[1] for k in keys)
+    keys, sounds = many_name_keys([str(raw)])
+    return keys[0], sounds[0]
 
 
 def many_name_keys(raws: list[str | None]) -> tuple[list[str], list[str]]:
-    """:func:`name_keys` for many names: each distinct character is looked up once,
-    then every name is mapped with ``str.translate`` (C speed)."""
-    cleaned = [_clean_for_key(str(v)) if v is not None else "" for v in raws]
-    chars = set().union(*map(set, cleaned)) if cleaned else set()
+    """:func:`name_keys` for many names: cleaned as a column, each distinct character looked
+    up once, then every name mapped with ``str.translate`` (C speed)."""
+    cleaned_s = _clean_for_key(pl.Series(raws, dtype=pl.String))
+    chars = cleaned_s.str.split("").explode().drop_nulls().unique().to_list()
     simp, sound = {}, {}
     for ch in chars:
+        if not ch:
+            continue
         k, p = _char_keys(ch)
         simp[ord(ch)] = k
         sound[ord(ch)] = p
+    cleaned = cleaned_s.to_list()
     return [c.translate(simp) for c in cleaned], [c.translate(sound) for c in cleaned]
 
 

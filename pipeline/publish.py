@@ -303,11 +303,12 @@ def quarantine_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
     parts = []
     for name, src in load_sources().items():
-        raw_cols = ", ".join(f"'{f}', raw_{f}" for f in src.fields)
+        raw_cols = ", ".join(f"'{f}', s.{f}" for f in src.fields)
         parts.append(
             f"""SELECT l.source, l.file, l.row, l.reason,
                    CAST(json_object({raw_cols}) AS VARCHAR) AS raw, s._extra AS raw_extra
-                FROM links l JOIN std_{name} s USING (row_id) WHERE l.outcome = 'quarantined'"""
+                FROM links l JOIN load_{name} s ON s.file = l.file AND s.row = l.row
+                WHERE l.outcome = 'quarantined' AND l.source = '{name}'"""
         )
     return frame(con, " UNION ALL ".join(parts) + " ORDER BY source, file, row")
 

@@ -87,31 +87,13 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataF
 
 
 def write_review_xlsx(con: duckdb.DuckDBPyConnection, path: Path, keys: pl.DataFrame) -> int:
-    import xlsxwriter
+    from .xlsx import write_xlsx
 
-    df = review_frame(con, keys)
-    wb = xlsxwriter.Workbook(str(path))
-    ws = wb.add_worksheet("待复核")
-    head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
-    text = wb.add_format({"num_format": "@"})
-    ws.write_row(0, 0, [h for _, h in COLUMNS], head)
-    for i, rec in enumerate(df.iter_rows(), start=1):
-        for j, v in enumerate(rec):
-            if v is None:
-                ws.write_blank(i, j, None)
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                ws.write_number(i, j, v)
-            else:
-                ws.write_string(i, j, str(v), text)
+    df = review_frame(con, keys).rename(dict(COLUMNS))
     last = len(COLUMNS) - 1
-    if df.height:
-        ws.data_validation(1, last, df.height, last, {"validate": "list", "source": list(DECISIONS)})
-    ws.freeze_panes(1, 0)
-    ws.set_column(0, 0, 24)
-    ws.set_column(1, last, 14)
-    ws.autofilter(0, 0, max(df.height, 1), last)
-    wb.close()
-    return df.height
+    return write_xlsx(
+        path, df, sheet_name="待复核", widths={0: 24, 6: 12, 7: 12, 10: 22, last: 16}, dropdowns={last: list(DECISIONS)}
+    )
 
 
 def import_decisions(file: Path, registry: Path) -> dict:

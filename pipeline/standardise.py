@@ -206,7 +206,8 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
         n = int(out.get_column(flag).sum())
         if n:
             report.flags[(source.name, flag)] += n
-    return out.drop("name_raw", "sex_id", "birth_date_id", "_first")
+    # The raw values stay in load_<source> (the quarantine reads them there).
+    return out.drop("name_raw", "sex_id", "birth_date_id", "_first", *[f"raw_{c}" for c in value_cols])
 
 
 def standardise(con: duckdb.DuckDBPyConnection, progress=lambda msg: None) -> StandardiseReport:
