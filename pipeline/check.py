@@ -129,7 +129,7 @@ def _persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
 def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     """(row_id, outcome, person_id, match_rule) for standardised rows, by the refresh's cascade."""
     from .db import connect, frame, store
-    from .link import add_match_columns, decide, generate_candidates, score_candidates
+    from .link import add_match_columns, decide, generate_candidates, resolve_trivial, score_candidates
     from .standardise import IDENTITY_COLUMNS
 
     tmp = Path(tempfile.mkdtemp(prefix="kuomian-check-"))  # private (0700): spill files hold IDs
@@ -139,6 +139,7 @@ def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
         store(con, "link_persons", _persons_for_link(persons))
         add_match_columns(con)
         con.execute("CREATE OR REPLACE TABLE link_forbidden (row_id BIGINT, person_id VARCHAR)")
+        resolve_trivial(con)
         generate_candidates(con)
         score_candidates(con)
         decide(con)

@@ -136,6 +136,32 @@ def _sql_list(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
+def resolve_trivial(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_trivial``: rows whose trusted ID belongs to a person with the very same name key.
+
+    Nearly every row is one of these; the first rules of the cascade (exact_id,
+    upgraded_id) would link them with a name score of 1.0 whatever else is tried,
+    so they are settled by one join and only the rest goes through the cascade.
+    """
+    rules = {r["candidates"]: r for r in _rules()["rules"]}
+    by_kind = {k: r for r in _rules()["rules"] if r["candidates"] == "id_equal" for k in r["id_kinds"]}
+    if not rules.get("id_equal"):
+        con.execute("CREATE OR REPLACE TABLE link_trivial (row_id BIGINT, person_id VARCHAR, rule VARCHAR, confidence DOUBLE)")
+        return
+    cases = " ".join(f"WHEN '{k}' THEN '{r['rule']}'" for k, r in by_kind.items())
+    conf = " ".join(f"WHEN '{k}' THEN {float(r['confidence'])}" for k, r in by_kind.items())
+    kinds = _sql_list(list(by_kind))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE link_trivial AS
+        SELECT r.row_id, p.person_id, CASE r.id_kind {cases} END AS rule, CASE r.id_kind {conf} END AS confidence
+        FROM link_rows r JOIN link_persons p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
+        WHERE r.id_kind IN ({kinds})
+        """
+    )
+    con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_trivial)")
+
+
 def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
     """``link_candidates``: every (row, person, rule) the cascade proposes (before names are scored)."""
     rules = _rules()["rules"]
@@ -303,6 +329,8 @@ def decide(con: duckdb.DuckDBPyConnection) -> None:
         UNION ALL
         SELECT row_id, 'review', NULL, any_value(rule), NULL, 'ID matches but the name differs'
         FROM _link_name_differs GROUP BY row_id
+        UNION ALL
+        SELECT row_id, 'linked', person_id, rule, confidence, NULL FROM link_trivial
         """
     )
     # What a reviewer sees: only the candidates that made the row a review row.
@@ -412,6 +440,7 @@ def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: Non
         "DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_defining) "
         "OR row_id IN (SELECT row_id FROM link_confirmed)"
     )
+    resolve_trivial(con)
     generate_candidates(con)
     progress("link: scoring names")
     score_candidates(con)

@@ -126,12 +126,21 @@ def many_name_keys(raws: list[str | None]) -> tuple[list[str], list[str]]:
     return [c.translate(simp) for c in cleaned], [c.translate(sound) for c in cleaned]
 
 
+_KEY_CACHE: dict[str, tuple[str, str]] = {}  # raw name -> keys; sources repeat the same names
+
+
 def add_name_keys(df: pl.DataFrame, raw_col: str = "name_raw") -> pl.DataFrame:
-    """Add ``name_key`` and ``name_py`` columns, computing each distinct name once."""
+    """Add ``name_key`` and ``name_py`` columns, computing each distinct name once (per process)."""
     uniq = df.select(pl.col(raw_col).unique()).to_series().to_list()
-    keys, sounds = many_name_keys(uniq)
+    missing = [v for v in uniq if v not in _KEY_CACHE]
+    if missing:
+        if len(_KEY_CACHE) > 5_000_000:
+            _KEY_CACHE.clear()
+        keys, sounds = many_name_keys(missing)
+        _KEY_CACHE.update(zip(missing, zip(keys, sounds, strict=True), strict=True))
+    got = [_KEY_CACHE[v] for v in uniq]
     lookup = pl.DataFrame(
-        {raw_col: uniq, "name_key": keys, "name_py": sounds},
+        {raw_col: uniq, "name_key": [g[0] for g in got], "name_py": [g[1] for g in got]},
         schema={raw_col: df.schema[raw_col], "name_key": pl.String, "name_py": pl.String},
     )
     return df.join(lookup, on=raw_col, how="left", nulls_equal=True, maintain_order="left")
