@@ -37,7 +37,9 @@ class StandardiseReport:
     duplicates: Counter = field(default_factory=Counter)  # (source, file) -> rows
     id_kinds: Counter = field(default_factory=Counter)  # (source, kind) -> rows
     unknown_values: Counter = field(default_factory=Counter)  # (source, field, value) -> rows
-    unparsed: Counter = field(default_factory=Counter)  # (source, field) -> rows with a value that did not parse
+    unparsed: Counter = field(
+        default_factory=Counter
+    )  # (source, field) -> rows with a value that did not parse
     flags: Counter = field(default_factory=Counter)  # (source, flag) -> rows
 
     def summary(self) -> str:
@@ -110,8 +112,10 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
     out = pl.concat([out, raw], how="horizontal")
     street_key = on_distinct(
         out.get_column("street"),
-        lambda e: e.str.normalize("NFKC").str.replace_all(r"\s+", "").replace_strict(
-            st_lookup, default=None, return_dtype=pl.String
+        lambda e: (
+            e.str.normalize("NFKC")
+            .str.replace_all(r"\s+", "")
+            .replace_strict(st_lookup, default=None, return_dtype=pl.String)
         ),
         pl.String,
     )
@@ -148,7 +152,9 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
         flag_birth_mismatch=stated_birth.is_not_null()
         & pl.col("birth_date_id").is_not_null()
         & (stated_birth != pl.col("birth_date_id")),
-        flag_sex_mismatch=stated_sex.is_not_null() & pl.col("sex_id").is_not_null() & (stated_sex != pl.col("sex_id")),
+        flag_sex_mismatch=stated_sex.is_not_null()
+        & pl.col("sex_id").is_not_null()
+        & (stated_sex != pl.col("sex_id")),
     )
     out = out.with_columns(
         sex=pl.coalesce(pl.col("sex_id"), stated_sex),
@@ -177,21 +183,24 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
     out = out.with_columns(reason=reason.otherwise(None))
     dup_key = [f"raw_{c}" for c in value_cols] + [EXTRA_COL]
     out = out.with_row_index("_seq")
-    first_seq = (
-        out.filter(pl.col("reason").is_null())
-        .group_by(dup_key)
-        .agg(pl.col("_seq").min().alias("_first"))
+    # An exact duplicate: a usable row equal in every field to an earlier usable row.
+    # A quarantined row carries its own sequence number in the key, a usable row -1, so the
+    # two never compare equal and a quarantined row never counts as a first copy.
+    apart = (
+        pl.when(pl.col("reason").is_null())
+        .then(pl.lit(-1, dtype=pl.Int64))
+        .otherwise(pl.col("_seq").cast(pl.Int64))
     )
-    out = out.join(first_seq, on=dup_key, how="left", nulls_equal=True).sort("_seq")
-    is_dup = pl.col("reason").is_null() & (pl.col("_seq") != pl.col("_first"))
+    key = pl.struct([*dup_key, apart.alias("_apart")])
+    is_dup = pl.col("reason").is_null() & ~key.is_first_distinct()
     out = out.with_columns(
         row_state=pl.when(pl.col("reason").is_not_null())
         .then(pl.lit("quarantined"))
         .when(is_dup)
         .then(pl.lit("duplicate"))
         .otherwise(pl.lit("ok")),
-        duplicate_of_row=pl.when(is_dup).then(pl.col("_first")),
     )
+    is_dup = pl.col("row_state") == "duplicate"
     out = out.with_columns(reason=pl.when(is_dup).then(pl.lit("exact_duplicate")).otherwise(pl.col("reason")))
 
     for file, state, rsn, n in out.group_by("file", "row_state", "reason").len().iter_rows():
@@ -207,7 +216,7 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
         if n:
             report.flags[(source.name, flag)] += n
     # The raw values stay in load_<source> (the quarantine reads them there).
-    return out.drop("name_raw", "sex_id", "birth_date_id", "_first", *[f"raw_{c}" for c in value_cols])
+    return out.drop("name_raw", "sex_id", "birth_date_id", *[f"raw_{c}" for c in value_cols])
 
 
 def standardise(con: duckdb.DuckDBPyConnection, progress=lambda msg: None) -> StandardiseReport:
