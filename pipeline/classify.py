@@ -200,6 +200,8 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
             report.registry += n
     build_indicators(con)
     build_employers(con)
+    for scratch in ("cls_flags", "cls_status2", "cls_base"):
+        con.execute(f"DROP TABLE IF EXISTS {scratch}")
     report.employers = rows(con, "SELECT count(*) FROM cls_employers")[0][0]
     return report
 

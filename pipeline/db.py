@@ -6,10 +6,13 @@ query here is fully fetched before the next one runs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 import polars as pl
+
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 
 def connect(temp_dir: Path | None = None, threads: int | None = None, memory_limit: str | None = None):
@@ -20,6 +23,10 @@ def connect(temp_dir: Path | None = None, threads: int | None = None, memory_lim
         con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    # DuckDB's own default is 80% of RAM: nothing would spill and every intermediate table
+    # would stay resident. A modest default keeps the run's footprint small (it spills to
+    # the private temp folder when needed); --memory-limit or KUOMIAN_MEMORY_LIMIT override.
+    memory_limit = memory_limit or os.environ.get("KUOMIAN_MEMORY_LIMIT") or (DEFAULT_MEMORY_LIMIT if temp_dir else None)
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = true")

@@ -446,6 +446,8 @@ def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: Non
     score_candidates(con)
     decide(con)
     finalise(con)
+    for scratch in ("link_candidates_raw", "link_rows", "link_defining"):
+        con.execute(f"DROP TABLE IF EXISTS {scratch}")
     for src, outcome, n in rows(con, "SELECT source, outcome, count(*) FROM links GROUP BY ALL"):
         report.outcomes[(src, outcome)] += n
     for src, rule, n in rows(
