@@ -39,6 +39,11 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def say(message: str) -> None:
+    """One line on stdout. Any ID-like number in it (a file or folder named by an ID) is masked."""
+    typer.echo(redact_ids(message))
+
+
 def friendly_errors(fn):
     """Turn every error into one clear line on stderr and an exit code (a traceback only with --debug)."""
 
@@ -132,10 +137,10 @@ def refresh(
 def _print_refresh_summary(res) -> None:
     c = res.classify
     k = res.link
-    typer.echo(f"published {res.out_dir}")
-    typer.echo(f"  persons {k.persons} (household {k.persons_local}), registry {c.registry}, review rows {k.review_rows}")
-    typer.echo("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
-    typer.echo("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
+    say(f"published {res.out_dir}")
+    say(f"  persons {k.persons} (household {k.persons_local}), registry {c.registry}, review rows {k.review_rows}")
+    say("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
+    say("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
 
 
 @app.command()
@@ -154,17 +159,17 @@ def validate(
     lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
     for f in lr.files:
         if f.source is None:
-            typer.echo(f"{f.name}: not recognised (its name and headers fit no source) — ignored")
+            say(f"{f.name}: not recognised (its name and headers fit no source) — ignored")
             continue
-        typer.echo(f"{f.name}: {f.source} (by {f.how}), {f.rows} rows, {f.format}{' ' + f.encoding if f.encoding else ''}")
+        say(f"{f.name}: {f.source} (by {f.how}), {f.rows} rows, {f.format}{' ' + f.encoding if f.encoding else ''}")
         q = {r: n for (s, fl, r), n in sr.quarantined.items() if s == f.source and fl == f.name}
         d = sr.duplicates.get((f.source, f.name), 0)
         if q:
-            typer.echo("    quarantined: " + ", ".join(f"{r} {n}" for r, n in sorted(q.items())))
+            say("    quarantined: " + ", ".join(f"{r} {n}" for r, n in sorted(q.items())))
         if d:
-            typer.echo(f"    exact duplicates: {d}")
+            say(f"    exact duplicates: {d}")
         if f.extra_columns:
-            typer.echo("    extra columns kept but not used: " + ", ".join(f.extra_columns))
+            say("    extra columns kept but not used: " + ", ".join(f.extra_columns))
     problems = []
     for (s, fld, v), n in sr.unknown_values.most_common(10):
         problems.append(f"{s}.{fld}: unknown value {v!r} ({n} rows)")
@@ -174,13 +179,13 @@ def validate(
         if kind in ("bad_check", "excel"):
             problems.append(f"{s}: {n} ID numbers {'fail their check digit' if kind == 'bad_check' else 'damaged by Excel'}")
     if problems:
-        typer.echo("first problems:")
+        say("first problems:")
         for p in problems[:12]:
-            typer.echo(f"  - {p}")
+            say(f"  - {p}")
     if lr.sources_missing:
-        typer.echo("optional sources absent: " + ", ".join(lr.sources_missing))
+        say("optional sources absent: " + ", ".join(lr.sources_missing))
     total = sum(sr.rows.values())
-    typer.echo(f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined")
+    say(f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined")
 
 
 @app.command()
@@ -213,8 +218,8 @@ def demo(
     generate(out, people=people, seed=seed, as_of=d)
     res = run_refresh(out / "sources", out / "registry", as_of=d, progress=progress)
     _print_refresh_summary(res)
-    typer.echo(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")
-    typer.echo(f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}")
+    say(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")
+    say(f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}")
 
 
 @review_app.command("import")
@@ -231,10 +236,10 @@ def review_import(
 
     res = import_decisions(file, registry)
     c = res["counts"]
-    typer.echo(f"decisions: 是 {c['是']}, 否 {c['否']}, 不确定 {c['不确定']}, blank {c['blank']}, rejected {c['rejected']}")
+    say(f"decisions: 是 {c['是']}, 否 {c['否']}, 不确定 {c['不确定']}, blank {c['blank']}, rejected {c['rejected']}")
     for p in res["problems"][:20]:
-        typer.echo(f"  - {p}")
-    typer.echo(f"stored {res['stored']} decisions; the next refresh applies them")
+        say(f"  - {p}")
+    say(f"stored {res['stored']} decisions; the next refresh applies them")
 
 
 @survey_app.command("import")
@@ -258,26 +263,26 @@ def survey_import(
     from .survey import import_answers
 
     res = import_answers(files, registry, progress=progress)
-    typer.echo(
+    say(
         f"rows {res.rows}: applied {len(res.applied)}, unchanged {res.unchanged}, rejected {len(res.rejected)}, "
         f"not found {len(res.not_found)}, without answers {res.blank}"
     )
     for f, row, why in res.rejected[:30]:
-        typer.echo(redact_ids(f"  rejected {f} row {row}: {why}"))
+        say(redact_ids(f"  rejected {f} row {row}: {why}"))
     for f, row, key in res.not_found[:30]:
-        typer.echo(
+        say(
             redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}")
         )
     for f, row, f2, row2 in res.superseded[:10]:
-        typer.echo(
+        say(
             f"  note: {f} row {row} is the same person as {f2} row {row2}; the later row's answers win"
         )
     if res.files_written:
-        typer.echo(
+        say(
             f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed"
         )
     else:
-        typer.echo(f"unchanged: {registry} already holds these answers")
+        say(f"unchanged: {registry} already holds these answers")
 
 
 @app.command()
@@ -299,14 +304,14 @@ def check(
     from .check import check_list
 
     res = check_list(list_file, registry, out, force=force, progress=progress)
-    typer.echo(
+    say(
         f"checked {res.rows} rows of {res.list_file}"
         + (f" ({res.skipped} empty/total rows skipped)" if res.skipped else "")
     )
     for label, n in res.results.most_common():
-        typer.echo(f"  {label}: {n}")
-    typer.echo(f"  in the registry (是否在实名库 = 是): {res.in_registry}")
-    typer.echo(f"wrote {res.out}")
+        say(f"  {label}: {n}")
+    say(f"  in the registry (是否在实名库 = 是): {res.in_registry}")
+    say(f"wrote {res.out}")
 
 
 @app.command()
@@ -324,14 +329,14 @@ def compare(
     from .compare import LISTS, compare_runs
 
     res = compare_runs(old, new, out, force=force, progress=progress)
-    typer.echo(
+    say(
         f"registry {res.registry_old} ({res.as_of_old or old}) → {res.registry_new} ({res.as_of_new or new})"
     )
     for k, label in LISTS.items():
-        typer.echo(f"  {label} {k}: {res.counts.get(k, 0)}")
+        say(f"  {label} {k}: {res.counts.get(k, 0)}")
     for note in res.notes:
-        typer.echo(f"  note: {note}")
-    typer.echo(f"wrote {res.out_dir}: {', '.join(res.files)}")
+        say(f"  note: {note}")
+    say(f"wrote {res.out_dir}: {', '.join(res.files)}")
 
 
 def main() -> None:

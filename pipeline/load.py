@@ -19,8 +19,10 @@ import io
 import json
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import duckdb
 import polars as pl
@@ -28,6 +30,7 @@ import polars as pl
 from .config import Source, load_sources, normalise_header
 from .db import store
 from .errors import FileProblem, KuomianError
+from .ids import redact_ids
 
 READABLE = {".csv", ".txt", ".xlsx", ".xlsm", ".xls", ".parquet"}
 ROW_COL = "_row"
@@ -48,10 +51,12 @@ class FileInfo:
     columns: dict[str, str] = field(default_factory=dict)  # original header -> canonical field
     extra_columns: list[str] = field(default_factory=list)
     problem: str | None = None  # set when a bad optional file was skipped
+    shown_as: str = ""  # set by recognise() when the file name alone is ambiguous
 
     @property
     def name(self) -> str:
-        return self.path.name
+        """The name every output (``file`` columns, reconciliation, manifest) shows: an ID number in it masked."""
+        return self.shown_as or redact_ids(self.path.name)
 
 
 @dataclass
@@ -136,6 +141,8 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             raise FileProblem(path, "the file claims UTF-16 but cannot be decoded", "Save it again as .xlsx.") from None
+    if b"\x00" in data:
+        _reject_binary(path, data)
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as e:
@@ -149,12 +156,40 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
             ) from None
     try:
         return data.decode("gb18030"), "gb18030"
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        if e.reason == "incomplete multibyte sequence" and e.start >= len(data) - 3:
+            # GB text up to a character cut in half at the very end: a truncated copy
+            raise FileProblem(
+                path,
+                "the file looks cut off (it ends in the middle of a character)",
+                "The export or copy was interrupted; export the file again.",
+                row=data.count(b"\n") + (0 if data.endswith(b"\n") else 1),
+            ) from None
         raise FileProblem(
             path,
             "the file is neither UTF-8 nor GBK/GB18030 text (an encoding this tool does not read)",
             "Open it in Excel and save it as .xlsx or 'CSV UTF-8'.",
         ) from None
+
+
+def _reject_binary(path: Path, data: bytes) -> NoReturn:
+    """Text never holds NUL bytes: UTF-16 without its BOM, a workbook named .csv, or a damaged file."""
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise FileProblem(
+            path, "the file is an Excel workbook, not CSV text", "Rename it to .xlsx (or .xls) and run again."
+        )
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    if max(even, odd) > 4 * min(even, odd):
+        raise FileProblem(
+            path,
+            "the file is UTF-16 text without a byte-order mark (an encoding this tool does not read)",
+            "Open it in Excel and save it as .xlsx or 'CSV UTF-8'.",
+        )
+    raise FileProblem(
+        path,
+        "the file holds binary data (NUL bytes), not text: it is damaged or not a CSV",
+        "Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export.",
+    )
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -392,7 +427,7 @@ def load_file(path: Path, source: Source, info: FileInfo) -> pl.DataFrame:
         numeric_rows = numeric_cells(path, sheet, [field_cols["id_number"]])
     out = body.with_row_index(ROW_COL, offset=2).select(
         pl.lit(source.name).alias("source"),
-        pl.lit(path.name).alias("file"),
+        pl.lit(info.name).alias("file"),
         pl.col(ROW_COL).cast(pl.Int64).alias("row"),
         *exprs,
         pl.col(ROW_COL).cast(pl.Int64).is_in(list(numeric_rows)).alias(NUMERIC_ID_COL),
@@ -450,7 +485,26 @@ def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> li
             infos.append(FileInfo(rp, name, "override"))
     for info in infos:
         info.size = info.path.stat().st_size
+    _disambiguate(infos, sources_dir)
     return infos
+
+
+def _disambiguate(infos: list[FileInfo], sources_dir: Path) -> None:
+    """Two files shown under one name (the same name in two folders, or names that differ only in a
+    masked ID) would share their rows' ``file``: show those by their path below SOURCES_DIR, numbered
+    if that still collides."""
+    names = Counter(i.name for i in infos)
+    for info in infos:
+        if names[info.name] > 1:
+            try:
+                info.shown_as = redact_ids(info.path.relative_to(sources_dir).as_posix())
+            except ValueError:  # an --source file outside SOURCES_DIR
+                info.shown_as = redact_ids(info.path.as_posix())
+    seen: Counter[str] = Counter()
+    for info in infos:
+        seen[info.name] += 1
+        if seen[info.name] > 1:
+            info.shown_as = f"{info.name} ({seen[info.name]})"
 
 
 def load(
@@ -507,7 +561,7 @@ def load(
 def file_manifest(report: LoadReport) -> list[dict]:
     return [
         {
-            "path": str(f.path), "file": f.name, "source": f.source, "recognised_by": f.how,
+            "path": redact_ids(str(f.path)), "file": f.name, "source": f.source, "recognised_by": f.how,
             "format": f.format, "encoding": f.encoding, "size": f.size, "sha256": f.sha256,
             "rows": f.rows, "extra_columns": f.extra_columns, "problem": f.problem,
         }

@@ -21,6 +21,7 @@ from .classify import ClassifyReport, classify
 from .config import home
 from .db import connect
 from .errors import KuomianError, OutputExists
+from .ids import redact_ids
 from .link import LinkReport, link
 from .load import LoadReport, file_manifest, load
 from .privacy import key_path, load_key
@@ -60,10 +61,14 @@ def rules_fingerprint() -> dict[str, str]:
     return out
 
 
+def _shared_output() -> bool:
+    return os.environ.get("KUOMIAN_SHARED_OUTPUT") == "1"
+
+
 @contextlib.contextmanager
 def private_umask(enabled: bool = True):
     """Output files owner-only (0600 files, 0700 folders) unless KUOMIAN_SHARED_OUTPUT=1."""
-    if not enabled or os.environ.get("KUOMIAN_SHARED_OUTPUT") == "1":
+    if not enabled or _shared_output():
         yield
         return
     old = os.umask(0o077)
@@ -110,7 +115,9 @@ def refresh(
     with private_umask(), OutputLock(out_dir):
         clean_leftovers(out_dir, progress)
         stage = staging_dir(out_dir)
-        stage.mkdir(mode=0o700)
+        # The staging folder becomes OUT_DIR: owner-only unless shared output was asked for
+        # (the DuckDB spill folder inside it is always 0700, see db.connect).
+        stage.mkdir(mode=0o777 if _shared_output() else 0o700)
         tmp = stage / ".duckdb_tmp"
         con = None
         try:
@@ -137,15 +144,15 @@ def refresh(
                 "version": __version__,
                 "as_of": as_of.isoformat(),
                 "started_at": started.isoformat(timespec="seconds"),
-                "sources_dir": str(Path(sources_dir).resolve()),
-                "previous": str(previous) if previous else None,
+                "sources_dir": redact_ids(str(Path(sources_dir).resolve())),
+                "previous": redact_ids(str(previous)) if previous else None,
                 "inputs": file_manifest(lr),
                 "sources_present": lr.sources_present,
                 "sources_missing": lr.sources_missing,
                 "rules": rules_fingerprint(),
                 "settings": {
                     "threads": threads, "memory_limit": memory_limit, "skip_bad_files": skip_bad_files,
-                    "person_key_file": str(key_path()), "python": platform.python_version(),
+                    "person_key_file": redact_ids(str(key_path())), "python": platform.python_version(),
                 },  # fmt: skip
                 "counts": {
                     "persons": kr.persons, "household_persons": kr.persons_local, "registry": cr.registry,
