@@ -34,9 +34,8 @@ class ClassifyReport:
     employers: int = 0
 
     def summary(self) -> str:
-        return (
-            f"classify: registry {self.registry} persons; statuses "
-            + ", ".join(f"{k} {v}" for k, v in self.statuses.most_common())
+        return f"classify: registry {self.registry} persons; statuses " + ", ".join(
+            f"{k} {v}" for k, v in self.statuses.most_common()
         )
 
 
@@ -134,7 +133,9 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     fallback = None
     for g in groups:
         # coalesce: a missing field (NULL) means the condition does not hold
-        flag_sql.append(f"coalesce({compile_condition(strip_no_other_group(g['when']), as_of)}, false) AS c{g['group']}")
+        flag_sql.append(
+            f"coalesce({compile_condition(strip_no_other_group(g['when']), as_of)}, false) AS c{g['group']}"
+        )
         if uses_no_other_group(g["when"]):
             fallback = g["group"]
     con.execute(f"CREATE OR REPLACE TABLE cls_flags AS SELECT p.*, {', '.join(flag_sql)} FROM cls_base p")
@@ -175,7 +176,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
         f"""
         CREATE OR REPLACE TABLE cls_persons AS
         WITH g AS (
-            SELECT person_id, list_filter([{', '.join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
+            SELECT person_id, list_filter([{", ".join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
             FROM cls_status2
         )
         SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
@@ -189,9 +190,16 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
         ORDER BY s.street_code NULLS LAST, s.community, s.person_id
         """
     )
-    validate_persons(frame(con, 'SELECT person_id, hukou_local, status, exclusion_reason, "group", street_code FROM cls_persons'))
+    validate_persons(
+        frame(
+            con,
+            'SELECT person_id, hukou_local, status, exclusion_reason, "group", street_code FROM cls_persons',
+        )
+    )
     report = ClassifyReport()
-    for status, reason, grp, n in rows(con, 'SELECT status, exclusion_reason, "group", count(*) FROM cls_persons GROUP BY ALL'):
+    for status, reason, grp, n in rows(
+        con, 'SELECT status, exclusion_reason, "group", count(*) FROM cls_persons GROUP BY ALL'
+    ):
         report.statuses[status] += n
         if reason:
             report.exclusion_reasons[reason] += n
@@ -260,7 +268,9 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
             "street_name": "全市" if code == "city" else names.get(code, "未分配街道"),
             **vals,
             "coverage_rate": vals["enrolled"] / vals["eligible"] if vals["eligible"] else None,
-            "employee_share": vals["employee"] / vals["contribution_stage"] if vals["contribution_stage"] else None,
+            "employee_share": vals["employee"] / vals["contribution_stage"]
+            if vals["contribution_stage"]
+            else None,
         }
         for year, t in cfg["targets"]["coverage"].items():
             rec[f"coverage_gap_{year}"] = _gap(t, vals["enrolled"], vals["eligible"])

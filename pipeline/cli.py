@@ -70,7 +70,9 @@ def friendly_errors(fn):
         except Exception as e:  # the last line of defence: never a traceback, never an ID
             if STATE["debug"]:
                 raise
-            raise fail(f"unexpected {type(e).__name__}: {str(e)[:300]}. Run again with --debug and report it.", 70) from None
+            raise fail(
+                f"unexpected {type(e).__name__}: {str(e)[:300]}. Run again with --debug and report it.", 70
+            ) from None
 
     return wrapper
 
@@ -100,7 +102,9 @@ def main_options(
 
 SourceOpt = Annotated[
     list[str] | None,
-    typer.Option("--source", help="Say which source a file is: NAME=PATH (repeatable), e.g. --source tax=纳税.xlsx"),
+    typer.Option(
+        "--source", help="Say which source a file is: NAME=PATH (repeatable), e.g. --source tax=纳税.xlsx"
+    ),
 ]
 
 
@@ -109,15 +113,24 @@ SourceOpt = Annotated[
 def refresh(
     sources_dir: Annotated[Path, typer.Argument(help="Folder holding the departments' extracts.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (published atomically).")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")] = None,
-    previous: Annotated[Path | None, typer.Option("--previous", help="Last run's OUT_DIR: carry answers forward.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")
+    ] = None,
+    previous: Annotated[
+        Path | None, typer.Option("--previous", help="Last run's OUT_DIR: carry answers forward.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUT_DIR.")] = False,
     source: SourceOpt = None,
     skip_bad_files: Annotated[
-        bool, typer.Option("--skip-bad-files", help="Skip unreadable files of optional sources (listed in the manifest).")
+        bool,
+        typer.Option(
+            "--skip-bad-files", help="Skip unreadable files of optional sources (listed in the manifest)."
+        ),
     ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="DuckDB threads.")] = None,
-    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")] = None,
+    memory_limit: Annotated[
+        str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")
+    ] = None,
 ):
     """The annual refresh: load, match, classify and publish the registry.
 
@@ -138,7 +151,9 @@ def _print_refresh_summary(res) -> None:
     c = res.classify
     k = res.link
     say(f"published {res.out_dir}")
-    say(f"  persons {k.persons} (household {k.persons_local}), registry {c.registry}, review rows {k.review_rows}")
+    say(
+        f"  persons {k.persons} (household {k.persons_local}), registry {c.registry}, review rows {k.review_rows}"
+    )
     say("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
     say("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
 
@@ -161,7 +176,9 @@ def validate(
         if f.source is None:
             say(f"{f.name}: not recognised (its name and headers fit no source) — ignored")
             continue
-        say(f"{f.name}: {f.source} (by {f.how}), {f.rows} rows, {f.format}{' ' + f.encoding if f.encoding else ''}")
+        say(
+            f"{f.name}: {f.source} (by {f.how}), {f.rows} rows, {f.format}{' ' + f.encoding if f.encoding else ''}"
+        )
         q = {r: n for (s, fl, r), n in sr.quarantined.items() if s == f.source and fl == f.name}
         d = sr.duplicates.get((f.source, f.name), 0)
         if q:
@@ -177,7 +194,9 @@ def validate(
         problems.append(f"{s}.{fld}: {n} values could not be read")
     for (s, kind), n in sorted(sr.id_kinds.items()):
         if kind in ("bad_check", "excel"):
-            problems.append(f"{s}: {n} ID numbers {'fail their check digit' if kind == 'bad_check' else 'damaged by Excel'}")
+            problems.append(
+                f"{s}: {n} ID numbers {'fail their check digit' if kind == 'bad_check' else 'damaged by Excel'}"
+            )
     if problems:
         say("first problems:")
         for p in problems[:12]:
@@ -185,18 +204,22 @@ def validate(
     if lr.sources_missing:
         say("optional sources absent: " + ", ".join(lr.sources_missing))
     total = sum(sr.rows.values())
-    say(f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined")
+    say(
+        f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined"
+    )
 
 
 @app.command()
 @friendly_errors
 def demo(
     people: Annotated[int, typer.Option("--people", help="Size of the generated Anning.")] = 20000,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the generated extracts and the outputs.")] = Path(
-        "output/demo"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the generated extracts and the outputs.")
+    ] = Path("output/demo"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same world).")] = 1,
-    as_of: Annotated[str, typer.Option("--as-of", help="Reference date of the generated world.")] = "2026-03-01",
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="Reference date of the generated world.")
+    ] = "2026-03-01",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing demo folder.")] = False,
 ):
     """Generate a realistic synthetic Anning (with every kind of dirt) and run the refresh on it.
@@ -219,7 +242,9 @@ def demo(
     res = run_refresh(out / "sources", out / "registry", as_of=d, progress=progress)
     _print_refresh_summary(res)
     say(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")
-    say(f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}")
+    say(
+        f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}"
+    )
 
 
 @review_app.command("import")
@@ -236,7 +261,9 @@ def review_import(
 
     res = import_decisions(file, registry)
     c = res["counts"]
-    say(f"decisions: 是 {c['是']}, 否 {c['否']}, 不确定 {c['不确定']}, blank {c['blank']}, rejected {c['rejected']}")
+    say(
+        f"decisions: 是 {c['是']}, 否 {c['否']}, 不确定 {c['不确定']}, blank {c['blank']}, rejected {c['rejected']}"
+    )
     for p in res["problems"][:20]:
         say(f"  - {p}")
     say(f"stored {res['stored']} decisions; the next refresh applies them")
@@ -270,17 +297,11 @@ def survey_import(
     for f, row, why in res.rejected[:30]:
         say(redact_ids(f"  rejected {f} row {row}: {why}"))
     for f, row, key in res.not_found[:30]:
-        say(
-            redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}")
-        )
+        say(redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}"))
     for f, row, f2, row2 in res.superseded[:10]:
-        say(
-            f"  note: {f} row {row} is the same person as {f2} row {row2}; the later row's answers win"
-        )
+        say(f"  note: {f} row {row} is the same person as {f2} row {row2}; the later row's answers win")
     if res.files_written:
-        say(
-            f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed"
-        )
+        say(f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed")
     else:
         say(f"unchanged: {registry} already holds these answers")
 
@@ -329,9 +350,7 @@ def compare(
     from .compare import LISTS, compare_runs
 
     res = compare_runs(old, new, out, force=force, progress=progress)
-    say(
-        f"registry {res.registry_old} ({res.as_of_old or old}) → {res.registry_new} ({res.as_of_new or new})"
-    )
+    say(f"registry {res.registry_old} ({res.as_of_old or old}) → {res.registry_new} ({res.as_of_new or new})")
     for k, label in LISTS.items():
         say(f"  {label} {k}: {res.counts.get(k, 0)}")
     for note in res.notes:

@@ -81,7 +81,9 @@ def _read_yaml(path: Path):
         with open(path, encoding="utf-8") as fh:
             return yaml.safe_load(fh)
     except (OSError, yaml.YAMLError) as e:
-        raise KuomianError(f"{path}: cannot read this declaration ({e}). Fix the YAML and run again.") from None
+        raise KuomianError(
+            f"{path}: cannot read this declaration ({e}). Fix the YAML and run again."
+        ) from None
 
 
 @lru_cache(maxsize=4)

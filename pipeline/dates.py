@@ -50,9 +50,7 @@ def date_expr(col: pl.Expr) -> pl.Expr:
         .then(s.cast(pl.Float64, strict=False).floor().cast(pl.Int64, strict=False))
         .otherwise(None)
     )
-    serial_date = pl.when(serial.is_between(1, 80000)).then(
-        pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)
-    )
+    serial_date = pl.when(serial.is_between(1, 80000)).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=serial))
     d = s.str.replace(r"[T ].*$", "")
     parts = d.str.extract_groups(r"^([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?$")
     compact = d.str.extract_groups(r"^([0-9]{4})([0-9]{2})([0-9]{2})$")

@@ -26,7 +26,9 @@ def connect(temp_dir: Path | None = None, threads: int | None = None, memory_lim
     # DuckDB's own default is 80% of RAM: nothing would spill and every intermediate table
     # would stay resident. A modest default keeps the run's footprint small (it spills to
     # the private temp folder when needed); --memory-limit or KUOMIAN_MEMORY_LIMIT override.
-    memory_limit = memory_limit or os.environ.get("KUOMIAN_MEMORY_LIMIT") or (DEFAULT_MEMORY_LIMIT if temp_dir else None)
+    memory_limit = (
+        memory_limit or os.environ.get("KUOMIAN_MEMORY_LIMIT") or (DEFAULT_MEMORY_LIMIT if temp_dir else None)
+    )
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = true")

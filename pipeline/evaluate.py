@@ -35,9 +35,13 @@ class Scores:
 def score_links(out_dir: Path, truth_dir: Path) -> pl.DataFrame:
     """links.parquet joined with the truth, one row per extract row, with verdict columns."""
     links = pl.read_parquet(out_dir / "links.parquet")
-    persons = pl.read_parquet(out_dir / "persons.parquet").select("person_key", pl.col("id_number").alias("linked_id"))
+    persons = pl.read_parquet(out_dir / "persons.parquet").select(
+        "person_key", pl.col("id_number").alias("linked_id")
+    )
     truth = pl.read_parquet(truth_dir / "rows.parquet")
-    df = truth.join(links, on=["source", "file", "row"], how="left").join(persons, on="person_key", how="left")
+    df = truth.join(links, on=["source", "file", "row"], how="left").join(
+        persons, on="person_key", how="left"
+    )
     matched = pl.col("outcome").is_in(MATCHED)
     return df.with_columns(
         missing=pl.col("outcome").is_null(),
@@ -50,8 +54,9 @@ def score_links(out_dir: Path, truth_dir: Path) -> pl.DataFrame:
         .otherwise(pl.col("outcome") == "quarantined")
         .fill_null(False),
         review=(pl.col("outcome") == "review").fill_null(False),
-        wrong_link=(matched & ((pl.col("expected") != "person") | (pl.col("linked_id") != pl.col("person_id"))))
-        .fill_null(False),
+        wrong_link=(
+            matched & ((pl.col("expected") != "person") | (pl.col("linked_id") != pl.col("person_id")))
+        ).fill_null(False),
         dirty=pl.col("dirt").fill_null("") != "",
     )
 
@@ -72,7 +77,9 @@ def _summary(df: pl.DataFrame, by: str) -> pl.DataFrame:
 
 def score_registry(out_dir: Path, truth_dir: Path) -> dict:
     got = pl.read_parquet(out_dir / "persons.parquet").select(
-        pl.col("id_number").alias("id_number"), "status", pl.col("group").cast(pl.Int64).alias("group_got"),
+        pl.col("id_number").alias("id_number"),
+        "status",
+        pl.col("group").cast(pl.Int64).alias("group_got"),
         pl.col("status").is_in(["unenrolled", "resident_upgradable"]).alias("reg_got"),
         pl.col("status").alias("status_got"),
     )
@@ -106,10 +113,14 @@ def evaluate_world(people: int, seed: int, heavy: bool, workdir: Path, as_of: da
     generate(world, people=people, seed=seed, as_of=as_of, dirt=DirtConfig.heavy() if heavy else DirtConfig())
     refresh(world / "sources", world / "out", as_of=as_of, force=True)
     rows = score_links(world / "out", world / "truth")
-    by_dirt = rows.with_columns(kind=pl.col("dirt").fill_null("").str.split(",")).explode("kind").with_columns(
-        kind=pl.when(pl.col("kind") == "").then(pl.lit("(clean)")).otherwise(pl.col("kind"))
+    by_dirt = (
+        rows.with_columns(kind=pl.col("dirt").fill_null("").str.split(","))
+        .explode("kind")
+        .with_columns(kind=pl.when(pl.col("kind") == "").then(pl.lit("(clean)")).otherwise(pl.col("kind")))
     )
-    return Scores(_summary(rows, "source"), _summary(by_dirt, "kind"), score_registry(world / "out", world / "truth"))
+    return Scores(
+        _summary(rows, "source"), _summary(by_dirt, "kind"), score_registry(world / "out", world / "truth")
+    )
 
 
 def _print_table(title: str, df: pl.DataFrame) -> None:
@@ -133,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("KUOMIAN_STATE", str(Path(tmp) / "state"))
         all_rows, all_dirt, regs = [], [], []
         for seed in [int(s) for s in args.seeds.split(",")]:
-            print(f"world: {args.people} people, seed {seed}{', heavy dirt' if args.heavy else ''} …", file=sys.stderr)
+            print(
+                f"world: {args.people} people, seed {seed}{', heavy dirt' if args.heavy else ''} …",
+                file=sys.stderr,
+            )
             s = evaluate_world(args.people, seed, args.heavy, Path(tmp), as_of)
             all_rows.append(s.link_table)
             all_dirt.append(s.dirt_table)
@@ -142,11 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     def combine(tables, key):
         t = pl.concat(tables)
         return (
-            t.with_columns(right_n=pl.col("right") * pl.col("rows"), review_n=pl.col("review") * pl.col("rows"))
+            t.with_columns(
+                right_n=pl.col("right") * pl.col("rows"), review_n=pl.col("review") * pl.col("rows")
+            )
             .group_by(key)
-            .agg(pl.col("rows").sum(), pl.col("right_n").sum(), pl.col("review_n").sum(),
-                 pl.col("wrong_links").sum(), pl.col("missing").sum())  # fmt: skip
-            .with_columns(right=pl.col("right_n") / pl.col("rows"), review=pl.col("review_n") / pl.col("rows"))
+            .agg(
+                pl.col("rows").sum(),
+                pl.col("right_n").sum(),
+                pl.col("review_n").sum(),
+                pl.col("wrong_links").sum(),
+                pl.col("missing").sum(),
+            )  # fmt: skip
+            .with_columns(
+                right=pl.col("right_n") / pl.col("rows"), review=pl.col("review_n") / pl.col("rows")
+            )
             .sort(key)
         )
 
@@ -167,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
               f"status accuracy {r['status_accuracy']:.4f} group accuracy {r['group_accuracy']:.4f}  "
               f"persons outside truth population {r['persons_not_in_truth_population']}")  # fmt: skip
     f1 = min(r["f1"] for r in regs)
-    print(f"  worst F1 {f1:.4f}, status {min(r['status_accuracy'] for r in regs):.4f}, "
-          f"group {min(r['group_accuracy'] for r in regs):.4f} (targets >= 0.998)")
+    print(
+        f"  worst F1 {f1:.4f}, status {min(r['status_accuracy'] for r in regs):.4f}, "
+        f"group {min(r['group_accuracy'] for r in regs):.4f} (targets >= 0.998)"
+    )
     return 0
 
 

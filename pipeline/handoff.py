@@ -15,7 +15,19 @@ import polars as pl
 from .config import load_rules, load_sources
 from .ids import mask_id_expr
 
-BASE_HEADERS = ["编号", "姓名", "身份证号", "性别", "年龄", "社区", "户籍地址", "参保状态", "重点群体", "信息来源", "建议措施"]
+BASE_HEADERS = [
+    "编号",
+    "姓名",
+    "身份证号",
+    "性别",
+    "年龄",
+    "社区",
+    "户籍地址",
+    "参保状态",
+    "重点群体",
+    "信息来源",
+    "建议措施",
+]
 
 
 def survey_columns() -> list[dict]:
@@ -41,12 +53,18 @@ def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
         pl.col("community").alias("社区"),
         pl.col("address").alias("户籍地址"),
         pl.col("status").replace_strict(statuses, default=None, return_dtype=pl.String).alias("参保状态"),
-        pl.col("group").cast(pl.Int64).replace_strict(group_label, default=None, return_dtype=pl.String).alias("重点群体"),
+        pl.col("group")
+        .cast(pl.Int64)
+        .replace_strict(group_label, default=None, return_dtype=pl.String)
+        .alias("重点群体"),
         pl.col("sources")
         .list.eval(pl.element().replace_strict(source_labels, default=pl.element()))
         .list.join("、")
         .alias("信息来源"),
-        pl.col("group").cast(pl.Int64).replace_strict(action, default=None, return_dtype=pl.String).alias("建议措施"),
+        pl.col("group")
+        .cast(pl.Int64)
+        .replace_strict(action, default=None, return_dtype=pl.String)
+        .alias("建议措施"),
     )
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey)

@@ -117,7 +117,9 @@ def _check_chars(first17: list[str]) -> list[str]:
 
     if not first17:
         return []
-    digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(-1, 17).astype(np.int64) - 48
+    digits = (
+        np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(-1, 17).astype(np.int64) - 48
+    )
     rest = (digits @ np.asarray(WEIGHTS, dtype=np.int64)) % 11
     return np.asarray(list(CHECK_CHARS))[rest].tolist()
 
@@ -136,7 +138,9 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
     raw = df.get_column(raw_col).cast(pl.String).fill_null("")
     clean = nfkc(raw).str.replace_all(_STRIP_RE, "").str.to_uppercase()
     numeric = (
-        df.get_column(numeric_col).fill_null(False) if numeric_col else pl.Series([False] * n, dtype=pl.Boolean)
+        df.get_column(numeric_col).fill_null(False)
+        if numeric_col
+        else pl.Series([False] * n, dtype=pl.Boolean)
     )
     sci = clean.str.contains(_SCI_RE)
     num18 = numeric & clean.str.contains(r"^[0-9]{16,18}(\.0+)?$") & ~sci
@@ -148,7 +152,9 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
     digits = pl.Series("id_digits", [None] * n, dtype=pl.String)
 
     def real_dates(yyyymmdd: pl.Series) -> pl.Series:
-        return on_distinct(yyyymmdd, lambda v: v.map_elements(_real_date, return_dtype=pl.Boolean), pl.Boolean)
+        return on_distinct(
+            yyyymmdd, lambda v: v.map_elements(_real_date, return_dtype=pl.Boolean), pl.Boolean
+        )
 
     if sci.any():
         idx = sci.arg_true()
@@ -160,7 +166,9 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
     if num18.any():
         idx = num18.arg_true()
         kind = kind.scatter(idx, "excel")
-        digits = digits.scatter(idx, pl.Series([excel_digits(v) for v in clean.gather(idx).to_list()], dtype=pl.String))
+        digits = digits.scatter(
+            idx, pl.Series([excel_digits(v) for v in clean.gather(idx).to_list()], dtype=pl.String)
+        )
     if s18.any():
         idx = s18.arg_true()
         vals = clean.gather(idx)
@@ -172,7 +180,9 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
         ).to_series()  # fmt: skip
         kind = kind.scatter(idx, k)
         canonical = canonical.scatter(idx, pl.select(pl.when(ok).then(vals)).to_series())
-        digits = digits.scatter(idx, pl.select(pl.when(k == "excel").then(vals.str.slice(0, 15)).otherwise(vals)).to_series())
+        digits = digits.scatter(
+            idx, pl.select(pl.when(k == "excel").then(vals.str.slice(0, 15)).otherwise(vals)).to_series()
+        )
     if s15.any():
         idx = s15.arg_true()
         vals = clean.gather(idx)

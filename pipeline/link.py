@@ -70,7 +70,9 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     fps = fingerprints(
         list(zip(df["source"], df["idv"], df["name_key"], df["bd"], df["st"], df["cm"], strict=True)), key
     )
-    out = pl.DataFrame({"row_id": df["row_id"], "fingerprint": fps}, schema={"row_id": pl.Int64, "fingerprint": pl.String})
+    out = pl.DataFrame(
+        {"row_id": df["row_id"], "fingerprint": fps}, schema={"row_id": pl.Int64, "fingerprint": pl.String}
+    )
     store(con, "link_fingerprints", out)
 
 
@@ -146,7 +148,9 @@ def resolve_trivial(con: duckdb.DuckDBPyConnection) -> None:
     rules = {r["candidates"]: r for r in _rules()["rules"]}
     by_kind = {k: r for r in _rules()["rules"] if r["candidates"] == "id_equal" for k in r["id_kinds"]}
     if not rules.get("id_equal"):
-        con.execute("CREATE OR REPLACE TABLE link_trivial (row_id BIGINT, person_id VARCHAR, rule VARCHAR, confidence DOUBLE)")
+        con.execute(
+            "CREATE OR REPLACE TABLE link_trivial (row_id BIGINT, person_id VARCHAR, rule VARCHAR, confidence DOUBLE)"
+        )
         return
     cases = " ".join(f"WHEN '{k}' THEN '{r['rule']}'" for k, r in by_kind.items())
     conf = " ".join(f"WHEN '{k}' THEN {float(r['confidence'])}" for k, r in by_kind.items())
@@ -451,7 +455,8 @@ def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: Non
     for src, outcome, n in rows(con, "SELECT source, outcome, count(*) FROM links GROUP BY ALL"):
         report.outcomes[(src, outcome)] += n
     for src, rule, n in rows(
-        con, "SELECT source, match_rule, count(*) FROM links WHERE outcome IN ('linked', 'new_person') GROUP BY ALL"
+        con,
+        "SELECT source, match_rule, count(*) FROM links WHERE outcome IN ('linked', 'new_person') GROUP BY ALL",
     ):
         report.rules[(src, rule)] += n
     report.persons, report.persons_local = first_row(

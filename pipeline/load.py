@@ -140,7 +140,9 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
         try:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
-            raise FileProblem(path, "the file claims UTF-16 but cannot be decoded", "Save it again as .xlsx.") from None
+            raise FileProblem(
+                path, "the file claims UTF-16 but cannot be decoded", "Save it again as .xlsx."
+            ) from None
     if b"\x00" in data:
         _reject_binary(path, data)
     try:
@@ -238,7 +240,9 @@ def read_csv(path: Path) -> tuple[list[str], pl.DataFrame, str]:
                     "Check for a stray comma or a shifted column, fix the row and run again.",
                     row=i + 1,
                 ) from None
-        raise FileProblem(path, "the CSV cannot be parsed", "Open it in Excel and save it again as .xlsx.") from None
+        raise FileProblem(
+            path, "the CSV cannot be parsed", "Open it in Excel and save it again as .xlsx."
+        ) from None
     return header, df, encoding
 
 
@@ -310,7 +314,9 @@ def read_excel(path: Path) -> tuple[list[str], pl.DataFrame, int]:
             "Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export.",
         ) from None
     if raw.height == 0:
-        raise FileProblem(path, "the workbook's first sheet is empty", "Ask the department to export it again.")
+        raise FileProblem(
+            path, "the workbook's first sheet is empty", "Ask the department to export it again."
+        )
     header = ["" if v is None else str(v).strip() for v in raw.row(0)]
     body = raw.slice(1)
     body.columns = [f"c{j}" for j in range(len(header))]
@@ -321,7 +327,9 @@ def read_parquet(path: Path) -> tuple[list[str], pl.DataFrame]:
     try:
         df = pl.read_parquet(path)
     except Exception as e:
-        raise FileProblem(path, f"the Parquet file cannot be read ({type(e).__name__})", "Ask for a new export.") from None
+        raise FileProblem(
+            path, f"the Parquet file cannot be read ({type(e).__name__})", "Ask for a new export."
+        ) from None
     header = list(df.columns)
     df = df.select([pl.col(c).cast(pl.String) for c in header])
     df.columns = [f"c{j}" for j in range(len(header))]
@@ -358,7 +366,9 @@ def load_file(path: Path, source: Source, info: FileInfo) -> pl.DataFrame:
     header, body, fmt, encoding, sheet = read_any(path)
     info.format, info.encoding = fmt, encoding
     if not any(h for h in header):
-        raise FileProblem(path, "the first row holds no column headers", "Put the column names in the first row.")
+        raise FileProblem(
+            path, "the first row holds no column headers", "Put the column names in the first row."
+        )
     seen: dict[str, int] = {}
     for h in header:
         if h:
@@ -402,7 +412,9 @@ def load_file(path: Path, source: Source, info: FileInfo) -> pl.DataFrame:
         )
     if body.height == 0:
         raise FileProblem(
-            path, "the file has column headers but no data rows", "Ask the department for the full export.",
+            path,
+            "the file has column headers but no data rows",
+            "Ask the department for the full export.",
             source=source.name,
         )
     info.columns = mapping
@@ -548,9 +560,12 @@ def load(
         else:
             df = pl.DataFrame(
                 schema={
-                    "source": pl.String, "file": pl.String, "row": pl.Int64,
+                    "source": pl.String,
+                    "file": pl.String,
+                    "row": pl.Int64,
                     **{f: pl.String for f in sources[s].fields},
-                    EXTRA_COL: pl.String, NUMERIC_ID_COL: pl.Boolean,
+                    EXTRA_COL: pl.String,
+                    NUMERIC_ID_COL: pl.Boolean,
                 }
             )
         store(con, f"load_{s}", df)
@@ -561,9 +576,17 @@ def load(
 def file_manifest(report: LoadReport) -> list[dict]:
     return [
         {
-            "path": redact_ids(str(f.path)), "file": f.name, "source": f.source, "recognised_by": f.how,
-            "format": f.format, "encoding": f.encoding, "size": f.size, "sha256": f.sha256,
-            "rows": f.rows, "extra_columns": f.extra_columns, "problem": f.problem,
+            "path": redact_ids(str(f.path)),
+            "file": f.name,
+            "source": f.source,
+            "recognised_by": f.how,
+            "format": f.format,
+            "encoding": f.encoding,
+            "size": f.size,
+            "sha256": f.sha256,
+            "rows": f.rows,
+            "extra_columns": f.extra_columns,
+            "problem": f.problem,
         }
         for f in report.files
     ]

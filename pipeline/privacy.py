@@ -1,7 +1,7 @@
 """The bureau's secret key, ``person_key`` and row fingerprints.
 
-``person_key`` = ``"P"`` + the first 16 upper-case hex characters (64 bits) of
-HMAC-SHA256(key, canonical ID). The same ID gives the same key in every run
+``person_key`` = ``"P"`` + the first 16 hex digits (64 bits) of HMAC-SHA256(key,
+canonical ID), each written as a letter (0–f → A–R without I and O). The same ID gives the same key in every run
 and on every machine that holds the same key file; without the key it cannot
 be reversed (a plain hash of the ~1e11 possible IDs can be brute-forced in a
 day, an HMAC cannot).
@@ -77,22 +77,30 @@ class _Hmac:
         return outer.hexdigest()
 
 
+# Hex digits written as letters (no I or O): a key never holds a run of digits that a scan
+# for ID numbers would flag, and Excel always keeps it as text.
+_LETTERS = str.maketrans("0123456789abcdef", "ABCDEFGHJKLMNPQR")
+
+
 def person_key(id_canonical: str, key: bytes) -> str:
-    return "P" + hmac.digest(key, id_canonical.encode("ascii"), "sha256").hex()[:16].upper()
+    return "P" + hmac.digest(key, id_canonical.encode("ascii"), "sha256").hex()[:16].translate(_LETTERS)
 
 
 def person_keys(ids: list[str | None], key: bytes) -> list[str | None]:
     h = _Hmac(key)
-    return ["P" + h.hexdigest(i.encode("ascii"))[:16].upper() if i else None for i in ids]
+    return ["P" + h.hexdigest(i.encode("ascii"))[:16].translate(_LETTERS) if i else None for i in ids]
 
 
 def fingerprint(*parts: str | None, key: bytes) -> str:
     """A keyed digest of a row's identity (source, raw ID, name key, …): stable, not reversible."""
     msg = "\x1f".join(p or "" for p in parts).encode("utf-8")
-    return "F" + hmac.digest(key, msg, "sha256").hex()[:20].upper()
+    return "F" + hmac.digest(key, msg, "sha256").hex()[:20].translate(_LETTERS)
 
 
 def fingerprints(rows: list[tuple], key: bytes) -> list[str]:
     """:func:`fingerprint` for many rows at once."""
     h = _Hmac(key)
-    return ["F" + h.hexdigest("\x1f".join(p or "" for p in parts).encode("utf-8"))[:20].upper() for parts in rows]
+    return [
+        "F" + h.hexdigest("\x1f".join(p or "" for p in parts).encode("utf-8"))[:20].translate(_LETTERS)
+        for parts in rows
+    ]

@@ -107,7 +107,9 @@ def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
     _fsync_tree(stage)
     if out_dir.exists():
         if not force:
-            raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
+            raise OutputExists(
+                f"{out_dir} already exists. Add --force to replace it, or choose another --out."
+            )
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         os.replace(out_dir, old)
         os.replace(stage, out_dir)
@@ -144,11 +146,15 @@ def _previous_persons(previous: Path | None) -> pl.DataFrame | None:
         return None
     p = previous / "persons.parquet"
     if not p.exists():
-        raise KuomianError(f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR.")
+        raise KuomianError(
+            f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR."
+        )
     return pl.read_parquet(p)
 
 
-def persons_frame(con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None) -> pl.DataFrame:
+def persons_frame(
+    con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None
+) -> pl.DataFrame:
     """persons.parquet as outputs.md lists it (plus address, used by the hand-offs)."""
     df = frame(con, "SELECT * FROM cls_persons")
     df = df.with_columns(
@@ -188,13 +194,16 @@ def persons_frame(con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previ
             .then(pl.lit("left"))
             .otherwise(None),
             **{
-                f: pl.when(in_registry).then(pl.col(f"prev_{f}")).otherwise(None) if f"prev_{f}" in df.columns
+                f: pl.when(in_registry).then(pl.col(f"prev_{f}")).otherwise(None)
+                if f"prev_{f}" in df.columns
                 else pl.lit(None)
                 for f in SURVEY_FIELDS
             },
         )
         df = df.drop([c for c in df.columns if c.startswith("prev_")])
-    df = df.with_columns(pl.col("surveyed_on").cast(pl.Date), *[pl.col(f).cast(pl.String) for f in SURVEY_FIELDS[:3]])
+    df = df.with_columns(
+        pl.col("surveyed_on").cast(pl.Date), *[pl.col(f).cast(pl.String) for f in SURVEY_FIELDS[:3]]
+    )
     order = [
         "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
         "street_code", "street_name", "community", "address", "household_no", "status", "exclusion_reason", "group",
@@ -260,13 +269,16 @@ def publish(
         stage / "indicators.csv", frame(con, "SELECT * FROM cls_indicators"), indicator_headers()
     )
     report.files["employers.csv"] = write_frame_csv(
-        stage / "employers.csv", frame(con, "SELECT * FROM cls_employers"),
+        stage / "employers.csv",
+        frame(con, "SELECT * FROM cls_employers"),
         {"employer": "扣缴义务人(单位)", "registry_persons": "实名库中扣缴满6个月人数"},
     )
     report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys)
     report.files["handoff/"] = write_handoffs(stage / "handoff", persons)
     manifest["outputs"] = dict(report.files)
-    (stage / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8")
+    (stage / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
+    )
     write_report(stage / "report.html", con, manifest, recon)
     report.files["report.html"] = 1
     return report

@@ -7,7 +7,9 @@ import polars as pl
 from .link import OUTCOMES
 
 
-def reconciliation_frame(links: pl.DataFrame, rows_read: dict[tuple[str, str], int] | None = None) -> pl.DataFrame:
+def reconciliation_frame(
+    links: pl.DataFrame, rows_read: dict[tuple[str, str], int] | None = None
+) -> pl.DataFrame:
     """One row per (source, file). ``rows_read`` comes from the load stage (what the reader counted);
     the outcomes come from ``links``. ``balanced`` is true only when the two agree."""
     counts = (

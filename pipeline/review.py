@@ -76,8 +76,10 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataF
 
     names = street_names()
     return df.with_columns(
-        id_diff=pl.Series([id_difference(a, b) for a, b in zip(df["r_id_full"], df["p_id_full"], strict=True)],
-                          dtype=pl.String),
+        id_diff=pl.Series(
+            [id_difference(a, b) for a, b in zip(df["r_id_full"], df["p_id_full"], strict=True)],
+            dtype=pl.String,
+        ),
         r_id=pl.Series([mask_id(v) for v in df["r_id_full"]], dtype=pl.String),
         p_id=pl.Series([mask_id(v) for v in df["p_id_full"]], dtype=pl.String),
         r_street=pl.col("r_street").replace_strict(names, default=None, return_dtype=pl.String),
@@ -92,7 +94,11 @@ def write_review_xlsx(con: duckdb.DuckDBPyConnection, path: Path, keys: pl.DataF
     df = review_frame(con, keys).rename(dict(COLUMNS))
     last = len(COLUMNS) - 1
     return write_xlsx(
-        path, df, sheet_name="待复核", widths={0: 24, 6: 12, 7: 12, 10: 22, last: 16}, dropdowns={last: list(DECISIONS)}
+        path,
+        df,
+        sheet_name="待复核",
+        widths={0: 24, 6: 12, 7: 12, 10: 22, last: 16},
+        dropdowns={last: list(DECISIONS)},
     )
 
 
@@ -107,7 +113,11 @@ def import_decisions(file: Path, registry: Path) -> dict:
     idx = {want[h]: j for j, h in enumerate(header) if h in want}
     for needed in ("review_id", "person_key", "decision"):
         if needed not in idx:
-            raise FileProblem(file, f"the column {dict(COLUMNS)[needed]} is missing", "Use the review.xlsx the refresh wrote.")
+            raise FileProblem(
+                file,
+                f"the column {dict(COLUMNS)[needed]} is missing",
+                "Use the review.xlsx the refresh wrote.",
+            )
     df = body.select(
         pl.col(f"c{idx['review_id']}").alias("fingerprint"),
         pl.col(f"c{idx['person_key']}").alias("person_key"),
@@ -129,7 +139,9 @@ def import_decisions(file: Path, registry: Path) -> dict:
             counts[dec] += 1
             if dec != "不确定":
                 good.append({"fingerprint": fp, "person_key": pk, "decision": dec})
-    new = pl.DataFrame(good, schema={"fingerprint": pl.String, "person_key": pl.String, "decision": pl.String})
+    new = pl.DataFrame(
+        good, schema={"fingerprint": pl.String, "person_key": pl.String, "decision": pl.String}
+    )
     new = new.with_columns(decided_on=pl.lit(date.today()))
     store = decisions_path()
     if store.exists():

@@ -78,9 +78,15 @@ def compile_condition(cond, as_of: date, *, group_flags: dict[int, str] | None =
     if not isinstance(cond, dict) or not cond:
         raise RuleError(f"a condition must be a non-empty mapping, got {cond!r}")
     if "any" in cond:
-        return "(" + " OR ".join(compile_condition(c, as_of, group_flags=group_flags) for c in cond["any"]) + ")"
+        return (
+            "(" + " OR ".join(compile_condition(c, as_of, group_flags=group_flags) for c in cond["any"]) + ")"
+        )
     if "all" in cond:
-        return "(" + " AND ".join(compile_condition(c, as_of, group_flags=group_flags) for c in cond["all"]) + ")"
+        return (
+            "("
+            + " AND ".join(compile_condition(c, as_of, group_flags=group_flags) for c in cond["all"])
+            + ")"
+        )
     if "not" in cond:
         return "(NOT " + compile_condition(cond["not"], as_of, group_flags=group_flags) + ")"
     if "always" in cond:

@@ -78,7 +78,9 @@ def private_umask(enabled: bool = True):
         os.umask(old)
 
 
-def validate(sources_dir: Path, *, overrides=None, progress=lambda m: None) -> tuple[LoadReport, StandardiseReport]:
+def validate(
+    sources_dir: Path, *, overrides=None, progress=lambda m: None
+) -> tuple[LoadReport, StandardiseReport]:
     """Load and standardise only (``kuomian validate``)."""
     con = connect()
     try:
@@ -107,7 +109,9 @@ def refresh(
     as_of = as_of or date.today()
     out_dir = Path(out_dir).resolve()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
-        raise KuomianError(f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR.")
+        raise KuomianError(
+            f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR."
+        )
     if out_dir.exists() and not force:
         raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
     started = datetime.now()
@@ -124,7 +128,9 @@ def refresh(
             con = connect(temp_dir=tmp, threads=threads, memory_limit=memory_limit)
             key = load_key(announce=progress)
             with timer.stage("load"):
-                lr = load(sources_dir, con, overrides=overrides, skip_bad_files=skip_bad_files, progress=progress)
+                lr = load(
+                    sources_dir, con, overrides=overrides, skip_bad_files=skip_bad_files, progress=progress
+                )
             progress(lr.summary())
             _maybe_fail(_fail_in_stage, "load")
             with timer.stage("standardise"):
@@ -151,13 +157,20 @@ def refresh(
                 "sources_missing": lr.sources_missing,
                 "rules": rules_fingerprint(),
                 "settings": {
-                    "threads": threads, "memory_limit": memory_limit, "skip_bad_files": skip_bad_files,
-                    "person_key_file": redact_ids(str(key_path())), "python": platform.python_version(),
+                    "threads": threads,
+                    "memory_limit": memory_limit,
+                    "skip_bad_files": skip_bad_files,
+                    "person_key_file": redact_ids(str(key_path())),
+                    "python": platform.python_version(),
                 },  # fmt: skip
                 "counts": {
-                    "persons": kr.persons, "household_persons": kr.persons_local, "registry": cr.registry,
-                    "statuses": dict(cr.statuses), "groups": {str(k): v for k, v in sorted(cr.groups.items())},
-                    "review_rows": kr.review_rows, "employers": cr.employers,
+                    "persons": kr.persons,
+                    "household_persons": kr.persons_local,
+                    "registry": cr.registry,
+                    "statuses": dict(cr.statuses),
+                    "groups": {str(k): v for k, v in sorted(cr.groups.items())},
+                    "review_rows": kr.review_rows,
+                    "employers": cr.employers,
                 },  # fmt: skip
             }
             with timer.stage("publish"):

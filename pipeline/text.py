@@ -34,7 +34,9 @@ def nfkc(s: pl.Series) -> pl.Series:
     return s.replace(changed)
 
 
-def on_distinct(s: pl.Series, fn: Callable[[pl.Expr], pl.Expr], dtype: pl.DataType | None = None) -> pl.Series:
+def on_distinct(
+    s: pl.Series, fn: Callable[[pl.Expr], pl.Expr], dtype: pl.DataType | None = None
+) -> pl.Series:
     """``fn`` applied to every distinct value of ``s`` once, the result aligned with ``s``."""
     distinct = s.unique().to_frame("v")
     mapped = distinct.with_columns(out=fn(pl.col("v")))

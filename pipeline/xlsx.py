@@ -93,7 +93,8 @@ def write_xlsx(
     header = df.columns
     ncols = len(header)
     head = "".join(
-        f'<c r="{_col(j)}1" s="1" t="inlineStr"><is><t>{_text(str(h))}</t></is></c>' for j, h in enumerate(header)
+        f'<c r="{_col(j)}1" s="1" t="inlineStr"><is><t>{_text(str(h))}</t></is></c>'
+        for j, h in enumerate(header)
     )
     n = df.height
     body = ""
@@ -109,7 +110,9 @@ def write_xlsx(
             else:
                 text = _escape_expr(col.cast(pl.String))
                 cell = ref + pl.lit('" s="2" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
-                cells.append(pl.when(col.is_null() | (col.cast(pl.String) == "")).then(pl.lit("")).otherwise(cell))
+                cells.append(
+                    pl.when(col.is_null() | (col.cast(pl.String) == "")).then(pl.lit("")).otherwise(cell)
+                )
         rows_xml = df.select(
             pl.concat_str([pl.lit('<row r="') + r + pl.lit('">'), *cells, pl.lit("</row>")]).alias("x")
         )
@@ -119,7 +122,8 @@ def write_xlsx(
     cols = [_col(j) for j in range(ncols)]
     widths = widths or {}
     col_xml = "".join(
-        f'<col min="{j + 1}" max="{j + 1}" width="{widths.get(j, 14)}" customWidth="1"/>' for j in range(ncols)
+        f'<col min="{j + 1}" max="{j + 1}" width="{widths.get(j, 14)}" customWidth="1"/>'
+        for j in range(ncols)
     )
     pane = (
         f'<pane xSplit="{freeze_cols}" ySplit="1" topLeftCell="{_col(freeze_cols)}2" activePane="bottomRight" state="frozen"/>'
@@ -141,7 +145,7 @@ def write_xlsx(
         '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
         'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
         f'<dimension ref="A1:{_col(ncols - 1)}{last_row}"/>'
-        f"<sheetViews><sheetView workbookViewId=\"0\">{pane}</sheetView></sheetViews>"
+        f'<sheetViews><sheetView workbookViewId="0">{pane}</sheetView></sheetViews>'
         f"<cols>{col_xml}</cols><sheetData>{''.join(out)}</sheetData>"
         f'<autoFilter ref="A1:{_col(ncols - 1)}{last_row}"/>{validations}</worksheet>'
     )

@@ -7,7 +7,14 @@ import polars as pl
 
 from pipeline.errors import KuomianError
 
-STATUSES = ["excluded", "receiving", "enrolled_employee", "resident_upgradable", "enrolled_resident", "unenrolled"]
+STATUSES = [
+    "excluded",
+    "receiving",
+    "enrolled_employee",
+    "resident_upgradable",
+    "enrolled_resident",
+    "unenrolled",
+]
 REASONS = ["deceased", "moved_out", "under_16", "student", "incarcerated"]
 
 
@@ -21,7 +28,9 @@ class Persons(pa.DataFrameModel):
 
     @pa.dataframe_check
     def reason_iff_excluded(cls, data) -> pl.LazyFrame:
-        return data.lazyframe.select((pl.col("status") == "excluded") == pl.col("exclusion_reason").is_not_null())
+        return data.lazyframe.select(
+            (pl.col("status") == "excluded") == pl.col("exclusion_reason").is_not_null()
+        )
 
     @pa.dataframe_check
     def group_iff_registry(cls, data) -> pl.LazyFrame:
@@ -38,7 +47,11 @@ def validate_persons(df: pl.DataFrame) -> None:
         Persons.validate(df, lazy=True)
     except (pa.errors.SchemaErrors, pa.errors.SchemaError) as e:
         cases = getattr(e, "failure_cases", None)
-        checks = sorted(set(map(str, cases["check"].to_list()))) if cases is not None and "check" in cases.columns else [type(e).__name__]
+        checks = (
+            sorted(set(map(str, cases["check"].to_list())))
+            if cases is not None and "check" in cases.columns
+            else [type(e).__name__]
+        )
         raise KuomianError(
             f"internal check failed after classifying: {', '.join(checks)[:300]}. "
             "This is a bug in kuomian; run with --debug and report it."

@@ -50,7 +50,11 @@ def validate_identity(df: pl.DataFrame, source: str) -> None:
         IdentityRows.validate(df, lazy=True)
     except (pa.errors.SchemaErrors, pa.errors.SchemaError) as e:
         cases = getattr(e, "failure_cases", None)
-        checks = sorted(set(cases["check"].to_list())) if cases is not None and "check" in cases.columns else [type(e).__name__]
+        checks = (
+            sorted(set(cases["check"].to_list()))
+            if cases is not None and "check" in cases.columns
+            else [type(e).__name__]
+        )
         raise KuomianError(
             f"internal check failed after standardising {source}: {', '.join(map(str, checks))[:300]}. "
             "This is a bug in kuomian; run with --debug and report it."

@@ -96,7 +96,9 @@ def test_empty_file(tiny_sources, tmp_path):
 
 
 def test_truncated_csv_names_the_row(tiny_sources):
-    (tiny_sources / "低保名录.csv").write_text(f"身份证号,姓名,救助类别\n{ZHANG},张伟,低保\n{LI},李", encoding="utf-8")
+    (tiny_sources / "低保名录.csv").write_text(
+        f"身份证号,姓名,救助类别\n{ZHANG},张伟,低保\n{LI},李", encoding="utf-8"
+    )
     res = runner.invoke(app, ["validate", str(tiny_sources)])
     assert res.exit_code == 1
     assert "row 3" in _err(res) and "cut off" in _err(res)
@@ -133,7 +135,9 @@ def test_existing_out_dir_needs_force(tiny_sources, tmp_path):
 
 
 def test_bad_as_of(tiny_sources, tmp_path):
-    res = runner.invoke(app, ["refresh", str(tiny_sources), "--out", str(tmp_path / "o"), "--as-of", "1/3/2026"])
+    res = runner.invoke(
+        app, ["refresh", str(tiny_sources), "--out", str(tmp_path / "o"), "--as-of", "1/3/2026"]
+    )
     assert res.exit_code == 1
     assert "YYYY-MM-DD" in _err(res)
 

@@ -104,7 +104,11 @@ FORMATS = [
 
 
 @BATCH
-@given(st.lists(st.tuples(st.dates(date(1, 1, 1), date(9999, 12, 31)), st.integers(0, len(FORMATS) - 1)), min_size=1))
+@given(
+    st.lists(
+        st.tuples(st.dates(date(1, 1, 1), date(9999, 12, 31)), st.integers(0, len(FORMATS) - 1)), min_size=1
+    )
+)
 def test_every_format_round_trips(cases):
     raws = [FORMATS[f](d) for d, f in cases]
     wants = [d for d, _ in cases]

@@ -280,7 +280,9 @@ def test_excel_number_exported_as_text_is_excel():
     assert r == IdResult(None, "excel", "530181199005031")
 
 
-@pytest.mark.parametrize("raw", [None, "", "   ", "无", "不详", "/", "-", "0", "X" * 18, "5301811990050312345"])
+@pytest.mark.parametrize(
+    "raw", [None, "", "   ", "无", "不详", "/", "-", "0", "X" * 18, "5301811990050312345"]
+)
 def test_blanks_and_placeholders_are_unusable(raw):
     want = IdResult(None, "unusable", None)
     assert standardise_id(raw) == want
@@ -329,12 +331,16 @@ def id_like_text(draw) -> str:
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.one_of(st.none(), id_like_text()), st.booleans()), min_size=1, max_size=40))
-@example([("5.30181E+17", False), ("530181199005031235", True), (None, True), ("\x1f530181199005031235", False)])
+@example(
+    [("5.30181E+17", False), ("530181199005031235", True), (None, True), ("\x1f530181199005031235", False)]
+)
 def test_vectorised_agrees_with_scalar(rows):
     values = [v for v, _ in rows]
     numeric = [n for _, n in rows]
     # one select for both: with the numeric flags, and with none (all text cells)
-    assert vectorised(values + values, numeric + [False] * len(values)) == scalar(values, numeric) + scalar(values)
+    assert vectorised(values + values, numeric + [False] * len(values)) == scalar(values, numeric) + scalar(
+        values
+    )
 
 
 def test_vectorised_agrees_on_long_and_odd_strings():
@@ -377,14 +383,18 @@ def test_mask_id_shows_first_6_and_last_4(id18):
     assert mask_id(id18[:15]) == id18[:6] + "*" * 5 + id18[11:15]
 
 
-@pytest.mark.parametrize(("value", "masked"), [(None, ""), ("", ""), ("1234", "****"), ("1234567890", "*" * 10)])
+@pytest.mark.parametrize(
+    ("value", "masked"), [(None, ""), ("", ""), ("1234", "****"), ("1234567890", "*" * 10)]
+)
 def test_mask_id_short_values(value, masked):
     assert mask_id(value) == masked
 
 
 def test_mask_id_expr_agrees():
     values = [None, "", "1234", "11010519491231002X", "110105491231002", "12345678901"]
-    out = pl.DataFrame({"v": pl.Series(values, dtype=pl.String)}).select(mask_id_expr(pl.col("v"))).to_series()
+    out = (
+        pl.DataFrame({"v": pl.Series(values, dtype=pl.String)}).select(mask_id_expr(pl.col("v"))).to_series()
+    )
     assert out.to_list() == [mask_id(v) for v in values]
 
 
@@ -405,7 +415,13 @@ def test_redact_ids_in_a_sentence():
 
 
 @FAST
-@given(st.lists(st.tuples(valid_ids(), st.text(alphabet="申请人与、，。 ：abc", min_size=1, max_size=5)), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(valid_ids(), st.text(alphabet="申请人与、，。 ：abc", min_size=1, max_size=5)),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_redact_ids_masks_every_id(parts):
     text = "".join(sep + id18 for id18, sep in parts)
     out = redact_ids(text)

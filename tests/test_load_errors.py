@@ -52,7 +52,9 @@ def write_xlsx(path: Path, rows: list[list], numeric_cols: frozenset[int] = froz
     return path
 
 
-def check_message(e: FileProblem, path: Path, *, row: int | None = None, mentions: tuple[str, ...] = ()) -> str:
+def check_message(
+    e: FileProblem, path: Path, *, row: int | None = None, mentions: tuple[str, ...] = ()
+) -> str:
     """The message names the file (and the row), says what is wrong and what to do, and shows no ID."""
     msg = str(e)
     shown_path = redact_ids(str(path))
@@ -103,7 +105,12 @@ def test_empty_csv_via_read_csv(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["公民身份号码,姓名,性别\n", "公民身份号码,姓名,性别", "公民身份号码,姓名,性别\r\n", "\ufeff公民身份号码,姓名,性别\r\n"],
+    [
+        "公民身份号码,姓名,性别\n",
+        "公民身份号码,姓名,性别",
+        "公民身份号码,姓名,性别\r\n",
+        "\ufeff公民身份号码,姓名,性别\r\n",
+    ],
 )
 def test_header_only_csv(tmp_path, household, text):
     path = write(tmp_path / "户籍_header.csv", text)
@@ -209,7 +216,11 @@ GBK_NAMES = [n.replace("㐀", "王") for n in NAMES]  # GBK has no Ext-A charact
     ("data", "encoding", "names"),
     [
         (CHINESE.encode("gb18030"), "gb18030", NAMES),
-        (CHINESE.replace("㐀", "王").encode("gbk"), "gb18030", GBK_NAMES),  # plain GBK is read as its superset
+        (
+            CHINESE.replace("㐀", "王").encode("gbk"),
+            "gb18030",
+            GBK_NAMES,
+        ),  # plain GBK is read as its superset
         (b"\xef\xbb\xbf" + CHINESE.replace("\n", "\r\n").encode("utf-8"), "utf-8-sig", NAMES),
         (CHINESE.encode("utf-8"), "utf-8", NAMES),
         (CHINESE.replace(",", "\t").encode("gb18030"), "gb18030", NAMES),  # tab-separated
@@ -224,7 +235,11 @@ def test_chinese_csv_is_read(tmp_path, household, data, encoding, names):
     out, info = load(path, household)
     assert info.encoding == encoding and info.rows == 3
     assert info.columns == {
-        "公民身份号码": "id_number", "姓名": "name", "性别": "sex", "民族": "ethnicity", "户籍地址": "address"
+        "公民身份号码": "id_number",
+        "姓名": "name",
+        "性别": "sex",
+        "民族": "ethnicity",
+        "户籍地址": "address",
     }
     assert out.get_column("name").to_list() == names
     assert out.get_column("name")[0][4] == "\u00b7"  # GB A1A4 is U+00B7, not U+30FB
@@ -269,7 +284,10 @@ def test_unreadable_workbook(tmp_path, household, make, name):
     ("header", "mentions"),
     [
         ("公民身份号码,姓名,姓名", ("'姓名' appears 2 times",)),
-        ("公民身份号码, 姓名,姓名 ,性别", ("'姓名' appears 2 times",)),  # spaces do not make it another column
+        (
+            "公民身份号码, 姓名,姓名 ,性别",
+            ("'姓名' appears 2 times",),
+        ),  # spaces do not make it another column
         ("公民身份号码,姓名,ＸＹ,XY", ("'XY' appears 2 times",)),  # nor does full-width
         (f"{ID1},姓名,{ID1}", ("appears 2 times",)),  # a data row taken for headers: the ID is masked
         ("公民身份号码,身份证号,姓名", ("both mean id_number",)),
@@ -286,7 +304,11 @@ def test_duplicated_columns(tmp_path, household, header, mentions):
 
 @pytest.mark.parametrize(
     ("header", "field", "alias"),
-    [("姓名,性别", "id_number", "公民身份号码"), ("公民身份号码,性别", "name", "姓名"), ("身份证,人名", "name", "参保人姓名")],
+    [
+        ("姓名,性别", "id_number", "公民身份号码"),
+        ("公民身份号码,性别", "name", "姓名"),
+        ("身份证,人名", "name", "参保人姓名"),
+    ],
 )
 def test_required_column_missing(tmp_path, household, header, field, alias):
     path = write(tmp_path / "户籍.csv", header + "\n" + "a,b\n")

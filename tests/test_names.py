@@ -93,7 +93,9 @@ def score(a: str | None, b: str | None) -> float:
     return float(s)
 
 
-@pytest.mark.parametrize(("a", "b"), [("王小明", "王晓明"), ("李玲", "李琳"), ("陈晓玲", "陈小玲"), ("张三", "章三")])
+@pytest.mark.parametrize(
+    ("a", "b"), [("王小明", "王晓明"), ("李玲", "李琳"), ("陈晓玲", "陈小玲"), ("张三", "章三")]
+)
 def test_homophones_score_high(a, b):
     assert score(a, b) >= 0.9
     assert score(a, b) < 1.0  # a homophone is not the same name
@@ -102,18 +104,27 @@ def test_homophones_score_high(a, b):
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("王小明", "王小明"), ("陳曉玲", "陈晓玲"), ("阿依古丽·买买提", "阿依古丽买买提"), (" 张伟", "张伟\u3000")],
+    [
+        ("王小明", "王小明"),
+        ("陳曉玲", "陈晓玲"),
+        ("阿依古丽·买买提", "阿依古丽买买提"),
+        (" 张伟", "张伟\u3000"),
+    ],
 )
 def test_same_name_scores_one(a, b):
     assert score(a, b) == 1.0
 
 
-@pytest.mark.parametrize(("a", "b"), [("张伟", "张明"), ("王玲", "王丽"), ("张建国", "张建华"), ("李四", "王五")])
+@pytest.mark.parametrize(
+    ("a", "b"), [("张伟", "张明"), ("王玲", "王丽"), ("张建国", "张建华"), ("李四", "王五")]
+)
 def test_different_people_score_low(a, b):
     assert score(a, b) < 0.8
 
 
-@pytest.mark.parametrize(("a", "b"), [("", "王小明"), ("王小明", ""), ("", ""), (None, "王小明"), ("  ", "  ")])
+@pytest.mark.parametrize(
+    ("a", "b"), [("", "王小明"), ("王小明", ""), ("", ""), (None, "王小明"), ("  ", "  ")]
+)
 def test_empty_name_scores_zero(a, b):
     assert score(a, b) == 0.0
 
