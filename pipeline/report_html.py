@@ -33,7 +33,7 @@ body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;m
 h1{font-size:22px}h2{font-size:18px;border-bottom:2px solid #4472c4;padding-bottom:4px;margin-top:32px}
 h3{font-size:15px;margin:18px 0 4px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#ddebf7}td:first-child,th:first-child{text-align:left}.bad{color:#c00;font-weight:bold}.ok{color:#080}
+th{background:#ddebf7}td:first-child,th:first-child{text-align:left}td{white-space:nowrap}.bad{color:#c00;font-weight:bold}.ok{color:#080}
 tr.total td{font-weight:bold;background:#f2f2f2}
 .note{color:#666;font-size:12px}svg text{font-size:11px}nav a{margin-right:12px}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
