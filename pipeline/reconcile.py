@@ -12,11 +12,13 @@ def reconciliation_frame(
 ) -> pl.DataFrame:
     """One row per (source, file). ``rows_read`` comes from the load stage (what the reader counted);
     the outcomes come from ``links``. ``balanced`` is true only when the two agree."""
-    counts = (
-        links.group_by("source", "file", "outcome").len()
-        .pivot(on="outcome", index=["source", "file"], values="len")
-        .fill_null(0)
-    )  # fmt: skip
+    # ``links`` is one row per extract row, or already counted (a column ``n``).
+    grouped = (
+        links.group_by("source", "file", "outcome").agg(pl.col("n").sum().alias("len"))
+        if "n" in links.columns
+        else links.group_by("source", "file", "outcome").len()
+    )
+    counts = grouped.pivot(on="outcome", index=["source", "file"], values="len").fill_null(0)
     for o in OUTCOMES:
         if o not in counts.columns:
             counts = counts.with_columns(pl.lit(0, dtype=pl.UInt32).alias(o))
