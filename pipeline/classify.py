@@ -41,13 +41,17 @@ class ClassifyReport:
 
 def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     """``cls_rows_<source>`` (rows with their person) and ``cls_base`` (one row per person)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE cls_matched AS SELECT row_id, person_id, source, confidence "
+        f"FROM links WHERE outcome IN {MATCHED}"
+    )
     for name, src in load_sources().items():
         # Only the fields rules can name, not the identity columns: narrow tables, fast to build.
         fields = ", ".join(f"s.{f}" for f in src.fields if f not in ("id_number", "name"))
         con.execute(
             f"""CREATE OR REPLACE TABLE cls_rows_{name} AS
-            SELECT l.person_id, s.row_id, {fields} FROM std_{name} s JOIN links l USING (row_id)
-            WHERE l.outcome IN {MATCHED}"""
+            SELECT l.person_id, s.row_id, {fields} FROM std_{name} s
+            JOIN (SELECT row_id, person_id FROM cls_matched WHERE source = '{name}') l USING (row_id)"""
         )
     con.execute(
         """
@@ -88,14 +92,15 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
             FROM (
                 SELECT l.person_id, s.street_code, any_value(s.community ORDER BY s.row_id) AS community,
                        count(*) AS n, min(s.row_id) AS first_row
-                FROM links l JOIN std_rows s USING (row_id)
-                JOIN link_persons lp ON lp.person_id = l.person_id AND NOT lp.hukou_local
-                WHERE l.outcome IN {MATCHED} AND s.street_code IS NOT NULL
+                FROM (SELECT m.row_id, m.person_id FROM cls_matched m
+                      JOIN link_persons lp ON lp.person_id = m.person_id AND NOT lp.hukou_local) l
+                JOIN std_rows s USING (row_id)
+                WHERE s.street_code IS NOT NULL
                 GROUP BY ALL
             )
         ), srcs AS (
             SELECT person_id, list_sort(list_distinct(list(source))) AS sources, min(confidence) AS match_confidence
-            FROM links WHERE outcome IN {MATCHED} GROUP BY person_id
+            FROM cls_matched GROUP BY person_id
         ), review AS (
             SELECT DISTINCT person_id FROM link_review
         )

@@ -165,9 +165,22 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
     all_blank = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in text_cols]) & (
         pl.col(EXTRA_COL).is_null() | ~pl.col(EXTRA_COL).str.contains(r':"[^"\s]')
     )
-    is_total = pl.any_horizontal(
-        [pl.col(f"raw_{c}").fill_null("").str.contains(TOTAL_RE) for c in text_cols]
-    ) | pl.col(EXTRA_COL).fill_null("").str.contains(r':"\s*(合\s*计|总\s*计|小\s*计)')
+    # A total row has no valid ID: look for 合计 only there (a few rows, not every cell).
+    maybe = out.get_column("id_kind") != "valid"
+    total_flags = pl.Series("_total", [False] * out.height, dtype=pl.Boolean)
+    if maybe.any():
+        idx = maybe.arg_true()
+        sub = out[idx].select(
+            (
+                pl.any_horizontal(
+                    [pl.col(f"raw_{c}").fill_null("").str.contains(TOTAL_RE) for c in text_cols]
+                )
+                | pl.col(EXTRA_COL).fill_null("").str.contains(r':"\s*(合\s*计|总\s*计|小\s*计)')
+            ).alias("_total")
+        )
+        total_flags = total_flags.scatter(idx, sub.get_column("_total"))
+    out = out.with_columns(total_flags)
+    is_total = pl.col("_total")
     no_identity = (pl.col("id_kind") == "unusable") & (pl.col("name_key") == "")
     household_no_id = (pl.col("id_kind") != "valid") & (pl.col("id_kind") != "upgraded")
     reason = (
@@ -216,7 +229,7 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
         if n:
             report.flags[(source.name, flag)] += n
     # The raw values stay in load_<source> (the quarantine reads them there).
-    return out.drop("name_raw", "sex_id", "birth_date_id", *[f"raw_{c}" for c in value_cols])
+    return out.drop("name_raw", "sex_id", "birth_date_id", "_total", *[f"raw_{c}" for c in value_cols])
 
 
 def standardise(con: duckdb.DuckDBPyConnection, progress=lambda msg: None) -> StandardiseReport:
