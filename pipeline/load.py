@@ -149,29 +149,27 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as e:
         if e.reason == "unexpected end of data" and e.start >= len(data) - 3:
-            # valid UTF-8 up to a character cut in half at the very end: a truncated copy
-            raise FileProblem(
-                path,
-                "the file looks cut off (it ends in the middle of a character)",
-                "The export or copy was interrupted; export the file again.",
-                row=data.count(b"\n") + (0 if data.endswith(b"\n") else 1),
-            ) from None
+            raise _cut_in_a_character(path, data) from None
     try:
         return data.decode("gb18030"), "gb18030"
     except UnicodeDecodeError as e:
         if e.reason == "incomplete multibyte sequence" and e.start >= len(data) - 3:
-            # GB text up to a character cut in half at the very end: a truncated copy
-            raise FileProblem(
-                path,
-                "the file looks cut off (it ends in the middle of a character)",
-                "The export or copy was interrupted; export the file again.",
-                row=data.count(b"\n") + (0 if data.endswith(b"\n") else 1),
-            ) from None
+            raise _cut_in_a_character(path, data) from None
         raise FileProblem(
             path,
             "the file is neither UTF-8 nor GBK/GB18030 text (an encoding this tool does not read)",
             "Open it in Excel and save it as .xlsx or 'CSV UTF-8'.",
         ) from None
+
+
+def _cut_in_a_character(path: Path, data: bytes) -> FileProblem:
+    """Valid text up to a character cut in half at the very end: a truncated copy."""
+    return FileProblem(
+        path,
+        "the file looks cut off (it ends in the middle of a character)",
+        "The export or copy was interrupted; export the file again.",
+        row=data.count(b"\n") + (0 if data.endswith(b"\n") else 1),
+    )
 
 
 def _reject_binary(path: Path, data: bytes) -> NoReturn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from pipeline.errors import KuomianError
+from schemas import check
 
 STATUSES = [
     "excluded",
@@ -43,16 +43,5 @@ class Persons(pa.DataFrameModel):
 
 
 def validate_persons(df: pl.DataFrame) -> None:
-    try:
-        Persons.validate(df, lazy=True)
-    except (pa.errors.SchemaErrors, pa.errors.SchemaError) as e:
-        cases = getattr(e, "failure_cases", None)
-        checks = (
-            sorted(set(map(str, cases["check"].to_list())))
-            if cases is not None and "check" in cases.columns
-            else [type(e).__name__]
-        )
-        raise KuomianError(
-            f"internal check failed after classifying: {', '.join(checks)[:300]}. "
-            "This is a bug in kuomian; run with --debug and report it."
-        ) from None
+    """Raise a KuomianError naming the failed checks (never the failing values: they hold IDs)."""
+    check(Persons, df, "classifying")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from pipeline.errors import KuomianError
+from schemas import check
 
 ID_KINDS = ["valid", "upgraded", "bad_check", "excel", "unusable"]
 ROW_STATES = ["ok", "duplicate", "quarantined"]
@@ -46,16 +46,4 @@ class IdentityRows(pa.DataFrameModel):
 
 def validate_identity(df: pl.DataFrame, source: str) -> None:
     """Raise a KuomianError naming the failed checks (never the failing values: they hold IDs)."""
-    try:
-        IdentityRows.validate(df, lazy=True)
-    except (pa.errors.SchemaErrors, pa.errors.SchemaError) as e:
-        cases = getattr(e, "failure_cases", None)
-        checks = (
-            sorted(set(cases["check"].to_list()))
-            if cases is not None and "check" in cases.columns
-            else [type(e).__name__]
-        )
-        raise KuomianError(
-            f"internal check failed after standardising {source}: {', '.join(map(str, checks))[:300]}. "
-            "This is a bug in kuomian; run with --debug and report it."
-        ) from None
+    check(IdentityRows, df, f"standardising {source}")
