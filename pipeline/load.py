@@ -244,7 +244,7 @@ def read_csv(path: Path) -> tuple[list[str], pl.DataFrame, str]:
     return header, df, encoding
 
 
-_CELL_RE = re.compile(rb'<c r="([A-Z]+)([0-9]+)"([^>]*?)(/?)>')
+_TEXT_TYPE_RE = re.compile(rb'\bt="(?:s|str|inlineStr|b|e)"')
 
 
 def _col_letter(idx: int) -> str:
@@ -263,10 +263,21 @@ def numeric_cells(path: Path, sheet_index: int, col_indices: list[int]) -> set[i
     but an 18-digit ID stored as a number has already lost its last digits, so
     we look at the cell types in the sheet XML directly (streamed, regex only).
     """
-    letters = {_col_letter(i).encode() for i in col_indices}
+    letters = sorted({_col_letter(i).encode() for i in col_indices})
     if not letters:
         return set()
+    # Only the cells of these columns (a non-empty cell: not self-closing); the regex runs in C
+    # and yields a match per ID cell, not per cell of the sheet.
+    cell_re = re.compile(
+        rb'<c r="(?:' + b"|".join(map(re.escape, letters)) + rb')([0-9]+)"((?:(?!/>)[^>])*)>'
+    )
     out: set[int] = set()
+
+    def scan(buf: bytes) -> None:
+        for m in cell_re.finditer(buf):
+            if not _TEXT_TYPE_RE.search(m.group(2)):  # no t="…" or t="n": a number cell
+                out.add(int(m.group(1)))
+
     try:
         with zipfile.ZipFile(path) as z:
             names = sorted(
@@ -280,13 +291,9 @@ def numeric_cells(path: Path, sheet_index: int, col_indices: list[int]) -> set[i
                 while chunk := fh.read(1 << 20):
                     buf = tail + chunk
                     last = buf.rfind(b"<c ")
-                    scan, tail = (buf[:last], buf[last:]) if last > 0 else (buf, b"")
-                    for m in _CELL_RE.finditer(scan):
-                        if m.group(1) in letters and m.group(4) != b"/" and b't="' not in m.group(3):
-                            out.add(int(m.group(2)))
-                for m in _CELL_RE.finditer(tail):
-                    if m.group(1) in letters and m.group(4) != b"/" and b't="' not in m.group(3):
-                        out.add(int(m.group(2)))
+                    body, tail = (buf[:last], buf[last:]) if last > 0 else (buf, b"")
+                    scan(body)
+                scan(tail)
     except (zipfile.BadZipFile, OSError, KeyError):
         return set()
     return out
