@@ -226,11 +226,3 @@ ID_LIKE_RE = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9])")
 def redact_ids(text: str) -> str:
     """Mask every 15- or 18-digit ID-like number in free text (error messages, logs)."""
     return ID_LIKE_RE.sub(lambda m: mask_id(m.group(0)), text)
-
-
-def birth_date_of(canonical: str) -> date:
-    return date(int(canonical[6:10]), int(canonical[10:12]), int(canonical[12:14]))
-
-
-def sex_of(canonical: str) -> str:
-    return "男" if int(canonical[16]) % 2 == 1 else "女"

@@ -166,6 +166,27 @@ def resolve_trivial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_trivial)")
 
 
+# candidates method -> (join clause with {k} for the name key, extra WHERE condition)
+NAME_JOINS = {
+    "name_birth": ("JOIN link_persons p ON p.birth_date = r.birth_date_stated AND p.{k} = r.{k}", ""),
+    "same_household_name": (
+        "JOIN link_persons owner ON owner.person_id = r.id_canonical "
+        "JOIN link_persons p ON p.household_no = owner.household_no AND p.{k} = r.{k}",
+        "p.person_id <> owner.person_id",
+    ),
+    "name_prefix": (
+        "JOIN link_persons p ON p.{k} = r.{k} AND left(p.person_id, 6) = left(r.id_digits, 6)",
+        "length(r.id_digits) >= 6 AND r.street_code IS NULL AND (r.id_kind <> 'excel' "
+        "OR starts_with(p.person_id, r.id_digits) OR p.prefix15_rounded = r.id_digits)",
+    ),
+    "name_place": (
+        "JOIN link_persons p ON p.street_code = r.street_code AND p.{k} = r.{k}",
+        "(r.community IS NULL OR p.community = r.community) "
+        "AND (r.id_digits IS NULL OR starts_with(p.person_id, left(r.id_digits, 6)))",
+    ),
+}
+
+
 def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
     """``link_candidates``: every (row, person, rule) the cascade proposes (before names are scored)."""
     rules = _rules()["rules"]
@@ -204,34 +225,13 @@ def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
                     f"{head} FROM {rows} r JOIN link_persons p "
                     f"ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {n}"
                 )
-        elif how == "name_birth":
+        elif how in NAME_JOINS:
+            # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
+            join, where = NAME_JOINS[how]
             for k in ("name_key", "name_py"):
                 parts.append(
-                    f"{head} FROM {rows} r JOIN link_persons p "
-                    f"ON p.birth_date = r.birth_date_stated AND p.{k} = r.{k} WHERE r.{k} <> ''"
-                )
-        elif how == "same_household_name":
-            for k in ("name_key", "name_py"):
-                parts.append(
-                    f"{head} FROM {rows} r JOIN link_persons owner ON owner.person_id = r.id_canonical "
-                    f"JOIN link_persons p ON p.household_no = owner.household_no AND p.{k} = r.{k} "
-                    f"WHERE r.{k} <> '' AND p.person_id <> owner.person_id"
-                )
-        elif how == "name_prefix":
-            for k in ("name_key", "name_py"):
-                parts.append(
-                    f"{head} FROM {rows} r JOIN link_persons p ON p.{k} = r.{k} "
-                    f"AND left(p.person_id, 6) = left(r.id_digits, 6) "
-                    f"WHERE r.{k} <> '' AND length(r.id_digits) >= 6 AND r.street_code IS NULL "
-                    f"AND (r.id_kind <> 'excel' OR starts_with(p.person_id, r.id_digits) OR p.prefix15_rounded = r.id_digits)"
-                )
-        elif how == "name_place":
-            for k in ("name_key", "name_py"):
-                parts.append(
-                    f"{head} FROM {rows} r JOIN link_persons p "
-                    f"ON p.street_code = r.street_code AND p.{k} = r.{k} "
-                    f"WHERE r.{k} <> '' AND (r.community IS NULL OR p.community = r.community) "
-                    f"AND (r.id_digits IS NULL OR starts_with(p.person_id, left(r.id_digits, 6)))"
+                    f"{head} FROM {rows} r {join.format(k=k)} WHERE r.{k} <> ''"
+                    + (f" AND {where}" if where else "")
                 )
         else:
             raise ValueError(f"rules/matching.yaml: unknown candidates method {how!r} in rule {name}")

@@ -16,7 +16,6 @@ import csv
 import fnmatch
 import hashlib
 import io
-import json
 import re
 import zipfile
 from collections import Counter
@@ -595,7 +594,3 @@ def file_manifest(report: LoadReport) -> list[dict]:
         }
         for f in report.files
     ]
-
-
-def to_json(report: LoadReport) -> str:
-    return json.dumps(file_manifest(report), ensure_ascii=False, indent=1)

@@ -10,7 +10,6 @@ A lock beside OUT_DIR makes a second concurrent run fail at once.
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import json
 import os
@@ -22,8 +21,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .config import load_rules, street_names
-from .db import frame, rows, scalar, store
+from .config import load_rules
+from .db import frame, scalar, store
 from .errors import KuomianError, OutputExists
 from .privacy import person_keys
 
@@ -124,15 +123,6 @@ def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
 
 
 # ---------------------------------------------------------------- writers
-
-
-def write_csv(path: Path, header: list[str], records: list[list]) -> int:
-    """A CSV for people: UTF-8 with BOM so that Excel opens it."""
-    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(records)
-    return len(records)
 
 
 def write_frame_csv(path: Path, df: pl.DataFrame, headers: dict[str, str]) -> int:
@@ -331,11 +321,3 @@ def quarantine_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                 WHERE l.outcome = 'quarantined' AND l.source = '{name}'"""
         )
     return frame(con, " UNION ALL ".join(parts) + " ORDER BY source, file, row")
-
-
-def street_label(code: str | None) -> str:
-    return street_names().get(code or "", "未分配街道")
-
-
-def output_counts(con: duckdb.DuckDBPyConnection) -> dict:
-    return dict(rows(con, "SELECT status, count(*) FROM cls_persons GROUP BY 1"))

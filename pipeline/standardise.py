@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from . import dates, ids, names
-from .config import Source, load_sources, normalise_header, street_lookup, street_names, vocabulary
+from .config import Source, load_sources, street_lookup, street_names, vocabulary
 from .db import store
 from .load import EXTRA_COL, NUMERIC_ID_COL
 from .text import nfkc, on_distinct
@@ -252,8 +252,3 @@ def standardise(con: duckdb.DuckDBPyConnection, progress=lambda msg: None) -> St
         selects.append(f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}")
     con.execute("CREATE OR REPLACE VIEW std_rows AS " + " UNION ALL ".join(selects))
     return report
-
-
-def category_value(vocab_name: str, value: str) -> str | None:
-    """Canonical value for one spelling (for tests and rules)."""
-    return vocabulary(vocab_name).get(normalise_header(value))
