@@ -42,6 +42,7 @@ from pathlib import Path
 
 DEFAULT_SIZES = (100_000, 500_000)
 BIG_SIZE = 8_500_000
+SHARD_PEOPLE = 500_000  # worlds above this are generated district by district
 AS_OF = "2026-03-01"
 STAGES = ("load", "standardise", "link", "classify", "publish")
 PINNED = ("duckdb", "polars", "pyarrow", "numpy", "rapidfuzz", "fastexcel")
@@ -93,10 +94,16 @@ def _reset_hwm() -> None:
 
 
 def _w_generate(p: dict) -> dict:
-    from .synth import generate
+    from .synth import generate, generate_sharded
 
     world = Path(p["world"])
-    summary = generate(world, people=p["people"], seed=p["seed"], as_of=date.fromisoformat(p["as_of"]))
+    as_of = date.fromisoformat(p["as_of"])
+    if p["people"] > SHARD_PEOPLE:
+        # Kunming: 17 Anning-sized districts, one after the other (one would not fit in memory)
+        summary = generate_sharded(world, p["people"], p["seed"], as_of, shard_people=SHARD_PEOPLE,
+                                   progress=lambda m: print(m, flush=True))  # fmt: skip
+    else:
+        summary = generate(world, people=p["people"], seed=p["seed"], as_of=as_of)
     meta = {"people": p["people"], "seed": p["seed"], "as_of": p["as_of"], "summary": summary,
             "generated_at": datetime.now().isoformat(timespec="seconds")}  # fmt: skip
     (world / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -481,7 +488,7 @@ def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None)
     logs = run_dir / "logs"
     rec: dict = {"size": size, "world": str(world)}
     formats: dict[str, int] = {}
-    for f in sorted((world / "sources").iterdir()):
+    for f in sorted((world / "sources").rglob("*")):
         if f.is_file():
             formats[f.suffix.lstrip(".").lower()] = formats.get(f.suffix.lstrip(".").lower(), 0) + 1
     rec["formats"] = formats  # the generator picks formats by size: xlsx costs more per row than csv

@@ -26,7 +26,7 @@ import polars as pl
 from . import names
 from .config import load_rules, load_sources
 from .db import first_row, rows, scalar, store
-from .privacy import fingerprints
+from .privacy import fingerprint_sql, key_params
 
 OUTCOMES = ("linked", "new_person", "duplicate", "quarantined", "review", "unmatched")
 
@@ -56,24 +56,22 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     """A keyed fingerprint per row, for review decisions that outlive a run."""
     # Only rows a decision could concern: a trusted ID whose owner has the same name key is
     # linked by exact_id whatever anyone decides, and those are ~98% of all rows.
-    df = con.sql(
-        """
-        SELECT r.row_id, r.source, coalesce(r.id_canonical, r.id_digits, '') AS idv, r.name_key,
-               coalesce(CAST(r.birth_date_stated AS VARCHAR), '') AS bd, coalesce(r.street_code, '') AS st,
-               coalesce(r.community, '') AS cm
-        FROM std_rows r LEFT JOIN link_persons p ON p.person_id = r.id_canonical
-        WHERE r.row_state = 'ok' AND NOT (p.person_id IS NOT NULL AND p.name_key = r.name_key)
-        """
-    ).pl()
     # Everything that identifies the row, so that a decision applies to this row (and to the
     # same row in next year's extract), not to another row that merely shares a name.
-    fps = fingerprints(
-        list(zip(df["source"], df["idv"], df["name_key"], df["bd"], df["st"], df["cm"], strict=True)), key
+    fp = fingerprint_sql(
+        "r.source", "coalesce(r.id_canonical, r.id_digits)", "r.name_key",
+        "CAST(r.birth_date_stated AS VARCHAR)", "r.street_code", "r.community",
+    )  # fmt: skip
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE link_fingerprints AS
+        SELECT r.row_id, {fp} AS fingerprint
+        FROM std_rows r LEFT JOIN link_persons p ON p.person_id = r.id_canonical
+        WHERE r.row_state = 'ok' AND NOT (p.person_id IS NOT NULL AND p.name_key = r.name_key)
+        ORDER BY r.row_id
+        """,
+        key_params(key),
     )
-    out = pl.DataFrame(
-        {"row_id": df["row_id"], "fingerprint": fps}, schema={"row_id": pl.Int64, "fingerprint": pl.String}
-    )
-    store(con, "link_fingerprints", out)
 
 
 def build_population(con: duckdb.DuckDBPyConnection) -> None:

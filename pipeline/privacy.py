@@ -91,6 +91,35 @@ def person_keys(ids: list[str | None], key: bytes) -> list[str | None]:
     return ["P" + h.hexdigest(i.encode("ascii"))[:16].translate(_LETTERS) if i else None for i in ids]
 
 
+# The same digests computed by DuckDB, vectorised over a column (``sha256`` of BLOBs is
+# HMAC's two hashes; the pads are bound as parameters, so the key never appears in SQL text
+# or in an error message). ``tests/test_privacy_keys.py`` checks they equal the Python ones.
+_HMAC_SQL = "sha256($hmac_outer || unhex(sha256($hmac_inner || encode({msg}))))"
+
+
+def key_params(key: bytes) -> dict[str, bytes]:
+    """The parameters every :func:`person_key_sql` / :func:`fingerprint_sql` query needs."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return {"hmac_inner": bytes(b ^ 0x36 for b in key), "hmac_outer": bytes(b ^ 0x5C for b in key)}
+
+
+def _letters_sql(hex_sql: str, n: int) -> str:
+    return f"translate(left({hex_sql}, {n}), '0123456789abcdef', 'ABCDEFGHJKLMNPQR')"
+
+
+def person_key_sql(id_sql: str) -> str:
+    """SQL for :func:`person_key` of the VARCHAR expression ``id_sql`` (NULL stays NULL)."""
+    return f"'P' || {_letters_sql(_HMAC_SQL.format(msg=id_sql), 16)}"
+
+
+def fingerprint_sql(*parts_sql: str) -> str:
+    """SQL for :func:`fingerprint` of VARCHAR expressions (a NULL part counts as '')."""
+    msg = "concat_ws(chr(31), " + ", ".join(f"coalesce({p}, '')" for p in parts_sql) + ")"
+    return f"'F' || {_letters_sql(_HMAC_SQL.format(msg=msg), 20)}"
+
+
 def fingerprint(*parts: str | None, key: bytes) -> str:
     """A keyed digest of a row's identity (source, raw ID, name key, …): stable, not reversible."""
     msg = "\x1f".join(p or "" for p in parts).encode("utf-8")

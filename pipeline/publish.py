@@ -24,7 +24,7 @@ import polars as pl
 from .config import load_rules
 from .db import frame, scalar, store
 from .errors import KuomianError, OutputExists
-from .privacy import person_keys
+from .privacy import key_params, person_key_sql
 
 REGISTRY_STATUSES = ("unenrolled", "resident_upgradable")
 SURVEY_FIELDS = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
@@ -146,11 +146,10 @@ def persons_frame(
     con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None
 ) -> pl.DataFrame:
     """persons.parquet as outputs.md lists it (plus address, used by the hand-offs)."""
-    df = frame(con, "SELECT * FROM cls_persons")
-    df = df.with_columns(
-        person_key=pl.Series(person_keys(df["person_id"].to_list(), key), dtype=pl.String),
-        id_number=pl.col("person_id"),
+    df = frame(
+        con, f"SELECT *, {person_key_sql('person_id')} AS person_key FROM cls_persons", key_params(key)
     )
+    df = df.with_columns(id_number=pl.col("person_id"))
     in_registry = pl.col("status").is_in(REGISTRY_STATUSES)
     prev = _previous_persons(previous)
     if prev is None:

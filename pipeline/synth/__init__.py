@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import random
+import shutil
 import time
 from collections import Counter
 from datetime import date
@@ -58,7 +59,7 @@ from .truth import compute_persons
 from .world import LOCAL, NONLOCAL, World, _Gen, build_world
 
 __all__ = [
-    "DirtConfig", "DIRT_KINDS", "generate", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
+    "DirtConfig", "DIRT_KINDS", "generate", "generate_sharded", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
 ]  # fmt: skip
 
 EXPECTED_VALUES = ("person", "unmatched", "duplicate", "quarantined")
@@ -109,6 +110,70 @@ def generate(
     summary, _ = write_world(w, Path(out_dir), people, seed, seed, dirt, workers)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
+
+
+def generate_sharded(
+    out_dir: Path,
+    people: int,
+    seed: int = 1,
+    as_of: date = date(2026, 3, 1),
+    shard_people: int = 500_000,
+    dirt: DirtConfig | None = None,
+    workers: int | None = None,
+    progress=lambda msg: None,
+) -> dict:
+    """A world too big to hold in memory at once (Kunming, 8.5M): districts of at most
+    ``shard_people`` people, generated one after the other.
+
+    District ``i`` is an Anning-like world with seed ``seed * 1000 + i``; its extracts go to
+    ``out_dir/sources/dNN/`` (each district sends its own files, as Kunming's would), its truth
+    is appended to ``out_dir/truth`` with ``file`` written as ``dNN/<name>`` (how the loader
+    shows a file name that occurs in several folders). ID numbers and entity codes are unique
+    across districts: district ``i > 0`` writes its local address codes as ``53{i+1:02d}..``
+    instead of Anning's, and every district reserves the IDs it drew before the next one draws.
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    n = max(1, -(-people // shard_people))
+    src_dir, truth_dir = out / "sources", out / "truth"
+    shutil.rmtree(src_dir, ignore_errors=True)
+    src_dir.mkdir(parents=True)
+    _clear(truth_dir)
+    reserved: tuple[set[str], set[str]] = (set(), set())
+    rows, persons, files = [], [], []
+    totals: Counter[str] = Counter()
+    for i in range(n):
+        size = people // n + (1 if i < people % n else 0)
+        tag = f"d{i + 1:02d}"
+        progress(f"district {tag}: {size:,} people")
+        w = build_world(size, seed * 1000 + i, as_of, reserved, district=i)
+        part = out / f".{tag}"
+        shutil.rmtree(part, ignore_errors=True)
+        summary, _ = write_world(w, part, size, seed * 1000 + i, seed * 1000 + i, dirt, workers)
+        del w
+        (part / "sources").rename(src_dir / tag)
+        prefix = pl.lit(tag + "/") + pl.col("file")
+        rows.append(pl.read_parquet(part / "truth" / "rows.parquet").with_columns(file=prefix))
+        persons.append(pl.read_parquet(part / "truth" / "persons.parquet"))
+        files.append(pl.read_csv(part / "truth" / "files.csv", infer_schema=False).with_columns(file=prefix))
+        totals.update(summary["rows"])
+        shutil.rmtree(part)
+    pl.concat(rows).write_parquet(truth_dir / "rows.parquet", compression="zstd", statistics=False)
+    all_persons = pl.concat(persons)
+    all_persons.write_parquet(truth_dir / "persons.parquet", compression="zstd", statistics=False)
+    file_table = pl.concat(files)
+    file_table.write_csv(truth_dir / "files.csv")
+    return {
+        "out_dir": str(out),
+        "districts": n,
+        "files": file_table["file"].to_list(),
+        "rows": dict(totals),
+        "persons": all_persons.height,
+        "population": int(all_persons["in_population"].sum()),
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
 def generate_years(

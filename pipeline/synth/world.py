@@ -105,14 +105,26 @@ class World:
 
 
 class _Gen:
-    def __init__(self, people: int, seed: int, as_of: date):
+    def __init__(
+        self,
+        people: int,
+        seed: int,
+        as_of: date,
+        reserved: tuple[set[str], set[str]] | None = None,
+        district: int = 0,
+    ):
         self.people = people
         self.as_of = as_of
         self.A = as_of.toordinal()
         self.w = World(as_of=as_of, seed=seed)
         self.rng = random.Random(f"kuomian-synth-{seed}")
-        self.used_ids: set[str] = set()
-        self.used_codes: set[str] = set()
+        # ``reserved``: (ID first-17s, entity codes) already taken by other shards of a sharded
+        # world; shared, not copied, so every shard's new IDs land in it too.
+        self.used_ids: set[str] = reserved[0] if reserved else set()
+        self.used_codes: set[str] = reserved[1] if reserved else set()
+        # District k > 0 of a sharded world writes its local address codes as 53kk.. instead
+        # of Anning's 5301..: each district has its own ID space, as Kunming's districts do.
+        self.code_map = {c: f"53{district + 1:02d}{c[4:]}" for c in ANNING_CODES} if district else {}
         self._ymd: dict[int, str] = {}
         self._prefix_sum: dict[tuple[str, str], int] = {}
         self.reserved: set[int] = set()
@@ -180,6 +192,7 @@ class _Gen:
         return surname + self.given(sex)
 
     def new_id(self, code: str, birth: int, male: bool, near: int | None = None) -> str:
+        code = self.code_map.get(code, code)
         ymd = self.ymd(birth)
         base = self._prefix_sum.get((code, ymd))
         if base is None:
@@ -1054,8 +1067,17 @@ SCENARIOS: list[tuple[str, str]] = [
 ]
 
 
-def build_world(people: int, seed: int, as_of: date) -> World:
-    return _Gen(people, seed, as_of).run()
+def build_world(
+    people: int,
+    seed: int,
+    as_of: date,
+    reserved: tuple[set[str], set[str]] | None = None,
+    district: int = 0,
+) -> World:
+    """A world of ``people`` household persons. ``reserved`` and ``district`` serve the shards
+    of a bigger world (see :func:`pipeline.synth.generate_sharded`): IDs and entity codes unique
+    across shards, and each district its own local address codes."""
+    return _Gen(people, seed, as_of, reserved, district).run()
 
 
 def date_of(o: int) -> date:
