@@ -61,3 +61,12 @@ def store(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _kuomian_frame")
     finally:
         con.unregister("_kuomian_frame")
+
+
+def append(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+    """INSERT a polars frame into ``table`` (columns matched by name)."""
+    con.register("_kuomian_frame", df)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _kuomian_frame")
+    finally:
+        con.unregister("_kuomian_frame")

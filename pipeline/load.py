@@ -5,8 +5,11 @@ source it is (``--source NAME=PATH`` first, then the file-name globs, then the
 headers), reads every cell as text (an ID never passes through a number),
 maps the headers to canonical field names through the aliases in
 ``sources/*.yaml``, and keeps the file name and the row number as Excel shows
-it (header = 1). The result is one DuckDB table per source, ``load_<source>``,
-plus a :class:`LoadReport`.
+it (header = 1). The result is a :class:`LoadReport` that holds, per source,
+the frames read (one per file, in file order) until the standardise stage takes
+them: the raw text goes straight from the reader to the standardiser, never
+copied into DuckDB (a quarantined row's raw values are kept there by
+standardise, in ``std_quarantine_raw``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-import duckdb
 import polars as pl
 
 from .config import Source, load_sources, normalise_header
-from .db import store
 from .errors import FileProblem, KuomianError
 from .ids import redact_ids
 
@@ -64,6 +65,13 @@ class LoadReport:
     sources_present: list[str]
     sources_missing: list[str]
     rows_by_source: dict[str, int]
+    # source -> one frame per file (an empty frame for a source with no file); emptied by
+    # take_frames() so that each file's text is freed once it is standardised
+    frames: dict[str, list[pl.DataFrame]] = field(default_factory=dict, repr=False)
+
+    def take_frames(self, source: str) -> list[pl.DataFrame]:
+        """Hand over (and forget) the frames of one source."""
+        return self.frames.pop(source, [])
 
     def summary(self) -> str:
         used = [f for f in self.files if f.source and f.how != "skipped"]
@@ -525,13 +533,12 @@ def _disambiguate(infos: list[FileInfo], sources_dir: Path) -> None:
 
 def load(
     sources_dir: Path,
-    con: duckdb.DuckDBPyConnection,
     *,
     overrides: dict[Path, str] | None = None,
     skip_bad_files: bool = False,
     progress=lambda msg: None,
 ) -> LoadReport:
-    """Load every extract into ``load_<source>`` tables. Raises :class:`FileProblem` on a bad file."""
+    """Read every extract as text, one frame per file. Raises :class:`FileProblem` on a bad file."""
     sources = load_sources()
     infos = recognise(Path(sources_dir), overrides)
     frames: dict[str, list[pl.DataFrame]] = {name: [] for name in sources}
@@ -557,24 +564,26 @@ def load(
                 f"expected a file named like {' or '.join(sources[s].globs)}. "
                 f"Add it, or name it with --source {s}=PATH."
             )
-    rows = {}
-    for s in sources:
-        if frames[s]:
-            df = pl.concat(frames[s], how="vertical")
-        else:
-            df = pl.DataFrame(
-                schema={
-                    "source": pl.String,
-                    "file": pl.String,
-                    "row": pl.Int64,
-                    **{f: pl.String for f in sources[s].fields},
-                    EXTRA_COL: pl.String,
-                    NUMERIC_ID_COL: pl.Boolean,
-                }
-            )
-        store(con, f"load_{s}", df)
-        rows[s] = df.height
-    return LoadReport(files=infos, sources_present=present, sources_missing=missing, rows_by_source=rows)
+    for s in missing:
+        frames[s] = [empty_frame(sources[s])]
+    rows = {s: sum(df.height for df in frames[s]) for s in sources}
+    return LoadReport(
+        files=infos, sources_present=present, sources_missing=missing, rows_by_source=rows, frames=frames
+    )
+
+
+def empty_frame(source: Source) -> pl.DataFrame:
+    """What :func:`load_file` returns, with no rows (a source that has no file)."""
+    return pl.DataFrame(
+        schema={
+            "source": pl.String,
+            "file": pl.String,
+            "row": pl.Int64,
+            **{f: pl.String for f in source.fields},
+            EXTRA_COL: pl.String,
+            NUMERIC_ID_COL: pl.Boolean,
+        }
+    )
 
 
 def file_manifest(report: LoadReport) -> list[dict]:

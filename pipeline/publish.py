@@ -308,15 +308,9 @@ def indicator_headers() -> dict[str, str]:
 
 def quarantine_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every quarantined row with its raw values (as JSON: the original fields, then unknown columns)."""
-    from .config import load_sources
-
-    parts = []
-    for name, src in load_sources().items():
-        raw_cols = ", ".join(f"'{f}', s.{f}" for f in src.fields)
-        parts.append(
-            f"""SELECT l.source, l.file, l.row, l.reason,
-                   CAST(json_object({raw_cols}) AS VARCHAR) AS raw, s._extra AS raw_extra
-                FROM links l JOIN load_{name} s ON s.file = l.file AND s.row = l.row
-                WHERE l.outcome = 'quarantined' AND l.source = '{name}'"""
-        )
-    return frame(con, " UNION ALL ".join(parts) + " ORDER BY source, file, row")
+    return frame(
+        con,
+        """SELECT l.source, l.file, l.row, l.reason, q.raw, q.raw_extra
+           FROM links l JOIN std_quarantine_raw q USING (source, file, row)
+           WHERE l.outcome = 'quarantined' ORDER BY l.source, l.file, l.row""",
+    )

@@ -84,8 +84,8 @@ def validate(
     """Load and standardise only (``kuomian validate``)."""
     con = connect()
     try:
-        lr = load(sources_dir, con, overrides=overrides, progress=progress)
-        sr = standardise(con, progress=progress)
+        lr = load(sources_dir, overrides=overrides, progress=progress)
+        sr = standardise(con, lr, progress=progress)
     finally:
         con.close()
     return lr, sr
@@ -128,13 +128,11 @@ def refresh(
             con = connect(temp_dir=tmp, threads=threads, memory_limit=memory_limit)
             key = load_key(announce=progress)
             with timer.stage("load"):
-                lr = load(
-                    sources_dir, con, overrides=overrides, skip_bad_files=skip_bad_files, progress=progress
-                )
+                lr = load(sources_dir, overrides=overrides, skip_bad_files=skip_bad_files, progress=progress)
             progress(lr.summary())
             _maybe_fail(_fail_in_stage, "load")
             with timer.stage("standardise"):
-                sr = standardise(con, progress=progress)
+                sr = standardise(con, lr, progress=progress)
             progress(sr.summary())
             _maybe_fail(_fail_in_stage, "standardise")
             with timer.stage("link"):

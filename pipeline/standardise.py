@@ -1,6 +1,6 @@
 """Stage 2 — standardise: canonical IDs, names, dates, streets and categories.
 
-Entry point: :func:`standardise`. Reads ``load_<source>`` and writes
+Entry point: :func:`standardise`. Takes the frames the load stage read and writes
 ``std_<source>`` (every loaded row, typed, with ``row_state`` ``ok`` /
 ``duplicate`` / ``quarantined`` and a reason) and the view ``std_rows`` (the
 identity columns of every source, what the linker reads). Nothing is dropped:
@@ -17,8 +17,8 @@ import polars as pl
 
 from . import dates, ids, names
 from .config import Source, load_sources, street_lookup, street_names, vocabulary
-from .db import store
-from .load import EXTRA_COL, NUMERIC_ID_COL
+from .db import append, store
+from .load import EXTRA_COL, NUMERIC_ID_COL, LoadReport, empty_frame
 from .text import nfkc, on_distinct
 
 IDENTITY_COLUMNS = [
@@ -70,8 +70,14 @@ def _int(col: pl.Expr) -> pl.Expr:
     return _number(col.str.replace(r"个?月$", "")).round(0).cast(pl.Int64, strict=False)
 
 
-def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseReport) -> pl.DataFrame:
-    """Standardise one source's loaded rows (a pure function of the frame, for tests)."""
+def standardise_frame(
+    df: pl.DataFrame, source: Source, report: StandardiseReport, earlier: Duplicates | None = None
+) -> pl.DataFrame:
+    """Standardise one source's loaded rows (a pure function of the frame, for tests).
+
+    ``earlier``: when the frame is one part of a source, the :class:`Duplicates` tracker of
+    the parts before it (a row equal to one of theirs is a duplicate too); it learns this part.
+    """
     value_cols = list(source.fields)
     text_cols = [c for c in value_cols]
     st_lookup = street_lookup()
@@ -194,27 +200,21 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
     if source.role == "base":
         reason = reason.when(household_no_id).then(pl.lit("base_id_unusable"))
     out = out.with_columns(reason=reason.otherwise(None))
-    dup_key = [f"raw_{c}" for c in value_cols] + [EXTRA_COL]
-    out = out.with_row_index("_seq")
-    # An exact duplicate: a usable row equal in every field to an earlier usable row.
-    # A quarantined row carries its own sequence number in the key, a usable row -1, so the
-    # two never compare equal and a quarantined row never counts as a first copy.
-    apart = (
-        pl.when(pl.col("reason").is_null())
-        .then(pl.lit(-1, dtype=pl.Int64))
-        .otherwise(pl.col("_seq").cast(pl.Int64))
-    )
-    key = pl.struct([*dup_key, apart.alias("_apart")])
-    is_dup = pl.col("reason").is_null() & ~key.is_first_distinct()
     out = out.with_columns(
-        row_state=pl.when(pl.col("reason").is_not_null())
-        .then(pl.lit("quarantined"))
-        .when(is_dup)
-        .then(pl.lit("duplicate"))
-        .otherwise(pl.lit("ok")),
+        row_state=pl.when(pl.col("reason").is_not_null()).then(pl.lit("quarantined")).otherwise(pl.lit("ok")),
+        # An exact duplicate is a usable row equal in every field to an earlier usable row. The
+        # comparison key is a 128-bit hash of every raw value, so that duplicates can be found
+        # across the files of a source without holding their text (two different rows sharing
+        # both 64-bit hashes: about 1 in 10^20 at Kunming's 18 million rows).
+        **{
+            h: pl.when(pl.col("reason").is_null()).then(
+                pl.struct([f"raw_{c}" for c in value_cols] + [EXTRA_COL]).hash(seed=seed)
+            )
+            for h, seed in DUP_HASHES.items()
+        },
     )
-    is_dup = pl.col("row_state") == "duplicate"
-    out = out.with_columns(reason=pl.when(is_dup).then(pl.lit("exact_duplicate")).otherwise(pl.col("reason")))
+    out = out.with_row_index("_seq")
+    out = (earlier if earlier is not None else Duplicates()).mark(out)
 
     for file, state, rsn, n in out.group_by("file", "row_state", "reason").len().iter_rows():
         report.rows[(source.name, file)] += n
@@ -228,27 +228,108 @@ def standardise_frame(df: pl.DataFrame, source: Source, report: StandardiseRepor
         n = int(out.get_column(flag).sum())
         if n:
             report.flags[(source.name, flag)] += n
-    # The raw values stay in load_<source> (the quarantine reads them there).
-    return out.drop("name_raw", "sex_id", "birth_date_id", "_total", *[f"raw_{c}" for c in value_cols])
+    drop = ["name_raw", "sex_id", "birth_date_id", "_total", *[f"raw_{c}" for c in value_cols], *DUP_HASHES]
+    return out.drop(drop)
 
 
-def standardise(con: duckdb.DuckDBPyConnection, progress=lambda msg: None) -> StandardiseReport:
-    """Build ``std_<source>`` for every source and the ``std_rows`` view."""
+DUP_HASHES = {"_dup_h1": 1, "_dup_h2": 2}  # column -> hash seed
+
+
+class Duplicates:
+    """The usable rows seen so far in one source (their hashes), to find exact duplicates
+    when a source is standardised in parts."""
+
+    def __init__(self):
+        self.seen: pl.Series | None = None  # struct(_dup_h1, _dup_h2) of every first copy so far
+
+    def mark(self, out: pl.DataFrame) -> pl.DataFrame:
+        key = pl.struct(list(DUP_HASHES))
+        usable = pl.col("_dup_h1").is_not_null()
+        is_dup = usable & ~key.is_first_distinct()
+        if self.seen is not None and len(self.seen):
+            is_dup = is_dup | (usable & key.is_in(self.seen.implode()))
+        out = out.with_columns(_dup=is_dup)
+        firsts = out.filter(usable & ~pl.col("_dup")).select(key.alias("k")).get_column("k")
+        self.seen = firsts if self.seen is None else pl.concat([self.seen, firsts])
+        return out.with_columns(
+            row_state=pl.when("_dup").then(pl.lit("duplicate")).otherwise(pl.col("row_state")),
+            reason=pl.when("_dup").then(pl.lit("exact_duplicate")).otherwise(pl.col("reason")),
+        ).drop("_dup")
+
+
+# A source is standardised in parts of about this many rows (whole files, in order): the
+# memory a source needs is one part's, so Kunming's 8.5M household rows never sit in one frame.
+PART_ROWS = 1_000_000
+
+
+def parts_of(frames: list[pl.DataFrame], part_rows: int | None = None):
+    """Consecutive frames concatenated into parts of at most ``part_rows`` rows (a bigger
+    frame is a part of its own); each frame is released as soon as its part is built."""
+    part_rows = part_rows or PART_ROWS
+    batch: list[pl.DataFrame] = []
+    n = 0
+    while frames:
+        df = frames.pop(0)
+        if batch and n + df.height > part_rows:
+            yield pl.concat(batch, how="vertical") if len(batch) > 1 else batch[0]
+            batch, n = [], 0
+        batch.append(df)
+        n += df.height
+        del df
+    if batch:
+        yield pl.concat(batch, how="vertical") if len(batch) > 1 else batch[0]
+
+
+def standardise(
+    con: duckdb.DuckDBPyConnection, loaded: LoadReport, progress=lambda msg: None
+) -> StandardiseReport:
+    """Build ``std_<source>`` for every source, ``std_quarantine_raw`` and the ``std_rows`` view.
+
+    Takes the loaded frames in parts of whole files (see :data:`PART_ROWS`; each freed once
+    stored), so a source's memory is one part's; exact duplicates are found across parts.
+    """
     from schemas.standardised import validate_identity
 
     report = StandardiseReport()
     sources = load_sources()
     offset = 0
     selects = []
+    con.execute(
+        "CREATE OR REPLACE TABLE std_quarantine_raw "
+        "(source VARCHAR, file VARCHAR, row BIGINT, raw VARCHAR, raw_extra VARCHAR)"
+    )
     for name, source in sources.items():
         progress(f"standardising {name}")
-        df = con.sql(f"SELECT * FROM load_{name}").pl()
-        out = standardise_frame(df, source, report)
-        # Row ids are unique across sources: offset + sequence within the source.
-        out = out.with_columns(row_id=(pl.col("_seq").cast(pl.Int64) + offset)).drop("_seq")
-        offset += max(out.height, 0) + 1
-        validate_identity(out.select(IDENTITY_COLUMNS), name)
-        store(con, f"std_{name}", out)
+        frames = loaded.take_frames(name) or [empty_frame(source)]
+        earlier = Duplicates()
+        seq = 0
+        for k, df in enumerate(parts_of(frames)):
+            out = standardise_frame(df, source, report, earlier)
+            _keep_quarantined_raw(con, df, out, source)
+            del df
+            # Row ids are unique across sources: offset + sequence within the source.
+            out = out.with_columns(row_id=pl.col("_seq").cast(pl.Int64) + (offset + seq)).drop("_seq")
+            seq += out.height
+            validate_identity(out.select(IDENTITY_COLUMNS), name)
+            (append if k else store)(con, f"std_{name}", out)
+            del out
+        offset += seq + 1
         selects.append(f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}")
     con.execute("CREATE OR REPLACE VIEW std_rows AS " + " UNION ALL ".join(selects))
     return report
+
+
+def _keep_quarantined_raw(con, df: pl.DataFrame, out: pl.DataFrame, source: Source) -> None:
+    """The raw values of this part's quarantined rows, as JSON (quarantine.csv shows them)."""
+    idx = out.filter(pl.col("row_state") == "quarantined").get_column("_seq")
+    if not len(idx):
+        return
+    con.register("_kuomian_raw", df[idx])
+    try:
+        raw_cols = ", ".join(f"'{f}', {f}" for f in source.fields)
+        con.execute(
+            f"INSERT INTO std_quarantine_raw SELECT source, file, row, "
+            f"CAST(json_object({raw_cols}) AS VARCHAR), {EXTRA_COL} FROM _kuomian_raw"
+        )
+    finally:
+        con.unregister("_kuomian_raw")

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline.synth import DIRT_KINDS, DirtConfig, build_world, generate, write_bad_files
+from pipeline.synth import DIRT_KINDS, DirtConfig, build_world, generate, generate_sharded, write_bad_files
 from pipeline.synth.world import anniversary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,3 +415,28 @@ def test_bad_files(tmp_path):
     assert len(header) != len(set(header))
     header = bad["missing_required"].read_text(encoding="utf-8").splitlines()[0].split(",")
     assert "统一社会信用代码" not in header and sources_for_name(bad["missing_required"].name) == ["market"]
+
+
+def test_a_sharded_world_has_unique_ids_and_one_truth(tmp_path):
+    from pipeline.evaluate import score_links
+    from pipeline.run import refresh
+
+    out = tmp_path / "kunming"
+    summary = generate_sharded(out, people=2400, seed=2, as_of=AS_OF, shard_people=1000)
+    assert summary["districts"] == 3
+    assert sorted(p.name for p in (out / "sources").iterdir()) == ["d01", "d02", "d03"]
+    persons = pl.read_parquet(out / "truth" / "persons.parquet")
+    assert persons["id_number"].n_unique() == persons.height == summary["persons"]
+    # each district writes its own local address codes (d02 as 5302.., d03 as 5303..)
+    codes = set(persons["id_number"].str.slice(0, 4).to_list())
+    assert {"5301", "5302", "5303"} <= codes
+    rows = pl.read_parquet(out / "truth" / "rows.parquet")
+    on_disk = {p.relative_to(out / "sources").as_posix() for p in (out / "sources").rglob("*") if p.is_file()}
+    assert set(rows["file"].unique().to_list()) == on_disk
+    assert rows.height == sum(summary["rows"].values())
+    # the truth names each file as the loader shows it (dNN/<name>): every row is found
+    done = refresh(out / "sources", tmp_path / "run", as_of=AS_OF)
+    scored = score_links(done.out_dir, out / "truth")
+    assert scored.height == rows.height
+    assert int(scored["missing"].sum()) == 0
+    assert int(scored["wrong_link"].sum()) == 0
