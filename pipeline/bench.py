@@ -135,6 +135,9 @@ def _w_refresh(p: dict) -> dict:
                 self.timings[name] = round(time.perf_counter() - t0, 3)
                 self.peaks[name] = round(_hwm_mib(), 1)
                 self.cpu[name] = round(_cpu_seconds() - c0, 3)
+                # into the run's log: a run that fails (or is stopped) still shows how far it got
+                print(f"{datetime.now():%H:%M:%S} {name}: {self.timings[name]:.1f} s, "
+                      f"peak {self.peaks[name]:,.0f} MiB", flush=True)  # fmt: skip
 
     run_mod.Timer = MeteredTimer
     start_peak = _hwm_mib()

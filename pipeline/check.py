@@ -140,6 +140,7 @@ def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
         add_match_columns(con)
         con.execute("CREATE OR REPLACE TABLE link_forbidden (row_id BIGINT, person_id VARCHAR)")
         resolve_trivial(con)
+        con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_trivial)")
         generate_candidates(con)
         score_candidates(con)
         decide(con)

@@ -131,6 +131,14 @@ def refresh(
     memory_limit: Annotated[
         str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")
     ] = None,
+    on_disk: Annotated[
+        bool | None,
+        typer.Option(
+            "--on-disk/--in-memory",
+            help="Keep DuckDB's tables in a file in the run's private temp folder (default: "
+            "only when the extracts exceed 1 GiB, e.g. a whole prefecture).",
+        ),
+    ] = None,
 ):
     """The annual refresh: load, match, classify and publish the registry.
 
@@ -142,7 +150,7 @@ def refresh(
     res = run_refresh(
         sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
         overrides=parse_overrides(source or []), skip_bad_files=skip_bad_files,
-        threads=threads, memory_limit=memory_limit, progress=progress,
+        threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
     )  # fmt: skip
     _print_refresh_summary(res)
 

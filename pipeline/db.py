@@ -15,11 +15,24 @@ import polars as pl
 DEFAULT_MEMORY_LIMIT = "1GB"
 
 
-def connect(temp_dir: Path | None = None, threads: int | None = None, memory_limit: str | None = None):
-    """An in-memory database whose spill files (plain-text IDs!) go to a private folder of the run."""
-    con = duckdb.connect(":memory:")
+def connect(
+    temp_dir: Path | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    on_disk: bool = False,
+):
+    """The run's database; its spill files (plain-text IDs!) go to a private folder of the run.
+
+    In memory by default. ``on_disk`` (a city the size of Kunming) keeps the tables in a
+    database file in that same private folder instead: DuckDB then holds only what it is
+    working on within the memory limit and reads the rest back from the (compressed) file.
+    """
+    if on_disk and temp_dir is None:
+        raise ValueError("on_disk needs the run's private temp_dir")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    con = duckdb.connect((temp_dir / "run.duckdb").as_posix() if on_disk else ":memory:")
+    if temp_dir is not None:
         con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")

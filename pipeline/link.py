@@ -54,8 +54,8 @@ def _rules():
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     """A keyed fingerprint per row, for review decisions that outlive a run."""
-    # Only rows a decision could concern: a trusted ID whose owner has the same name key is
-    # linked by exact_id whatever anyone decides, and those are ~98% of all rows.
+    # Only rows a decision could concern (``link_rows``): a trusted ID whose owner has the same
+    # name key is linked by exact_id whatever anyone decides, and those are ~98% of all rows.
     # Everything that identifies the row, so that a decision applies to this row (and to the
     # same row in next year's extract), not to another row that merely shares a name.
     fp = fingerprint_sql(
@@ -66,8 +66,8 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
         f"""
         CREATE OR REPLACE TABLE link_fingerprints AS
         SELECT r.row_id, {fp} AS fingerprint
-        FROM std_rows r LEFT JOIN link_persons p ON p.person_id = r.id_canonical
-        WHERE r.row_state = 'ok' AND NOT (p.person_id IS NOT NULL AND p.name_key = r.name_key)
+        FROM link_rows r LEFT JOIN link_persons p ON p.person_id = r.id_canonical
+        WHERE NOT (p.person_id IS NOT NULL AND p.name_key = r.name_key)
         ORDER BY r.row_id
         """,
         key_params(key),
@@ -103,45 +103,43 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE link_persons AS
-        SELECT d.id_canonical AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
-               r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community,
-               nullif(trim(h.household_no), '') AS household_no
-        FROM link_defining d JOIN std_rows r USING (row_id)
-        LEFT JOIN std_household h ON h.row_id = d.row_id
+        SELECT *, {MATCH_COLUMNS} FROM (
+            SELECT d.id_canonical AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
+                   r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community,
+                   nullif(trim(h.household_no), '') AS household_no
+            FROM link_defining d JOIN std_rows r USING (row_id)
+            LEFT JOIN std_household h ON h.row_id = d.row_id
+        )
         """
     )
-    add_match_columns(con)
+
+
+# Derived keys of ``link_persons`` the rules join on. Excel keeps 15 significant digits of a
+# number, rounding the 15th (other programs truncate): both forms of the prefix are kept.
+MATCH_COLUMNS = """left(person_id, 15) AS prefix15,
+    CAST(CAST(left(person_id, 15) AS BIGINT)
+         + CASE WHEN substr(person_id, 16, 1) >= '5' THEN 1 ELSE 0 END AS VARCHAR) AS prefix15_rounded"""
 
 
 def add_match_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """Derived keys of ``link_persons`` the rules join on (also used by ``kuomian check``).
-
-    Excel keeps 15 significant digits of a number, rounding the 15th (other
-    programs truncate): both forms of the prefix are kept.
-    """
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE link_persons AS
-        SELECT *, left(person_id, 15) AS prefix15,
-               CAST(CAST(left(person_id, 15) AS BIGINT)
-                    + CASE WHEN substr(person_id, 16, 1) >= '5' THEN 1 ELSE 0 END AS VARCHAR) AS prefix15_rounded
-        FROM link_persons
-        """
-    )
+    """Add :data:`MATCH_COLUMNS` to a ``link_persons`` built elsewhere (``kuomian check``)."""
+    con.execute(f"CREATE OR REPLACE TABLE link_persons AS SELECT *, {MATCH_COLUMNS} FROM link_persons")
 
 
 def _sql_list(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def resolve_trivial(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_trivial``: rows whose trusted ID belongs to a person with the very same name key.
+def resolve_trivial(con: duckdb.DuckDBPyConnection, rows_sql: str = "link_rows") -> None:
+    """``link_trivial``: rows (of ``rows_sql``) whose trusted ID belongs to a person with the very
+    same name key.
 
     Nearly every row is one of these; the first rules of the cascade (exact_id,
     upgraded_id) would link them with a name score of 1.0 whatever else is tried,
-    so they are settled by one join and only the rest goes through the cascade.
+    so they are settled by one join and only the rest goes through the cascade
+    (the caller leaves them out of ``link_rows``).
     """
     rules = {r["candidates"]: r for r in _rules()["rules"]}
     by_kind = {k: r for r in _rules()["rules"] if r["candidates"] == "id_equal" for k in r["id_kinds"]}
@@ -157,11 +155,10 @@ def resolve_trivial(con: duckdb.DuckDBPyConnection) -> None:
         f"""
         CREATE OR REPLACE TABLE link_trivial AS
         SELECT r.row_id, p.person_id, CASE r.id_kind {cases} END AS rule, CASE r.id_kind {conf} END AS confidence
-        FROM link_rows r JOIN link_persons p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
+        FROM {rows_sql} r JOIN link_persons p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
         WHERE r.id_kind IN ({kinds})
         """
     )
-    con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_trivial)")
 
 
 # candidates method -> (join clause with {k} for the name key, extra WHERE condition)
@@ -431,18 +428,20 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
 
 def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: None) -> LinkReport:
     """Resolve every standardised row; see the module docstring for the tables written."""
-    con.execute("CREATE OR REPLACE TABLE link_rows AS SELECT * FROM std_rows WHERE row_state = 'ok'")
     progress("link: building the population")
     build_population(con)
+    # Rows that define a person are settled; nearly all others are settled by one join
+    # (resolve_trivial). Only what is left goes through the cascade: ``link_rows``.
+    usable = "(SELECT r.* FROM std_rows r ANTI JOIN link_defining d USING (row_id) WHERE r.row_state = 'ok')"
+    resolve_trivial(con, usable)
+    con.execute(
+        f"CREATE OR REPLACE TABLE link_rows AS SELECT r.* FROM {usable} r ANTI JOIN link_trivial t USING (row_id)"
+    )
     _fingerprints(con, key)
     report = LinkReport()
     report.decisions_applied = load_decisions(con, key)
     progress("link: proposing candidates")
-    con.execute(
-        "DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_defining) "
-        "OR row_id IN (SELECT row_id FROM link_confirmed)"
-    )
-    resolve_trivial(con)
+    con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_confirmed)")
     generate_candidates(con)
     progress("link: scoring names")
     score_candidates(con)

@@ -61,6 +61,16 @@ def rules_fingerprint() -> dict[str, str]:
     return out
 
 
+# Extracts bigger than this (in bytes on disk) are refreshed with DuckDB's tables in a file:
+# Anning's 1M rows are ~0.2 GB and run in memory; Kunming's 18M rows are ~3.3 GB.
+ON_DISK_BYTES = 1 << 30
+
+
+def input_bytes(sources_dir: Path) -> int:
+    """Total size of the files below SOURCES_DIR."""
+    return sum(p.stat().st_size for p in Path(sources_dir).rglob("*") if p.is_file())
+
+
 def _shared_output() -> bool:
     return os.environ.get("KUOMIAN_SHARED_OUTPUT") == "1"
 
@@ -102,10 +112,16 @@ def refresh(
     skip_bad_files: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
+    on_disk: bool | None = None,
     progress=lambda m: None,
     _fail_in_stage: str | None = None,
 ) -> RefreshResult:
-    """Run the whole pipeline and publish OUT_DIR atomically."""
+    """Run the whole pipeline and publish OUT_DIR atomically.
+
+    ``on_disk``: keep DuckDB's tables in a file in the run's private temp folder rather than
+    in memory; by default (None) when the extracts total more than :data:`ON_DISK_BYTES`, or
+    when ``KUOMIAN_ON_DISK=1``.
+    """
     as_of = as_of or date.today()
     out_dir = Path(out_dir).resolve()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
@@ -125,7 +141,9 @@ def refresh(
         tmp = stage / ".duckdb_tmp"
         con = None
         try:
-            con = connect(temp_dir=tmp, threads=threads, memory_limit=memory_limit)
+            if on_disk is None:
+                on_disk = os.environ.get("KUOMIAN_ON_DISK") == "1" or input_bytes(sources_dir) > ON_DISK_BYTES
+            con = connect(temp_dir=tmp, threads=threads, memory_limit=memory_limit, on_disk=on_disk)
             key = load_key(announce=progress)
             with timer.stage("load"):
                 lr = load(sources_dir, overrides=overrides, skip_bad_files=skip_bad_files, progress=progress)
@@ -157,6 +175,7 @@ def refresh(
                 "settings": {
                     "threads": threads,
                     "memory_limit": memory_limit,
+                    "on_disk": on_disk,
                     "skip_bad_files": skip_bad_files,
                     "person_key_file": redact_ids(str(key_path())),
                     "python": platform.python_version(),
