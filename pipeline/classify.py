@@ -82,6 +82,9 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         """
     )
     as_of_sql = literal(as_of, as_of)
+    names = sorted(load_sources())  # a person's sources are listed in this (alphabetical) order
+    source_bits = " ".join(f"WHEN '{n}' THEN {i}" for i, n in enumerate(names))
+    source_names = "[" + ", ".join(f"'{n}'" for n in names) + "]"
     con.execute(
         f"""
         CREATE OR REPLACE TABLE cls_base AS
@@ -99,7 +102,9 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                 GROUP BY ALL
             )
         ), srcs AS (
-            SELECT person_id, list_sort(list_distinct(list(source))) AS sources, min(confidence) AS match_confidence
+            -- the sources a person appears in, as a bit mask (a list aggregate per person is slow)
+            SELECT person_id, bit_or(1 << CASE source {source_bits} END) AS source_mask,
+                   min(confidence) AS match_confidence
             FROM cls_matched GROUP BY person_id
         ), review AS (
             SELECT DISTINCT person_id FROM link_review
@@ -112,7 +117,10 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                h.address, h.ethnicity, h.household_no,
                CASE WHEN p.hukou_local THEN p.street_code ELSE pl.street_code END AS street_code,
                CASE WHEN p.hukou_local THEN p.community ELSE pl.community END AS community,
-               coalesce(srcs.sources, []) AS sources, coalesce(srcs.match_confidence, 1.0) AS match_confidence,
+               CASE WHEN srcs.source_mask IS NULL THEN []::VARCHAR[]
+                    ELSE list_filter({source_names}, lambda x, i: (srcs.source_mask >> (i - 1)) & 1 = 1)
+               END AS sources,
+               coalesce(srcs.match_confidence, 1.0) AS match_confidence,
                review.person_id IS NOT NULL AS needs_review
         FROM link_persons p
         LEFT JOIN std_household h ON h.row_id = p.defining_row
