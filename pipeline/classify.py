@@ -221,9 +221,12 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
             report.registry += n
     build_indicators(con)
     build_employers(con)
-    for scratch in ("cls_flags", "cls_status2", "cls_base"):
-        con.execute(f"DROP TABLE IF EXISTS {scratch}")
     report.employers = rows(con, "SELECT count(*) FROM cls_employers")[0][0]
+    # The features are scratch once the persons are classified (publish reads cls_persons,
+    # cls_indicators and cls_employers only).
+    scratch = ["cls_flags", "cls_status2", "cls_base", "cls_matched", "cls_person_entities", "cls_entities"]
+    for name in [*scratch, *(f"cls_rows_{s}" for s in load_sources())]:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
     return report
 
 

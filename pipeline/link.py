@@ -447,7 +447,9 @@ def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: Non
     score_candidates(con)
     decide(con)
     finalise(con)
-    for scratch in ("link_candidates_raw", "link_rows", "link_defining"):
+    # Scratch: everything they hold is in ``links`` now (half a million rows each at Anning's
+    # size: dropped, so that classify has DuckDB's memory).
+    for scratch in ("link_candidates_raw", "link_rows", "link_defining", "link_trivial", "link_decisions"):
         con.execute(f"DROP TABLE IF EXISTS {scratch}")
     for src, outcome, n in rows(con, "SELECT source, outcome, count(*) FROM links GROUP BY ALL"):
         report.outcomes[(src, outcome)] += n
