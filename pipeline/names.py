@@ -19,6 +19,7 @@ harmless in a key, wrong in a name — which is why the keys stay keys.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 import polars as pl
@@ -126,19 +127,21 @@ def many_name_keys(raws: list[str | None]) -> tuple[list[str], list[str]]:
     return [c.translate(simp) for c in cleaned], [c.translate(sound) for c in cleaned]
 
 
+_KEY_LOCK = threading.Lock()
 _KEY_CACHE: dict[str, tuple[str, str]] = {}  # raw name -> keys; sources repeat the same names
 
 
 def add_name_keys(df: pl.DataFrame, raw_col: str = "name_raw") -> pl.DataFrame:
     """Add ``name_key`` and ``name_py`` columns, computing each distinct name once (per process)."""
     uniq = df.select(pl.col(raw_col).unique()).to_series().to_list()
-    missing = [v for v in uniq if v not in _KEY_CACHE]
-    if missing:
-        if len(_KEY_CACHE) > 5_000_000:
-            _KEY_CACHE.clear()
-        keys, sounds = many_name_keys(missing)
-        _KEY_CACHE.update(zip(missing, zip(keys, sounds, strict=True), strict=True))
-    got = [_KEY_CACHE[v] for v in uniq]
+    with _KEY_LOCK:  # sources are standardised in threads; OpenCC and the cache are shared
+        missing = [v for v in uniq if v not in _KEY_CACHE]
+        if missing:
+            if len(_KEY_CACHE) > 5_000_000:
+                _KEY_CACHE.clear()
+            keys, sounds = many_name_keys(missing)
+            _KEY_CACHE.update(zip(missing, zip(keys, sounds, strict=True), strict=True))
+        got = [_KEY_CACHE[v] for v in uniq]
     lookup = pl.DataFrame(
         {raw_col: uniq, "name_key": [g[0] for g in got], "name_py": [g[1] for g in got]},
         schema={raw_col: df.schema[raw_col], "name_key": pl.String, "name_py": pl.String},

@@ -10,6 +10,7 @@ a row that cannot be used is kept with its reason.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
@@ -290,33 +291,55 @@ def standardise(
     """
     from schemas.standardised import validate_identity
 
-    report = StandardiseReport()
     sources = load_sources()
-    offset = 0
-    selects = []
     con.execute(
         "CREATE OR REPLACE TABLE std_quarantine_raw "
         "(source VARCHAR, file VARCHAR, row BIGINT, raw VARCHAR, raw_extra VARCHAR)"
     )
-    for name, source in sources.items():
-        progress(f"standardising {name}")
-        frames = loaded.take_frames(name) or [empty_frame(source)]
-        earlier = Duplicates()
-        seq = 0
-        for k, df in enumerate(parts_of(frames)):
-            out = standardise_frame(df, source, report, earlier)
-            _keep_quarantined_raw(con, df, out, source)
-            del df
-            # Row ids are unique across sources: offset + sequence within the source.
-            out = out.with_columns(row_id=pl.col("_seq").cast(pl.Int64) + (offset + seq)).drop("_seq")
-            seq += out.height
-            validate_identity(out.select(IDENTITY_COLUMNS), name)
-            (append if k else store)(con, f"std_{name}", out)
-            del out
-        offset += seq + 1
-        selects.append(f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}")
+    # Row ids are unique across sources: the source's offset + the row's sequence within it.
+    offsets, offset = {}, 0
+    for name in sources:
+        offsets[name] = offset
+        offset += loaded.rows_by_source.get(name, 0) + 1
+
+    def one_source(name: str) -> StandardiseReport:
+        source, report = sources[name], StandardiseReport()
+        cur = con.cursor()  # a DuckDB connection per thread
+        try:
+            progress(f"standardising {name}")
+            frames = loaded.take_frames(name) or [empty_frame(source)]
+            earlier = Duplicates()
+            seq = 0
+            for k, df in enumerate(parts_of(frames)):
+                out = standardise_frame(df, source, report, earlier)
+                _keep_quarantined_raw(cur, df, out, source)
+                del df
+                out = out.with_columns(row_id=pl.col("_seq").cast(pl.Int64) + (offsets[name] + seq)).drop(
+                    "_seq"
+                )
+                seq += out.height
+                validate_identity(out.select(IDENTITY_COLUMNS), name)
+                (append if k else store)(cur, f"std_{name}", out)
+                del out
+        finally:
+            cur.close()
+        return report
+
+    # Two sources at a time: much of standardising is polars work that runs outside the GIL,
+    # and the biggest sources go first so the two workers finish together.
+    order = sorted(sources, key=lambda n: -loaded.rows_by_source.get(n, 0))
+    with ThreadPoolExecutor(max_workers=STANDARDISE_WORKERS) as pool:
+        reports = dict(zip(order, pool.map(one_source, order), strict=True))
+    report = StandardiseReport()
+    for name in sources:
+        for attr in ("rows", "quarantined", "duplicates", "id_kinds", "unknown_values", "unparsed", "flags"):
+            getattr(report, attr).update(getattr(reports[name], attr))
+    selects = [f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}" for name in sources]
     con.execute("CREATE OR REPLACE VIEW std_rows AS " + " UNION ALL ".join(selects))
     return report
+
+
+STANDARDISE_WORKERS = 2  # sources standardised at once (this machine has 2 cores)
 
 
 def _keep_quarantined_raw(con, df: pl.DataFrame, out: pl.DataFrame, source: Source) -> None:

@@ -22,17 +22,16 @@ def dirty_world(tmp_path_factory):
     return out / "sources"
 
 
-def _standardise(sources, part_rows: int | None):
+def _standardise(sources, part_rows: int | None, workers: int | None = None):
     con = connect()
     loaded = load(sources)
-    if part_rows:
-        std_mod.PART_ROWS, saved = part_rows, std_mod.PART_ROWS
-        try:
-            report = std_mod.standardise(con, loaded)
-        finally:
-            std_mod.PART_ROWS = saved
-    else:
+    saved = std_mod.PART_ROWS, std_mod.STANDARDISE_WORKERS
+    std_mod.PART_ROWS = part_rows or saved[0]
+    std_mod.STANDARDISE_WORKERS = workers or saved[1]
+    try:
         report = std_mod.standardise(con, loaded)
+    finally:
+        std_mod.PART_ROWS, std_mod.STANDARDISE_WORKERS = saved
     tables = {
         name: frame(
             con,
@@ -54,6 +53,14 @@ def test_parts_of_whole_files_equal_one_part(dirty_world):
     assert many_report.id_kinds == one_report.id_kinds
     for name, df in one.items():
         assert many[name].equals(df), name
+
+
+def test_sources_standardised_side_by_side_equal_one_after_the_other(dirty_world):
+    one_report, one = _standardise(dirty_world, None, workers=1)
+    two_report, two = _standardise(dirty_world, None, workers=2)
+    assert two_report == one_report
+    for name, df in one.items():
+        assert two[name].equals(df), name
 
 
 def test_a_row_repeated_in_a_later_part_is_a_duplicate():
