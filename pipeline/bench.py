@@ -7,8 +7,9 @@ in a fresh subprocess so that every peak RSS is that run's own:
 * the **refresh** (load → standardise → link → classify → publish): per stage wall time,
   rows/s and peak RSS; the time per row, so the growth between sizes is visible;
 * the **floor**: read every extract file as text with the same readers
-  (``pipeline.load.read_any``) and join all rows to the household IDs on the exact ID
-  in DuckDB — the least any tool must do; the refresh is reported as a multiple of it;
+  (``pipeline.load.read_any``, as many files at once as the load stage reads) and join all
+  rows to the household IDs on the exact ID in DuckDB — the least any tool must do; the
+  refresh is reported as a multiple of it;
 * with ``--splink``: **Splink 5** on its DuckDB backend (``bench/splink_settings.py``),
   linking the same standardised rows to the same household base, and both tools' link
   precision and recall against the generator's truth.
@@ -169,19 +170,24 @@ def _w_floor(p: dict) -> dict:
 
     from .config import load_sources
     from .db import connect
-    from .load import read_any, recognise
+    from .load import in_parallel, read_any, recognise
 
     start_peak = _hwm_mib()
     t0 = time.perf_counter()
     sources = load_sources()
     household, others = [], []
     n_rows = 0
-    for info in recognise(Path(p["sources"])):
-        if info.source is None:
-            continue
+
+    def read_ids(info):
         header, body, *_ = read_any(info.path)
         j = next(j for j, h in enumerate(header) if h and sources[info.source].match_header(h) == "id_number")
-        ids = body.select(pl.col(f"c{j}").alias("id"))
+        return body.select(pl.col(f"c{j}").alias("id"))
+
+    # the same readers, files read in parallel as the load stage reads them
+    todo = [info for info in recognise(Path(p["sources"])) if info.source is not None]
+    for info, (ids, problem) in zip(todo, in_parallel(read_ids, todo), strict=True):
+        if problem is not None:
+            raise problem
         n_rows += ids.height
         (household if info.source == "household" else others).append(ids)
     hh = pl.concat(household)

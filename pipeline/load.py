@@ -22,6 +22,7 @@ import io
 import re
 import zipfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -542,19 +543,22 @@ def load(
     sources = load_sources()
     infos = recognise(Path(sources_dir), overrides)
     frames: dict[str, list[pl.DataFrame]] = {name: [] for name in sources}
-    for info in infos:
-        if info.source is None:
-            continue
-        info.sha256 = _sha256(info.path)
+    todo = [info for info in infos if info.source is not None]
+
+    def read(info: FileInfo) -> pl.DataFrame:
         progress(f"reading {info.name} as {info.source}")
-        try:
-            frames[info.source].append(load_file(info.path, sources[info.source], info))
-        except FileProblem as e:
-            if skip_bad_files and not sources[info.source].required:
-                info.how, info.problem = "skipped", str(e)
-                progress(f"skipped {info.name}: {e.problem}")
-                continue
-            raise
+        info.sha256 = _sha256(info.path)
+        return load_file(info.path, sources[info.source], info)
+
+    # Files are handled in order: the first bad one (in file order) is the one reported.
+    for info, (df, problem) in zip(todo, in_parallel(read, todo), strict=True):
+        if problem is None:
+            frames[info.source].append(df)
+        elif isinstance(problem, FileProblem) and skip_bad_files and not sources[info.source].required:
+            info.how, info.problem = "skipped", str(problem)
+            progress(f"skipped {info.name}: {problem.problem}")
+        else:
+            raise problem
     present = [s for s in sources if frames[s]]
     missing = [s for s in sources if not frames[s]]
     for s in missing:
@@ -570,6 +574,26 @@ def load(
     return LoadReport(
         files=infos, sources_present=present, sources_missing=missing, rows_by_source=rows, frames=frames
     )
+
+
+READ_WORKERS = 2  # files read at once: the readers (polars, fastexcel) work outside the GIL
+
+
+def in_parallel(fn, items: list, workers: int = READ_WORKERS) -> list[tuple[object, BaseException | None]]:
+    """``fn`` over ``items`` in a few threads: (result, None) or (None, exception) per item, in order.
+
+    Every item is tried, so the caller can report the first failure in item order."""
+
+    def attempt(item):
+        try:
+            return fn(item), None
+        except Exception as e:  # handed back to the caller, which raises or skips it
+            return None, e
+
+    if workers <= 1 or len(items) <= 1:
+        return [attempt(i) for i in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(attempt, items))
 
 
 def empty_frame(source: Source) -> pl.DataFrame:

@@ -260,7 +260,7 @@ class Duplicates:
 
 # A source is standardised in parts of about this many rows (whole files, in order): the
 # memory a source needs is one part's, so Kunming's 8.5M household rows never sit in one frame.
-PART_ROWS = 1_000_000
+PART_ROWS = 250_000
 
 
 def parts_of(frames: list[pl.DataFrame], part_rows: int | None = None):
