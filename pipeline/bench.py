@@ -17,11 +17,14 @@ in a fresh subprocess so that every peak RSS is that run's own:
 Usage::
 
     python -m pipeline.bench [--sizes 100000,500000] [--big] [--splink] [--threads N]
-                             [--memory-limit 4GB] [--workdir output/bench] [--seed 1]
+                             [--memory-limit 4GB] [--big-memory-limit 8GB]
+                             [--workdir output/bench] [--seed 1]
 
-``--big`` adds the 8.5M-person world (Kunming). ``--threads`` sets DuckDB's threads (and
-polars' pool) for every measured run; ``--memory-limit`` DuckDB's memory limit (it spills
-past it). Splink is an optional extra (``pip install -e '.[bench]'``); with ``--splink`` it is
+``--big`` adds the 8.5M-person world (Kunming: 17 Anning-sized districts, generated one
+after the other, ~3.3 GB of extracts; its refresh keeps DuckDB's tables on disk). ``--threads``
+sets DuckDB's threads (and polars' pool) for every measured run; ``--memory-limit`` DuckDB's
+memory limit for every size (it spills past it), ``--big-memory-limit`` the limit above 500k
+people when ``--memory-limit`` is not given (default 8GB; the tool's own default is 1GB). Splink is an optional extra (``pip install -e '.[bench]'``); with ``--splink`` it is
 installed into this venv if missing, or into ``WORKDIR/splink-venv`` if installing it here
 would change the tool's own pins.
 """
@@ -490,6 +493,14 @@ def ensure_std(world: Path, args, workdir: Path, env: dict) -> Path:
     return out
 
 
+def _memory_limit(args, size: int) -> str | None:
+    """DuckDB's memory limit for one size: --memory-limit, else --big-memory-limit above a
+    city's size (the tool's own default, 1 GB, keeps Anning within 2 GiB)."""
+    if args.memory_limit:
+        return args.memory_limit
+    return args.big_memory_limit if size > SHARD_PEOPLE else None
+
+
 def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None) -> dict:
     world = ensure_world(size, args, workdir, env)
     run_dir = workdir / "runs" / f"p{size}_s{args.seed}"
@@ -501,9 +512,11 @@ def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None)
             formats[f.suffix.lstrip(".").lower()] = formats.get(f.suffix.lstrip(".").lower(), 0) + 1
     rec["formats"] = formats  # the generator picks formats by size: xlsx costs more per row than csv
 
+    memory_limit = _memory_limit(args, size)
+    rec["memory_limit"] = memory_limit
     say(f"{size:,}: refresh …")
     params = {"sources": str(world / "sources"), "out": str(run_dir / "kuomian"), "as_of": AS_OF,
-              "threads": args.threads, "memory_limit": args.memory_limit}  # fmt: skip
+              "threads": args.threads, "memory_limit": memory_limit}  # fmt: skip
     r = run_child(_worker_cmd("refresh", params, logs / "refresh.json"), log=logs / "refresh.log",
                   result=logs / "refresh.json", env=env)  # fmt: skip
     if not r.ok:
@@ -520,7 +533,7 @@ def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None)
 
     say(f"{size:,}: floor (read + exact-ID join) …")
     params = {"sources": str(world / "sources"), "tmp": str(run_dir / "floor_tmp"),
-              "threads": args.threads, "memory_limit": args.memory_limit}  # fmt: skip
+              "threads": args.threads, "memory_limit": memory_limit}  # fmt: skip
     r = run_child(_worker_cmd("floor", params, logs / "floor.json"), log=logs / "floor.log",
                   result=logs / "floor.json", env=env)  # fmt: skip
     if not r.ok:
@@ -603,7 +616,9 @@ def print_report(records: list[dict], args) -> list[tuple[str, bool | None, str]
         rows = k["rows"]
         w(
             f"\n{rec['size']:,} people — {rows:,} extract rows in {k['files']} files "
-            f"({', '.join(f'{n} {x}' for x, n in sorted(rec.get('formats', {}).items()))}) → {k['persons']:,} persons\n"
+            f"({', '.join(f'{n} {x}' for x, n in sorted(rec.get('formats', {}).items()))}) → {k['persons']:,} persons"
+            + (f" (DuckDB memory_limit {rec['memory_limit']})" if rec.get("memory_limit") else "")
+            + "\n"
         )
         w(f"  {'stage':<12}{'seconds':>9}{'rows/s':>12}{'µs/row':>9}{'peak RSS MiB':>14}{'CPU s':>8}\n")
         for st in STAGES:
@@ -740,7 +755,11 @@ def main(argv: list[str] | None = None) -> int:
         "--splink", action="store_true", help="also run Splink 5 (installs the bench extra if missing)"
     )
     ap.add_argument("--threads", type=int, help="DuckDB threads (and polars' pool) for every measured run")
-    ap.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB (spills past it)")
+    ap.add_argument("--memory-limit", help="DuckDB memory limit for every size, e.g. 4GB (spills past it)")
+    ap.add_argument(
+        "--big-memory-limit", default="8GB",
+        help="DuckDB memory limit above 500k people when --memory-limit is not given (default 8GB)",
+    )  # fmt: skip
     ap.add_argument(
         "--workdir", default="output/bench", help="cache of worlds and runs (default output/bench)"
     )
@@ -760,8 +779,6 @@ def main(argv: list[str] | None = None) -> int:
         workdir = (Path.cwd() / workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     env = _child_env(args, workdir)
-    if BIG_SIZE in sizes and not args.memory_limit:
-        say("warning: 8.5M without --memory-limit: DuckDB may take 80% of RAM; e.g. --memory-limit 10GB")
     splink_py = _splink_python(workdir) if args.splink else None
     records = []
     t0 = time.perf_counter()
