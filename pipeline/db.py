@@ -67,19 +67,13 @@ def frame(con: duckdb.DuckDBPyConnection, query: str, params=None) -> pl.DataFra
     return con.sql(query, params=params).pl() if params else con.sql(query).pl()
 
 
-def store(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
-    """CREATE OR REPLACE TABLE ``table`` from a polars frame."""
+def store(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame, *, append: bool = False) -> None:
+    """CREATE OR REPLACE TABLE ``table`` from a polars frame (``append``: INSERT, columns by name)."""
     con.register("_kuomian_frame", df)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _kuomian_frame")
-    finally:
-        con.unregister("_kuomian_frame")
-
-
-def append(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
-    """INSERT a polars frame into ``table`` (columns matched by name)."""
-    con.register("_kuomian_frame", df)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _kuomian_frame")
+        if append:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _kuomian_frame")
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _kuomian_frame")
     finally:
         con.unregister("_kuomian_frame")

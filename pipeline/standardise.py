@@ -18,7 +18,7 @@ import polars as pl
 
 from . import dates, ids, names
 from .config import Source, load_sources, street_lookup, street_names, vocabulary
-from .db import append, store
+from .db import store
 from .load import EXTRA_COL, NUMERIC_ID_COL, LoadReport, empty_frame
 from .text import nfkc, on_distinct
 
@@ -319,7 +319,7 @@ def standardise(
                 )
                 seq += out.height
                 validate_identity(out.select(IDENTITY_COLUMNS), name)
-                (append if k else store)(cur, f"std_{name}", out)
+                store(cur, f"std_{name}", out, append=k > 0)
                 del out
         finally:
             cur.close()
