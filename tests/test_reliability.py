@@ -240,6 +240,28 @@ def test_sigkill_in_each_stage_keeps_the_previous_out_dir(stage, world, sources,
     assert_balanced(out, truth_rows(world))
 
 
+def test_on_disk_database_stays_in_the_private_folder(world, tmp_path):
+    """--on-disk (a prefecture's extracts): DuckDB's database file holds plaintext IDs, so it lives
+    in the run's private spill folder, and neither a finished nor a killed run leaves it behind."""
+    out = tmp_path / "out"
+    with paused_refresh(world / "sources", out, "link", tmp_path, "--on-disk") as proc:
+        staging = out.parent / f".out.staging-{proc.pid}"
+        database = staging / ".duckdb_tmp" / "run.duckdb"
+        assert database.is_file(), "the tables are in a file, in the spill folder"
+        assert database.stat().st_size > 0
+        assert (staging / ".duckdb_tmp").stat().st_mode & 0o777 == 0o700
+        assert staging.stat().st_mode & 0o777 == 0o700
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    res = refresh(world / "sources", out, "--on-disk")
+    assert res.returncode == 0, res.stderr
+    assert not list(tmp_path.rglob("run.duckdb")), "no database file (plaintext IDs) survives"
+    assert leftovers(out) == []
+    assert json.loads((out / "manifest.json").read_text("utf-8"))["settings"]["on_disk"] is True
+    assert_complete(out)
+    assert_balanced(out, truth_rows(world))
+
+
 def test_sigkill_with_no_previous_out_dir_leaves_none(world, sources, tmp_path):
     out = tmp_path / "out"
     with paused_refresh(sources, out, "publish", tmp_path) as proc:
