@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from . import dates, ids, names
@@ -238,20 +239,39 @@ DUP_HASHES = {"_dup_h1": 1, "_dup_h2": 2}  # column -> hash seed
 
 class Duplicates:
     """The usable rows seen so far in one source (their hashes), to find exact duplicates
-    when a source is standardised in parts."""
+    when a source is standardised in parts.
+
+    The first copies are kept as two numpy arrays sorted by the first hash: each part is
+    looked up by binary search and merged in, so a source of many parts costs what one does
+    (checking every part against a growing set would grow with the square of the parts)."""
 
     def __init__(self):
-        self.seen: pl.Series | None = None  # struct(_dup_h1, _dup_h2) of every first copy so far
+        self.h1 = np.empty(0, dtype=np.uint64)  # sorted
+        self.h2 = np.empty(0, dtype=np.uint64)  # aligned with h1
 
     def mark(self, out: pl.DataFrame) -> pl.DataFrame:
         key = pl.struct(list(DUP_HASHES))
         usable = pl.col("_dup_h1").is_not_null()
-        is_dup = usable & ~key.is_first_distinct()
-        if self.seen is not None and len(self.seen):
-            is_dup = is_dup | (usable & key.is_in(self.seen.implode()))
-        out = out.with_columns(_dup=is_dup)
-        firsts = out.filter(usable & ~pl.col("_dup")).select(key.alias("k")).get_column("k")
-        self.seen = firsts if self.seen is None else pl.concat([self.seen, firsts])
+        out = out.with_columns(_dup=usable & ~key.is_first_distinct())
+        fresh = out.select(pl.arg_where(usable & ~pl.col("_dup"))).to_series().to_numpy()
+        a = out.get_column("_dup_h1").gather(fresh).to_numpy()
+        b = out.get_column("_dup_h2").gather(fresh).to_numpy()
+        # this part's candidates in hash order: binary searches of sorted keys stay in cache
+        order = np.argsort(a, kind="stable")
+        fresh, a, b = fresh[order], a[order], b[order]
+        seen = np.zeros(len(fresh), dtype=bool)  # equal to a first copy of an earlier part
+        if len(self.h1) and len(fresh):
+            lo = np.searchsorted(self.h1, a, "left")
+            hi = np.searchsorted(self.h1, a, "right")
+            one = hi - lo == 1
+            seen[one] = self.h2[lo[one]] == b[one]
+            for i in np.nonzero(hi - lo > 1)[0]:  # rows sharing the first hash: check the second
+                seen[i] = bool((self.h2[lo[i] : hi[i]] == b[i]).any())
+            if seen.any():
+                out = out.with_columns(out.get_column("_dup").scatter(np.sort(fresh[seen]), True))
+        new1, new2 = a[~seen], b[~seen]
+        at = np.searchsorted(self.h1, new1, "right")
+        self.h1, self.h2 = np.insert(self.h1, at, new1), np.insert(self.h2, at, new2)
         return out.with_columns(
             row_state=pl.when("_dup").then(pl.lit("duplicate")).otherwise(pl.col("row_state")),
             reason=pl.when("_dup").then(pl.lit("exact_duplicate")).otherwise(pl.col("reason")),

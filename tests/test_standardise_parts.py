@@ -6,6 +6,8 @@ from datetime import date
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline import standardise as std_mod
 from pipeline.db import connect, frame
@@ -94,3 +96,28 @@ def test_parts_are_whole_files_in_order():
     parts = list(std_mod.parts_of(frames, part_rows=6))
     assert [p.height for p in parts] == [3, 4, 10, 2]
     assert frames == []  # handed over: each frame freed once its part is built
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2), st.booleans()), max_size=60),
+    st.lists(st.integers(1, 15), min_size=1, max_size=6),
+)
+def test_duplicates_across_parts_equal_duplicates_in_one_frame(rows, cuts):
+    """Tiny hash ranges force rows that share the first hash but not the second."""
+    frame = pl.DataFrame(
+        {
+            "_dup_h1": [h1 if usable else None for h1, _, usable in rows],
+            "_dup_h2": [h2 if usable else None for _, h2, usable in rows],
+            "row_state": ["ok" if usable else "quarantined" for *_, usable in rows],
+            "reason": [None if usable else "empty_row" for *_, usable in rows],
+        },
+        schema={"_dup_h1": pl.UInt64, "_dup_h2": pl.UInt64, "row_state": pl.String, "reason": pl.String},
+    )
+    whole = std_mod.Duplicates().mark(frame)
+    tracker, parts, start = std_mod.Duplicates(), [], 0
+    for size in cuts:
+        parts.append(tracker.mark(frame.slice(start, size)))
+        start += size
+    parts.append(tracker.mark(frame.slice(start)))
+    assert pl.concat(parts).equals(whole)
