@@ -322,8 +322,8 @@ def standardise(
         offsets[name] = offset
         offset += loaded.rows_by_source.get(name, 0) + 1
 
-    def one_source(name: str) -> StandardiseReport:
-        source, report = sources[name], StandardiseReport()
+    def one_source(name: str) -> tuple[StandardiseReport, list[pl.DataFrame]]:
+        source, report, quarantined = sources[name], StandardiseReport(), []
         cur = con.cursor()  # a DuckDB connection per thread
         try:
             progress(f"standardising {name}")
@@ -332,7 +332,7 @@ def standardise(
             seq = 0
             for k, df in enumerate(parts_of(frames)):
                 out = standardise_frame(df, source, report, earlier)
-                _keep_quarantined_raw(cur, df, out, source)
+                quarantined.append(df[out.filter(pl.col("row_state") == "quarantined").get_column("_seq")])
                 del df
                 out = out.with_columns(row_id=pl.col("_seq").cast(pl.Int64) + (offsets[name] + seq)).drop(
                     "_seq"
@@ -343,17 +343,20 @@ def standardise(
                 del out
         finally:
             cur.close()
-        return report
+        return report, quarantined
 
     # Two sources at a time: much of standardising is polars work that runs outside the GIL,
     # and the biggest sources go first so the two workers finish together.
     order = sorted(sources, key=lambda n: -loaded.rows_by_source.get(n, 0))
     with ThreadPoolExecutor(max_workers=STANDARDISE_WORKERS) as pool:
-        reports = dict(zip(order, pool.map(one_source, order), strict=True))
+        done = dict(zip(order, pool.map(one_source, order), strict=True))
     report = StandardiseReport()
     for name in sources:
+        part_report, quarantined = done[name]
         for attr in ("rows", "quarantined", "duplicates", "id_kinds", "unknown_values", "unparsed", "flags"):
-            getattr(report, attr).update(getattr(reports[name], attr))
+            getattr(report, attr).update(getattr(part_report, attr))
+        # kept here, not by the workers: two writers to one table wait on each other
+        _keep_quarantined_raw(con, pl.concat(quarantined), sources[name])
     selects = [f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}" for name in sources]
     con.execute("CREATE OR REPLACE VIEW std_rows AS " + " UNION ALL ".join(selects))
     return report
@@ -362,12 +365,11 @@ def standardise(
 STANDARDISE_WORKERS = 2  # sources standardised at once (this machine has 2 cores)
 
 
-def _keep_quarantined_raw(con, df: pl.DataFrame, out: pl.DataFrame, source: Source) -> None:
-    """The raw values of this part's quarantined rows, as JSON (quarantine.csv shows them)."""
-    idx = out.filter(pl.col("row_state") == "quarantined").get_column("_seq")
-    if not len(idx):
+def _keep_quarantined_raw(con, raw: pl.DataFrame, source: Source) -> None:
+    """The raw values of a source's quarantined rows, as JSON (quarantine.csv shows them)."""
+    if not raw.height:
         return
-    con.register("_kuomian_raw", df[idx])
+    con.register("_kuomian_raw", raw)
     try:
         raw_cols = ", ".join(f"'{f}', {f}" for f in source.fields)
         con.execute(
