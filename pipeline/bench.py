@@ -501,6 +501,19 @@ def _memory_limit(args, size: int) -> str | None:
     return args.big_memory_limit if size > SHARD_PEOPLE else None
 
 
+def _measured(kind: str, params: dict, logs: Path, env: dict, what: str) -> tuple[dict, float]:
+    """Run one worker in a fresh process: (its result with wall, CPU and load average added, its peak RSS)."""
+    r = run_child(_worker_cmd(kind, params, logs / f"{kind}.json"), log=logs / f"{kind}.log",
+                  result=logs / f"{kind}.json", env=env)  # fmt: skip
+    if not r.ok:
+        raise SystemExit(f"{what} failed (exit {r.rc}); see {r.log}")
+    res = r.result
+    res["process_wall"] = round(r.wall, 3)
+    res["process_cpu"] = round(r.cpu, 3)
+    res["load_avg"] = [round(x, 2) for x in r.load]
+    return res, r.maxrss_mib
+
+
 def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None) -> dict:
     world = ensure_world(size, args, workdir, env)
     run_dir = workdir / "runs" / f"p{size}_s{args.seed}"
@@ -517,16 +530,9 @@ def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None)
     say(f"{size:,}: refresh …")
     params = {"sources": str(world / "sources"), "out": str(run_dir / "kuomian"), "as_of": AS_OF,
               "threads": args.threads, "memory_limit": memory_limit}  # fmt: skip
-    r = run_child(_worker_cmd("refresh", params, logs / "refresh.json"), log=logs / "refresh.log",
-                  result=logs / "refresh.json", env=env)  # fmt: skip
-    if not r.ok:
-        raise SystemExit(f"the refresh of the {size:,} world failed (exit {r.rc}); see {r.log}")
-    k = r.result
-    k["process_wall"] = round(r.wall, 3)
-    k["process_cpu"] = round(r.cpu, 3)
-    k["load_avg"] = [round(x, 2) for x in r.load]
+    k, maxrss = _measured("refresh", params, logs, env, f"the refresh of the {size:,} world")
     k["peak_mib"] = round(
-        max([r.maxrss_mib, k["start_peak_mib"], k["end_peak_mib"], *k["stage_peak_mib"].values()]), 1
+        max([maxrss, k["start_peak_mib"], k["end_peak_mib"], *k["stage_peak_mib"].values()]), 1
     )
     rec["refresh"] = k
     say(f"  refresh {k['total']:.1f} s, peak {k['peak_mib']:,.0f} MiB, {k['rows']:,} rows")
@@ -534,15 +540,8 @@ def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None)
     say(f"{size:,}: floor (read + exact-ID join) …")
     params = {"sources": str(world / "sources"), "tmp": str(run_dir / "floor_tmp"),
               "threads": args.threads, "memory_limit": memory_limit}  # fmt: skip
-    r = run_child(_worker_cmd("floor", params, logs / "floor.json"), log=logs / "floor.log",
-                  result=logs / "floor.json", env=env)  # fmt: skip
-    if not r.ok:
-        raise SystemExit(f"the floor run of the {size:,} world failed (exit {r.rc}); see {r.log}")
-    f = r.result
-    f["peak_mib"] = round(r.maxrss_mib, 1)
-    f["process_wall"] = round(r.wall, 3)
-    f["process_cpu"] = round(r.cpu, 3)
-    f["load_avg"] = [round(x, 2) for x in r.load]
+    f, maxrss = _measured("floor", params, logs, env, f"the floor run of the {size:,} world")
+    f["peak_mib"] = round(maxrss, 1)
     rec["floor"] = f
     say(
         f"  floor {f['total']:.1f} s (read {f['read']:.1f} + join {f['join']:.1f}), peak {f['peak_mib']:,.0f} MiB"

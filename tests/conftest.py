@@ -44,6 +44,22 @@ def write_tiny_sources(folder: Path) -> Path:
     return folder
 
 
+def publish_tiny(root: Path) -> Path:
+    """One refresh of the tiny sources (state under ``root``), through the CLI; its OUT_DIR."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KUOMIAN_STATE", str(root / "state"))
+        src = write_tiny_sources(root / "sources")
+        res = CliRunner().invoke(
+            app, ["-q", "refresh", str(src), "--out", str(root / "out"), "--as-of", "2026-03-01"]
+        )
+        assert res.exit_code == 0, res.stderr
+    return root / "out"
+
+
 @pytest.fixture
 def tiny_sources(tmp_path) -> Path:
     return write_tiny_sources(tmp_path / "sources")

@@ -13,7 +13,16 @@ from typer.testing import CliRunner
 
 from pipeline.check import rule_labels
 from pipeline.cli import app
-from tests.conftest import ID15_RE, ID18_RE, LI, WANG, ZHANG, assert_no_full_id, make_id, write_tiny_sources
+from tests.conftest import (
+    ID15_RE,
+    ID18_RE,
+    LI,
+    WANG,
+    ZHANG,
+    assert_no_full_id,
+    make_id,
+    publish_tiny,
+)
 
 runner = CliRunner()
 STRANGER = make_id("53018119800101001")  # a valid ID of nobody in Anning's population
@@ -39,14 +48,7 @@ assert WANG.endswith("X")
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("check_run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KUOMIAN_STATE", str(root / "state"))
-        src = write_tiny_sources(root / "sources")
-        res = runner.invoke(
-            app, ["-q", "refresh", str(src), "--out", str(root / "out"), "--as-of", "2026-03-01"]
-        )
-        assert res.exit_code == 0, res.stderr
-    return root / "out"
+    return publish_tiny(root)
 
 
 def messy_csv(path: Path) -> Path:

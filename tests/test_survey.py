@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from tests.conftest import ZHANG, assert_no_full_id, write_tiny_sources
+from tests.conftest import ZHANG, assert_no_full_id, publish_tiny, write_tiny_sources
 
 runner = CliRunner()
 STREET = "530181001000"
@@ -25,14 +25,7 @@ SURVEY = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
 def published(tmp_path_factory) -> Path:
     """One tiny refresh (registry: 张伟 only), copied afresh for every test."""
     root = tmp_path_factory.mktemp("survey_run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KUOMIAN_STATE", str(root / "state"))
-        src = write_tiny_sources(root / "sources")
-        res = runner.invoke(
-            app, ["-q", "refresh", str(src), "--out", str(root / "out"), "--as-of", "2026-03-01"]
-        )
-        assert res.exit_code == 0, res.stderr
-    return root / "out"
+    return publish_tiny(root)
 
 
 @pytest.fixture
