@@ -27,20 +27,20 @@ test: setup
 
 ## Matching and registry accuracy against the generator's ground truth
 eval: setup
-	$(BIN)/python -m pipeline.evaluate $(EVAL_ARGS)
+	$(BIN)/python -m bench.evaluate $(EVAL_ARGS)
 
 ## Speed and memory at city scale (set BENCH_ARGS="--big" for 8.5M, "--splink" for Splink)
 bench: setup
-	$(BIN)/python -m pipeline.bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.speed $(BENCH_ARGS)
 
 ## Render the demo's report.html in headless Chromium (Debian package) and check it is not blank
 report-check: demo
 	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk)
-	$(BIN)/python -m pipeline.render_check $(OUT)/registry/report.html --png $(OUT)/report.png
+	$(BIN)/python -m bench.render_check $(OUT)/registry/report.html --png $(OUT)/report.png
 
 lint: setup
-	$(BIN)/ruff check pipeline schemas tests
-	$(BIN)/ruff format --check pipeline schemas tests
+	$(BIN)/ruff check pipeline schemas tests bench
+	$(BIN)/ruff format --check pipeline schemas tests bench
 
 clean:
 	rm -rf $(VENV) output .pytest_cache .ruff_cache .hypothesis

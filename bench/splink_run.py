@@ -1,4 +1,4 @@
-"""One Splink 5 linkage run (DuckDB backend), for ``python -m pipeline.bench --splink``.
+"""One Splink 5 linkage run (DuckDB backend), for ``python -m bench.speed --splink``.
 
 Standalone on purpose (needs only splink, duckdb and pyarrow), so that it runs in the
 project's venv or in a separate one (``output/bench/splink-venv``) if Splink ever

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from .errors import KuomianError
-from .ids import redact_ids
+from .core.errors import KuomianError
+from .core.ids import redact_ids
 
 app = typer.Typer(
     name="kuomian",
@@ -144,8 +144,8 @@ def refresh(
 
     Example: kuomian refresh extracts/2026 --out output/2026 --as-of 2026-03-01 --previous output/2025
     """
-    from .load import parse_overrides
-    from .run import refresh as run_refresh
+    from .commands.run import refresh as run_refresh
+    from .stages.load import parse_overrides
 
     res = run_refresh(
         sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
@@ -176,8 +176,8 @@ def validate(
 
     Example: kuomian validate extracts/2026
     """
-    from .load import parse_overrides
-    from .run import validate as run_validate
+    from .commands.run import validate as run_validate
+    from .stages.load import parse_overrides
 
     lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
     for f in lr.files:
@@ -236,7 +236,7 @@ def demo(
     """
     import shutil
 
-    from .run import refresh as run_refresh
+    from .commands.run import refresh as run_refresh
     from .synth import generate
 
     out = Path(out)
@@ -265,7 +265,7 @@ def review_import(
 
     Example: kuomian review import output/2026/review.xlsx --registry output/2026
     """
-    from .review import import_decisions
+    from .commands.review import import_decisions
 
     res = import_decisions(file, registry)
     c = res["counts"]
@@ -295,7 +295,7 @@ def survey_import(
 
     Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry output/2026
     """
-    from .survey import import_answers
+    from .commands.survey import import_answers
 
     res = import_answers(files, registry, progress=progress)
     say(
@@ -330,7 +330,7 @@ def check(
 
     Example: kuomian check 民政低保名单.xlsx --registry output/2026 --out 低保名单_比对结果.xlsx
     """
-    from .check import check_list
+    from .commands.check import check_list
 
     res = check_list(list_file, registry, out, force=force, progress=progress)
     say(
@@ -355,7 +355,7 @@ def compare(
 
     Example: kuomian compare output/2025 output/2026 --out output/diff_2025_2026
     """
-    from .compare import LISTS, compare_runs
+    from .commands.compare import LISTS, compare_runs
 
     res = compare_runs(old, new, out, force=force, progress=progress)
     say(f"registry {res.registry_old} ({res.as_of_old or old}) → {res.registry_new} ({res.as_of_new or new})")

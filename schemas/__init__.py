@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from pipeline.errors import KuomianError
+from kuomian.core.errors import KuomianError
 
 
 def check(model: type[pa.DataFrameModel], df: pl.DataFrame, after: str) -> None:

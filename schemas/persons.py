@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from schemas import check
+from kuomian.schemas import check
 
 STATUSES = [
     "excluded",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ids import check_digit
+from kuomian.core.ids import check_digit
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,7 @@ def publish_tiny(root: Path) -> Path:
     """One refresh of the tiny sources (state under ``root``), through the CLI; its OUT_DIR."""
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from kuomian.cli import app
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KUOMIAN_STATE", str(root / "state"))

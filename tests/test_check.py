@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.check import rule_labels
-from pipeline.cli import app
+from kuomian.cli import app
+from kuomian.commands.check import rule_labels
 from tests.conftest import (
     ID15_RE,
     ID18_RE,

@@ -4,7 +4,7 @@ Each folder under ``tests/golden/classify/<case>/`` is one readable case:
 
 * ``case.yaml`` — ``as_of`` (the run's as-of date), ``shows`` (one sentence: what the
   case demonstrates) and, for a known bug, ``xfail`` (the reason; the case is then a
-  strict xfail; ``xfail_raises`` names the expected exception in pipeline.errors).
+  strict xfail; ``xfail_raises`` names the expected exception in kuomian.core.errors).
 * extract files named so that the ``sources/*.yaml`` globs recognise them
   (``户籍人口.csv``, ``参保信息.csv``, ``纳税主体.csv``, ``个税.csv``, ``新增市场主体.csv``,
   ``在校生.csv``, ``低保对象.csv``, ``平台从业人员.csv``, ``特殊人员名单.csv``).
@@ -16,7 +16,7 @@ Each folder under ``tests/golden/classify/<case>/`` is one readable case:
 IDs are written as placeholders ``{ID:<17 digits>}`` (address code, birth date,
 sequence); the test appends the GB 11643 check digit (``make_id``). Every file in the
 folder is copied to a temporary sources folder with the placeholders replaced,
-``pipeline.run.refresh`` is run at ``as_of``, and persons.parquet is compared with
+``kuomian.commands.run.refresh`` is run at ``as_of``, and persons.parquet is compared with
 expected.csv row by row.
 """
 
@@ -31,8 +31,8 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline import errors
-from pipeline.run import refresh
+from kuomian.commands.run import refresh
+from kuomian.core import errors
 from tests.conftest import make_id
 
 GOLDEN = Path(__file__).parent / "golden" / "classify"
@@ -154,7 +154,7 @@ def test_golden_case(folder: Path, tmp_path: Path):
 
 def test_golden_fixture_ids_are_valid():
     """Every placeholder expands to a valid 18-character ID with a real birth date."""
-    from pipeline.ids import standardise_id
+    from kuomian.core.ids import standardise_id
 
     for folder in case_dirs():
         for f in folder.iterdir():
@@ -184,7 +184,7 @@ def test_golden_extract_files_are_recognised_by_name():
     """Every extract file in a case matches exactly one source's globs (no header guessing)."""
     from fnmatch import fnmatch
 
-    from pipeline.config import load_sources
+    from kuomian.core.config import load_sources
 
     sources = load_sources()
     for folder in case_dirs():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from kuomian.cli import app
 from tests.conftest import LI, ZHANG, assert_no_full_id
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from kuomian.cli import app
 from tests.conftest import LI, WANG, ZHANG, assert_no_full_id, make_id
 
 runner = CliRunner()

@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.compare import LISTS, compare_runs
-from pipeline.run import refresh
-from pipeline.synth import generate_years
+from kuomian.commands.compare import LISTS, compare_runs
+from kuomian.commands.run import refresh
+from kuomian.synth import generate_years
 
 AS_OF = date(2026, 3, 1)
 # compare's file name -> transitions.parquet column

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.dates import date_expr, parse_date
+from kuomian.core.dates import date_expr, parse_date
 
 BATCH = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 D = date(1990, 5, 3)

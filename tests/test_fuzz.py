@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline import dates, ids, names
-from pipeline.config import load_sources
-from pipeline.load import EXTRA_COL, NUMERIC_ID_COL
-from pipeline.standardise import IDENTITY_COLUMNS, StandardiseReport, standardise_frame
+from kuomian.core import dates, ids, names
+from kuomian.core.config import load_sources
+from kuomian.stages.load import EXTRA_COL, NUMERIC_ID_COL
+from kuomian.stages.standardise import IDENTITY_COLUMNS, StandardiseReport, standardise_frame
 from schemas.standardised import validate_identity
 
 FUZZ = settings(

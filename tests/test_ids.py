@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ids import (
+from kuomian.core.ids import (
     IdResult,
     add_id_columns,
     check_digit,

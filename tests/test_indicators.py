@@ -32,9 +32,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.classify import _gap
-from pipeline.publish import indicator_headers
-from pipeline.run import refresh
+from kuomian.commands.run import refresh
+from kuomian.stages.classify import _gap
+from kuomian.stages.publish import indicator_headers
 from tests.conftest import make_id
 
 AS_OF = date(2026, 3, 1)

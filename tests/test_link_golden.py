@@ -1,4 +1,4 @@
-"""Golden pairs for the linker (rules/matching.yaml, pipeline/link.py): must link, must not link, must go to review.
+"""Golden pairs for the linker (rules/matching.yaml, pipeline/stages/link.py): must link, must not link, must go to review.
 
 The fixture is one small town in ``tests/golden/link/``:
 
@@ -42,8 +42,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.ids import standardise_id
-from pipeline.run import refresh
+from kuomian.commands.run import refresh
+from kuomian.core.ids import standardise_id
 from tests.conftest import make_id
 
 GOLDEN = Path(__file__).parent / "golden" / "link"

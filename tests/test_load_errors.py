@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from pipeline.config import load_sources
-from pipeline.errors import FileProblem
-from pipeline.ids import add_id_columns, redact_ids
-from pipeline.load import NUMERIC_ID_COL, FileInfo, load_file, read_any, read_csv
+from kuomian.core.config import load_sources
+from kuomian.core.errors import FileProblem
+from kuomian.core.ids import add_id_columns, redact_ids
+from kuomian.stages.load import NUMERIC_ID_COL, FileInfo, load_file, read_any, read_csv
 
 ID1 = "530181199005031235"
 ID2 = "11010519491231002X"

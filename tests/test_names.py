@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.names import DOT, add_name_keys, display_name, display_name_expr, name_keys, name_scores
+from kuomian.core.names import DOT, add_name_keys, display_name, display_name_expr, name_keys, name_scores
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

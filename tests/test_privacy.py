@@ -28,14 +28,14 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.ids import mask_id
-from pipeline.synth import DirtConfig, generate, write_bad_files
+from kuomian.cli import app
+from kuomian.core.ids import mask_id
+from kuomian.synth import DirtConfig, generate, write_bad_files
 from tests.conftest import ID15_RE, ID18_RE, LI, ZHANG, assert_no_full_id, write_tiny_sources
 
 AS_OF = date(2026, 3, 1)
 KUOMIAN = Path(sys.executable).with_name("kuomian")
-CMD = [str(KUOMIAN)] if KUOMIAN.exists() else [sys.executable, "-m", "pipeline.cli"]
+CMD = [str(KUOMIAN)] if KUOMIAN.exists() else [sys.executable, "-m", "kuomian.cli"]
 HEX64 = re.compile(r"[0-9a-f]{64}")
 MASKED = re.compile(r"(?<![0-9])[0-9]{6}\*{8}[0-9]{3}[0-9X](?![0-9])")
 ZHANG15 = ZHANG[:6] + ZHANG[8:17]  # the same person's old 15-digit number

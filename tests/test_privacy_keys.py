@@ -10,8 +10,8 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.db import rows as fetch
-from pipeline.privacy import (
+from kuomian.core.db import rows as fetch
+from kuomian.core.privacy import (
     fingerprint,
     fingerprint_sql,
     fingerprints,

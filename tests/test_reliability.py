@@ -10,7 +10,7 @@ generated world (2000 people, heavy dirt) and checks what README.md "Guarantees"
   run succeeds and removes the leftovers;
 * nothing lost: reconciliation.csv balances and its rows read equal the data rows written.
 
-The stage hooks are in pipeline/run.py (``_maybe_fail``): ``KUOMIAN_FAIL_IN_STAGE`` raises a
+The stage hooks are in pipeline/commands/run.py (``_maybe_fail``): ``KUOMIAN_FAIL_IN_STAGE`` raises a
 simulated "disk full" at the end of a stage; ``KUOMIAN_PAUSE_IN_STAGE`` + ``KUOMIAN_PAUSE_MARKER``
 write the marker there and sleep, so that the test can SIGKILL the process at a known point.
 """
@@ -34,8 +34,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.publish import clean_leftovers
-from pipeline.synth import DirtConfig, generate, write_bad_files
+from kuomian.stages.publish import clean_leftovers
+from kuomian.synth import DirtConfig, generate, write_bad_files
 from tests.conftest import ZHANG, make_id, write_tiny_sources
 
 AS_OF = date(2026, 3, 1)
@@ -46,7 +46,7 @@ OUT_FILES = {
 }  # fmt: skip
 OUTCOME_HEADERS = ["已匹配", "新增人员", "重复行", "隔离", "待复核", "未匹配"]
 KUOMIAN = Path(sys.executable).with_name("kuomian")
-CMD = [str(KUOMIAN)] if KUOMIAN.exists() else [sys.executable, "-m", "pipeline.cli"]
+CMD = [str(KUOMIAN)] if KUOMIAN.exists() else [sys.executable, "-m", "kuomian.cli"]
 # A sentence telling the user what to do follows the description of the problem.
 ACTION_RE = re.compile(r"[.:)] [A-Z][^.]{8,}")
 
@@ -578,12 +578,12 @@ def test_files_shown_under_one_name_stay_apart(tmp_path):
 
 # ---------------------------------------------------------------- two runs at once
 
-# The first refresh: the real CLI whose pause (time.sleep in pipeline.run) ends as soon as the
+# The first refresh: the real CLI whose pause (time.sleep in kuomian.commands.run) ends as soon as the
 # test creates the "go" file, so that it can finish after the second run has been refused.
 RESUMABLE = """
 import os, sys, time
 from pathlib import Path
-import pipeline.run as run
+import kuomian.commands.run as run
 
 go = Path(os.environ["TEST_GO_FILE"])
 
@@ -599,7 +599,7 @@ class ResumableTime:
 
 
 run.time = ResumableTime()
-from pipeline.cli import main
+from kuomian.cli import main
 
 sys.argv = ["kuomian", *sys.argv[1:]]
 main()

@@ -19,8 +19,8 @@ import openpyxl
 import polars as pl
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.run import refresh
+from kuomian.cli import app
+from kuomian.commands.run import refresh
 from tests.conftest import assert_no_full_id, make_id
 from tests.test_link_golden import read_review, write_sources
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import standardise as std_mod
-from pipeline.db import connect, frame
-from pipeline.load import load
-from pipeline.synth import DirtConfig, generate
+from kuomian.core.db import connect, frame
+from kuomian.stages import standardise as std_mod
+from kuomian.stages.load import load
+from kuomian.synth import DirtConfig, generate
 
 AS_OF = date(2026, 3, 1)
 

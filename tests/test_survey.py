@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from kuomian.cli import app
 from tests.conftest import ZHANG, assert_no_full_id, publish_tiny, write_tiny_sources
 
 runner = CliRunner()

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline.synth import DIRT_KINDS, DirtConfig, build_world, generate, generate_sharded, write_bad_files
-from pipeline.synth.world import anniversary
+from kuomian.synth import DIRT_KINDS, DirtConfig, build_world, generate, generate_sharded, write_bad_files
+from kuomian.synth.world import anniversary
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 3, 1)
@@ -418,8 +418,8 @@ def test_bad_files(tmp_path):
 
 
 def test_a_sharded_world_has_unique_ids_and_one_truth(tmp_path):
-    from pipeline.evaluate import score_links
-    from pipeline.run import refresh
+    from bench.evaluate import score_links
+    from kuomian.commands.run import refresh
 
     out = tmp_path / "kunming"
     summary = generate_sharded(out, people=2400, seed=2, as_of=AS_OF, shard_people=1000)

@@ -9,9 +9,9 @@ import fastexcel
 import polars as pl
 import pytest
 
-from pipeline.synth import generate, generate_years
-from pipeline.synth.age import CATEGORIES, age_world, next_year
-from pipeline.synth.world import LOCAL, _Gen
+from kuomian.synth import generate, generate_years
+from kuomian.synth.age import CATEGORIES, age_world, next_year
+from kuomian.synth.world import LOCAL, _Gen
 
 AS_OF = date(2026, 3, 1)
 PEOPLE = 3000

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.run import refresh, validate
-from pipeline.synth import DirtConfig, generate
+from kuomian.cli import app
+from kuomian.commands.run import refresh, validate
+from kuomian.synth import DirtConfig, generate
 
 AS_OF = date(2026, 3, 1)
 

@@ -31,11 +31,11 @@ from typing import BinaryIO
 
 import polars as pl
 
-from .config import load_rules, normalise_header
-from .dates import parse_date
-from .errors import FileProblem, KuomianError
-from .ids import redact_ids
-from .publish import SURVEY_FIELDS
+from ..core.config import load_rules, normalise_header
+from ..core.dates import parse_date
+from ..core.errors import FileProblem, KuomianError
+from ..core.ids import redact_ids
+from ..stages.publish import SURVEY_FIELDS
 
 KEY_HEADERS = ("编号", "person_key")
 DATE_RANGE = (date(2000, 1, 1), date(2100, 12, 31))
@@ -156,7 +156,7 @@ class FileAnswers:
 
 def read_answers(path: Path) -> FileAnswers:
     """The answers of one filled-in hand-off (every cell as text, any encoding Excel writes)."""
-    from .load import read_any
+    from ..stages.load import read_any
 
     path = Path(path)
     if not path.is_file():
@@ -263,7 +263,7 @@ def _apply(df: pl.DataFrame, updates: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
 def import_answers(files: list[Path], registry: Path, *, progress=lambda msg: None) -> SurveyReport:
     """Read filled-in hand-offs and write their answers into OUT_DIR (see the module docstring)."""
-    from .publish import OutputLock
+    from ..stages.publish import OutputLock
 
     registry = Path(registry)
     persons_path = registry / "persons.parquet"

@@ -25,8 +25,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .config import load_rules, load_sources
-from .db import frame
+from ..core.config import load_rules, load_sources
+from ..core.db import frame
 
 CSS = """
 body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -360,7 +360,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
         bar_chart(names, streets["coverage_rate"].to_list(), cov_t, "各街道参保率", lo=None),
         bar_chart(names, streets["employee_share"].to_list(), emp_t, "各街道职工占比"),
     ]
-    from .publish import indicator_headers
+    from ..stages.publish import indicator_headers
 
     first_cov, first_emp = next(iter(cov_t.values())), next(iter(emp_t.values()))
     body.append(
@@ -516,7 +516,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     page.append(_section("matching", "五", body))
 
     # 六、对账 -----------------------------------------------------------------
-    from .publish import RECON_HEADERS
+    from ..stages.publish import RECON_HEADERS
 
     rc = recon.with_columns(
         source=src_label(),

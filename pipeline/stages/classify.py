@@ -17,9 +17,9 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from .config import load_rules, load_sources, street_names
-from .db import frame, rows, store
-from .rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
+from ..core.config import load_rules, load_sources, street_names
+from ..core.db import frame, rows, store
+from ..core.rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
 MATCHED = "('linked', 'new_person')"
 CITY_CODE = "530181000000"  # 安宁市 itself: the city row of the indicators
@@ -133,7 +133,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
 def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: None) -> ClassifyReport:
     """Evaluate statuses and groups; write ``cls_persons``, ``cls_indicators``, ``cls_employers``."""
-    from schemas.persons import validate_persons
+    from ..schemas.persons import validate_persons
 
     progress("classify: person features")
     build_features(con, as_of)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .link import OUTCOMES
+from ..stages.link import OUTCOMES
 
 
 def reconciliation_frame(

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from . import __version__
-from .classify import ClassifyReport, classify
-from .config import home
-from .db import connect
-from .errors import KuomianError, OutputExists
-from .ids import redact_ids
-from .link import LinkReport, link
-from .load import LoadReport, file_manifest, load
-from .privacy import key_path, load_key
-from .publish import OutputLock, PublishReport, clean_leftovers, move_into_place, publish, staging_dir
-from .standardise import StandardiseReport, standardise
+from .. import __version__
+from ..core.config import home
+from ..core.db import connect
+from ..core.errors import KuomianError, OutputExists
+from ..core.ids import redact_ids
+from ..core.privacy import key_path, load_key
+from ..stages.classify import ClassifyReport, classify
+from ..stages.link import LinkReport, link
+from ..stages.load import LoadReport, file_manifest, load
+from ..stages.publish import OutputLock, PublishReport, clean_leftovers, move_into_place, publish, staging_dir
+from ..stages.standardise import StandardiseReport, standardise
 
 
 @dataclass

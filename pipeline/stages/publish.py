@@ -21,10 +21,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .config import load_rules
-from .db import frame, scalar, store
-from .errors import KuomianError, OutputExists
-from .privacy import key_params, person_key_sql
+from ..core.config import load_rules
+from ..core.db import frame, scalar, store
+from ..core.errors import KuomianError, OutputExists
+from ..core.privacy import key_params, person_key_sql
 
 REGISTRY_STATUSES = ("unenrolled", "resident_upgradable")
 SURVEY_FIELDS = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
@@ -223,10 +223,10 @@ def publish(
     manifest: dict,
 ) -> PublishReport:
     """Write every output file into ``stage`` (the caller moves it into place)."""
-    from .handoff import write_handoffs
-    from .reconcile import reconciliation_frame
-    from .report_html import write_report
-    from .review import write_review_xlsx
+    from ..commands.review import write_review_xlsx
+    from ..core.reconcile import reconciliation_frame
+    from ..report.handoff import write_handoffs
+    from ..report.html import write_report
 
     report = PublishReport()
     persons = persons_frame(con, key, as_of, previous)

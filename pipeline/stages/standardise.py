@@ -17,11 +17,11 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from . import dates, ids, names
-from .config import Source, load_sources, street_lookup, street_names, vocabulary
-from .db import store
+from ..core import dates, ids, names
+from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
+from ..core.db import store
+from ..core.text import nfkc, on_distinct
 from .load import EXTRA_COL, NUMERIC_ID_COL, LoadReport, empty_frame
-from .text import nfkc, on_distinct
 
 IDENTITY_COLUMNS = [
     "row_id", "source", "file", "row", "row_state", "reason",
@@ -309,7 +309,7 @@ def standardise(
     Takes the loaded frames in parts of whole files (see :data:`PART_ROWS`; each freed once
     stored), so a source's memory is one part's; exact duplicates are found across parts.
     """
-    from schemas.standardised import validate_identity
+    from ..schemas.standardised import validate_identity
 
     sources = load_sources()
     con.execute(

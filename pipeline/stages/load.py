@@ -29,9 +29,9 @@ from typing import NoReturn
 
 import polars as pl
 
-from .config import Source, load_sources, normalise_header
-from .errors import FileProblem, KuomianError
-from .ids import redact_ids
+from ..core.config import Source, load_sources, normalise_header
+from ..core.errors import FileProblem, KuomianError
+from ..core.ids import redact_ids
 
 READABLE = {".csv", ".txt", ".xlsx", ".xlsm", ".xls", ".parquet"}
 ROW_COL = "_row"

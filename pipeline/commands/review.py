@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .db import frame
-from .errors import KuomianError
-from .ids import mask_id
-from .privacy import state_dir
+from ..core.db import frame
+from ..core.errors import KuomianError
+from ..core.ids import mask_id
+from ..core.privacy import state_dir
 
 DECISIONS = ("是", "否", "不确定")
 COLUMNS = [
@@ -72,7 +72,7 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataF
         """,
     )
     df = df.join(keys.rename({"id_number": "person_id"}), on="person_id", how="left")
-    from .config import street_names
+    from ..core.config import street_names
 
     names = street_names()
     return df.with_columns(
@@ -89,7 +89,7 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataF
 
 
 def write_review_xlsx(con: duckdb.DuckDBPyConnection, path: Path, keys: pl.DataFrame) -> int:
-    from .xlsx import write_xlsx
+    from ..core.xlsx import write_xlsx
 
     df = review_frame(con, keys).rename(dict(COLUMNS))
     last = len(COLUMNS) - 1
@@ -104,7 +104,7 @@ def write_review_xlsx(con: duckdb.DuckDBPyConnection, path: Path, keys: pl.DataF
 
 def import_decisions(file: Path, registry: Path) -> dict:
     """Read a filled-in review.xlsx; store 是/否 decisions for every later refresh."""
-    from .load import FileProblem, read_any
+    from ..stages.load import FileProblem, read_any
 
     if not (registry / "persons.parquet").exists():
         raise KuomianError(f"--registry {registry}: not a kuomian output folder (no persons.parquet).")
@@ -155,7 +155,7 @@ def import_decisions(file: Path, registry: Path) -> dict:
 
 def decisions_for_link(key: bytes, person_ids: list[str]) -> pl.DataFrame:
     """Stored decisions with person_key mapped back to the canonical ID of this run's persons."""
-    from .privacy import person_keys
+    from ..core.privacy import person_keys
 
     path = decisions_path()
     if not path.exists():

@@ -1,6 +1,6 @@
 """Render ``report.html`` in headless Chromium and check the screenshot is not blank.
 
-Usage: python -m pipeline.render_check OUT_DIR/report.html [--png report.png]
+Usage: python -m bench.render_check OUT_DIR/report.html [--png report.png]
 
 Needs Debian's ``chromium`` (``make report-check`` installs it). The page must
 render offline: Chromium runs with networking features off, so anything the

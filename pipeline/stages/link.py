@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from . import names
-from .config import load_rules, load_sources
-from .db import first_row, rows, scalar, store
-from .privacy import fingerprint_sql, key_params
+from ..core import names
+from ..core.config import load_rules, load_sources
+from ..core.db import first_row, rows, scalar, store
+from ..core.privacy import fingerprint_sql, key_params
 
 OUTCOMES = ("linked", "new_person", "duplicate", "quarantined", "review", "unmatched")
 
@@ -348,7 +348,7 @@ def decide(con: duckdb.DuckDBPyConnection) -> None:
 
 def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
     """Review decisions from earlier runs: ``link_forbidden`` (否) and ``link_confirmed`` (是)."""
-    from .review import decisions_for_link, decisions_path
+    from ..commands.review import decisions_for_link, decisions_path
 
     if decisions_path().exists():
         ids = [r[0] for r in rows(con, "SELECT person_id FROM link_persons")]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from .config import load_rules, load_sources
-from .ids import mask_id_expr
+from ..core.config import load_rules, load_sources
+from ..core.ids import mask_id_expr
 
 BASE_HEADERS = [
     "编号",
@@ -90,7 +90,7 @@ def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True) -> in
 
 def write_handoff_xlsx(path: Path, body: pl.DataFrame) -> None:
     """The hand-off as a workbook: text cells, frozen header and 编号/姓名, survey drop-downs."""
-    from .xlsx import write_xlsx
+    from ..core.xlsx import write_xlsx
 
     dropdowns = {body.columns.index(c["header"]): c["allowed"] for c in survey_columns() if c.get("allowed")}
     write_xlsx(

@@ -7,7 +7,7 @@ refresh on each, and prints
   share sent to review, wrong automatic links;
 * registry precision / recall / F1, status accuracy and group accuracy.
 
-Usage: python -m pipeline.evaluate [--people N] [--seeds 1,2,3] [--heavy]
+Usage: python -m bench.evaluate [--people N] [--seeds 1,2,3] [--heavy]
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ def score_registry(out_dir: Path, truth_dir: Path) -> dict:
 
 
 def evaluate_world(people: int, seed: int, heavy: bool, workdir: Path, as_of: date) -> Scores:
-    from .run import refresh
-    from .synth import DirtConfig, generate
+    from kuomian.commands.run import refresh
+    from kuomian.synth import DirtConfig, generate
 
     world = workdir / f"world_{people}_{seed}{'_heavy' if heavy else ''}"
     generate(world, people=people, seed=seed, as_of=as_of, dirt=DirtConfig.heavy() if heavy else DirtConfig())

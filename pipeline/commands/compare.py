@@ -29,11 +29,11 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.config import street_names
+from ..core.errors import KuomianError, OutputExists
+from ..core.ids import mask_id_expr
+from ..stages.publish import REGISTRY_STATUSES
 from .check import group_labels, status_labels, status_text
-from .config import street_names
-from .errors import KuomianError, OutputExists
-from .ids import mask_id_expr
-from .publish import REGISTRY_STATUSES
 
 ENROLLED = ("receiving", "enrolled_employee", "enrolled_resident")
 NOT_IN_POPULATION = "不再在人口名单中"
@@ -256,7 +256,7 @@ def indicators_side_by_side(old_dir: Path, new_dir: Path) -> pl.DataFrame | None
 
 
 def compare_html(report: CompareReport, streets: pl.DataFrame, indicators: pl.DataFrame | None) -> str:
-    from .report_html import CSS, _table, grouped_bar_chart
+    from ..report.html import CSS, _table, grouped_bar_chart
 
     esc = html.escape
     body = [
@@ -305,7 +305,7 @@ def compare_runs(
     old_dir: Path, new_dir: Path, out_dir: Path, *, force: bool = False, progress=lambda m: None
 ) -> CompareReport:
     """Compare two OUT_DIRs and publish DIFF_DIR (see the module docstring)."""
-    from .publish import OutputLock, clean_leftovers, move_into_place, staging_dir
+    from ..stages.publish import OutputLock, clean_leftovers, move_into_place, staging_dir
     from .run import private_umask
 
     old_dir, new_dir = Path(old_dir), Path(new_dir)
@@ -326,7 +326,7 @@ def compare_runs(
     if indicators is None:
         report.notes.append("indicators.csv missing in one of the runs: no indicator comparison")
 
-    from .publish import write_frame_csv
+    from ..stages.publish import write_frame_csv
 
     with private_umask(), OutputLock(out_dir):
         clean_leftovers(out_dir, progress)

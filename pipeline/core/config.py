@@ -1,7 +1,8 @@
 """Declarations as data: ``sources/*.yaml`` and ``rules/*.yaml``.
 
-The code only evaluates what these files say. Both folders are looked up
-next to the package (a checkout installed with ``pip install -e``) unless
+The code only evaluates what these files say. Both folders are package data
+(``kuomian/rules``, ``kuomian/sources`` in an installed wheel; the top-level
+folders of a checkout) unless
 ``KUOMIAN_HOME`` points at another folder holding ``sources/`` and ``rules/``.
 """
 
@@ -21,8 +22,16 @@ from .errors import KuomianError
 
 
 def home() -> Path:
+    """The folder holding the default ``rules/`` and ``sources/``.
+
+    Installed from a wheel they are package data inside ``kuomian/``; in a checkout they
+    are the top-level folders beside ``pipeline/`` (the package's source folder).
+    """
     env = os.environ.get("KUOMIAN_HOME")
-    return Path(env) if env else Path(__file__).resolve().parent.parent
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parent.parent
+    return package if (package / "rules").is_dir() else package.parent
 
 
 def normalise_header(h: str) -> str:

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import polars as pl
 
-from .config import Field, Source, _read_yaml, home, load_rules, load_sources
-from .errors import KuomianError, OutputExists
-from .publish import REGISTRY_STATUSES
+from ..core.config import Field, Source, _read_yaml, home, load_rules, load_sources
+from ..core.errors import KuomianError, OutputExists
+from ..stages.publish import REGISTRY_STATUSES
 
 RESULT_COLUMNS = ["匹配结果", "参保状态", "重点群体", "所属街道", "是否在实名库"]
 REVIEW = "待人工核实"
@@ -105,7 +105,7 @@ class CheckReport:
 
 
 def _persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
-    from .names import name_keys
+    from ..core.names import name_keys
 
     uniq = persons["name"].fill_null("").unique().to_list()
     keys = {n: name_keys(n) for n in uniq}
@@ -128,9 +128,15 @@ def _persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
 
 def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     """(row_id, outcome, person_id, match_rule) for standardised rows, by the refresh's cascade."""
-    from .db import connect, frame, store
-    from .link import add_match_columns, decide, generate_candidates, resolve_trivial, score_candidates
-    from .standardise import IDENTITY_COLUMNS
+    from ..core.db import connect, frame, store
+    from ..stages.link import (
+        add_match_columns,
+        decide,
+        generate_candidates,
+        resolve_trivial,
+        score_candidates,
+    )
+    from ..stages.standardise import IDENTITY_COLUMNS
 
     tmp = Path(tempfile.mkdtemp(prefix="kuomian-check-"))  # private (0700): spill files hold IDs
     con = connect(temp_dir=tmp / "duckdb")
@@ -152,8 +158,8 @@ def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
 
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
     """(header, records) of the result: the list as read plus the five result columns."""
-    from .load import FileInfo, load_file, read_any
-    from .standardise import StandardiseReport, standardise_frame
+    from ..stages.load import FileInfo, load_file, read_any
+    from ..stages.standardise import StandardiseReport, standardise_frame
 
     src = list_source()
     header, body, *_ = read_any(list_file)

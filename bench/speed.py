@@ -7,7 +7,7 @@ in a fresh subprocess so that every peak RSS is that run's own:
 * the **refresh** (load → standardise → link → classify → publish): per stage wall time,
   rows/s and peak RSS; the time per row, so the growth between sizes is visible;
 * the **floor**: read every extract file as text with the same readers
-  (``pipeline.load.read_any``, as many files at once as the load stage reads) and join all
+  (``kuomian.stages.load.read_any``, as many files at once as the load stage reads) and join all
   rows to the household IDs on the exact ID in DuckDB — the least any tool must do; the
   refresh is reported as a multiple of it;
 * with ``--splink``: **Splink 5** on its DuckDB backend (``bench/splink_settings.py``),
@@ -16,7 +16,7 @@ in a fresh subprocess so that every peak RSS is that run's own:
 
 Usage::
 
-    python -m pipeline.bench [--sizes 100000,500000] [--big] [--splink] [--threads N]
+    python -m bench.speed [--sizes 100000,500000] [--big] [--splink] [--threads N]
                              [--memory-limit 4GB] [--big-memory-limit 8GB]
                              [--workdir output/bench] [--seed 1]
 
@@ -98,7 +98,7 @@ def _reset_hwm() -> None:
 
 
 def _w_generate(p: dict) -> dict:
-    from .synth import generate, generate_sharded
+    from kuomian.synth import generate, generate_sharded
 
     world = Path(p["world"])
     as_of = date.fromisoformat(p["as_of"])
@@ -115,7 +115,7 @@ def _w_generate(p: dict) -> dict:
 
 
 def _w_refresh(p: dict) -> dict:
-    from . import run as run_mod
+    from kuomian.commands import run as run_mod
 
     base = run_mod.Timer
 
@@ -171,9 +171,9 @@ def _w_floor(p: dict) -> dict:
     """Read every extract with the tool's readers, then an exact-ID join of all rows to household."""
     import polars as pl
 
-    from .config import load_sources
-    from .db import connect
-    from .load import in_parallel, read_any, recognise
+    from kuomian.core.config import load_sources
+    from kuomian.core.db import connect
+    from kuomian.stages.load import in_parallel, read_any, recognise
 
     start_peak = _hwm_mib()
     t0 = time.perf_counter()
@@ -219,9 +219,9 @@ def _w_floor(p: dict) -> dict:
 
 def _w_prep(p: dict) -> dict:
     """Load + standardise with the tool's own stages; dump ``std_rows`` for Splink."""
-    from .db import connect
-    from .load import load
-    from .standardise import standardise
+    from kuomian.core.db import connect
+    from kuomian.stages.load import load
+    from kuomian.stages.standardise import standardise
 
     tmp = Path(p["tmp"])
     con = connect(temp_dir=tmp, threads=p.get("threads"), memory_limit=p.get("memory_limit"))
@@ -382,7 +382,7 @@ def run_child(
 
 
 def _worker_cmd(kind: str, params: dict, result: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline.bench", "_worker", kind, json.dumps(params), str(result)]
+    return [sys.executable, "-m", "bench.speed", "_worker", kind, json.dumps(params), str(result)]
 
 
 def _child_env(args, workdir: Path) -> dict:

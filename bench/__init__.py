@@ -1,0 +1,1 @@
+"""Developer tools, never installed: the benchmark (speed), the accuracy evaluation and the report render check."""

@@ -1,0 +1,1 @@
+"""The commands behind the CLI: refresh/validate (run), check, compare, survey and review imports."""

@@ -1,0 +1,1 @@
+"""Helpers every stage and command shares: configuration, DuckDB, errors, IDs, names, dates, keys."""
