@@ -6,8 +6,8 @@ encoding the loader reads) with at least a 姓名 column and usually a
 ``sources/_common.yaml`` (身份证号, 姓名, 街道, 社区) plus 出生日期 when present.
 The rows are standardised by the refresh's own functions and matched against
 the published ``persons.parquet`` with the refresh's own cascade
-(:mod:`pipeline.link`: the rules, thresholds and name keys of
-``rules/matching.yaml``), then written back as the same list — every
+(:func:`kuomian.stages.link.match_to_persons`: the same steps, the rules, thresholds and
+name keys of ``rules/matching.yaml``), then written back as the same list — every
 original column, in order, exactly as read — plus
 
 * 匹配结果   — the label of the rule that matched (rules/matching.yaml),
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,60 +102,9 @@ class CheckReport:
         return f"check: {self.rows} rows; {parts}; in the registry {self.in_registry}"
 
 
-def _persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
-    from ..core.names import name_keys
-
-    uniq = persons["name"].fill_null("").unique().to_list()
-    keys = {n: name_keys(n) for n in uniq}
-    return persons.select(
-        pl.col("id_number").alias("person_id"),
-        pl.col("hukou_local"),
-        pl.col("name").fill_null(""),
-        pl.col("name").fill_null("").replace_strict({n: k[0] for n, k in keys.items()}).alias("name_key"),
-        pl.col("name").fill_null("").replace_strict({n: k[1] for n, k in keys.items()}).alias("name_py"),
-        pl.col("sex"),
-        pl.col("birth_date"),
-        pl.col("street_code"),
-        pl.col("community"),
-        # the household number, when the published run carries it (rule relative_id); else unknown
-        (pl.col("household_no") if "household_no" in persons.columns else pl.lit(None, dtype=pl.String))
-        .cast(pl.String)
-        .alias("household_no"),
-    )
-
-
-def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
-    """(row_id, outcome, person_id, match_rule) for standardised rows, by the refresh's cascade."""
-    from ..core.db import connect, frame, store
-    from ..stages.link import (
-        add_match_columns,
-        decide,
-        generate_candidates,
-        resolve_trivial,
-        score_candidates,
-    )
-    from ..stages.standardise import IDENTITY_COLUMNS
-
-    tmp = Path(tempfile.mkdtemp(prefix="kuomian-check-"))  # private (0700): spill files hold IDs
-    con = connect(temp_dir=tmp / "duckdb")
-    try:
-        store(con, "link_rows", std.select(IDENTITY_COLUMNS))
-        store(con, "link_persons", _persons_for_link(persons))
-        add_match_columns(con)
-        con.execute("CREATE OR REPLACE TABLE link_forbidden (row_id BIGINT, person_id VARCHAR)")
-        resolve_trivial(con)
-        con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_trivial)")
-        generate_candidates(con)
-        score_candidates(con)
-        decide(con)
-        return frame(con, "SELECT row_id, outcome, person_id, match_rule FROM link_decisions")
-    finally:
-        con.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
     """(header, records) of the result: the list as read plus the five result columns."""
+    from ..stages.link import match_to_persons
     from ..stages.load import FileInfo, load_file, read_any
     from ..stages.standardise import StandardiseReport, standardise_frame
 
@@ -167,7 +114,7 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
     std = standardise_frame(loaded, src, StandardiseReport())
     std = std.with_columns(row_id=pl.col("_seq").cast(pl.Int64))
     usable = std.filter(pl.col("row_state") != "quarantined")
-    decisions = match_rows(usable, persons)
+    decisions = match_to_persons(usable, persons).select("row_id", "outcome", "person_id", "match_rule")
 
     people = {
         r["id_number"]: r

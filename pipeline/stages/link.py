@@ -13,6 +13,12 @@ Entry point: :func:`link`. Reads ``std_rows`` and writes
   rule, confidence.
 
 Names are scored with rapidfuzz on candidate pairs only (vectorised).
+
+The cascade itself (:func:`cascade`: trivial links, candidates, name scores, decisions) is a
+list of :class:`Step` s over tables named by a :class:`LinkTables`, run in one place
+(:func:`run_steps`); the refresh runs it on ``link_rows``/``link_persons``, and
+:func:`match_to_persons` runs the very same steps on any standardised rows against a published
+population (``kuomian check``, and anything else that matches a list against a registry).
 """
 
 from __future__ import annotations
@@ -123,82 +129,126 @@ MATCH_COLUMNS = """left(person_id, 15) AS prefix15,
          + CASE WHEN substr(person_id, 16, 1) >= '5' THEN 1 ELSE 0 END AS VARCHAR) AS prefix15_rounded"""
 
 
-def add_match_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """Add :data:`MATCH_COLUMNS` to a ``link_persons`` built elsewhere (``kuomian check``)."""
-    con.execute(f"CREATE OR REPLACE TABLE link_persons AS SELECT *, {MATCH_COLUMNS} FROM link_persons")
-
-
 def _sql_list(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def resolve_trivial(con: duckdb.DuckDBPyConnection, rows_sql: str = "link_rows") -> None:
-    """``link_trivial``: rows (of ``rows_sql``) whose trusted ID belongs to a person with the very
-    same name key.
+# ---------------------------------------------------------------- the cascade, as steps over named tables
+
+
+@dataclass(frozen=True)
+class LinkTables:
+    """The tables one run of the cascade reads and writes, by name.
+
+    Read: ``rows`` (standardised rows to resolve: ``row_id`` and the identity columns of
+    :data:`..stages.standardise.IDENTITY_COLUMNS`), ``persons`` (the population: ``person_id``,
+    ``name``, ``name_key``, ``name_py``, ``sex``, ``birth_date``, ``street_code``, ``community``,
+    ``household_no`` and :data:`MATCH_COLUMNS`) and ``forbidden`` ((row_id, person_id) pairs a
+    reviewer rejected; None: none). Written: ``{prefix}_trivial``, ``{prefix}_candidates_raw``,
+    ``{prefix}_candidates``, ``{prefix}_decisions``, ``{prefix}_review`` (and temporary
+    ``_{prefix}_scored``, ``_{prefix}_chosen``, ``_{prefix}_name_differs``).
+    """
+
+    rows: str
+    persons: str
+    forbidden: str | None = None
+    prefix: str = "link"
+
+    def out(self, name: str) -> str:
+        return f"{self.prefix}_{name}"
+
+    def temp(self, name: str) -> str:
+        return f"_{self.prefix}_{name}"
+
+
+# The refresh's tables (see the module docstring).
+REFRESH_TABLES = LinkTables(rows="link_rows", persons="link_persons", forbidden="link_forbidden")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the cascade: ``CREATE OR REPLACE [TEMP] TABLE table AS sql``."""
+
+    table: str
+    sql: str
+    temp: bool = False
+
+
+def run_steps(con: duckdb.DuckDBPyConnection, steps: list[Step]) -> None:
+    """Run the steps in order: the one place where the cascade's SQL is executed."""
+    for s in steps:
+        con.execute(f"CREATE OR REPLACE {'TEMP ' if s.temp else ''}TABLE {s.table} AS {s.sql}")
+
+
+def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
+    """``{prefix}_trivial``: rows (of ``rows_sql``, by default ``t.rows``) whose trusted ID belongs
+    to a person with the very same name key.
 
     Nearly every row is one of these; the first rules of the cascade (exact_id,
     upgraded_id) would link them with a name score of 1.0 whatever else is tried,
     so they are settled by one join and only the rest goes through the cascade
-    (the caller leaves them out of ``link_rows``).
+    (the caller leaves them out of ``t.rows``).
     """
-    rules = {r["candidates"]: r for r in _rules()["rules"]}
-    by_kind = {k: r for r in _rules()["rules"] if r["candidates"] == "id_equal" for k in r["id_kinds"]}
-    if not rules.get("id_equal"):
-        con.execute(
-            "CREATE OR REPLACE TABLE link_trivial (row_id BIGINT, person_id VARCHAR, rule VARCHAR, confidence DOUBLE)"
+    rules = _rules()["rules"]
+    by_kind = {k: r for r in rules if r["candidates"] == "id_equal" for k in r["id_kinds"]}
+    if not by_kind:
+        return Step(
+            t.out("trivial"),
+            "SELECT NULL::BIGINT AS row_id, NULL::VARCHAR AS person_id, NULL::VARCHAR AS rule, "
+            "NULL::DOUBLE AS confidence WHERE false",
         )
-        return
     cases = " ".join(f"WHEN '{k}' THEN '{r['rule']}'" for k, r in by_kind.items())
     conf = " ".join(f"WHEN '{k}' THEN {float(r['confidence'])}" for k, r in by_kind.items())
-    kinds = _sql_list(list(by_kind))
-    con.execute(
+    return Step(
+        t.out("trivial"),
         f"""
-        CREATE OR REPLACE TABLE link_trivial AS
         SELECT r.row_id, p.person_id, CASE r.id_kind {cases} END AS rule, CASE r.id_kind {conf} END AS confidence
-        FROM {rows_sql} r JOIN link_persons p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
-        WHERE r.id_kind IN ({kinds})
-        """
+        FROM {rows_sql or t.rows} r JOIN {t.persons} p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
+        WHERE r.id_kind IN ({_sql_list(list(by_kind))})
+        """,
     )
 
 
-# candidates method -> (join clause with {k} for the name key, extra WHERE condition)
+# candidates method -> (join clause with {k} for the name key and {p} for the persons table,
+# extra WHERE condition)
 NAME_JOINS = {
-    "name_birth": ("JOIN link_persons p ON p.birth_date = r.birth_date_stated AND p.{k} = r.{k}", ""),
+    "name_birth": ("JOIN {p} p ON p.birth_date = r.birth_date_stated AND p.{k} = r.{k}", ""),
     "same_household_name": (
-        "JOIN link_persons owner ON owner.person_id = r.id_canonical "
-        "JOIN link_persons p ON p.household_no = owner.household_no AND p.{k} = r.{k}",
+        "JOIN {p} owner ON owner.person_id = r.id_canonical "
+        "JOIN {p} p ON p.household_no = owner.household_no AND p.{k} = r.{k}",
         "p.person_id <> owner.person_id",
     ),
     "name_prefix": (
-        "JOIN link_persons p ON p.{k} = r.{k} AND left(p.person_id, 6) = left(r.id_digits, 6)",
+        "JOIN {p} p ON p.{k} = r.{k} AND left(p.person_id, 6) = left(r.id_digits, 6)",
         "length(r.id_digits) >= 6 AND r.street_code IS NULL AND (r.id_kind <> 'excel' "
         "OR starts_with(p.person_id, r.id_digits) OR p.prefix15_rounded = r.id_digits)",
     ),
     "name_place": (
-        "JOIN link_persons p ON p.street_code = r.street_code AND p.{k} = r.{k}",
+        "JOIN {p} p ON p.street_code = r.street_code AND p.{k} = r.{k}",
         "(r.community IS NULL OR p.community = r.community) "
         "AND (r.id_digits IS NULL OR starts_with(p.person_id, left(r.id_digits, 6)))",
     ),
 }
 
 
-def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_candidates``: every (row, person, rule) the cascade proposes (before names are scored)."""
+def candidates_step(t: LinkTables) -> Step:
+    """``{prefix}_candidates_raw``: every (row, person, rule) the cascade proposes (before names are scored)."""
     rules = _rules()["rules"]
+    P = t.persons
     parts = []
     for order, rule in enumerate(rules):
         kinds = _sql_list(rule["id_kinds"])
         name, how = rule["rule"], rule["candidates"]
         head = f"SELECT r.row_id, p.person_id, '{name}' AS rule, {order} AS rule_order"
-        rows = f"(SELECT * FROM link_rows WHERE id_kind IN ({kinds}))"
+        rows = f"(SELECT * FROM {t.rows} WHERE id_kind IN ({kinds}))"
         if how == "id_equal":
-            parts.append(f"{head} FROM {rows} r JOIN link_persons p ON p.person_id = r.id_canonical")
+            parts.append(f"{head} FROM {rows} r JOIN {P} p ON p.person_id = r.id_canonical")
         elif how == "one_edit":
             # One substituted character leaves two of the three 6-character parts intact:
             # three selective equi-joins, then keep Hamming distance exactly 1.
             for a, b in ((1, 7), (1, 13), (7, 13)):
                 parts.append(
-                    f"{head} FROM {rows} r JOIN link_persons p "
+                    f"{head} FROM {rows} r JOIN {P} p "
                     f"ON substr(p.person_id, {a}, 6) = substr(r.id_digits, {a}, 6) "
                     f"AND substr(p.person_id, {b}, 6) = substr(r.id_digits, {b}, 6) "
                     f"WHERE hamming(p.person_id, r.id_digits) = 1"
@@ -210,39 +260,34 @@ def generate_candidates(con: duckdb.DuckDBPyConnection) -> None:
                            || substr(r0.id_digits, i, 1) || substr(r0.id_digits, i + 2) AS swapped
                     FROM {rows} r0, range(1, 18) t(i)
                     WHERE substr(r0.id_digits, i, 1) <> substr(r0.id_digits, i + 1, 1)
-                ) r JOIN link_persons p ON p.person_id = r.swapped"""
+                ) r JOIN {P} p ON p.person_id = r.swapped"""
             )
         elif how == "id_prefix":
             n = int(rule.get("min_digits", 15))
             # Excel rounds to 15 significant digits (others truncate): accept either form.
             for prefix in ("p.prefix15", "p.prefix15_rounded"):
                 parts.append(
-                    f"{head} FROM {rows} r JOIN link_persons p "
-                    f"ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {n}"
+                    f"{head} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {n}"
                 )
         elif how in NAME_JOINS:
             # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
             join, where = NAME_JOINS[how]
             for k in ("name_key", "name_py"):
                 parts.append(
-                    f"{head} FROM {rows} r {join.format(k=k)} WHERE r.{k} <> ''"
+                    f"{head} FROM {rows} r {join.format(k=k, p=P)} WHERE r.{k} <> ''"
                     + (f" AND {where}" if where else "")
                 )
         else:
             raise ValueError(f"rules/matching.yaml: unknown candidates method {how!r} in rule {name}")
-    con.execute(
-        "CREATE OR REPLACE TABLE link_candidates_raw AS SELECT DISTINCT * FROM ("
-        + " UNION ALL ".join(parts)
-        + ")"
-    )
+    return Step(t.out("candidates_raw"), "SELECT DISTINCT * FROM (" + " UNION ALL ".join(parts) + ")")
 
 
-def score_candidates(con: duckdb.DuckDBPyConnection) -> None:
-    """Add ``name_score`` to every candidate pair (rapidfuzz, vectorised)."""
+def score_candidates(con: duckdb.DuckDBPyConnection, t: LinkTables) -> None:
+    """``{prefix}_candidates``: ``{prefix}_candidates_raw`` plus ``name_score`` (rapidfuzz, vectorised)."""
     pairs = con.sql(
-        """
+        f"""
         SELECT c.*, r.name_key AS r_key, r.name_py AS r_py, p.name_key AS p_key, p.name_py AS p_py
-        FROM link_candidates_raw c JOIN link_rows r USING (row_id) JOIN link_persons p USING (person_id)
+        FROM {t.out("candidates_raw")} c JOIN {t.rows} r USING (row_id) JOIN {t.persons} p USING (person_id)
         """
     ).pl()
     scores = names.name_scores(
@@ -251,99 +296,181 @@ def score_candidates(con: duckdb.DuckDBPyConnection) -> None:
     scored = pairs.drop("r_key", "r_py", "p_key", "p_py").with_columns(
         name_score=pl.Series(scores, dtype=pl.Float64)
     )
-    store(con, "link_candidates", scored)
+    store(con, t.out("candidates"), scored)
 
 
-def decide(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_decisions``: per row, linked or review, and for review the candidates shown."""
+def _rules_values() -> str:
+    """The rules of ``rules/matching.yaml`` as an inline table (rule, threshold, band, …)."""
     cfg = _rules()
     agree, same = cfg["name_agreement"]["agree"], cfg["name_agreement"]["same"]
-    rules = pl.DataFrame(
-        [
-            {
-                "rule": r["rule"],
-                "threshold": same if r.get("name") == "same" else agree,
-                "band": r.get("band", "auto"),
-                "confidence": float(r["confidence"]),
-                "prefer_same_street": bool(r.get("prefer_same_street", False)),
-                "id_anchored": r["candidates"] == "id_equal",
-            }
-            for r in cfg["rules"]
-        ]
-    )
-    con.register("_rules", rules)
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _link_scored AS
-        SELECT c.*, ru.threshold, ru.band, ru.confidence, ru.prefer_same_street, ru.id_anchored,
-               c.name_score >= ru.threshold AS passes,
-               (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
-        FROM link_candidates c
-        JOIN _rules ru USING (rule)
-        JOIN link_rows r USING (row_id)
-        JOIN link_persons p USING (person_id)
-        ANTI JOIN link_forbidden f USING (row_id, person_id)
-        """
-    )
-    con.unregister("_rules")
-    # The deciding candidates: those of the first rule (in cascade order) whose name agrees.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _link_chosen AS
-        WITH first_rule AS (
-            SELECT row_id, min(rule_order) AS rule_order FROM _link_scored WHERE passes GROUP BY row_id
-        ), chosen AS (
-            SELECT c.* FROM _link_scored c JOIN first_rule USING (row_id, rule_order) WHERE c.passes
+    values = []
+    for r in cfg["rules"]:
+        threshold = float(same if r.get("name") == "same" else agree)
+        band = str(r.get("band", "auto")).replace("'", "''")
+        values.append(
+            f"('{r['rule']}', {threshold!r}::DOUBLE, '{band}', {float(r['confidence'])!r}::DOUBLE, "
+            f"{bool(r.get('prefer_same_street', False))}, {r['candidates'] == 'id_equal'})"
         )
-        -- where a rule prefers the row's street, candidates there beat the others
-        SELECT * FROM chosen
-        QUALIFY NOT prefer_same_street OR NOT bool_or(same_street) OVER (PARTITION BY row_id) OR same_street
-        """
+    return (
+        "(SELECT * FROM (VALUES " + ", ".join(values) + ") "
+        "v(rule, threshold, band, confidence, prefer_same_street, id_anchored))"
     )
-    # A trusted ID whose name clearly differs, with no other rule agreeing: never accepted silently.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _link_name_differs AS
-        SELECT * FROM _link_scored
-        WHERE id_anchored AND NOT passes AND row_id NOT IN (SELECT row_id FROM _link_chosen)
-        """
+
+
+def decide_steps(t: LinkTables) -> list[Step]:
+    """``{prefix}_decisions`` (per row: linked or review, rule, confidence, review reason) and
+    ``{prefix}_review`` (for review rows, the candidates that made them so)."""
+    scored, chosen, differs = t.temp("scored"), t.temp("chosen"), t.temp("name_differs")
+    forbidden = f"ANTI JOIN {t.forbidden} f USING (row_id, person_id)" if t.forbidden else ""
+    return [
+        Step(
+            scored,
+            f"""
+            SELECT c.*, ru.threshold, ru.band, ru.confidence, ru.prefer_same_street, ru.id_anchored,
+                   c.name_score >= ru.threshold AS passes,
+                   (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
+            FROM {t.out("candidates")} c
+            JOIN {_rules_values()} ru USING (rule)
+            JOIN {t.rows} r USING (row_id)
+            JOIN {t.persons} p USING (person_id)
+            {forbidden}
+            """,
+            temp=True,
+        ),
+        # The deciding candidates: those of the first rule (in cascade order) whose name agrees.
+        Step(
+            chosen,
+            f"""
+            WITH first_rule AS (
+                SELECT row_id, min(rule_order) AS rule_order FROM {scored} WHERE passes GROUP BY row_id
+            ), chosen AS (
+                SELECT c.* FROM {scored} c JOIN first_rule USING (row_id, rule_order) WHERE c.passes
+            )
+            -- where a rule prefers the row's street, candidates there beat the others
+            SELECT * FROM chosen
+            QUALIFY NOT prefer_same_street OR NOT bool_or(same_street) OVER (PARTITION BY row_id) OR same_street
+            """,
+            temp=True,
+        ),
+        # A trusted ID whose name clearly differs, with no other rule agreeing: never accepted silently.
+        Step(
+            differs,
+            f"""
+            SELECT * FROM {scored}
+            WHERE id_anchored AND NOT passes AND row_id NOT IN (SELECT row_id FROM {chosen})
+            """,
+            temp=True,
+        ),
+        Step(
+            t.out("decisions"),
+            f"""
+            WITH per_row AS (
+                SELECT row_id, count(*) AS n, any_value(rule) AS rule, any_value(band) AS band,
+                       any_value(confidence) AS confidence, min(person_id) AS person_id,
+                       min(name_score) AS name_score
+                FROM {chosen} GROUP BY row_id
+            )
+            SELECT row_id,
+                   CASE WHEN n = 1 AND band = 'auto' THEN 'linked' ELSE 'review' END AS outcome,
+                   CASE WHEN n = 1 AND band = 'auto' THEN person_id END AS person_id,
+                   rule AS match_rule,
+                   CASE WHEN n = 1 AND band = 'auto' THEN confidence * (0.9 + 0.1 * name_score) END AS confidence,
+                   CASE WHEN n > 1 THEN 'several candidates agree'
+                        WHEN band <> 'auto' THEN 'rule needs a person to confirm' END AS review_reason
+            FROM per_row
+            UNION ALL
+            SELECT row_id, 'review', NULL, any_value(rule), NULL, 'ID matches but the name differs'
+            FROM {differs} GROUP BY row_id
+            UNION ALL
+            SELECT row_id, 'linked', person_id, rule, confidence, NULL FROM {t.out("trivial")}
+            """,
+        ),
+        # What a reviewer sees: only the candidates that made the row a review row.
+        Step(
+            t.out("review"),
+            f"""
+            SELECT d.row_id, d.match_rule, d.review_reason, c.person_id, c.rule AS candidate_rule, c.name_score
+            FROM {t.out("decisions")} d
+            JOIN (SELECT row_id, person_id, rule, name_score FROM {chosen}
+                  UNION ALL SELECT row_id, person_id, rule, name_score FROM {differs}) c
+              ON c.row_id = d.row_id
+            WHERE d.outcome = 'review'
+            """,
+        ),
+    ]
+
+
+def cascade(con: duckdb.DuckDBPyConnection, t: LinkTables, progress=lambda msg: None) -> None:
+    """Propose, score and decide for the rows of ``t.rows`` (``{prefix}_trivial`` already built and
+    its rows left out of ``t.rows``): writes ``{prefix}_decisions`` and ``{prefix}_review``."""
+    progress("link: proposing candidates")
+    run_steps(con, [candidates_step(t)])
+    progress("link: scoring names")
+    score_candidates(con, t)
+    run_steps(con, decide_steps(t))
+
+
+def persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
+    """A published ``persons.parquet`` frame as the cascade's persons table (name keys, match columns
+    added by :func:`match_to_persons`)."""
+    uniq = persons["name"].fill_null("").unique().to_list()
+    keys = {n: names.name_keys(n) for n in uniq}
+    return persons.select(
+        pl.col("id_number").alias("person_id"),
+        pl.col("hukou_local"),
+        pl.col("name").fill_null(""),
+        pl.col("name").fill_null("").replace_strict({n: k[0] for n, k in keys.items()}).alias("name_key"),
+        pl.col("name").fill_null("").replace_strict({n: k[1] for n, k in keys.items()}).alias("name_py"),
+        pl.col("sex"),
+        pl.col("birth_date"),
+        pl.col("street_code"),
+        pl.col("community"),
+        # the household number, when the published run carries it (rule relative_id); else unknown
+        (pl.col("household_no") if "household_no" in persons.columns else pl.lit(None, dtype=pl.String))
+        .cast(pl.String)
+        .alias("household_no"),
     )
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE link_decisions AS
-        WITH per_row AS (
-            SELECT row_id, count(*) AS n, any_value(rule) AS rule, any_value(band) AS band,
-                   any_value(confidence) AS confidence, min(person_id) AS person_id,
-                   min(name_score) AS name_score
-            FROM _link_chosen GROUP BY row_id
+
+
+def match_to_persons(rows: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
+    """Match standardised rows against a published population with the refresh's own cascade.
+
+    ``rows``: standardised rows (:func:`..stages.standardise.standardise_frame` plus an Int64
+    ``row_id`` unique per row; quarantined rows left out by the caller), at least the columns of
+    :data:`..stages.standardise.IDENTITY_COLUMNS`. ``persons``: a published ``persons.parquet``
+    (``id_number``, ``name``, ``hukou_local``, ``sex``, ``birth_date``, ``street_code``,
+    ``community``, optionally ``household_no``).
+
+    Returns one row per decided row: ``row_id``, ``outcome`` ('linked' or 'review'),
+    ``person_id`` (the person's ID when linked), ``match_rule``, ``confidence`` and
+    ``review_reason``; a row absent from it matched nobody. Runs in a private in-memory
+    DuckDB whose spill folder (plain-text IDs) is removed afterwards; no review decisions apply.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ..core.db import connect, frame
+    from .standardise import IDENTITY_COLUMNS
+
+    t = LinkTables(rows="match_rows", persons="match_persons", prefix="match")
+    tmp = Path(tempfile.mkdtemp(prefix="kuomian-match-"))  # private (0700): spill files hold IDs
+    con = connect(temp_dir=tmp / "duckdb")
+    try:
+        store(con, t.rows, rows.select(IDENTITY_COLUMNS))
+        con.register("_match_persons", persons_for_link(persons))
+        run_steps(con, [Step(t.persons, f"SELECT *, {MATCH_COLUMNS} FROM _match_persons")])
+        con.unregister("_match_persons")
+        run_steps(con, [trivial_step(t)])
+        con.execute(f"DELETE FROM {t.rows} WHERE row_id IN (SELECT row_id FROM {t.out('trivial')})")
+        cascade(con, t)
+        return frame(
+            con,
+            f"SELECT row_id, outcome, person_id, match_rule, confidence, review_reason FROM {t.out('decisions')}",
         )
-        SELECT row_id,
-               CASE WHEN n = 1 AND band = 'auto' THEN 'linked' ELSE 'review' END AS outcome,
-               CASE WHEN n = 1 AND band = 'auto' THEN person_id END AS person_id,
-               rule AS match_rule,
-               CASE WHEN n = 1 AND band = 'auto' THEN confidence * (0.9 + 0.1 * name_score) END AS confidence,
-               CASE WHEN n > 1 THEN 'several candidates agree'
-                    WHEN band <> 'auto' THEN 'rule needs a person to confirm' END AS review_reason
-        FROM per_row
-        UNION ALL
-        SELECT row_id, 'review', NULL, any_value(rule), NULL, 'ID matches but the name differs'
-        FROM _link_name_differs GROUP BY row_id
-        UNION ALL
-        SELECT row_id, 'linked', person_id, rule, confidence, NULL FROM link_trivial
-        """
-    )
-    # What a reviewer sees: only the candidates that made the row a review row.
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE link_review AS
-        SELECT d.row_id, d.match_rule, d.review_reason, c.person_id, c.rule AS candidate_rule, c.name_score
-        FROM link_decisions d
-        JOIN (SELECT row_id, person_id, rule, name_score FROM _link_chosen
-              UNION ALL SELECT row_id, person_id, rule, name_score FROM _link_name_differs) c
-          ON c.row_id = d.row_id
-        WHERE d.outcome = 'review'
-        """
-    )
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
@@ -430,22 +557,22 @@ def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: Non
     """Resolve every standardised row; see the module docstring for the tables written."""
     progress("link: building the population")
     build_population(con)
+    t = REFRESH_TABLES
     # Rows that define a person are settled; nearly all others are settled by one join
-    # (resolve_trivial). Only what is left goes through the cascade: ``link_rows``.
+    # (trivial_step). Only what is left goes through the cascade: ``link_rows``.
     usable = "(SELECT r.* FROM std_rows r ANTI JOIN link_defining d USING (row_id) WHERE r.row_state = 'ok')"
-    resolve_trivial(con, usable)
-    con.execute(
-        f"CREATE OR REPLACE TABLE link_rows AS SELECT r.* FROM {usable} r ANTI JOIN link_trivial t USING (row_id)"
+    run_steps(
+        con,
+        [
+            trivial_step(t, usable),
+            Step(t.rows, f"SELECT r.* FROM {usable} r ANTI JOIN {t.out('trivial')} t USING (row_id)"),
+        ],
     )
     _fingerprints(con, key)
     report = LinkReport()
     report.decisions_applied = load_decisions(con, key)
-    progress("link: proposing candidates")
-    con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_confirmed)")
-    generate_candidates(con)
-    progress("link: scoring names")
-    score_candidates(con)
-    decide(con)
+    con.execute(f"DELETE FROM {t.rows} WHERE row_id IN (SELECT row_id FROM link_confirmed)")
+    cascade(con, t, progress)
     finalise(con)
     # Scratch: everything they hold is in ``links`` now (half a million rows each at Anning's
     # size: dropped, so that classify has DuckDB's memory).
