@@ -44,6 +44,8 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
+from .probes import Phases, peak_rss_mib
+
 DEFAULT_SIZES = (100_000, 500_000)
 BIG_SIZE = 8_500_000
 SHARD_PEOPLE = 500_000  # worlds above this are generated district by district
@@ -61,37 +63,6 @@ TARGET_BIG_SECONDS = 600.0
 TARGET_BIG_RSS_MIB = 16 * 1024.0
 TARGET_SPLINK_SPEEDUP = 20.0
 LINEAR_TOLERANCE = 1.3  # µs/row at the largest size within 30 % of the smallest: "close to linear"
-
-
-# ====================================================================== memory probes (run in workers)
-
-
-def _hwm_mib() -> float:
-    """Peak RSS of this process since start or since the last :func:`_reset_hwm` (VmHWM)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all threads (DuckDB's and polars' included)."""
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _reset_hwm() -> None:
-    """Reset VmHWM (Linux ``clear_refs`` 5) so the next reading is one stage's own peak."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 # ====================================================================== workers
@@ -117,50 +88,38 @@ def _w_generate(p: dict) -> dict:
 def _w_refresh(p: dict) -> dict:
     from kuomian.commands import run as run_mod
 
-    base = run_mod.Timer
-
-    class MeteredTimer(base):
-        last = None
+    class Metered(run_mod.StageHook):
+        """Per stage: the bench's probes, and a line into the run's log (a run that fails, or
+        is stopped, still shows how far it got)."""
 
         def __init__(self):
-            super().__init__()
-            self.peaks: dict[str, float] = {}
-            self.cpu: dict[str, float] = {}
-            MeteredTimer.last = self
+            self.phases = Phases()
 
-        @contextlib.contextmanager
-        def stage(self, name: str):
-            _reset_hwm()
-            c0 = _cpu_seconds()
-            t0 = time.perf_counter()
-            try:
-                yield
-            finally:
-                self.timings[name] = round(time.perf_counter() - t0, 3)
-                self.peaks[name] = round(_hwm_mib(), 1)
-                self.cpu[name] = round(_cpu_seconds() - c0, 3)
-                # into the run's log: a run that fails (or is stopped) still shows how far it got
-                print(f"{datetime.now():%H:%M:%S} {name}: {self.timings[name]:.1f} s, "
-                      f"peak {self.peaks[name]:,.0f} MiB", flush=True)  # fmt: skip
+        def before(self, stage, run):
+            self.phases.start(stage)
 
-    run_mod.Timer = MeteredTimer
-    start_peak = _hwm_mib()
+        def after(self, stage, run):
+            self.phases.stop(stage)
+            print(f"{datetime.now():%H:%M:%S} {stage}: {run.timings[stage]:.1f} s, "
+                  f"peak {self.phases.peak_mib[stage]:,.0f} MiB", flush=True)  # fmt: skip
+
+    metered = Metered()
+    start_peak = peak_rss_mib()
     t0 = time.perf_counter()
     r = run_mod.refresh(
         Path(p["sources"]), Path(p["out"]), as_of=date.fromisoformat(p["as_of"]),
-        threads=p.get("threads"), memory_limit=p.get("memory_limit"), force=True,
+        threads=p.get("threads"), memory_limit=p.get("memory_limit"), force=True, hooks=[metered],
     )  # fmt: skip
     total = time.perf_counter() - t0
-    end_peak = _hwm_mib()
-    timer = MeteredTimer.last
+    end_peak = peak_rss_mib()
     return {
         "rows": sum(r.load.rows_by_source.values()),
         "files": len([f for f in r.load.files if f.source]),
         "persons": r.link.persons,
         "registry": r.classify.registry,
         "timings": r.timings,
-        "stage_peak_mib": timer.peaks if timer else {},
-        "stage_cpu": timer.cpu if timer else {},
+        "stage_peak_mib": metered.phases.peak_mib,
+        "stage_cpu": metered.phases.cpu,
         "start_peak_mib": round(start_peak, 1),
         "end_peak_mib": round(end_peak, 1),
         "total": round(total, 3),
@@ -175,7 +134,7 @@ def _w_floor(p: dict) -> dict:
     from kuomian.core.db import connect
     from kuomian.stages.load import in_parallel, read_any, recognise
 
-    start_peak = _hwm_mib()
+    start_peak = peak_rss_mib()
     t0 = time.perf_counter()
     sources = load_sources()
     household, others = [], []
@@ -388,8 +347,6 @@ def _worker_cmd(kind: str, params: dict, result: Path) -> list[str]:
 def _child_env(args, workdir: Path) -> dict:
     env = dict(os.environ)
     env["KUOMIAN_STATE"] = str(workdir / "state")  # own key, no review decisions from elsewhere
-    env.pop("KUOMIAN_FAIL_IN_STAGE", None)
-    env.pop("KUOMIAN_PAUSE_IN_STAGE", None)
     if args.threads:
         env["POLARS_MAX_THREADS"] = str(args.threads)
     return env

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from probes import Phases  # noqa: E402
 from splink_settings import (  # noqa: E402
     BASE_WHERE,
     EM_BLOCKING_RULES,
@@ -30,42 +31,6 @@ from splink_settings import (  # noqa: E402
     ROWS_WHERE,
     settings,
 )
-
-
-def _hwm_mib() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_hwm() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-class Phases:
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.peak_mib: dict[str, float] = {}
-        self.start_peak = _hwm_mib()
-
-    def run(self, name, fn):
-        _reset_hwm()
-        t0 = time.perf_counter()
-        out = fn()
-        self.seconds[name] = round(time.perf_counter() - t0, 3)
-        self.peak_mib[name] = round(_hwm_mib(), 1)
-        return out
 
 
 def main(argv=None) -> int:

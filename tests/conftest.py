@@ -15,7 +15,6 @@ def isolated_state(tmp_path_factory, monkeypatch):
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("KUOMIAN_STATE", str(state))
     monkeypatch.delenv("KUOMIAN_KEY_FILE", raising=False)
-    monkeypatch.delenv("KUOMIAN_FAIL_IN_STAGE", raising=False)
     return state
 
 

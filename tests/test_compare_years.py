@@ -38,7 +38,6 @@ def pair(tmp_path_factory) -> dict:
     timings = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KUOMIAN_STATE", str(root / "state"))  # one person-key file for both runs
-        mp.delenv("KUOMIAN_FAIL_IN_STAGE", raising=False)
         t = time.perf_counter()
         summaries = generate_years(root / "gen", people=3000, seed=1, as_of=AS_OF, years=2)
         timings["generate"] = time.perf_counter() - t

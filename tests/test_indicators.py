@@ -126,7 +126,6 @@ def street_run(tmp_path_factory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.setenv("KUOMIAN_STATE", str(tmp_path_factory.mktemp("indicator_state")))
     mp.delenv("KUOMIAN_KEY_FILE", raising=False)
-    mp.delenv("KUOMIAN_FAIL_IN_STAGE", raising=False)
     try:
         root = tmp_path_factory.mktemp("indicators")
         refresh(write_street_sources(root / "sources"), root / "out", as_of=AS_OF)

@@ -10,9 +10,10 @@ generated world (2000 people, heavy dirt) and checks what README.md "Guarantees"
   run succeeds and removes the leftovers;
 * nothing lost: reconciliation.csv balances and its rows read equal the data rows written.
 
-The stage hooks are in pipeline/commands/run.py (``_maybe_fail``): ``KUOMIAN_FAIL_IN_STAGE`` raises a
-simulated "disk full" at the end of a stage; ``KUOMIAN_PAUSE_IN_STAGE`` + ``KUOMIAN_PAUSE_MARKER``
-write the marker there and sleep, so that the test can SIGKILL the process at a known point.
+Faults go in through the refresh's stage hooks (pipeline/commands/run.py, ``StageHook``), installed
+by the test-only launcher tests/fault_launcher.py before it calls the CLI: ``fail STAGE`` raises a
+simulated "disk full" at the end of a stage; ``pause STAGE MARKER [GO]`` writes the marker there and
+waits, so that the test can SIGKILL the process at a known point (or let it go on).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ KUOMIAN = Path(sys.executable).with_name("kuomian")
 CMD = [str(KUOMIAN)] if KUOMIAN.exists() else [sys.executable, "-m", "kuomian.cli"]
 # A sentence telling the user what to do follows the description of the problem.
 ACTION_RE = re.compile(r"[.:)] [A-Z][^.]{8,}")
+LAUNCHER = [sys.executable, str(Path(__file__).with_name("fault_launcher.py"))]
 
 
 # ---------------------------------------------------------------- helpers
@@ -68,8 +70,17 @@ def kuomian(*args: str | Path, timeout: float = 300, **extra: str) -> subprocess
     )
 
 
-def refresh(sources: Path, out: Path, *more: str | Path, **extra: str) -> subprocess.CompletedProcess:
-    return kuomian("-q", "refresh", sources, "--out", out, "--as-of", AS_OF.isoformat(), *more, **extra)
+def refresh(
+    sources: Path, out: Path, *more: str | Path, fail_in: str | None = None, **extra: str
+) -> subprocess.CompletedProcess:
+    """``kuomian -q refresh``; ``fail_in``: with a simulated "disk full" at the end of that stage."""
+    args = ["-q", "refresh", sources, "--out", out, "--as-of", AS_OF.isoformat(), *more]
+    if fail_in is None:
+        return kuomian(*args, **extra)
+    return subprocess.run(
+        [*LAUNCHER, "fail", fail_in, "--", *map(str, args)],
+        capture_output=True, text=True, env=cli_env(**extra), timeout=300,
+    )  # fmt: skip
 
 
 def tree_digest(root: Path) -> dict[str, tuple[str, int]]:
@@ -150,16 +161,15 @@ def truth_rows(world: Path) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def paused_refresh(sources: Path, out: Path, stage: str, tmp: Path, *more: str, cmd: list[str] | None = None):
-    """A refresh started in a subprocess that is (certainly) paused at the end of ``stage``."""
+def paused_refresh(sources: Path, out: Path, stage: str, tmp: Path, *more: str, go: Path | None = None):
+    """A refresh started in a subprocess that is (certainly) paused at the end of ``stage``; it goes
+    on when the file ``go`` is created (if given)."""
     marker = tmp / f"paused-{stage}"
     marker.unlink(missing_ok=True)
     args = ["refresh", str(sources), "--out", str(out), "--as-of", AS_OF.isoformat(), *more]
+    fault = ["pause", stage, str(marker), *([str(go)] if go else []), "--"]
     with open(tmp / f"{stage}.stdout", "w") as so, open(tmp / f"{stage}.stderr", "w") as se:
-        proc = subprocess.Popen(
-            [*(cmd or CMD), *args], stdout=so, stderr=se,
-            env=cli_env(KUOMIAN_PAUSE_IN_STAGE=stage, KUOMIAN_PAUSE_MARKER=str(marker)),
-        )  # fmt: skip
+        proc = subprocess.Popen([*LAUNCHER, *fault, *args], stdout=so, stderr=se, env=cli_env())
     try:
         deadline = time.monotonic() + 180
         while not marker.exists():
@@ -313,7 +323,7 @@ def test_a_run_killed_between_its_two_renames_is_repaired(tmp_path):
 @pytest.mark.parametrize("stage", ["load", "publish"])  # the kill tests cover every stage
 def test_write_failure_in_a_stage(stage, sources, previous):
     out, before = previous
-    res = refresh(sources, out, "--force", KUOMIAN_FAIL_IN_STAGE=stage)
+    res = refresh(sources, out, "--force", fail_in=stage)
     line = assert_one_clear_line(res, "No space left on device", "Nothing was published", code=1)
     assert "free the space" in line
     assert tree_digest(out) == before, "the previous OUT_DIR is untouched"
@@ -323,7 +333,7 @@ def test_write_failure_in_a_stage(stage, sources, previous):
 
 def test_write_failure_with_no_previous_out_dir_leaves_none(sources, tmp_path):
     out = tmp_path / "out"
-    res = refresh(sources, out, KUOMIAN_FAIL_IN_STAGE="publish")
+    res = refresh(sources, out, fail_in="publish")
     assert_one_clear_line(res, "No space left on device", code=1)
     assert not out.exists()
     assert leftovers(out) == []
@@ -578,40 +588,11 @@ def test_files_shown_under_one_name_stay_apart(tmp_path):
 
 # ---------------------------------------------------------------- two runs at once
 
-# The first refresh: the real CLI whose pause (time.sleep in kuomian.commands.run) ends as soon as the
-# test creates the "go" file, so that it can finish after the second run has been refused.
-RESUMABLE = """
-import os, sys, time
-from pathlib import Path
-import kuomian.commands.run as run
 
-go = Path(os.environ["TEST_GO_FILE"])
-
-
-class ResumableTime:
-    def __getattr__(self, name):
-        return getattr(time, name)
-
-    def sleep(self, seconds):
-        end = time.monotonic() + seconds
-        while not go.exists() and time.monotonic() < end:
-            time.sleep(0.05)
-
-
-run.time = ResumableTime()
-from kuomian.cli import main
-
-sys.argv = ["kuomian", *sys.argv[1:]]
-main()
-"""
-
-
-def test_two_refreshes_into_one_out_dir(world, sources, previous, tmp_path, monkeypatch):
+def test_two_refreshes_into_one_out_dir(world, sources, previous, tmp_path):
     out, before = previous
-    go = tmp_path / "go"
-    monkeypatch.setenv("TEST_GO_FILE", str(go))
-    first_cmd = [sys.executable, "-c", RESUMABLE]
-    with paused_refresh(sources, out, "classify", tmp_path, "--force", cmd=first_cmd) as first:
+    go = tmp_path / "go"  # the first refresh, paused after classify, goes on once this exists
+    with paused_refresh(sources, out, "classify", tmp_path, "--force", go=go) as first:
         t0 = time.monotonic()
         second = refresh(sources, out, "--force")
         elapsed = time.monotonic() - t0

@@ -1,7 +1,9 @@
 """The refresh: load → standardise → link → classify → publish, timed, atomic.
 
 The CLI calls :func:`refresh` and :func:`validate`; tests, the demo, the
-evaluation and the benchmark call them too.
+evaluation and the benchmark call them too. The stages are the list :data:`STAGES`, run in
+order by :func:`run_stages` on one :class:`Run`, with :class:`StageHook` s around each: the
+timer always, the bench's probes and the tests' faults when they install them.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+
+import duckdb
 
 from .. import __version__
 from ..core.config import home
@@ -40,15 +45,42 @@ class RefreshResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class Timer:
-    def __init__(self):
-        self.timings: dict[str, float] = {}
+class StageHook:
+    """Called around every stage of the refresh (see :data:`STAGES`); override what you need.
 
-    @contextlib.contextmanager
-    def stage(self, name: str):
-        t0 = time.perf_counter()
-        yield
-        self.timings[name] = round(time.perf_counter() - t0, 3)
+    The refresh always runs its :class:`Timer`; the bench adds probes (bench/probes.py) and the
+    reliability tests add faults through :func:`install_hook` or ``refresh(hooks=…)``. ``after``
+    is called only when the stage succeeded; an exception raised by a hook fails the run like
+    one raised by the stage (nothing is published).
+    """
+
+    def before(self, stage: str, run: Run) -> None:
+        pass
+
+    def after(self, stage: str, run: Run) -> None:
+        pass
+
+
+class Timer(StageHook):
+    """Wall seconds per stage, into ``run.timings`` (the manifest's ``stage_seconds``)."""
+
+    def __init__(self) -> None:
+        self._t0 = 0.0
+
+    def before(self, stage: str, run: Run) -> None:
+        self._t0 = time.perf_counter()
+
+    def after(self, stage: str, run: Run) -> None:
+        run.timings[stage] = round(time.perf_counter() - self._t0, 3)
+
+
+# Hooks added to every refresh of this process, after the timer (the bench's probes, the tests' faults).
+_installed: list[StageHook] = []
+
+
+def install_hook(hook: StageHook) -> None:
+    """Add ``hook`` to every later refresh of this process (a test launcher, the bench)."""
+    _installed.append(hook)
 
 
 def rules_fingerprint() -> dict[str, str]:
@@ -88,17 +120,121 @@ def private_umask(enabled: bool = True):
         os.umask(old)
 
 
+@dataclass
+class Run:
+    """One refresh as it goes from stage to stage: its settings, connection and reports.
+
+    Each stage of :data:`STAGES` reads what the earlier ones left here and adds its own report.
+    """
+
+    sources_dir: Path
+    con: duckdb.DuckDBPyConnection
+    as_of: date = field(default_factory=date.today)
+    key: bytes = b""
+    staging: Path | None = None
+    previous: Path | None = None
+    overrides: object = None
+    skip_bad_files: bool = False
+    settings: dict = field(default_factory=dict)
+    started: datetime = field(default_factory=datetime.now)
+    progress: Callable[[str], None] = lambda m: None
+    timings: dict[str, float] = field(default_factory=dict)
+    load: LoadReport | None = None
+    standardise: StandardiseReport | None = None
+    link: LinkReport | None = None
+    classify: ClassifyReport | None = None
+    publish: PublishReport | None = None
+
+
+def _load(r: Run) -> None:
+    """Extract files → ``LoadReport`` (frames per file; nothing in DuckDB yet)."""
+    r.load = load(r.sources_dir, overrides=r.overrides, skip_bad_files=r.skip_bad_files, progress=r.progress)
+    r.progress(r.load.summary())
+
+
+def _standardise(r: Run) -> None:
+    """→ ``std_rows`` (and its side tables)."""
+    assert r.load is not None
+    r.standardise = standardise(r.con, r.load, progress=r.progress)
+    r.progress(r.standardise.summary())
+
+
+def _link(r: Run) -> None:
+    """``std_rows`` → ``link_persons``, ``links``, ``link_review``."""
+    r.link = link(r.con, r.key, progress=r.progress)
+    r.progress(r.link.summary())
+
+
+def _classify(r: Run) -> None:
+    """``link_persons``, ``links`` → the persons' statuses and groups."""
+    r.classify = classify(r.con, r.as_of, progress=r.progress)
+    r.progress(r.classify.summary())
+
+
+def _publish(r: Run) -> None:
+    """Everything → the files of OUT_DIR, written into the staging folder (moved into place later)."""
+    assert r.load and r.link and r.classify and r.staging
+    lr, kr, cr = r.load, r.link, r.classify
+    manifest = {
+        "tool": "kuomian",
+        "version": __version__,
+        "as_of": r.as_of.isoformat(),
+        "started_at": r.started.isoformat(timespec="seconds"),
+        "sources_dir": redact_ids(str(Path(r.sources_dir).resolve())),
+        "previous": redact_ids(str(r.previous)) if r.previous else None,
+        "inputs": file_manifest(lr),
+        "sources_present": lr.sources_present,
+        "sources_missing": lr.sources_missing,
+        "rules": rules_fingerprint(),
+        "settings": r.settings,
+        "counts": {
+            "persons": kr.persons,
+            "household_persons": kr.persons_local,
+            "registry": cr.registry,
+            "statuses": dict(cr.statuses),
+            "groups": {str(k): v for k, v in sorted(cr.groups.items())},
+            "review_rows": kr.review_rows,
+            "employers": cr.employers,
+        },  # fmt: skip
+        "stage_seconds": r.timings,
+        "finished_at": datetime.now().isoformat(timespec="seconds"),
+    }
+    r.publish = publish(r.con, r.staging, key=r.key, as_of=r.as_of, previous=r.previous, manifest=manifest)
+
+
+# The refresh, in order: (name, what the stage does to the run).
+STAGES: list[tuple[str, Callable[[Run], None]]] = [
+    ("load", _load),
+    ("standardise", _standardise),
+    ("link", _link),
+    ("classify", _classify),
+    ("publish", _publish),
+]
+
+
+def run_stages(r: Run, stages: list[tuple[str, Callable[[Run], None]]], hooks: list[StageHook]) -> None:
+    """The stage loop: each stage in order, every hook's ``before`` ahead of it and every hook's
+    ``after`` (in the same order: the timer first, so later hooks see the stage's time) once it
+    succeeded."""
+    for name, stage in stages:
+        for h in hooks:
+            h.before(name, r)
+        stage(r)
+        for h in hooks:
+            h.after(name, r)
+
+
 def validate(
     sources_dir: Path, *, overrides=None, progress=lambda m: None
 ) -> tuple[LoadReport, StandardiseReport]:
     """Load and standardise only (``kuomian validate``)."""
-    con = connect()
+    r = Run(Path(sources_dir), connect(), overrides=overrides, progress=progress)
     try:
-        lr = load(sources_dir, overrides=overrides, progress=progress)
-        sr = standardise(con, lr, progress=progress)
+        run_stages(r, STAGES[:2], hooks=[])
     finally:
-        con.close()
-    return lr, sr
+        r.con.close()
+    assert r.load is not None and r.standardise is not None
+    return r.load, r.standardise
 
 
 def refresh(
@@ -114,13 +250,14 @@ def refresh(
     memory_limit: str | None = None,
     on_disk: bool | None = None,
     progress=lambda m: None,
-    _fail_in_stage: str | None = None,
+    hooks: list[StageHook] | None = None,
 ) -> RefreshResult:
-    """Run the whole pipeline and publish OUT_DIR atomically.
+    """Run the whole pipeline (:data:`STAGES`) and publish OUT_DIR atomically.
 
     ``on_disk``: keep DuckDB's tables in a file in the run's private temp folder rather than
     in memory; by default (None) when the extracts total more than :data:`ON_DISK_BYTES`, or
-    when ``KUOMIAN_ON_DISK=1``.
+    when ``KUOMIAN_ON_DISK=1``. ``hooks``: called around every stage, after the timer and the
+    hooks of :func:`install_hook`.
     """
     as_of = as_of or date.today()
     out_dir = Path(out_dir).resolve()
@@ -131,7 +268,6 @@ def refresh(
     if out_dir.exists() and not force:
         raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
     started = datetime.now()
-    timer = Timer()
     with private_umask(), OutputLock(out_dir):
         clean_leftovers(out_dir, progress)
         stage = staging_dir(out_dir)
@@ -144,57 +280,20 @@ def refresh(
             if on_disk is None:
                 on_disk = os.environ.get("KUOMIAN_ON_DISK") == "1" or input_bytes(sources_dir) > ON_DISK_BYTES
             con = connect(temp_dir=tmp, threads=threads, memory_limit=memory_limit, on_disk=on_disk)
-            key = load_key(announce=progress)
-            with timer.stage("load"):
-                lr = load(sources_dir, overrides=overrides, skip_bad_files=skip_bad_files, progress=progress)
-            progress(lr.summary())
-            _maybe_fail(_fail_in_stage, "load")
-            with timer.stage("standardise"):
-                sr = standardise(con, lr, progress=progress)
-            progress(sr.summary())
-            _maybe_fail(_fail_in_stage, "standardise")
-            with timer.stage("link"):
-                kr = link(con, key, progress=progress)
-            progress(kr.summary())
-            _maybe_fail(_fail_in_stage, "link")
-            with timer.stage("classify"):
-                cr = classify(con, as_of, progress=progress)
-            progress(cr.summary())
-            _maybe_fail(_fail_in_stage, "classify")
-            manifest = {
-                "tool": "kuomian",
-                "version": __version__,
-                "as_of": as_of.isoformat(),
-                "started_at": started.isoformat(timespec="seconds"),
-                "sources_dir": redact_ids(str(Path(sources_dir).resolve())),
-                "previous": redact_ids(str(previous)) if previous else None,
-                "inputs": file_manifest(lr),
-                "sources_present": lr.sources_present,
-                "sources_missing": lr.sources_missing,
-                "rules": rules_fingerprint(),
-                "settings": {
-                    "threads": threads,
-                    "memory_limit": memory_limit,
-                    "on_disk": on_disk,
-                    "skip_bad_files": skip_bad_files,
-                    "person_key_file": redact_ids(str(key_path())),
-                    "python": platform.python_version(),
-                },  # fmt: skip
-                "counts": {
-                    "persons": kr.persons,
-                    "household_persons": kr.persons_local,
-                    "registry": cr.registry,
-                    "statuses": dict(cr.statuses),
-                    "groups": {str(k): v for k, v in sorted(cr.groups.items())},
-                    "review_rows": kr.review_rows,
-                    "employers": cr.employers,
-                },  # fmt: skip
-            }
-            with timer.stage("publish"):
-                manifest["stage_seconds"] = timer.timings
-                manifest["finished_at"] = datetime.now().isoformat(timespec="seconds")
-                pr = publish(con, stage, key=key, as_of=as_of, previous=previous, manifest=manifest)
-                _maybe_fail(_fail_in_stage, "publish")
+            settings = {
+                "threads": threads,
+                "memory_limit": memory_limit,
+                "on_disk": on_disk,
+                "skip_bad_files": skip_bad_files,
+                "person_key_file": redact_ids(str(key_path())),
+                "python": platform.python_version(),
+            }  # fmt: skip
+            r = Run(
+                Path(sources_dir), con, as_of=as_of, key=load_key(announce=progress), staging=stage,
+                previous=previous, overrides=overrides, skip_bad_files=skip_bad_files, settings=settings,
+                started=started, progress=progress,
+            )  # fmt: skip
+            run_stages(r, STAGES, [Timer(), *_installed, *(hooks or [])])
             con.close()
             con = None
             shutil.rmtree(tmp, ignore_errors=True)
@@ -205,22 +304,6 @@ def refresh(
                     con.close()
             shutil.rmtree(stage, ignore_errors=True)
             raise
-    progress(pr.summary())
-    return RefreshResult(out_dir, lr, sr, kr, cr, pr, timer.timings)
-
-
-def _maybe_fail(wanted: str | None, stage: str) -> None:
-    """Fault injection for the reliability tests, at the end of each stage.
-
-    ``KUOMIAN_FAIL_IN_STAGE=<stage>`` (or the private argument) raises a simulated
-    "disk full"; ``KUOMIAN_PAUSE_IN_STAGE=<stage>`` writes ``<staging>/.paused`` and
-    sleeps, so that a test can SIGKILL the process at a known point.
-    """
-    wanted = wanted or os.environ.get("KUOMIAN_FAIL_IN_STAGE")
-    if wanted == stage:
-        raise OSError(28, f"No space left on device (simulated in stage {stage})")
-    if os.environ.get("KUOMIAN_PAUSE_IN_STAGE") == stage:
-        marker = os.environ.get("KUOMIAN_PAUSE_MARKER")
-        if marker:
-            Path(marker).write_text(stage, encoding="utf-8")
-        time.sleep(600)
+    assert r.load and r.standardise and r.link and r.classify and r.publish
+    progress(r.publish.summary())
+    return RefreshResult(out_dir, r.load, r.standardise, r.link, r.classify, r.publish, r.timings)
