@@ -41,6 +41,7 @@ report-check: demo
 lint: setup
 	$(BIN)/ruff check pipeline schemas tests bench
 	$(BIN)/ruff format --check pipeline schemas tests bench
+	$(BIN)/python -m bench.typecheck
 
 clean:
 	rm -rf $(VENV) output .pytest_cache .ruff_cache .hypothesis

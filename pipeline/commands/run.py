@@ -133,7 +133,7 @@ class Run:
     key: bytes = b""
     staging: Path | None = None
     previous: Path | None = None
-    overrides: object = None
+    overrides: dict[Path, str] | None = None
     skip_bad_files: bool = False
     settings: dict = field(default_factory=dict)
     started: datetime = field(default_factory=datetime.now)

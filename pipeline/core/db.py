@@ -31,7 +31,7 @@ def connect(
         raise ValueError("on_disk needs the run's private temp_dir")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    con = duckdb.connect((temp_dir / "run.duckdb").as_posix() if on_disk else ":memory:")
+    con = duckdb.connect((temp_dir / "run.duckdb").as_posix() if on_disk and temp_dir else ":memory:")
     if temp_dir is not None:
         con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
     if threads:

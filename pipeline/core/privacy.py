@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def person_key(id_canonical: str, key: bytes) -> str:
     return "P" + hmac.digest(key, id_canonical.encode("ascii"), "sha256").hex()[:16].translate(_LETTERS)
 
 
-def person_keys(ids: list[str | None], key: bytes) -> list[str | None]:
+def person_keys(ids: Sequence[str | None], key: bytes) -> list[str | None]:
     h = _Hmac(key)
     return ["P" + h.hexdigest(i.encode("ascii"))[:16].translate(_LETTERS) if i else None for i in ids]
 

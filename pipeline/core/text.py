@@ -35,7 +35,7 @@ def nfkc(s: pl.Series) -> pl.Series:
 
 
 def on_distinct(
-    s: pl.Series, fn: Callable[[pl.Expr], pl.Expr], dtype: pl.DataType | None = None
+    s: pl.Series, fn: Callable[[pl.Expr], pl.Expr], dtype: pl.DataType | type[pl.DataType] | None = None
 ) -> pl.Series:
     """``fn`` applied to every distinct value of ``s`` once, the result aligned with ``s``."""
     distinct = s.unique().to_frame("v")

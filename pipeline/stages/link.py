@@ -47,7 +47,7 @@ class LinkReport:
     decisions_applied: int = 0
 
     def summary(self) -> str:
-        by = Counter()
+        by: Counter[str] = Counter()
         for (_, o), n in self.outcomes.items():
             by[o] += n
         parts = ", ".join(f"{n} {o}" for o, n in by.most_common())

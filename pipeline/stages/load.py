@@ -25,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import polars as pl
 
@@ -202,7 +202,7 @@ def _reject_binary(path: Path, data: bytes) -> NoReturn:
 
 def _sniff_delimiter(first_line: str) -> str:
     counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=counts.__getitem__)
     return best if counts[best] > 0 else ","
 
 
@@ -290,7 +290,7 @@ def numeric_cells(path: Path, sheet_index: int, col_indices: list[int]) -> set[i
         with zipfile.ZipFile(path) as z:
             names = sorted(
                 (n for n in z.namelist() if re.fullmatch(r"xl/worksheets/sheet[0-9]+\.xml", n)),
-                key=lambda n: int(re.search(r"([0-9]+)\.xml", n).group(1)),
+                key=lambda n: int(n.rsplit("sheet", 1)[1].removesuffix(".xml")),
             )
             if sheet_index >= len(names):
                 return out
@@ -415,11 +415,11 @@ def load_file(path: Path, source: Source, info: FileInfo) -> pl.DataFrame:
         mapping[h] = f
     missing = [f for f in source.required_fields if f.name not in field_cols]
     if missing:
-        f = missing[0]
+        req = missing[0]
         raise FileProblem(
             path,
-            f"recognised as {source.name} ({source.label}) but the required column {f.name} is missing "
-            f"(accepted headers: {' / '.join(f.aliases)})",
+            f"recognised as {source.name} ({source.label}) but the required column {req.name} is missing "
+            f"(accepted headers: {' / '.join(req.aliases)})",
             "Add or rename the column, or point --source at the right file.",
             source=source.name,
         )
@@ -548,13 +548,14 @@ def load(
     def read(info: FileInfo) -> pl.DataFrame:
         progress(f"reading {info.name} as {info.source}")
         info.sha256 = _sha256(info.path)
-        return load_file(info.path, sources[info.source], info)
+        return load_file(info.path, sources[cast(str, info.source)], info)
 
     # Files are handled in order: the first bad one (in file order) is the one reported.
     for info, (df, problem) in zip(todo, in_parallel(read, todo), strict=True):
+        name = cast(str, info.source)  # todo: recognised files only
         if problem is None:
-            frames[info.source].append(df)
-        elif isinstance(problem, FileProblem) and skip_bad_files and not sources[info.source].required:
+            frames[name].append(cast(pl.DataFrame, df))
+        elif isinstance(problem, FileProblem) and skip_bad_files and not sources[name].required:
             info.how, info.problem = "skipped", str(problem)
             progress(f"skipped {info.name}: {problem.problem}")
         else:

@@ -9,6 +9,7 @@ a row that cannot be used is kept with its reason.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def standardise_frame(
             typed.append(on_distinct(col, _number, pl.Float64))
         elif f.type == "category" and f.vocabulary:
             vocab = vocabulary(f.vocabulary)
-            typed.append(on_distinct(col, lambda e, v=vocab: _category(e, v), pl.String))
+            typed.append(on_distinct(col, functools.partial(_category, vocab=vocab), pl.String))
         else:
             typed.append(nfkc(col).str.strip_chars())
     raw = out.select([pl.col(c).alias(f"raw_{c}") for c in value_cols])

@@ -47,6 +47,7 @@ import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 import pyarrow as pa
@@ -306,7 +307,7 @@ def write_world(
             }
         )
         rows_per_source[plan.source] += m
-    rows = pl.from_arrow(pa.concat_tables(parts))
+    rows = cast(pl.DataFrame, pl.from_arrow(pa.concat_tables(parts)))
     rows.write_parquet(truth_dir / "rows.parquet", compression="zstd", statistics=False)
     persons.write_parquet(truth_dir / "persons.parquet", compression="zstd", statistics=False)
     pl.DataFrame(file_rows).write_csv(truth_dir / "files.csv")

@@ -240,7 +240,11 @@ def build_plans(w: World, rng: random.Random, people: int) -> list[FilePlan]:
         r.update(scheme=scheme, enroll_status=status, employer=employer, insured_place=place)
         return r
 
-    enr = {"城乡居民基本养老保险": [], "企业职工基本养老保险": [], "机关事业单位工作人员基本养老保险": []}
+    enr: dict[str, list[dict]] = {
+        "城乡居民基本养老保险": [],
+        "企业职工基本养老保险": [],
+        "机关事业单位工作人员基本养老保险": [],
+    }
     for t in w.enroll:
         enr[t[1]].append(enr_rec(t))
     ekeys = ["name", "id_number", "scheme", "enroll_status", "employer", "insured_place"]
@@ -279,7 +283,8 @@ def build_plans(w: World, rng: random.Random, people: int) -> list[FilePlan]:
                           ["entity_id", "entity_name", "entity_type", "established", "address", "name", "id_number",
                            "street"], mkt, seq=True))  # fmt: skip
 
-    uni, voc = [], []
+    uni: list[dict] = []
+    voc: list[dict] = []
     for p, school, level, status, grad in w.student:
         r = _person_common(w, p)
         r.update(school=school, level=level, student_status=status, expected_graduation=grad)
@@ -288,7 +293,8 @@ def build_plans(w: World, rng: random.Random, people: int) -> list[FilePlan]:
     plans.append(FilePlan("高校在校生.xlsx", "student", "xlsx", None, skeys + ["_note"], uni, seq=True))
     plans.append(FilePlan("中职学生学籍.csv", "student", "csv", "gb18030", skeys, voc))
 
-    li, dis = [], []
+    li: list[dict] = []
+    dis: list[dict] = []
     for p, cat, since in w.lowincome:
         r = _person_common(w, p)
         r.update(category=cat, since=since)
@@ -297,7 +303,8 @@ def build_plans(w: World, rng: random.Random, people: int) -> list[FilePlan]:
     plans.append(FilePlan("低保低收入人口.csv", "lowincome", "csv", "gb18030", lkeys, li, seq=True))
     plans.append(FilePlan("困难残疾人.xlsx", "lowincome", "xlsx", None, lkeys + ["_note"], dis))
 
-    plat, car = [], []
+    plat: list[dict] = []
+    car: list[dict] = []
     for p, occ, pname, active, phone in w.platform:
         r = _person_common(w, p)
         r.update(
@@ -311,7 +318,8 @@ def build_plans(w: World, rng: random.Random, people: int) -> list[FilePlan]:
                           ["name", "id_number", "phone", "platform_name", "occupation", "active_months"], car,
                           seq=True))  # fmt: skip
 
-    ros, land = [], []
+    ros: list[dict] = []
+    land: list[dict] = []
     for p, cat, dept in w.roster:
         r = _person_common(w, p)
         r.update(category=cat, department=dept)
@@ -420,7 +428,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
         elif k in DATE_FIELDS:
             vals = [_iso(v) for v in vals]
         elif k == "annual_income":
-            vals = [_amount(v, amount_style) for v in vals]
+            vals = [None if v is None else _amount(v, amount_style) for v in vals]
         elif k in ("withheld_months", "active_months"):
             vals = [None if v is None else str(v) for v in vals]
         elif k == "category" or k in SPELLINGS:
@@ -434,7 +442,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
                         else al[0] for c, al in spell.items()}  # fmt: skip
             if k == "category" and src == "lowincome":
                 dominant["重度残疾"] = "重度残疾"
-            out = []
+            out: list[str | None] = []
             for v in vals:
                 if v is None:
                     out.append(None)
@@ -653,7 +661,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
             t_reason.append("total_row")
 
     m = len(rows)
-    truth = {
+    truth: dict[str, list] = {
         "source": [src] * m,
         "file": [plan.name] * m,
         "row": list(range(2, m + 2)),

@@ -23,7 +23,7 @@ ROSTER_G8 = frozenset({"基层服务项目高校毕业生", "民办学校教职�
 INCOME_RICH = 60000
 WITHHELD_MIN = 6
 
-PERSONS_SCHEMA = {
+PERSONS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "id_number": pl.String,
     "name": pl.String,
     "sex": pl.String,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -34,7 +35,7 @@ ANNING_CODES = ("530121", "530123", "530181")
 _SEQ_SUM = [8 * (q // 100) + 4 * (q // 10 % 10) + 2 * (q % 10) for q in range(1000)]
 
 
-def _wpick(rng: random.Random, items, cum: list[float]):
+def _wpick(rng: random.Random, items, cum: Sequence[float]):
     """Weighted choice from cumulative weights (faster than random.choices for one item)."""
     return items[bisect.bisect_right(cum, rng.random() * cum[-1])]
 
