@@ -500,19 +500,16 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
                 ids[i] = rng.choice(D.ID_PLACEHOLDERS) or None
                 mark(i, "id_blank")
                 terminal.add(i)
-        if plan.fmt == "csv":
+        # What Excel does to an 18-digit ID: in a CSV opened and saved (scientific notation), or
+        # typed into a workbook as a number.
+        excel = {"csv": ("id_excel_sci", D.id_excel_sci), "xlsx": ("id_excel_numeric", D.id_excel_numeric)}
+        if plan.fmt in excel:
+            kind, damage = excel[plan.fmt]
             elig = [i for i in range(n) if i not in content and i not in terminal and destroyable[i]
                     and ids[i].isdigit() and len(ids[i]) == 18]  # fmt: skip
-            for i in D.sample(rng, elig, rate("id_excel_sci")):
-                ids[i] = D.id_excel_sci(ids[i])
-                mark(i, "id_excel_sci")
-                terminal.add(i)
-        if plan.fmt == "xlsx":
-            elig = [i for i in range(n) if i not in content and i not in terminal and destroyable[i]
-                    and ids[i].isdigit() and len(ids[i]) == 18]  # fmt: skip
-            for i in D.sample(rng, elig, rate("id_excel_numeric")):
-                ids[i] = D.id_excel_numeric(ids[i])
-                mark(i, "id_excel_numeric")
+            for i in D.sample(rng, elig, rate(kind)):
+                ids[i] = damage(ids[i])
+                mark(i, kind)
                 terminal.add(i)
     if ids is not None:
         fmt_kinds = ["id_lower_x", "id_fullwidth", "id_spaces"]
