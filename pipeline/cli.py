@@ -293,6 +293,10 @@ def survey_import(
     Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not answers.
     Importing the same file again changes nothing.
 
+    Exit codes: 0 every row with answers was stored (or already there); 1 some rows were rejected or
+    their 编号 was not found (the good rows are stored all the same: correct the rows listed and import
+    the file again), or a bad file or folder; 4 another run holds OUT_DIR.
+
     Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry output/2026
     """
     from .commands.survey import import_answers
@@ -312,6 +316,12 @@ def survey_import(
         say(f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed")
     else:
         say(f"unchanged: {registry} already holds these answers")
+    if res.rejected or res.not_found:
+        raise fail(
+            f"{len(res.rejected)} rows rejected, {len(res.not_found)} not found (the other rows were stored): "
+            "correct the rows listed above and import the file again",
+            1,
+        )
 
 
 @app.command()
