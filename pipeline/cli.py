@@ -353,6 +353,50 @@ def check(
     say(f"wrote {res.out}")
 
 
+@app.command("progress")
+@friendly_errors
+def progress_cmd(
+    registry: Annotated[Path, typer.Argument(help="The published registry (OUT_DIR of kuomian refresh).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="The new enrolment extract(s) (参保 files: .xlsx, .xls or .csv).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the bulletin (published atomically).")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Date of the extract YYYY-MM-DD (default: today).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
+):
+    """The quarterly bulletin (进度通报): who of the registry has enrolled since listing, per street and community, against the tasks.
+
+    Matches the extract's rows to the registry's people with the refresh's cascade and writes
+    progress.parquet, bulletin.xlsx, bulletin.html and reconciliation.csv into --out; the
+    bulletin's figures are kept in REGISTRY_DIR/progress_history/ so that the December
+    assessment shows every bulletin of the year side by side. Tasks: rules/tasks.yaml
+    (default: each street's gap to the target).
+
+    Example: kuomian progress output/2026 参保信息_2026Q2.xlsx --as-of 2026-06-30 --out output/2026_Q2
+    """
+    from .commands.progress import OUTCOMES, run_progress
+
+    res = run_progress(registry, files, out, as_of=_as_of(as_of), force=force, progress=progress)
+    say(
+        f"{res.rows_read} rows of {len(res.files)} files: "
+        + ", ".join(f"{OUTCOMES[k]} {res.outcomes.get(k, 0)}" for k in OUTCOMES)
+        + ("" if res.balanced else " — NOT BALANCED, see reconciliation.csv")
+    )
+    say(
+        f"registry {res.registry}: enrolled since listing {res.enrolled} (employee {res.by_scheme['employee']}, "
+        f"resident {res.by_scheme['resident']}), switched to the employee scheme {res.switched}, surveyed {res.surveyed}"
+    )
+    say(
+        f"previous bulletin: {res.previous or 'none this year'}; bulletins this year: "
+        + ", ".join(d.isoformat() for d in res.bulletins)
+    )
+    for note in res.notes:
+        say(f"  note: {note}")
+    say(f"wrote {res.out_dir}: open bulletin.html")
+
+
 @app.command()
 @friendly_errors
 def compare(
