@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import zipfile
 from collections import Counter
 from datetime import date
@@ -294,3 +296,74 @@ def test_handoff_prints_a4_landscape_one_page_wide_with_the_header_on_every_page
     assert full.column_dimensions[letters["姓名"]].width >= 2 * longest_name
     assert full.column_dimensions[letters["参保意愿"]].width >= 2 * len("愿意参加职工养老")
     assert full.column_dimensions[letters["编号"]].width >= 17
+
+
+def _section(html: str, sid: str) -> str:
+    start = html.index(f"<section id='{sid}'>")
+    return html[start : html.index("</section>", start)]
+
+
+def _card(html: str, label: str) -> str:
+    m = re.search(r"<div class='card'><b>([^<]*)</b><span>" + re.escape(label) + "</span></div>", html)
+    assert m, label
+    return m.group(1)
+
+
+def test_report_totals_agree_and_say_what_they_count(year):
+    reg = year["reg"]
+    html = (reg / "report.html").read_text("utf-8")
+    persons = pl.read_parquet(reg / "persons.parquet")
+    registry = persons.filter(pl.col("status").is_in(REGISTRY_STATUSES))
+    local = registry.filter(pl.col("hukou_local")).height
+    manifest = json.loads((reg / "manifest.json").read_text("utf-8"))
+    assert int(_card(html, "实名库人数(全部)")) == registry.height == manifest["counts"]["registry"]
+    assert _card(html, "其中户籍 / 非户籍") == f"{local} / {registry.height - local}"
+    section = _section(html, "registry")
+    # the chart by group counts everybody and sums to the card; the street chart says household only
+    assert f"全市实名库人数(全部, 按重点群体): 合计 {registry.height}" in section
+    bars = re.findall(r"<text x=\"[0-9.]+\" y=\"[0-9.]+\">(\d+)</text>", section.split("各街道实名库人数")[0])
+    assert sum(int(b) for b in bars) == registry.height
+    assert f"各街道实名库人数(户籍, 按重点群体堆叠): 合计 {local}" in section
+    # printed on A4 landscape; a table running over a page repeats its header row
+    assert "@page{size:A4 landscape" in html and "<thead>" in html and "@media print" in html
+
+
+def test_report_shows_the_survey_progress_carried_to_the_next_refresh(year, tmp_path):
+    root = year["root"]
+    nxt = tmp_path / "run2"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KUOMIAN_STATE", str(root / "state"))
+        res = runner.invoke(
+            app,
+            ["-q", "refresh", str(root / "gen/year2/sources"), "--out", str(nxt), "--as-of", "2027-03-01",
+             "--previous", str(year["reg"])],
+        )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    persons = pl.read_parquet(nxt / "persons.parquet").filter(pl.col("status").is_in(REGISTRY_STATUSES))
+    visited = persons.filter(
+        pl.any_horizontal(
+            [
+                pl.col(c).is_not_null()
+                for c in ("ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on")
+            ]
+        )  # fmt: skip
+    ).height
+    assert visited > 10  # answers of people still listed came forward
+    answered = persons.filter(
+        pl.any_horizontal(
+            [pl.col(c).is_not_null() for c in ("ability_to_pay", "willingness", "reason_not_enrolled")]
+        )
+    ).height
+    assert 0 < answered < visited
+    section = _section((nxt / "report.html").read_text("utf-8"), "survey")
+    row = re.search(
+        r"<tr class='total'><td>全市</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>", section
+    )
+    assert row, section[:500]
+    assert [int(x) for x in row.groups()] == [
+        persons.height,
+        visited,
+        answered,
+        persons.height - visited,
+    ]
+    assert "各社区" in section
