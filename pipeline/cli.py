@@ -230,14 +230,16 @@ def demo(
     ] = "2026-03-01",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing demo folder.")] = False,
 ):
-    """Generate a realistic synthetic Anning (with every kind of dirt) and run the refresh on it.
+    """Generate a realistic synthetic Anning (with every kind of dirt), run the refresh on it, then
+    the bulletin (kuomian progress) with the bureau's enrolment extract of a year later.
 
     Example: kuomian demo --people 20000 --out output/demo
     """
     import shutil
 
+    from .commands.progress import run_progress
     from .commands.run import refresh as run_refresh
-    from .synth import generate
+    from .synth import generate_with_later_enrolment
 
     out = Path(out)
     if out.exists():
@@ -246,13 +248,22 @@ def demo(
         shutil.rmtree(out)
     d = _as_of(as_of)
     progress(f"generating {people} people (seed {seed}) into {out / 'sources'}")
-    generate(out, people=people, seed=seed, as_of=d)
+    summary, later = generate_with_later_enrolment(out, people=people, seed=seed, as_of=d)
     res = run_refresh(out / "sources", out / "registry", as_of=d, progress=progress)
     _print_refresh_summary(res)
     say(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")
     say(
         f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}"
     )
+    later_as_of = date.fromisoformat(summary["later_as_of"])
+    progress(f"the bulletin: the enrolment extract of {later_as_of} against the registry")
+    pr = run_progress(out / "registry", later, out / "bulletin", as_of=later_as_of, progress=progress)
+    say(
+        f"bulletin {later_as_of}: registry {pr.registry}, enrolled since listing {pr.enrolled} "
+        f"(employee {pr.by_scheme['employee']}, resident {pr.by_scheme['resident']}), "
+        f"switched to the employee scheme {pr.switched}"
+    )
+    say(f"  open {out / 'bulletin' / 'bulletin.html'}; the later extract is in {out / 'enrolment_later'}")
 
 
 @review_app.command("import")

@@ -443,7 +443,7 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
     rank_street = (
         pl.struct(pl.col("completion").fill_null(-1.0), pl.col("enrolled"))
         .rank("min", descending=True)
-        .over(pl.col("level"))
+        .over(pl.col("level"), pl.col("street_code") == "")  # people with no street are not ranked
     )
     rank_comm = (
         pl.struct(pl.col("enrolled_share").fill_null(-1.0), pl.col("enrolled"))
@@ -451,7 +451,7 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
         .over(["level", "street_code"])
     )
     df = df.with_columns(
-        rank=pl.when(is_street)
+        rank=pl.when(is_street & (pl.col("street_code") != ""))
         .then(rank_street)
         .when(pl.col("level") == "community")
         .then(rank_comm)

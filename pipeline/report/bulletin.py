@@ -59,7 +59,6 @@ COMMUNITY_HEADERS = {
 }
 SURVEY_HEADERS = {
     "street_name": "街道",
-    "community": "社区",
     "registry": "实名库人数",
     "surveyed": "已走访",
     "answered": "已答复",
