@@ -51,7 +51,6 @@ def year(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("streets_year")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KUOMIAN_STATE", str(root / "state"))
-        mp.delenv("KUOMIAN_FAIL_IN_STAGE", raising=False)
         generate_years(root / "gen", people=PEOPLE, seed=1, as_of=AS_OF, years=2)
         reg = root / "run1"
         res = runner.invoke(

@@ -13,7 +13,7 @@ Entry point: :func:`run_progress`. It reads
   :func:`pipeline.stages.standardise.standardise_frame`, exact duplicates found across files);
 
 matches the extract rows to the registry's people with the refresh's cascade — the same
-route as ``kuomian check`` (:func:`pipeline.commands.check.match_rows`, against every person
+route as ``kuomian check`` (:func:`kuomian.stages.link.match_to_persons`, against every person
 of persons.parquet, so that a row of someone outside the registry is not taken for a
 registry person) — and publishes OUT_DIR atomically:
 
@@ -41,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -216,10 +217,14 @@ def read_extracts(files: list[Path], progress=lambda m: None) -> tuple[pl.DataFr
 def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     """Per extract row: source, file, row, outcome, person_id, person_key, match_rule, reason,
     scheme, enroll_status (outcome: a key of OUTCOMES)."""
-    from .check import match_rows
+    from ..stages.link import match_to_persons
 
     usable = std.filter(pl.col("row_state") == "ok")
-    decisions = match_rows(usable, persons) if usable.height else None
+    decisions = (
+        match_to_persons(usable, persons).select("row_id", "outcome", "person_id", "match_rule")
+        if usable.height
+        else None
+    )
     rows = std.select("row_id", "source", "file", "row", "row_state", "reason", "scheme", "enroll_status")
     if decisions is not None:
         rows = rows.join(decisions.rename({"outcome": "decision"}), on="row_id", how="left")
@@ -488,11 +493,11 @@ def read_history(registry: Path) -> pl.DataFrame | None:
 def with_changes(current: pl.DataFrame, history: pl.DataFrame | None) -> tuple[pl.DataFrame, date | None]:
     """Add change_enrolled / change_employee / change_completion against the latest earlier bulletin of the year."""
     as_of = current["as_of"][0]
-    prev_date = None
+    prev_date: date | None = None
     if history is not None and history.height:
         earlier = history.filter((pl.col("as_of") < as_of) & (pl.col("as_of").dt.year() == as_of.year))
         if earlier.height:
-            prev_date = earlier["as_of"].max()
+            prev_date = cast(date, earlier["as_of"].max())
             prev = earlier.filter(pl.col("as_of") == prev_date).select(
                 "level", "street_code", "community",
                 pl.col("enrolled").alias("_p_en"), pl.col("employee_total").alias("_p_em"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -133,7 +133,7 @@ def display_width(text: str) -> int:
 
 
 def fit_widths(
-    df: pl.DataFrame, *, floor: float = 4, cap: float = 40, caps: dict[int, float] | None = None
+    df: pl.DataFrame, *, floor: float = 4, cap: float = 40, caps: Mapping[int, float] | None = None
 ) -> dict[int, float]:
     """Column widths (Excel units) that fit the header and the longest value, CJK counted as two.
 
