@@ -3,7 +3,8 @@
 xlsxwriter costs ~10 µs per cell in Python; a city's hand-offs are millions of
 cells. An .xlsx is a zip of a few XML parts, so this writes them directly:
 one sheet, inline strings (every cell text, so Excel never turns an ID or a
-code into a number), numbers where asked, a bold frozen header row, column
+code into a number, and no cell is ever a formula; cut at Excel's 32,767
+characters), numbers where asked, a bold frozen header row, column
 widths, an autofilter and drop-down lists (data validation). Excel, WPS,
 LibreOffice and calamine/fastexcel read it.
 """
@@ -16,6 +17,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import polars as pl
+
+from .cells import cap_expr
 
 _ILLEGAL = {i: None for i in range(32) if i not in (9, 10, 13)}  # XML 1.0 forbids other C0 controls
 
@@ -108,7 +111,7 @@ def write_xlsx(
                 cell = ref + pl.lit('"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
                 cells.append(pl.when(col.is_null()).then(pl.lit("")).otherwise(cell))
             else:
-                text = _escape_expr(col.cast(pl.String))
+                text = _escape_expr(cap_expr(col.cast(pl.String)))
                 cell = ref + pl.lit('" s="2" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
                 cells.append(
                     pl.when(col.is_null() | (col.cast(pl.String) == "")).then(pl.lit("")).otherwise(cell)
