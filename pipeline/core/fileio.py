@@ -8,9 +8,10 @@
   (``.OUT.staging-<pid>``, 0700, created exclusively) and the two renames that publish it;
 * :func:`check_replaceable` — what ``--force`` may replace (a kuomian output folder of ours only);
 * :func:`clean_leftovers` / :func:`sweep_dead_runs` — staging folders and old copies of killed
-  runs. Every staging folder is recorded in the state folder (``runs/<token>.json``) while its
-  run holds ``runs/<token>.lock``; any later command removes the folders of runs that are dead
-  (their lock is free) and older than itself.
+  runs. Every staging folder is recorded in the state folder (``runs/<token>.json``, written
+  after its run took ``runs/<token>.lock``, which it holds until it ends); any later command
+  removes the folders of runs that are dead (their lock is free: the operating system releases
+  it when a process dies, even by SIGKILL) and older than itself.
 
 "Ours" means: not a symbolic link, and (where the platform has owners, i.e. not Windows) owned by
 this user. On Windows permission bits do not exist beyond read-only: files get the folder's ACL.
@@ -32,7 +33,6 @@ from typing import BinaryIO
 
 from .errors import KuomianError, OutputExists
 
-_START = time.time()
 IMPORT_WAIT = 30.0  # seconds an import waits for a refresh or another import holding the folder
 _GETUID = getattr(os, "getuid", None)  # absent on Windows
 
@@ -243,6 +243,7 @@ def sweep_dead_runs(progress: Callable[[str], None] = lambda m: None) -> list[Pa
     from filelock import FileLock, Timeout
 
     removed: list[Path] = []
+    now = time.time()
     try:
         folder = _runs_dir()
         records = sorted(folder.glob("*.json"))
@@ -250,7 +251,7 @@ def sweep_dead_runs(progress: Callable[[str], None] = lambda m: None) -> list[Pa
         return removed
     for rec in records:
         try:
-            if not is_ours(rec) or os.lstat(rec).st_mtime > _START:
+            if not is_ours(rec) or os.lstat(rec).st_mtime > now:
                 continue
             lock = FileLock(
                 folder / f"{rec.stem}.lock", timeout=0, thread_local=False, preserve_lock_file=True
