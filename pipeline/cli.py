@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -244,13 +245,15 @@ def demo(
     import shutil
 
     from .commands.run import refresh as run_refresh
+    from .core.fileio import check_output_target
     from .synth import generate
 
     out = Path(out)
-    if out.exists():
+    if os.path.lexists(out):
         if not force:
             raise KuomianError(f"{out} already exists. Add --force to replace it, or choose another --out.")
-        shutil.rmtree(out)
+        # only a demo folder kuomian made (its registry/manifest.json) is removed, never a link's target
+        shutil.rmtree(check_output_target(out, force=True, manifest="registry/manifest.json", kind="demo"))
     d = _as_of(as_of)
     progress(f"generating {people} people (seed {seed}) into {out / 'sources'}")
     generate(out, people=people, seed=seed, as_of=d)
@@ -319,7 +322,9 @@ def survey_import(
     for f, row, key in res.not_found[:30]:
         say(redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}"))
     for f, row, key in res.other_street[:30]:
-        say(f"  not written {f} row {row}: 编号 {key} lives in another street (add --any-street if this is right)")
+        say(
+            f"  not written {f} row {row}: 编号 {key} lives in another street (add --any-street if this is right)"
+        )
     for f, row, f2, row2 in res.conflicts[:30]:
         say(f"  conflict {f} row {row} and {f2} row {row2}: one person, different answers; neither applied")
     if res.files_written:

@@ -197,7 +197,9 @@ def test_answers_reach_the_next_refresh_with_previous(out, tmp_path):
     header, rows = handoff_rows(out)
     key = rows[0][0]
     f = write_gb18030(
-        tmp_path / "连然街道_f.csv", header, [fill(header, rows[0], 缴费能力="缴费能力一般", 调查日期="20260415")]
+        tmp_path / "连然街道_f.csv",
+        header,
+        [fill(header, rows[0], 缴费能力="缴费能力一般", 调查日期="20260415")],
     )
     assert runner.invoke(app, ["-q", "survey", "import", str(f), "--registry", str(out)]).exit_code == 0
     # the module's refresh used another key file: give this one the same persons by re-running here

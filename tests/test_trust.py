@@ -398,7 +398,9 @@ def test_force_refuses_the_sources_a_link_home_and_foreign_folders(tmp_path, mon
     docs.mkdir()
     (docs / "年度报告.docx").write_bytes(b"not ours")
     one_line_error(cli("refresh", src, "--out", docs, "--force"), "not a folder kuomian published")
-    assert (docs / "年度报告.docx").read_bytes() == b"not ours"
+    one_line_error(cli("demo", "--people", "50", "--out", docs, "--force"), "not a folder kuomian published")
+    one_line_error(cli("demo", "--people", "50", "--out", tmp_path / "link", "--force"), "symbolic link")
+    assert (docs / "年度报告.docx").read_bytes() == b"not ours" and _digest(target) == kept
 
     home = tmp_path / "home"
     home.mkdir()
@@ -521,6 +523,10 @@ def test_a_refresh_locks_its_previous_folder_and_force_keeps_imported_answers(tm
     assert _digest(prev) == before
     publish(src, prev, "--force", "--previous", prev)
     assert _answers(prev, row[0])["ability_to_pay"] == "有缴费能力"
+    # answers that came from --previous (none imported since) are no reason to refuse
+    new = publish(src, tmp_path / "new", "--previous", prev)
+    publish(src, new, "--force", "--previous", prev)
+    assert _answers(new, row[0])["ability_to_pay"] == "有缴费能力"
 
 
 # ---------------------------------------------------------------- 8. leftovers
@@ -574,3 +580,31 @@ def test_kuomian_clean_removes_a_killed_refreshs_staging(tmp_path, isolated_stat
     assert res.exit_code == 0 and "removed 1 leftover" in res.stdout, res.stdout
     assert not folder.exists()
     assert list((isolated_state / "runs").iterdir()) == [], "the run's record goes with it"
+
+
+# ---------------------------------------------------------------- the import path is not POSIX-only
+
+NO_POSIX = """
+import importlib, pkgutil, sys
+for name in ("fcntl", "pwd", "grp", "termios"):
+    sys.modules[name] = None  # as on Windows: importing them fails
+import kuomian
+names = [m.name for m in pkgutil.walk_packages(kuomian.__path__, "kuomian.")]
+for n in names:
+    importlib.import_module(n)
+import filelock
+lock = filelock.FileLock(sys.argv[1], timeout=0)
+print(len(names), type(lock).__name__)
+"""
+
+
+def test_every_module_imports_without_posix_only_modules(tmp_path):
+    """Bureau desktops run Windows: no module of the tool may need fcntl, pwd or grp to import."""
+    res = subprocess.run(
+        [sys.executable, "-c", NO_POSIX, str(tmp_path / "x.lock")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert int(res.stdout.split()[0]) > 30, res.stdout

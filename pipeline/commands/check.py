@@ -241,7 +241,9 @@ def _write_xlsx(fh, header: list[str], records: list[list[str]]) -> None:
             if v == "":
                 ws.write_blank(i, j, None, text)
             else:
-                ws.write_string(i, j, v if len(v) <= MAX_CELL else v[: MAX_CELL - len(CUT_MARK)] + CUT_MARK, text)
+                ws.write_string(
+                    i, j, v if len(v) <= MAX_CELL else v[: MAX_CELL - len(CUT_MARK)] + CUT_MARK, text
+                )
     ws.set_column(0, len(header) - 1, 14, text)
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, max(len(records), 1), len(header) - 1)

@@ -130,7 +130,9 @@ def refresh(
     with private_umask(), output_lock(out_dir), ExitStack() as held:
         if prev is not None and prev != out_dir:
             # An import into PREV meanwhile would be missing from this run: PREV is locked too.
-            held.enter_context(output_lock(prev, what="another kuomian command is writing this folder right now"))
+            held.enter_context(
+                output_lock(prev, what="another kuomian command is writing this folder right now")
+            )
         keep_imported_answers(out_dir, prev)
         clean_leftovers(out_dir, progress)
         stage = held.enter_context(staging(out_dir))

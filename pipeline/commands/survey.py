@@ -13,8 +13,11 @@ The answers are written into ``persons.parquet`` and into the registry
 partitions ``registry/street_code=*/part-0.parquet``, each file replaced
 atomically (temporary file beside it, fsync, ``os.replace``) with its
 permissions kept (owner-only by default). The OUT_DIR lock is held meanwhile,
-so a refresh cannot replace the folder under the import. Importing the same
-file again changes nothing and says so (``unchanged``).
+so a refresh cannot replace the folder under the import (nor read it half-done as
+``--previous``). Importing the same file again changes nothing and says so
+(``unchanged``). A file changes only its own street, named by its file name; two
+rows for one person with different answers are a conflict: both reported,
+neither applied.
 """
 
 from __future__ import annotations

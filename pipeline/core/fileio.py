@@ -145,10 +145,6 @@ def write_parquet_atomically(df, path: Path) -> None:
     write_atomically(path, lambda fh: df.write_parquet(fh))
 
 
-def write_text_atomically(path: Path, text: str, encoding: str = "utf-8") -> None:
-    write_atomically(path, lambda fh: fh.write(text.encode(encoding)))
-
-
 # ---------------------------------------------------------------- locks
 
 
@@ -324,9 +320,9 @@ def private_workdir(prefix: str) -> Iterator[Path]:
         yield stage
 
 
-def _is_kuomian_output(folder: Path) -> bool:
+def _is_kuomian_output(folder: Path, manifest: str = "manifest.json") -> bool:
     try:
-        return json.loads((folder / "manifest.json").read_text("utf-8")).get("tool") == "kuomian"
+        return json.loads((folder / manifest).read_text("utf-8")).get("tool") == "kuomian"
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -356,13 +352,19 @@ def _refuse(out_dir: Path, why: str) -> KuomianError:
 
 
 def check_output_target(
-    out: Path, *, force: bool, inputs: tuple[Path, ...] = (), kind: str = "OUT_DIR"
+    out: Path,
+    *,
+    force: bool,
+    inputs: tuple[Path, ...] = (),
+    kind: str = "OUT_DIR",
+    manifest: str = "manifest.json",
 ) -> Path:
     """Check OUT_DIR before anything is written; its absolute, resolved path.
 
     Refused always: ``/``, the home folder (or a folder holding it), a folder that holds or is
     inside one of ``inputs`` (SOURCES_DIR). With ``force`` and an existing OUT_DIR: a symbolic
-    link, something not ours, or a folder that is not a kuomian output (no manifest.json of ours).
+    link, something not ours, or a non-empty folder that is not a kuomian output (no manifest.json
+    of kuomian's).
     Without ``force`` an existing OUT_DIR is refused (exit 3).
     """
     out = Path(out)
@@ -382,7 +384,9 @@ def check_output_target(
             raise OutputExists(f"{out} already exists. Add --force to replace it, or choose another --out.")
         if not is_ours(resolved) or not resolved.is_dir():
             raise _refuse(out, "it is not a folder of yours, so --force will not replace it")
-        if not _is_kuomian_output(resolved):
+        if not _is_kuomian_output(resolved) and any(
+            resolved.iterdir()
+        ):  # an empty folder holds nothing to lose
             raise _refuse(
                 out,
                 f"it is not a folder kuomian published (no manifest.json of kuomian), so --force will not replace it ({kind})",
@@ -398,7 +402,7 @@ def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
             raise OutputExists(
                 f"{out_dir} already exists. Add --force to replace it, or choose another --out."
             )
-        if not is_ours(out_dir) or not _is_kuomian_output(out_dir):
+        if not is_ours(out_dir) or not (_is_kuomian_output(out_dir) or not any(Path(out_dir).iterdir())):
             raise _refuse(out_dir, "it is not a folder kuomian published, so --force will not replace it")
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         if os.path.lexists(old) and not remove_tree(old):

@@ -356,7 +356,12 @@ def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes, decisions: pl.Dat
         d = decisions_for_link(key, ids, decisions)
     else:
         d = pl.DataFrame(
-            schema={"fingerprint": pl.String, "person_id": pl.String, "name_fp": pl.String, "decision": pl.String}
+            schema={
+                "fingerprint": pl.String,
+                "person_id": pl.String,
+                "name_fp": pl.String,
+                "decision": pl.String,
+            }
         )
     con.register("_dec", d)
     con.execute(

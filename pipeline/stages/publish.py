@@ -2,9 +2,12 @@
 
 Entry point: :func:`publish`. Everything is written into a private staging
 folder beside OUT_DIR (``.OUT_DIR.staging-<pid>``), every file fsynced, then
-moved into place with renames. A run that fails or is killed leaves the old
-OUT_DIR untouched (or none); the staging folder is removed by the next run.
-A lock beside OUT_DIR makes a second concurrent run fail at once.
+moved into place with renames (:mod:`kuomian.core.fileio`). A run that fails or
+is killed leaves the old OUT_DIR untouched (or none); the staging folder is
+removed by the next kuomian command. A lock beside OUT_DIR makes a second
+concurrent run fail at once. Every CSV for people is written through
+:mod:`kuomian.core.cells` (no formula from data). ``OUT_DIR/state/`` holds the
+review pairs offered and the review decisions carried forward.
 """
 
 from __future__ import annotations
