@@ -284,7 +284,10 @@ def review_import(
     )
     for p in res["problems"][:20]:
         say(f"  - {p}")
-    say(f"stored {res['stored']} decisions; the next refresh applies them")
+    say(
+        f"stored {res['stored']} decisions in {registry}; a refresh with --previous {registry} "
+        "(or --force into it) applies them"
+    )
 
 
 @survey_app.command("import")
