@@ -343,7 +343,7 @@ def test_a_street_file_cannot_change_another_streets_people(tmp_path):
     own[header.index("缴费能力")] = "有缴费能力"
     f = _write(tmp_path / f"{LIANRAN}_连然街道.csv", header, [own, intruder])
     res = cli("survey", "import", f, "--registry", out)
-    assert res.exit_code == 0, res.stderr
+    assert res.exit_code == 1 and "1 of another street" in res.stderr, res.stderr  # a script can tell
     assert f"not written {f.name} row 3" in res.stdout and "another street" in res.stdout
     assert _answers(out, intruder[0])["ability_to_pay"] is None
     assert _answers(out, own[0])["ability_to_pay"] == "有缴费能力"
@@ -367,7 +367,7 @@ def test_two_different_answers_for_one_person_are_a_conflict_not_a_merge(tmp_pat
     ok[header.index("缴费能力")] = "缴费能力一般"
     f = _write(tmp_path / "金方街道_已填.csv", header, [a, ok, b])
     res = cli("survey", "import", f, "--registry", out)
-    assert res.exit_code == 0, res.stderr
+    assert res.exit_code == 1 and "1 in conflict" in res.stderr, res.stderr
     assert f"conflict {f.name} row 2 and {f.name} row 4" in res.stdout
     assert _answers(out, a[0]) == {"ability_to_pay": None, "willingness": None}, "neither row applied"
     assert _answers(out, ok[0])["ability_to_pay"] == "缴费能力一般"
