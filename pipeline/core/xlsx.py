@@ -262,7 +262,12 @@ def _sheet_xml(sh: Sheet, first: bool = False) -> str:
             )
         )
         body = rows.select(pl.concat_str([row_open, pl.col("cells"), pl.lit("</row>")]).str.join("")).item()
-    out = [f'<row r="1">{head}</row>', body]
+    widths = sh.widths or {}
+    head_lines = max(
+        [math.ceil(display_width(str(h)) / _per_line(widths.get(j, 14))) for j, h in enumerate(header)] + [1]
+    )
+    head_ht = f' ht="{head_lines * LINE_HEIGHT}" customHeight="1"' if head_lines > 1 else ""
+    out = [f'<row r="1"{head_ht}>{head}</row>', body]
     last_row = n + 1
     cols = [_col(j) for j in range(ncols)]
     widths = sh.widths or {}
