@@ -24,7 +24,6 @@ cells and labels only. RESULT is ``.xlsx`` (every cell text) or ``.csv``
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.cells import CUT_MARK, MAX_CELL, write_people_csv
 from ..core.config import Field, Source, _read_yaml, home, load_rules, load_sources
 from ..core.errors import KuomianError, OutputExists
 from ..stages.publish import REGISTRY_STATUSES
@@ -161,11 +161,10 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
 
 
 def _write_csv(fh, header: list[str], records: list[list[str]]) -> None:
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(records)
-    fh.write(buf.getvalue().encode("utf-8-sig"))
+    # every cell of the office's list is text: through the one safe writer, IDs left as they are
+    names = [f"c{j}" for j in range(len(header))]
+    df = pl.DataFrame(records, schema={n: pl.String for n in names}, orient="row")
+    write_people_csv(fh, df.rename(dict(zip(names, header, strict=True))), redact=False)
 
 
 def _write_xlsx(fh, header: list[str], records: list[list[str]]) -> None:
@@ -185,7 +184,9 @@ def _write_xlsx(fh, header: list[str], records: list[list[str]]) -> None:
             if v == "":
                 ws.write_blank(i, j, None, text)
             else:
-                ws.write_string(i, j, v, text)
+                ws.write_string(
+                    i, j, v if len(v) <= MAX_CELL else v[: MAX_CELL - len(CUT_MARK)] + CUT_MARK, text
+                )
     ws.set_column(0, len(header) - 1, 14, text)
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, max(len(records), 1), len(header) - 1)
@@ -197,7 +198,9 @@ def check_list(
     list_file: Path, registry: Path, out: Path, *, force: bool = False, progress=lambda m: None
 ) -> CheckReport:
     """Match ``list_file`` against ``registry/persons.parquet`` and write ``out`` (see the module docstring)."""
-    from .survey import write_atomically
+    from ..core.fileio import sweep_dead_runs, write_atomically
+
+    sweep_dead_runs(progress)
 
     list_file, registry, out = Path(list_file), Path(registry), Path(out)
     suffix = out.suffix.lower()

@@ -20,18 +20,22 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from .. import __version__
 from ..core.config import home
 from ..core.db import connect
-from ..core.errors import KuomianError, OutputExists
+from ..core.errors import KuomianError
+from ..core.fileio import check_output_target, publishing
 from ..core.ids import redact_ids
 from ..core.privacy import key_path, load_key
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
 from ..stages.load import LoadReport, file_manifest, load
-from ..stages.publish import OutputLock, PublishReport, clean_leftovers, move_into_place, publish, staging_dir
+from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
+from .review import stored_decisions
+from .survey import keep_imported_answers
 
 
 @dataclass
@@ -103,23 +107,6 @@ def input_bytes(sources_dir: Path) -> int:
     return sum(p.stat().st_size for p in Path(sources_dir).rglob("*") if p.is_file())
 
 
-def _shared_output() -> bool:
-    return os.environ.get("KUOMIAN_SHARED_OUTPUT") == "1"
-
-
-@contextlib.contextmanager
-def private_umask(enabled: bool = True):
-    """Output files owner-only (0600 files, 0700 folders) unless KUOMIAN_SHARED_OUTPUT=1."""
-    if not enabled or _shared_output():
-        yield
-        return
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 @dataclass
 class Run:
     """One refresh as it goes from stage to stage: its settings, connection and reports.
@@ -132,6 +119,7 @@ class Run:
     as_of: date = field(default_factory=date.today)
     key: bytes = b""
     staging: Path | None = None
+    out_dir: Path | None = None
     previous: Path | None = None
     overrides: dict[Path, str] | None = None
     skip_bad_files: bool = False
@@ -139,6 +127,7 @@ class Run:
     started: datetime = field(default_factory=datetime.now)
     progress: Callable[[str], None] = lambda m: None
     timings: dict[str, float] = field(default_factory=dict)
+    decisions: pl.DataFrame | None = None  # review decisions carried from the registries this run follows
     load: LoadReport | None = None
     standardise: StandardiseReport | None = None
     link: LinkReport | None = None
@@ -161,7 +150,9 @@ def _standardise(r: Run) -> None:
 
 def _link(r: Run) -> None:
     """``std_rows`` → ``link_persons``, ``links``, ``link_review``."""
-    r.link = link(r.con, r.key, progress=r.progress)
+    prev = Path(r.previous).resolve() if r.previous is not None else None
+    r.decisions = stored_decisions(prev, r.out_dir)
+    r.link = link(r.con, r.key, progress=r.progress, decisions=r.decisions)
     r.progress(r.link.summary())
 
 
@@ -199,7 +190,15 @@ def _publish(r: Run) -> None:
         "stage_seconds": r.timings,
         "finished_at": datetime.now().isoformat(timespec="seconds"),
     }
-    r.publish = publish(r.con, r.staging, key=r.key, as_of=r.as_of, previous=r.previous, manifest=manifest)
+    r.publish = publish(
+        r.con,
+        r.staging,
+        key=r.key,
+        as_of=r.as_of,
+        previous=r.previous,
+        manifest=manifest,
+        decisions=r.decisions,
+    )
 
 
 # The refresh, in order: (name, what the stage does to the run).
@@ -260,20 +259,18 @@ def refresh(
     hooks of :func:`install_hook`.
     """
     as_of = as_of or date.today()
-    out_dir = Path(out_dir).resolve()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
         raise KuomianError(
             f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR."
         )
-    if out_dir.exists() and not force:
-        raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
+    out_dir = check_output_target(out_dir, force=force, inputs=(Path(sources_dir),))
+    prev = Path(previous).resolve() if previous is not None else None
     started = datetime.now()
-    with private_umask(), OutputLock(out_dir):
-        clean_leftovers(out_dir, progress)
-        stage = staging_dir(out_dir)
+    # An import into PREV meanwhile would be missing from this run: PREV is locked too.
+    with publishing(out_dir, force=force, progress=progress, also_lock=prev) as stage:
+        keep_imported_answers(out_dir, prev)
         # The staging folder becomes OUT_DIR: owner-only unless shared output was asked for
         # (the DuckDB spill folder inside it is always 0700, see db.connect).
-        stage.mkdir(mode=0o777 if _shared_output() else 0o700)
         tmp = stage / ".duckdb_tmp"
         con = None
         try:
@@ -290,19 +287,17 @@ def refresh(
             }  # fmt: skip
             r = Run(
                 Path(sources_dir), con, as_of=as_of, key=load_key(announce=progress), staging=stage,
-                previous=previous, overrides=overrides, skip_bad_files=skip_bad_files, settings=settings,
-                started=started, progress=progress,
+                out_dir=out_dir, previous=previous, overrides=overrides, skip_bad_files=skip_bad_files,
+                settings=settings, started=started, progress=progress,
             )  # fmt: skip
             run_stages(r, STAGES, [Timer(), *_installed, *(hooks or [])])
             con.close()
             con = None
             shutil.rmtree(tmp, ignore_errors=True)
-            move_into_place(stage, out_dir, force)
         except BaseException:
             if con is not None:
                 with contextlib.suppress(Exception):
                     con.close()
-            shutil.rmtree(stage, ignore_errors=True)
             raise
     assert r.load and r.standardise and r.link and r.classify and r.publish
     progress(r.publish.summary())

@@ -31,7 +31,7 @@ import polars as pl
 
 from ..core import names
 from ..core.config import load_rules, load_sources
-from ..core.db import first_row, rows, scalar, store
+from ..core.db import connect, first_row, frame, rows, scalar, store
 from ..core.privacy import fingerprint_sql, key_params
 
 OUTCOMES = ("linked", "new_person", "duplicate", "quarantined", "review", "unmatched")
@@ -444,44 +444,56 @@ def match_to_persons(rows: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     Returns one row per decided row: ``row_id``, ``outcome`` ('linked' or 'review'),
     ``person_id`` (the person's ID when linked), ``match_rule``, ``confidence`` and
     ``review_reason``; a row absent from it matched nobody. Runs in a private in-memory
-    DuckDB whose spill folder (plain-text IDs) is removed afterwards; no review decisions apply.
+    DuckDB whose spill folder (plain-text IDs) is a recorded private work folder, removed
+    afterwards; no review decisions apply.
     """
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from ..core.db import connect, frame
+    from ..core.fileio import private_workdir
     from .standardise import IDENTITY_COLUMNS
 
     t = LinkTables(rows="match_rows", persons="match_persons", prefix="match")
-    tmp = Path(tempfile.mkdtemp(prefix="kuomian-match-"))  # private (0700): spill files hold IDs
-    con = connect(temp_dir=tmp / "duckdb")
-    try:
-        store(con, t.rows, rows.select(IDENTITY_COLUMNS))
-        con.register("_match_persons", persons_for_link(persons))
-        run_steps(con, [Step(t.persons, f"SELECT *, {MATCH_COLUMNS} FROM _match_persons")])
-        con.unregister("_match_persons")
-        run_steps(con, [trivial_step(t)])
-        con.execute(f"DELETE FROM {t.rows} WHERE row_id IN (SELECT row_id FROM {t.out('trivial')})")
-        cascade(con, t)
-        return frame(
-            con,
-            f"SELECT row_id, outcome, person_id, match_rule, confidence, review_reason FROM {t.out('decisions')}",
-        )
-    finally:
-        con.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+    # A recorded private work folder (0700) in the state folder: DuckDB's spill files hold IDs,
+    # and a killed run's folder is removed by the next kuomian command.
+    with private_workdir("match") as tmp:
+        con = connect(temp_dir=tmp / "duckdb")
+        try:
+            return _match_in(con, t, rows.select(IDENTITY_COLUMNS), persons)
+        finally:
+            con.close()
 
 
-def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
-    """Review decisions from earlier runs: ``link_forbidden`` (否) and ``link_confirmed`` (是)."""
-    from ..commands.review import decisions_for_link, decisions_path
+def _match_in(
+    con: duckdb.DuckDBPyConnection, t: LinkTables, rows: pl.DataFrame, persons: pl.DataFrame
+) -> pl.DataFrame:
+    store(con, t.rows, rows)
+    con.register("_match_persons", persons_for_link(persons))
+    run_steps(con, [Step(t.persons, f"SELECT *, {MATCH_COLUMNS} FROM _match_persons")])
+    con.unregister("_match_persons")
+    run_steps(con, [trivial_step(t)])
+    con.execute(f"DELETE FROM {t.rows} WHERE row_id IN (SELECT row_id FROM {t.out('trivial')})")
+    cascade(con, t)
+    return frame(
+        con,
+        f"SELECT row_id, outcome, person_id, match_rule, confidence, review_reason FROM {t.out('decisions')}",
+    )
 
-    if decisions_path().exists():
+
+def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes, decisions: pl.DataFrame | None = None) -> int:
+    """Review decisions of the registries this run follows: ``link_forbidden`` (否) and
+    ``link_confirmed`` (是, only while the candidate's name is the one the reviewer saw)."""
+    from ..commands.review import decisions_for_link
+
+    if decisions is not None and decisions.height:
         ids = [r[0] for r in rows(con, "SELECT person_id FROM link_persons")]
-        d = decisions_for_link(key, ids)
+        d = decisions_for_link(key, ids, decisions)
     else:
-        d = pl.DataFrame(schema={"fingerprint": pl.String, "person_id": pl.String, "decision": pl.String})
+        d = pl.DataFrame(
+            schema={
+                "fingerprint": pl.String,
+                "person_id": pl.String,
+                "name_fp": pl.String,
+                "decision": pl.String,
+            }
+        )
     con.register("_dec", d)
     con.execute(
         """
@@ -491,13 +503,15 @@ def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
         """
     )
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE link_confirmed AS
         SELECT f.row_id, min(d.person_id) AS person_id FROM _dec d
         JOIN link_fingerprints f USING (fingerprint)
         JOIN link_persons p USING (person_id)
-        WHERE d.decision = '是' GROUP BY f.row_id
-        """
+        WHERE d.decision = '是' AND d.name_fp = {fingerprint_sql("p.name_key")}
+        GROUP BY f.row_id
+        """,
+        key_params(key),
     )
     con.unregister("_dec")
     return scalar(con, "SELECT count(*) FROM link_confirmed")
@@ -553,8 +567,17 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: None) -> LinkReport:
-    """Resolve every standardised row; see the module docstring for the tables written."""
+def link(
+    con: duckdb.DuckDBPyConnection,
+    key: bytes,
+    *,
+    progress=lambda msg: None,
+    decisions: pl.DataFrame | None = None,
+) -> LinkReport:
+    """Resolve every standardised row; see the module docstring for the tables written.
+
+    ``decisions``: the review decisions carried from the registries this run follows
+    (:func:`kuomian.commands.review.stored_decisions`)."""
     progress("link: building the population")
     build_population(con)
     t = REFRESH_TABLES
@@ -570,7 +593,7 @@ def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: Non
     )
     _fingerprints(con, key)
     report = LinkReport()
-    report.decisions_applied = load_decisions(con, key)
+    report.decisions_applied = load_decisions(con, key, decisions)
     con.execute(f"DELETE FROM {t.rows} WHERE row_id IN (SELECT row_id FROM link_confirmed)")
     cascade(con, t, progress)
     finalise(con)
