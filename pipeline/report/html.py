@@ -25,8 +25,21 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..core.config import load_rules, load_sources
+from ..core.config import load_rules
 from ..core.db import frame
+from ..core.labels import (
+    EXTRA_RULE_LABELS,
+    ID_KIND_LABELS,
+    OUTCOME_LABELS,
+    RECON_HEADERS,
+    REVIEW_REASON_LABELS,
+    group_labels,
+    indicator_headers,
+    rule_labels,
+    source_labels,
+    status_labels,
+)
+from ..core.labels import QUARANTINE_REASON_LABELS as REASON_LABELS
 
 CSS = """
 body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -54,28 +67,6 @@ SECTIONS = {
     "matching": "匹配方法",
     "reconciliation": "对账",
 }
-OUTCOME_LABELS = {
-    "linked": "已匹配", "new_person": "新增人员", "duplicate": "重复行", "quarantined": "隔离",
-    "review": "待复核", "unmatched": "未匹配",
-}  # fmt: skip
-REASON_LABELS = {
-    "empty_row": "空行", "total_row": "合计行", "no_identity": "无身份证号也无姓名",
-    "base_id_unusable": "户籍记录身份证号不可用", "exact_duplicate": "完全重复行",
-    "id_check_failed_no_match": "身份证号校验错误且找不到本人", "id_damaged_no_match": "身份证号被Excel损坏且找不到本人",
-    "no_id_no_match": "无可用身份证号且找不到本人",
-}  # fmt: skip
-ID_KIND_LABELS = {
-    "valid": "有效", "upgraded": "15位升18位", "bad_check": "校验位错误", "excel": "Excel损坏", "unusable": "不可用",
-}  # fmt: skip
-REVIEW_REASON_LABELS = {
-    "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
-    "ID matches but the name differs": "身份证号一致但姓名不同",
-}  # fmt: skip
-EXTRA_RULE_LABELS = {
-    "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",
-}  # fmt: skip
-
-
 # ---------------------------------------------------------------- building blocks
 
 
@@ -302,10 +293,9 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     city = ind.filter(pl.col("street_name") == "全市")
     city_row = city.row(0, named=True) if city.height else {}
     groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
-    group_names = {g["group"]: f"第{g['group']}类 {g['label']}" for g in groups}
-    labels = {s: src.label for s, src in load_sources().items()}
-    rule_labels = {r["rule"]: r.get("label", r["rule"]) for r in load_rules("matching")["rules"]}
-    rule_labels.update(EXTRA_RULE_LABELS)
+    group_names = group_labels()
+    labels = source_labels()
+    rules_lbl = {**rule_labels(), **EXTRA_RULE_LABELS}
 
     def src_label(col: str = "source") -> pl.Expr:
         return pl.col(col).replace_strict(labels, default=pl.col(col), return_dtype=pl.String)
@@ -360,8 +350,6 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
         bar_chart(names, streets["coverage_rate"].to_list(), cov_t, "各街道参保率", lo=None),
         bar_chart(names, streets["employee_share"].to_list(), emp_t, "各街道职工占比"),
     ]
-    from ..stages.publish import indicator_headers
-
     first_cov, first_emp = next(iter(cov_t.values())), next(iter(emp_t.values()))
     body.append(
         _table(
@@ -397,8 +385,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     cols = {"street_name": "街道", "registry": "合计"}
     cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
     body.append(_table(ind, cols))
-    status_lbl = {s["status"]: s["label"] for s in load_rules("statuses")["statuses"]}
-    status_lbl[load_rules("statuses")["excluded"]["status"]] = load_rules("statuses")["excluded"]["label"]
+    status_lbl = status_labels()
     st = frame(con, "SELECT status, count(*) AS n FROM cls_persons GROUP BY ALL ORDER BY n DESC")
     st = st.with_columns(
         status=pl.col("status").replace_strict(status_lbl, default=pl.col("status"), return_dtype=pl.String)
@@ -472,12 +459,12 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
         """SELECT match_rule AS rule, count(*) AS n, round(avg(confidence), 3) AS confidence
            FROM links WHERE outcome IN ('linked', 'new_person') AND match_rule IS NOT NULL GROUP BY ALL ORDER BY n DESC""",
     )
-    order = list(dict.fromkeys([*EXTRA_RULE_LABELS, *rule_labels]))
+    order = list(dict.fromkeys([*EXTRA_RULE_LABELS, *rules_lbl]))
     used = used.with_columns(
         _o=pl.col("rule").replace_strict(
             {r: i for i, r in enumerate(order)}, default=len(order), return_dtype=pl.Int64
         ),
-        label=pl.col("rule").replace_strict(rule_labels, default=pl.col("rule"), return_dtype=pl.String),
+        label=pl.col("rule").replace_strict(rules_lbl, default=pl.col("rule"), return_dtype=pl.String),
     ).sort("_o")
     body.append(
         "<p class='note'>规则按 rules/matching.yaml 的顺序尝试, 第一个找到姓名一致候选人的规则决定。</p>"
@@ -516,7 +503,6 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     page.append(_section("matching", "五", body))
 
     # 六、对账 -----------------------------------------------------------------
-    from ..stages.publish import RECON_HEADERS
 
     rc = recon.with_columns(
         source=src_label(),
