@@ -88,7 +88,13 @@ RECON_HEADERS = {
     "source": "来源", "file": "文件", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
     "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡",
 }  # fmt: skip
-EMPLOYER_HEADERS = {"employer": "扣缴义务人(单位)", "registry_persons": "实名库中扣缴满6个月人数"}
+
+
+def employer_headers() -> dict[str, str]:
+    """employers.csv: the threshold of groups.yaml in the header."""
+    months = policy().groups.employer_min_withheld_months
+    return {"employer": "扣缴义务人(单位)", "registry_persons": f"实名库中扣缴满{months}个月人数"}
+
 
 # The hand-off's columns before the survey ones (outputs.md "The hand-off CSV").
 HANDOFF_HEADERS = {

@@ -703,7 +703,7 @@ def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: di
         ms["elderly_unenrolled"], "measures.elderly_unenrolled", ("min_age", "statuses", "measure")
     )
     for i, s in enumerate(ctx.list_(el["statuses"], "measures.elderly_unenrolled.statuses")):
-        ctx.one_of(s, f"measures.elderly_unenrolled.statuses[{i}]", statuses.registry, "registry status")
+        ctx.one_of(s, f"measures.elderly_unenrolled.statuses[{i}]", statuses.all, "status")
     pp = ctx.mapping(
         ms["past_pension_date"], "measures.past_pension_date", ("measure",), ("keep_group_action",)
     )

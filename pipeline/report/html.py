@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..core.config import load_rules
+from ..core.config import load_rules, street_names
 from ..core.db import frame
 from ..core.labels import (
     EXTRA_RULE_LABELS,
@@ -33,6 +33,7 @@ from ..core.labels import (
     OUTCOME_LABELS,
     RECON_HEADERS,
     REVIEW_REASON_LABELS,
+    UNASSIGNED_STREET,
     group_labels,
     indicator_headers,
     rule_labels,
@@ -275,6 +276,37 @@ def _pivot(df: pl.DataFrame, index: str, on: str, value: str, order: list[str] |
     return p.select(index, *ordered).with_columns(合计=pl.sum_horizontal(ordered)).rename({index: "来源"})
 
 
+def _measures_table(con: duckdb.DuckDBPyConnection) -> str:
+    """实名库人员按建议措施 (rules/retirement.yaml, groups.yaml), one column per street."""
+    m = frame(
+        con,
+        f"""SELECT measure, coalesce(street_name, '{UNASSIGNED_STREET}') AS street, count(*) AS n
+            FROM cls_persons WHERE measure IS NOT NULL GROUP BY ALL""",
+    )
+    if not m.height:
+        return ""
+    streets = [s for s in street_names().values() if s in set(m["street"].to_list())]
+    p = _pivot(m, "measure", "street", "n", [*streets, UNASSIGNED_STREET]).rename({"来源": "建议措施"})
+    p = p.sort("合计", "建议措施", descending=[True, False])
+    return (
+        "<h3>实名库人员按建议措施(各街道)</h3><p class='note'>建议措施按 rules/retirement.yaml 的顺序确定: "
+        "60周岁以上未参保 → 补缴; 已到法定退休时间 → 城乡居民养老; 距法定退休不足最低缴费年限 → 群体措施并注明; "
+        "其余 → 群体措施。</p>" + _table(p, {})
+    )
+
+
+def _policy_note(manifest: dict) -> str:
+    """Which policy folder the run used, and which of its files differ from the installed defaults."""
+    pol = manifest.get("policy") or {}
+    if not pol:
+        return ""
+    if pol.get("default"):
+        return "<p class='note'>政策规则: 安装的默认规则(rules/, sources/)。</p>"
+    diff = pol.get("differs_from_defaults") or []
+    what = ("与默认规则不同的文件: " + "、".join(diff)) if diff else "内容与默认规则相同"
+    return f"<p><b>政策规则</b>: 本局规则目录 {_esc(pol.get('folder'))}; {_esc(what)}。</p>"
+
+
 def _section(sid: str, number: str, body: list[str]) -> str:
     return f"<section id='{sid}'><h2>{number}、{_esc(SECTIONS[sid])}</h2>{''.join(body)}</section>"
 
@@ -307,7 +339,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
         f"生成于 {_esc(manifest.get('finished_at', ''))}</p>"
         "<nav>" + "".join(f"<a href='#{sid}'>{_esc(t)}</a>" for sid, t in SECTIONS.items()) + "</nav>"
     )
-    page = [head]
+    page = [head, _policy_note(manifest)]
 
     # 一、概况 ----------------------------------------------------------------
     quarantined = sum(int(r["quarantined"]) for r in recon.iter_rows(named=True)) if recon.height else 0
@@ -391,6 +423,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
         status=pl.col("status").replace_strict(status_lbl, default=pl.col("status"), return_dtype=pl.String)
     )
     body.append("<h3>全部人员按参保状态</h3>" + _table(st, {"status": "参保状态", "n": "人数"}))
+    body.append(_measures_table(con))
     page.append(_section("registry", "三", body))
 
     # 四、数据质量 ---------------------------------------------------------------

@@ -23,7 +23,7 @@ import polars as pl
 
 from ..core.db import frame, scalar, store
 from ..core.errors import KuomianError, OutputExists
-from ..core.labels import EMPLOYER_HEADERS, RECON_HEADERS, indicator_headers
+from ..core.labels import RECON_HEADERS, employer_headers, indicator_headers
 from ..core.policy import policy
 from ..core.privacy import key_params, person_key_sql
 
@@ -270,7 +270,7 @@ def publish(
     report.files["employers.csv"] = write_frame_csv(
         stage / "employers.csv",
         frame(con, "SELECT * FROM cls_employers"),
-        EMPLOYER_HEADERS,
+        employer_headers(),
     )
     report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys)
     report.files["handoff/"] = write_handoffs(stage / "handoff", persons)
