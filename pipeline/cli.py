@@ -410,7 +410,9 @@ def compare(
 @friendly_errors
 def rules_export(
     folder: Annotated[Path, typer.Argument(help="Folder to write rules/ and sources/ into.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace rules/ and sources/ already there.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace rules/ and sources/ already there.")
+    ] = False,
 ):
     """Write the installed default policy (rules/ and sources/) into FOLDER for the bureau to edit.
 

@@ -141,8 +141,9 @@ def resolve_trivial(con: duckdb.DuckDBPyConnection, rows_sql: str = "link_rows")
     so they are settled by one join and only the rest goes through the cascade
     (the caller leaves them out of ``link_rows``).
     """
+    # The first exact-ID rule per ID kind; one with band: review is left to the cascade.
     by_kind: dict[str, dict] = {}
-    for r in _rules()["rules"]:  # the first exact-ID rule per ID kind; one with band: review is left to the cascade
+    for r in _rules()["rules"]:
         if r["candidates"] == "id_equal":
             for k in r["id_kinds"]:
                 by_kind.setdefault(k, r)
