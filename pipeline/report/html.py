@@ -6,14 +6,16 @@ Street offices open it offline, often on old machines. Sections (each a
 * ``overview``       — 概况: the run in a few numbers;
 * ``indicators``     — 参保率与职工占比: per street against the targets of
   ``rules/indicators.yaml`` (bar charts with a dashed line per target), gaps;
-* ``registry``       — 实名库: by priority group and by street (charts and table);
+* ``registry``       — 实名库: by priority group and by street (charts and table), by
+  status, and registry persons by suggested measure (建议措施) per street;
 * ``quality``        — 数据质量: per source rows read, quarantined by reason,
   exact duplicates, ID numbers by kind;
 * ``matching``       — 匹配方法: the match rules used (labels of
   ``rules/matching.yaml``) and outcomes, per source;
 * ``reconciliation`` — 对账: per file, rows read = the sum of the outcomes.
 
-No person is listed: the page holds counts only, so it never shows an ID.
+Under the title: which policy folder was used and which of its files differ from the
+installed defaults (``manifest["policy"]``). No person is listed: the page holds counts only, so it never shows an ID.
 """
 
 from __future__ import annotations
