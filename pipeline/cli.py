@@ -120,9 +120,10 @@ RulesOpt = Annotated[
 def use_rules(rules: Path | None) -> None:
     """Put the policy folder in force and check every file of it, before any data is read."""
     from .core.config import use_policy
-    from .core.policy import load_policy
+    from .core.policy import clear_cache, load_policy
 
     use_policy(rules)
+    clear_cache()  # read the files afresh: a long-lived process may see them edited
     load_policy()
 
 
@@ -439,8 +440,13 @@ def rules_check(rules: RulesOpt = None):
     use_rules(rules)
     p = load_policy()
     say(f"policy {p.root}: {len(p.files)} files, all checked")
-    diff = p.differs_from_defaults()
-    say("  same as the installed defaults" if not diff else "  differs from the defaults: " + ", ".join(diff))
+    from .core.policy import differences
+
+    diff = differences(p)
+    if not diff:
+        say("  same as the installed defaults")
+    for f, keys in diff.items():
+        say(f"  differs from the defaults: {f}" + (f": {', '.join(keys)}" if keys else ""))
 
 
 def main() -> None:

@@ -119,6 +119,7 @@ def test_manifest_and_report_say_which_policy_and_what_differs(tmp_path):
         "folder": str(pol.resolve()),
         "default": False,
         "differs_from_defaults": ["rules/groups.yaml"],
+        "differences": {"rules/groups.yaml": ["employers.min_withheld_months"]},
     }
     for rel, digest in manifest["rules"].items():
         assert hashlib.sha256((pol / rel).read_bytes()).hexdigest() == digest
@@ -126,10 +127,11 @@ def test_manifest_and_report_say_which_policy_and_what_differs(tmp_path):
         f"{d}/{p.name}" for d in ("rules", "sources") for p in (pol / d).iterdir()
     }
     page = (out / "report.html").read_text("utf-8")
-    assert str(pol.resolve()) in page and "rules/groups.yaml" in page
+    assert str(pol.resolve()) in page and "rules/groups.yaml: employers.min_withheld_months" in page
     default_out = refresh(tmp_path, None, name="default")
     m2 = json.loads((default_out / "manifest.json").read_text("utf-8"))
     assert m2["policy"]["default"] is True and m2["policy"]["differs_from_defaults"] == []
+    assert m2["policy"]["differences"] == {}
     assert "安装的默认规则" in (default_out / "report.html").read_text("utf-8")
 
 
@@ -175,6 +177,20 @@ def test_a_mistake_names_the_file_the_key_and_what_is_allowed(tmp_path, file, ol
     msg = str(e.value)
     assert str(pol / file) in msg and where in msg and what in msg, msg
     assert "\n" not in msg
+
+
+def test_rules_check_names_the_keys_that_differ(tmp_path):
+    pol = exported(tmp_path)
+    _group_label_and_action(pol)
+    _wang_unenrolled(pol)
+    edit(pol / "rules" / "statuses.yaml", "registry_statuses: [unenrolled, resident_upgradable]",
+         "registry_statuses: [unenrolled]")  # fmt: skip
+    res = runner.invoke(app, ["rules", "check", "--rules", str(pol)])
+    assert res.exit_code == 0, res.stderr
+    assert "rules/groups.yaml: groups[group=8].label, groups[group=8].action" in res.stdout
+    assert (
+        "rules/statuses.yaml: excluded.reasons[reason=under_16].when.age.<, registry_statuses" in res.stdout
+    )
 
 
 def test_a_missing_policy_file_or_folder_is_named(tmp_path):

@@ -20,6 +20,7 @@ from ..core.config import home
 from ..core.db import connect
 from ..core.errors import KuomianError, OutputExists
 from ..core.ids import redact_ids
+from ..core.policy import differences as policy_differences
 from ..core.policy import fingerprint as policy_fingerprint
 from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
@@ -64,6 +65,7 @@ def policy_manifest() -> dict:
         "folder": redact_ids(str(p.root)),
         "default": p.is_default,
         "differs_from_defaults": p.differs_from_defaults(),
+        "differences": policy_differences(p),
     }
 
 

@@ -775,3 +775,52 @@ def export_defaults(folder: Path, *, force: bool = False) -> int:
                 shutil.copyfile(p, target / p.name)
                 n += 1
     return n
+
+
+ID_KEYS = ("group", "status", "reason", "rule", "field", "source")
+
+
+def _diff(a, b, path: str, out: list[str]) -> None:
+    """Paths (``groups[group=8].action``) where two parsed YAML values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(dict.fromkeys([*a, *b])):
+            p = f"{path}.{k}" if path else str(k)
+            if k not in a or k not in b:
+                out.append(p + (" (added)" if k not in a else " (removed)"))
+            else:
+                _diff(a[k], b[k], p, out)
+        return
+    if isinstance(a, list) and isinstance(b, list) and a and all(isinstance(x, dict) for x in a + b):
+        key = next((k for k in ID_KEYS if all(k in x for x in a + b)), None)
+        if key is not None:
+            ia, ib = {x[key]: x for x in a}, {x[key]: x for x in b}
+            if list(ia) != list(ib) and set(ia) == set(ib):
+                out.append(f"{path} (order)")
+            for k in list(dict.fromkeys([*ia, *ib])):
+                p = f"{path}[{key}={k}]"
+                if k not in ia or k not in ib:
+                    out.append(p + (" (added)" if k not in ia else " (removed)"))
+                else:
+                    _diff(ia[k], ib[k], p, out)
+            return
+    if a != b:
+        out.append(path or "(whole file)")
+
+
+def differences(p: Policy, limit: int = 12) -> dict[str, list[str]]:
+    """Per file that differs from the installed defaults, the keys that differ (YAML files; other
+    files are named only)."""
+    from .config import _read_yaml
+
+    out: dict[str, list[str]] = {}
+    for rel in p.differs_from_defaults():
+        mine, default = p.root / rel, defaults_home() / rel
+        paths: list[str] = []
+        if rel.endswith(".yaml") and mine.is_file() and default.is_file():
+            _diff(_read_yaml(default), _read_yaml(mine), "", paths)
+        elif not default.is_file():
+            paths = ["(not in the defaults)"]
+        elif not mine.is_file():
+            paths = ["(missing: the defaults' file is not used)"]
+        out[rel] = paths[:limit] + ([f"… {len(paths) - limit} more"] if len(paths) > limit else [])
+    return out

@@ -306,7 +306,14 @@ def _policy_note(manifest: dict) -> str:
         return "<p class='note'>政策规则: 安装的默认规则(rules/, sources/)。</p>"
     diff = pol.get("differs_from_defaults") or []
     what = ("与默认规则不同的文件: " + "、".join(diff)) if diff else "内容与默认规则相同"
-    return f"<p><b>政策规则</b>: 本局规则目录 {_esc(pol.get('folder'))}; {_esc(what)}。</p>"
+    items = "".join(
+        f"<li>{_esc(f)}: {_esc('、'.join(keys))}</li>"
+        for f, keys in (pol.get("differences") or {}).items()
+        if keys
+    )
+    return f"<p><b>政策规则</b>: 本局规则目录 {_esc(pol.get('folder'))}; {_esc(what)}。</p>" + (
+        f"<ul class='note'>{items}</ul>" if items else ""
+    )
 
 
 def _section(sid: str, number: str, body: list[str]) -> str:
