@@ -8,7 +8,7 @@ columns stay the canonical English names (outputs.md).
 
 from __future__ import annotations
 
-from .config import load_rules, load_sources
+from .config import load_sources
 from .policy import policy
 
 UNASSIGNED_STREET = "未分配街道"
@@ -41,7 +41,7 @@ def group_actions() -> dict[int, str]:
 
 def rule_labels() -> dict[str, str]:
     """match rule → label (matching.yaml)."""
-    return {r["rule"]: r.get("label", r["rule"]) for r in load_rules("matching")["rules"]}
+    return {r.rule: r.label for r in policy().matching.rules}
 
 
 def source_labels() -> dict[str, str]:

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .config import Source, clear_caches, defaults_home, home, load_sources
+from .config import Source, Street, clear_caches, defaults_home, home, load_sources
 from .errors import KuomianError
 
 RULE_FILES = ("statuses", "groups", "indicators", "matching", "vocabularies", "survey", "retirement")
@@ -121,6 +121,26 @@ class Indicators:
 
 
 @dataclass(frozen=True)
+class MatchRule:
+    rule: str
+    label: str
+    id_kinds: tuple[str, ...]
+    candidates: str
+    name: str  # agree | same
+    confidence: float
+    band: str = "auto"  # auto | review
+    min_digits: int | None = None
+    prefer_same_street: bool = False
+
+
+@dataclass(frozen=True)
+class Matching:
+    agree: float
+    same: float
+    rules: tuple[MatchRule, ...]
+
+
+@dataclass(frozen=True)
 class SurveyColumn:
     field: str
     header: str
@@ -188,6 +208,9 @@ class Policy:
     retirement: Retirement
     sources: dict[str, Source]
     files: dict[str, str]  # "rules/statuses.yaml" -> SHA-256
+    matching: Matching
+    vocabularies: dict[str, dict[str, tuple[str, ...]]]  # vocabulary -> canonical -> spellings
+    streets: tuple[Street, ...]
 
     @property
     def enrolled_outside_registry(self) -> tuple[str, ...]:
@@ -590,6 +613,7 @@ def _load(root: Path) -> Policy:
     ctx.num(na["agree"], "name_agreement.agree", 0, 1)
     ctx.num(na["same"], "name_agreement.same", 0, 1)
     seen = set()
+    match_rules = []
     for i, r in enumerate(ctx.list_(m["rules"], "rules")):
         w = f"rules[{i}]"
         ctx.mapping(r, w, ("rule", "id_kinds", "candidates", "name", "confidence"),
@@ -611,8 +635,22 @@ def _load(root: Path) -> Policy:
             ctx.bool_(r["prefer_same_street"], f"{w}.prefer_same_street")
         if "label" in r:
             ctx.str_(r["label"], f"{w}.label")
+        match_rules.append(
+            MatchRule(
+                name,
+                str(r.get("label", name)),
+                tuple(r["id_kinds"]),
+                r["candidates"],
+                r["name"],
+                float(r["confidence"]),
+                r.get("band", "auto"),
+                r.get("min_digits"),
+                bool(r.get("prefer_same_street", False)),
+            )  # fmt: skip
+        )
     if "id_equal" not in {r["candidates"] for r in m["rules"]}:
         raise ctx.fail("rules", "one rule must use candidates: id_equal (the exact-ID rule)")
+    matching = Matching(float(na["agree"]), float(na["same"]), tuple(match_rules))
 
     # survey
     ctx, sv = _rules_file(root, "survey")
@@ -652,7 +690,7 @@ def _load(root: Path) -> Policy:
             raise PolicyError(
                 f"{path}: the header must be street_code,street_name, got {','.join(reader.fieldnames or [])}."
             )
-        codes = set()
+        codes, street_list = set(), []
         for n, r in enumerate(reader, start=2):
             if not re.fullmatch(r"\d{12}", r["street_code"] or "") or not (r["street_name"] or "").strip():
                 raise PolicyError(
@@ -661,11 +699,24 @@ def _load(root: Path) -> Policy:
             if r["street_code"] in codes:
                 raise PolicyError(f"{path}, row {n}: street_code {r['street_code']} is listed twice.")
             codes.add(r["street_code"])
+            street_list.append(Street(r["street_code"], r["street_name"].strip()))
 
     retirement = _retirement(root, groups_p, statuses, vocabularies)
     files = fingerprint(root)
-    return Policy(root, root.resolve() == defaults_home().resolve(), statuses, groups_p, indicators,
-                  tuple(survey), retirement, sources, files)  # fmt: skip
+    return Policy(
+        root=root,
+        is_default=root.resolve() == defaults_home().resolve(),
+        statuses=statuses,
+        groups=groups_p,
+        indicators=indicators,
+        survey=tuple(survey),
+        retirement=retirement,
+        sources=sources,
+        files=files,
+        matching=matching,
+        vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
+        streets=tuple(street_list),
+    )
 
 
 def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: dict) -> Retirement:
