@@ -702,6 +702,7 @@ def _load(root: Path) -> Policy:
             street_list.append(Street(r["street_code"], r["street_name"].strip()))
 
     retirement = _retirement(root, groups_p, statuses, vocabularies)
+    _check_tasks(root, codes, vocabularies)
     files = fingerprint(root)
     return Policy(
         root=root,
@@ -717,6 +718,43 @@ def _load(root: Path) -> Policy:
         vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
         streets=tuple(street_list),
     )
+
+
+def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None:
+    """rules/tasks.yaml (read by ``kuomian progress``): years → streets → tasks; the counted values."""
+    if not (root / "rules" / "tasks.yaml").is_file():
+        return
+    ctx, t = _rules_file(root, "tasks")
+    t = ctx.mapping(
+        t or {}, "top level", (), ("tasks", "enrolled_statuses", "employee_schemes", "resident_schemes")
+    )
+    tasks = t.get("tasks") or {}
+    ctx.mapping(tasks, "tasks", (), tuple(tasks) if isinstance(tasks, dict) else ())
+    for year, streets in tasks.items():
+        if not re.fullmatch(r"\d{4}", str(year)):
+            raise ctx.fail(f"tasks.{year}", 'a year\'s tasks are keyed by the year, e.g. "2026"')
+        streets = ctx.mapping(
+            streets or {}, f"tasks.{year}", (), tuple(streets or {}) if isinstance(streets, dict) else ()
+        )
+        for code, task in streets.items():
+            w = f"tasks.{year}.{code}"
+            if str(code) not in street_codes:
+                raise ctx.fail(
+                    w, "not a street code of rules/streets.csv (write the 12-digit code in quotes)"
+                )
+            task = ctx.mapping(task or {}, w, (), ("enrolment", "employee"))
+            for k, v in task.items():
+                if v is not None:
+                    ctx.int_(v, f"{w}.{k}", 0)
+    for key, vocab in (
+        ("enrolled_statuses", "enroll_status"),
+        ("employee_schemes", "scheme"),
+        ("resident_schemes", "scheme"),
+    ):
+        allowed = list(vocabularies.get(vocab, {}))
+        for i, v in enumerate(ctx.list_(t.get(key, []), key, nonempty=False)):
+            if allowed:
+                ctx.one_of(v, f"{key}[{i}]", allowed, f"{vocab} value")
 
 
 def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: dict) -> Retirement:

@@ -27,6 +27,14 @@ from ..core.labels import RECON_HEADERS, employer_headers, indicator_headers
 from ..core.policy import policy
 from ..core.privacy import key_params, person_key_sql
 
+
+def __getattr__(name: str):
+    """``REGISTRY_STATUSES``: the registry statuses of the policy in force (rules/statuses.yaml)."""
+    if name == "REGISTRY_STATUSES":
+        return policy().statuses.registry
+    raise AttributeError(name)
+
+
 SURVEY_FIELDS = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
 UNASSIGNED = "unassigned"
 
@@ -278,7 +286,7 @@ def publish(
     (stage / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
     )
-    write_report(stage / "report.html", con, manifest, recon)
+    write_report(stage / "report.html", con, manifest, recon, persons)
     report.files["report.html"] = 1
     return report
 
