@@ -164,13 +164,6 @@ def _load_rules(name: str, root: Path):
     return _read_yaml(root / "rules" / f"{name}.yaml")
 
 
-def clear_caches() -> None:
-    """Forget every declaration read (after the policy folder in force changed)."""
-    _load_rules.cache_clear()
-    _load_sources.cache_clear()
-    _streets.cache_clear()
-
-
 def vocabulary(name: str) -> dict[str, str]:
     """spelling (normalised) → canonical value for one vocabulary."""
     vocab = load_rules("vocabularies")[name]
@@ -211,3 +204,16 @@ def street_lookup() -> dict[str, str]:
 
 def street_names() -> dict[str, str]:
     return {s.code: s.name for s in streets()}
+
+
+def clear_caches() -> None:
+    """Forget every declaration read (after the policy folder in force changed)."""
+    _load_rules.cache_clear()
+    _load_sources.cache_clear()
+    _streets.cache_clear()
+
+
+# The readers were lru_caches once: ``load_rules.cache_clear()`` still forgets what was read.
+load_rules.cache_clear = clear_caches  # type: ignore[attr-defined]
+load_sources.cache_clear = clear_caches  # type: ignore[attr-defined]
+streets.cache_clear = clear_caches  # type: ignore[attr-defined]
