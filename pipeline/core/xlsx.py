@@ -117,9 +117,10 @@ LINE_HEIGHT = 15  # points per line of 11-point text
 
 
 def _width_expr(col: pl.Expr) -> pl.Expr:
-    """display_width as a polars expression (upper-case Latin letters a little wider than digits)."""
+    """display_width as a polars expression, without a regular expression: in UTF-8 a CJK
+    character is 3 bytes and an ASCII one 1, so (bytes + characters) / 2 counts them 2 and 1."""
     c = col.cast(pl.String)
-    return c.str.len_chars() + c.str.count_matches(_CJK) + c.str.count_matches(r"[A-Z]") * 0.2
+    return (c.str.len_bytes() + c.str.len_chars()) / 2
 
 
 def _per_line(width: float) -> float:
@@ -191,6 +192,48 @@ class Sheet:
     freeze_cols: int = 0
     print_setup: PrintSetup | None = None
     autofilter: bool = True
+    cells: pl.DataFrame | None = None  # this sheet's rows as built by row_cells (to share them)
+
+
+def row_cells(
+    df: pl.DataFrame, wrap: frozenset[int] = frozenset(), widths: dict[int, float] | None = None
+) -> pl.DataFrame:
+    """Per data row of ``df``: its cells' XML (``cells``) and its height in points (``ht``; null:
+    the default height).
+
+    The cells carry no reference (``r`` is optional in SpreadsheetML: a cell without one takes
+    the next column, so a blank cell is written as an empty ``<c/>``): the same rows can go into
+    several sheets at other row numbers (a street's full sheet and its community sheets) and are
+    built once. Wrapped rows get the height of their longest wrapped text: Excel and LibreOffice
+    do not grow a row when they open a file.
+    """
+    header = df.columns
+    cells = []
+    for j, c in enumerate(header):
+        col = pl.col(c)
+        if df.schema[c].is_numeric():
+            cell = pl.lit('<c s="4"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
+            cells.append(pl.when(col.is_null()).then(pl.lit("<c/>")).otherwise(cell))
+        else:
+            style = "3" if j in wrap else "2"
+            text = _escape_expr(col.cast(pl.String))
+            cell = pl.lit(f'<c s="{style}" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
+            blank = col.is_null() | (col.cast(pl.String) == "")
+            cells.append(pl.when(blank).then(pl.lit(f'<c s="{style}"/>')).otherwise(cell))
+    text_wrap = [j for j in sorted(wrap) if not df.schema[header[j]].is_numeric()]
+    if text_wrap:
+        widths = widths or {}
+        lines = pl.max_horizontal(
+            [
+                (_width_expr(pl.col(header[j])) / _per_line(widths.get(j, 14))).ceil().fill_null(1)
+                for j in text_wrap
+            ]
+            + [pl.lit(1.0)]
+        ).cast(pl.Int64)
+        ht = pl.when(lines > 1).then(lines * LINE_HEIGHT)
+    else:
+        ht = pl.lit(None, dtype=pl.Int64)
+    return df.select(pl.concat_str(cells).alias("cells"), ht.cast(pl.Int64).alias("ht"))
 
 
 def _sheet_xml(sh: Sheet, first: bool = False) -> str:
@@ -205,47 +248,26 @@ def _sheet_xml(sh: Sheet, first: bool = False) -> str:
     n = df.height
     body = ""
     if n:
+        rows = sh.cells if sh.cells is not None else row_cells(df, wrap, sh.widths)
         r = pl.int_range(2, n + 2, dtype=pl.Int64).cast(pl.String)
-        cells = []
-        for j, c in enumerate(header):
-            col = pl.col(c)
-            ref = pl.lit(f'<c r="{_col(j)}') + r
-            if df.schema[c].is_numeric():
-                cell = ref + pl.lit('" s="4"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
-                cells.append(pl.when(col.is_null()).then(pl.lit("")).otherwise(cell))
-            else:
-                text = _escape_expr(col.cast(pl.String))
-                style = "3" if j in wrap else "2"
-                cell = ref + pl.lit(f'" s="{style}" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
-                cells.append(
-                    pl.when(col.is_null() | (col.cast(pl.String) == "")).then(pl.lit("")).otherwise(cell)
-                )
-        row_open = pl.lit('<row r="') + r + pl.lit('">')
-        if wrap:
-            # Wrapped text needs its height: Excel and LibreOffice do not grow a row on opening.
-            widths_ = sh.widths or {}
-            lines = pl.max_horizontal(
-                [
-                    (_width_expr(pl.col(header[j])) / _per_line(widths_.get(j, 14))).ceil().fill_null(1)
-                    for j in sorted(wrap)
-                    if not df.schema[header[j]].is_numeric()
-                ]
-                + [pl.lit(1.0)]
-            ).cast(pl.Int64)
-            row_open = (
-                pl.when(lines > 1)
-                .then(
-                    pl.lit('<row r="')
-                    + r
-                    + pl.lit('" ht="')
-                    + (lines * LINE_HEIGHT).cast(pl.String)
-                    + pl.lit('" customHeight="1">')
-                )
-                .otherwise(row_open)
+        row_open = (
+            pl.when(pl.col("ht").is_null())
+            .then(pl.lit('<row r="') + r + pl.lit('">'))
+            .otherwise(
+                pl.lit('<row r="')
+                + r
+                + pl.lit('" ht="')
+                + pl.col("ht").cast(pl.String)
+                + pl.lit('" customHeight="1">')
             )
-        rows_xml = df.select(pl.concat_str([row_open, *cells, pl.lit("</row>")]).alias("x"))
-        body = rows_xml.select(pl.col("x").str.join("")).item()
-    out = [f'<row r="1">{head}</row>', body]
+        )
+        body = rows.select(pl.concat_str([row_open, pl.col("cells"), pl.lit("</row>")]).str.join("")).item()
+    widths = sh.widths or {}
+    head_lines = max(
+        [math.ceil(display_width(str(h)) / _per_line(widths.get(j, 14))) for j, h in enumerate(header)] + [1]
+    )
+    head_ht = f' ht="{head_lines * LINE_HEIGHT}" customHeight="1"' if head_lines > 1 else ""
+    out = [f'<row r="1"{head_ht}>{head}</row>', body]
     last_row = n + 1
     cols = [_col(j) for j in range(ncols)]
     widths = sh.widths or {}

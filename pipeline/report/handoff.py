@@ -96,6 +96,8 @@ def handoff_widths(body: pl.DataFrame) -> dict[int, float]:
     cols = body.columns
     caps = {cols.index(h): w for h, w in WRAP_CAPS.items() if h in cols}
     widths = fit_widths(body, caps=caps)
+    if "编号" in cols:  # upper-case letters are wider than the digits a width unit is measured in
+        widths[cols.index("编号")] = max(widths[cols.index("编号")], 21.0)
     for c in survey_columns():
         if c["header"] in cols:
             j = cols.index(c["header"])
@@ -106,19 +108,22 @@ def handoff_widths(body: pl.DataFrame) -> dict[int, float]:
 
 def write_handoff_xlsx(path: Path, body: pl.DataFrame, street: str = "") -> None:
     """The hand-off as a workbook: the whole street, then one sheet per community (see the module docstring)."""
-    from ..core.xlsx import PrintSetup, Sheet, write_workbook
+    from ..core.xlsx import PrintSetup, Sheet, row_cells, write_workbook
 
     dropdowns = {body.columns.index(c["header"]): c["allowed"] for c in survey_columns() if c.get("allowed")}
     widths = handoff_widths(body)
     wrap = frozenset(body.columns.index(h) for h in WRAP_CAPS if h in body.columns)
 
-    def sheet(name: str, df: pl.DataFrame, community: str) -> Sheet:
-        setup = PrintSetup(footer_left=street, footer_center=community, wrap=wrap)
-        return Sheet(name, df, widths, dropdowns, freeze_cols=2, print_setup=setup)
+    cells = row_cells(body, wrap, widths)  # built once: the community sheets are the same rows
 
-    sheets = [sheet("入户调查", body, "全部社区")]
+    def sheet(name: str, df: pl.DataFrame, community: str, rows: pl.DataFrame) -> Sheet:
+        setup = PrintSetup(footer_left=street, footer_center=community, wrap=wrap)
+        return Sheet(name, df, widths, dropdowns, freeze_cols=2, print_setup=setup, cells=rows)
+
+    sheets = [sheet("入户调查", body, "全部社区", cells)]
     if "社区" in body.columns:
-        for (community,), part in body.group_by(["社区"], maintain_order=True):
+        groups = body.with_row_index("_i").group_by("社区", maintain_order=True).agg("_i")
+        for community, idx in groups.iter_rows():
             label = community or NO_COMMUNITY
-            sheets.append(sheet(label, part, label))
+            sheets.append(sheet(label, body[idx], label, cells[idx]))
     write_workbook(path, sheets)
