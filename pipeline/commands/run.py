@@ -9,7 +9,6 @@ timer always, the bench's probes and the tests' faults when they install them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import platform
 import shutil
@@ -28,6 +27,9 @@ from ..core.db import connect
 from ..core.errors import KuomianError
 from ..core.fileio import check_output_target, publishing
 from ..core.ids import redact_ids
+from ..core.policy import differences as policy_differences
+from ..core.policy import fingerprint as policy_fingerprint
+from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
@@ -89,12 +91,18 @@ def install_hook(hook: StageHook) -> None:
 
 def rules_fingerprint() -> dict[str, str]:
     """SHA-256 of every declaration in force (sources/ and rules/)."""
-    out = {}
-    for folder in ("sources", "rules"):
-        for p in sorted((home() / folder).glob("*")):
-            if p.is_file():
-                out[f"{folder}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    return policy_fingerprint(home())
+
+
+def policy_manifest() -> dict:
+    """Which policy folder was used, and which of its files differ from the installed defaults."""
+    p = load_policy()
+    return {
+        "folder": redact_ids(str(p.root)),
+        "default": p.is_default,
+        "differs_from_defaults": p.differs_from_defaults(),
+        "differences": policy_differences(p),
+    }
 
 
 # Extracts bigger than this (in bytes on disk) are refreshed with DuckDB's tables in a file:
@@ -176,6 +184,7 @@ def _publish(r: Run) -> None:
         "inputs": file_manifest(lr),
         "sources_present": lr.sources_present,
         "sources_missing": lr.sources_missing,
+        "policy": policy_manifest(),
         "rules": rules_fingerprint(),
         "settings": r.settings,
         "counts": {
@@ -227,6 +236,7 @@ def validate(
     sources_dir: Path, *, overrides=None, progress=lambda m: None
 ) -> tuple[LoadReport, StandardiseReport]:
     """Load and standardise only (``kuomian validate``)."""
+    load_policy()  # every policy file checked before any data is read
     r = Run(Path(sources_dir), connect(), overrides=overrides, progress=progress)
     try:
         run_stages(r, STAGES[:2], hooks=[])
@@ -258,6 +268,7 @@ def refresh(
     when ``KUOMIAN_ON_DISK=1``. ``hooks``: called around every stage, after the timer and the
     hooks of :func:`install_hook`.
     """
+    load_policy()  # every policy file checked before any data is read
     as_of = as_of or date.today()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
         raise KuomianError(

@@ -29,9 +29,12 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import KuomianError, OutputExists
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 IMPORT_WAIT = 30.0  # seconds an import waits for a refresh or another import holding the folder
 _GETUID = getattr(os, "getuid", None)  # absent on Windows
@@ -160,7 +163,7 @@ class Lock:
         self.folder = folder
         self.wait = wait
         self.what = what or "another kuomian run is writing this folder right now"
-        self._lock = None
+        self._lock: BaseFileLock | None = None
 
     def __enter__(self) -> Lock:
         from filelock import FileLock, Timeout

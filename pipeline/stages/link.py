@@ -189,8 +189,13 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
     so they are settled by one join and only the rest goes through the cascade
     (the caller leaves them out of ``t.rows``).
     """
-    rules = _rules()["rules"]
-    by_kind = {k: r for r in rules if r["candidates"] == "id_equal" for k in r["id_kinds"]}
+    # The first exact-ID rule per ID kind; one with band: review is left to the cascade.
+    by_kind: dict[str, dict] = {}
+    for r in _rules()["rules"]:
+        if r["candidates"] == "id_equal":
+            for k in r["id_kinds"]:
+                by_kind.setdefault(k, r)
+    by_kind = {k: r for k, r in by_kind.items() if r.get("band", "auto") == "auto"}
     if not by_kind:
         return Step(
             t.out("trivial"),
