@@ -47,22 +47,20 @@ import polars as pl
 
 from ..core.config import load_rules, load_sources, street_names
 from ..core.errors import KuomianError
+from ..core.labels import PROGRESS_OUTCOMES, PROGRESS_RECON_HEADERS
 from ..core.policy import policy
+from ..report.survey_progress import (
+    ANSWER_FIELDS,
+    CITY,
+    NO_COMMUNITY,
+    UNASSIGNED_NAME,
+    answered_expr,
+    visited_expr,
+)
 
 HISTORY = "progress_history"
-CITY = "全市"
-UNASSIGNED_NAME = "未分配街道"
-NO_COMMUNITY = "未填社区"
 # Row outcomes of the extract, in the order of the reconciliation.
-OUTCOMES = {
-    "registry": "匹配到实名库人员",
-    "not_registry": "匹配到实名库外人员",
-    "unmatched": "未匹配",
-    "review": "待复核",
-    "duplicate": "重复行",
-    "quarantined": "隔离",
-}
-ANSWER_FIELDS = ("ability_to_pay", "willingness", "reason_not_enrolled")
+OUTCOMES = PROGRESS_OUTCOMES
 
 
 # ---------------------------------------------------------------- policy
@@ -264,54 +262,6 @@ def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("row_id")
     )
-
-
-def visited_expr() -> pl.Expr:
-    """Visited: any answer or a survey date imported."""
-    return pl.any_horizontal([pl.col(f).is_not_null() for f in (*ANSWER_FIELDS, "surveyed_on")])
-
-
-def answered_expr() -> pl.Expr:
-    return pl.any_horizontal([pl.col(f).is_not_null() for f in ANSWER_FIELDS])
-
-
-def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The survey's progress of the registry (report.html of the refresh): per street (and 全市),
-    and per community — registry, visited, answered, left_to_visit, visited_share."""
-    names = street_names()
-    reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
-    for f in (*ANSWER_FIELDS, "surveyed_on"):
-        if f not in reg.columns:
-            reg = reg.with_columns(pl.lit(None).alias(f))
-    reg = reg.with_columns(
-        street_name=pl.col("street_code").replace_strict(
-            names, default=UNASSIGNED_NAME, return_dtype=pl.String
-        ),
-        community=pl.col("community").fill_null(NO_COMMUNITY),
-        _v=visited_expr(),
-        _a=answered_expr(),
-    )
-    order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
-
-    def agg(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-        out = df.group_by(by).agg(
-            registry=pl.len().cast(pl.Int64),
-            visited=pl.col("_v").sum().cast(pl.Int64),
-            answered=pl.col("_a").sum().cast(pl.Int64),
-        )
-        return out.with_columns(
-            left_to_visit=pl.col("registry") - pl.col("visited"),
-            visited_share=pl.when(pl.col("registry") > 0).then(pl.col("visited") / pl.col("registry")),
-            _o=pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64),
-        )
-
-    streets = pl.concat(
-        [agg(reg, ["street_name"]), agg(reg.with_columns(street_name=pl.lit(CITY)), ["street_name"])],
-        how="diagonal_relaxed",
-    )
-    streets = streets.sort("_o").drop("_o")
-    communities = agg(reg, ["street_name", "community"]).sort("_o", "community").drop("_o")
-    return streets, communities
 
 
 def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
@@ -617,7 +567,7 @@ def run_progress(
     return report
 
 
-RECON_HEADERS = {"file": "文件", "rows_read": "读取行数", **OUTCOMES, "balanced": "是否平衡"}
+RECON_HEADERS = PROGRESS_RECON_HEADERS
 
 
 def reconciliation(rows: pl.DataFrame, rows_read: dict[str, int]) -> pl.DataFrame:

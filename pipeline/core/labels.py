@@ -142,6 +142,22 @@ COMPARE_STREET_HEADERS = {
 }  # fmt: skip
 NOT_IN_POPULATION = "不再在人口名单中"
 
+# kuomian progress: outcomes of the enrolment extract's rows, in the order of its reconciliation
+PROGRESS_OUTCOMES = {
+    "registry": "匹配到实名库人员",
+    "not_registry": "匹配到实名库外人员",
+    "unmatched": "未匹配",
+    "review": "待复核",
+    "duplicate": "重复行",
+    "quarantined": "隔离",
+}
+PROGRESS_RECON_HEADERS = {
+    "file": "文件",
+    "rows_read": "读取行数",
+    **PROGRESS_OUTCOMES,
+    "balanced": "是否平衡",
+}
+
 
 def indicator_headers() -> dict[str, str]:
     """indicators.csv: column → Chinese header (the target years and groups from the policy)."""

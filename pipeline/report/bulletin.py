@@ -117,7 +117,7 @@ def side_by_side(history: pl.DataFrame) -> pl.DataFrame:
 
 
 def _recon_for_sheet(recon: pl.DataFrame) -> pl.DataFrame:
-    from ..commands.progress import RECON_HEADERS
+    from ..core.labels import PROGRESS_RECON_HEADERS as RECON_HEADERS
 
     return recon.with_columns(
         balanced=pl.when(pl.col("balanced")).then(pl.lit("平衡")).otherwise(pl.lit("不平衡"))

@@ -335,7 +335,7 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
     """Per street and community: registry people, visited, answered, left to visit (the answers
     of persons.parquet at publication: carried forward by --previous; ``kuomian progress`` shows
     them after later ``survey import`` runs)."""
-    from ..commands.progress import survey_table
+    from .survey_progress import survey_table
 
     if persons is None:
         return ["<p>无人员数据。</p>"]

@@ -1,0 +1,66 @@
+"""The survey's progress of the registry, counted the same way for ``report.html`` (the refresh)
+and the quarterly bulletin (``kuomian progress``).
+
+Reads a published ``persons.parquet`` frame (its survey columns: ``ability_to_pay``,
+``willingness``, ``reason_not_enrolled``, ``surveyed_on``); writes nothing.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..core.config import street_names
+from ..core.policy import policy
+
+CITY = "全市"
+UNASSIGNED_NAME = "未分配街道"
+NO_COMMUNITY = "未填社区"
+ANSWER_FIELDS = ("ability_to_pay", "willingness", "reason_not_enrolled")
+
+
+def visited_expr() -> pl.Expr:
+    """Visited: any answer or a survey date imported."""
+    return pl.any_horizontal([pl.col(f).is_not_null() for f in (*ANSWER_FIELDS, "surveyed_on")])
+
+
+def answered_expr() -> pl.Expr:
+    return pl.any_horizontal([pl.col(f).is_not_null() for f in ANSWER_FIELDS])
+
+
+def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The survey's progress of the registry (report.html of the refresh): per street (and 全市),
+    and per community — registry, visited, answered, left_to_visit, visited_share."""
+    names = street_names()
+    reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
+    for f in (*ANSWER_FIELDS, "surveyed_on"):
+        if f not in reg.columns:
+            reg = reg.with_columns(pl.lit(None).alias(f))
+    reg = reg.with_columns(
+        street_name=pl.col("street_code").replace_strict(
+            names, default=UNASSIGNED_NAME, return_dtype=pl.String
+        ),
+        community=pl.col("community").fill_null(NO_COMMUNITY),
+        _v=visited_expr(),
+        _a=answered_expr(),
+    )
+    order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
+
+    def agg(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+        out = df.group_by(by).agg(
+            registry=pl.len().cast(pl.Int64),
+            visited=pl.col("_v").sum().cast(pl.Int64),
+            answered=pl.col("_a").sum().cast(pl.Int64),
+        )
+        return out.with_columns(
+            left_to_visit=pl.col("registry") - pl.col("visited"),
+            visited_share=pl.when(pl.col("registry") > 0).then(pl.col("visited") / pl.col("registry")),
+            _o=pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64),
+        )
+
+    streets = pl.concat(
+        [agg(reg, ["street_name"]), agg(reg.with_columns(street_name=pl.lit(CITY)), ["street_name"])],
+        how="diagonal_relaxed",
+    )
+    streets = streets.sort("_o").drop("_o")
+    communities = agg(reg, ["street_name", "community"]).sort("_o", "community").drop("_o")
+    return streets, communities
