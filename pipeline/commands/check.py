@@ -167,7 +167,7 @@ def check_list(
     list_file: Path, registry: Path, out: Path, *, force: bool = False, progress=lambda m: None
 ) -> CheckReport:
     """Match ``list_file`` against ``registry/persons.parquet`` and write ``out`` (see the module docstring)."""
-    from ..core.fileio import sweep_dead_runs, write_atomically
+    from ..core.fileio import published_persons, sweep_dead_runs, write_atomically
 
     sweep_dead_runs(progress)
 
@@ -175,13 +175,9 @@ def check_list(
     suffix = out.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
         raise KuomianError(f"--out {out}: give a file name ending in .xlsx or .csv, e.g. 名单_比对结果.xlsx.")
-    if not registry.is_dir():
-        raise KuomianError(
-            f"--registry {registry}: no such folder. Point it at a published OUT_DIR (kuomian refresh)."
-        )
-    persons_path = registry / "persons.parquet"
-    if not persons_path.exists():
-        raise KuomianError(f"--registry {registry}: not a kuomian output folder (no persons.parquet).")
+    persons_path = published_persons(
+        registry, name="--registry", hint="Point it at a published OUT_DIR (kuomian refresh)."
+    )
     if not list_file.is_file():
         raise KuomianError(f"{list_file}: no such file. Give the list to compare (.xlsx or .csv).")
     if out.resolve() == list_file.resolve():

@@ -30,6 +30,7 @@ import polars as pl
 
 from ..core.config import street_names
 from ..core.errors import KuomianError
+from ..core.fileio import published_persons
 from ..core.ids import mask_id_expr
 from ..core.labels import COMPARE_LISTS as LISTS
 from ..core.labels import COMPARE_PERSON_HEADERS as PERSON_HEADERS
@@ -69,11 +70,7 @@ class CompareReport:
 
 
 def _read_persons(folder: Path, which: str) -> pl.DataFrame:
-    if not Path(folder).is_dir():
-        raise KuomianError(f"{which} {folder}: no such folder. Give two OUT_DIRs of kuomian refresh.")
-    p = Path(folder) / "persons.parquet"
-    if not p.exists():
-        raise KuomianError(f"{which} {folder}: not a kuomian output folder (no persons.parquet).")
+    p = published_persons(folder, name=which, hint="Give two OUT_DIRs of kuomian refresh.")
     cols = ["id_number", "person_key", "name", "street_code", "street_name", "community", "status",
             "exclusion_reason", "group"]  # fmt: skip
     return pl.read_parquet(p, columns=cols).with_columns(pl.col("group").cast(pl.Int64))

@@ -496,18 +496,20 @@ def run_progress(
 ) -> ProgressReport:
     """Match the extracts against the registry and publish OUT_DIR (see the module docstring)."""
     from ..core import fileio
-    from ..core.fileio import check_output_target, output_lock, publishing, write_parquet_atomically
+    from ..core.fileio import (
+        check_output_target,
+        output_lock,
+        published_persons,
+        publishing,
+        write_parquet_atomically,
+    )
     from ..report.bulletin import write_bulletin_html, write_bulletin_xlsx
     from ..stages.publish import write_frame_csv
 
     registry = Path(registry)
-    if not registry.is_dir():
-        raise KuomianError(
-            f"{registry}: no such folder. Give the published registry (the OUT_DIR of kuomian refresh)."
-        )
-    persons_path = registry / "persons.parquet"
-    if not persons_path.exists():
-        raise KuomianError(f"{registry}: not a kuomian output folder (no persons.parquet).")
+    persons_path = published_persons(
+        registry, name="", hint="Give the published registry (the OUT_DIR of kuomian refresh)."
+    )
     if not files:
         raise KuomianError("give at least one enrolment extract (the new 参保 file of the insurance bureau).")
     resolved = Path(out_dir).resolve()

@@ -29,7 +29,7 @@ import polars as pl
 from ..core import fileio
 from ..core.db import frame
 from ..core.errors import KuomianError
-from ..core.fileio import output_lock, write_parquet_atomically
+from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.ids import mask_id
 from ..core.labels import REVIEW_COLUMNS as COLUMNS
 from ..core.labels import REVIEW_DECISIONS as DECISIONS
@@ -154,8 +154,7 @@ def import_decisions(file: Path, registry: Path) -> dict:
     from ..stages.load import FileProblem, read_any
 
     registry = Path(registry)
-    if not (registry / "persons.parquet").exists():
-        raise KuomianError(f"--registry {registry}: not a kuomian output folder (no persons.parquet).")
+    published_persons(registry, name="--registry", hint="Point it at the OUT_DIR whose review.xlsx this is.")
     if not offers_path(registry).exists():
         raise KuomianError(
             f"--registry {registry}: it has no record of the review it offered (state/review_offers.parquet). "

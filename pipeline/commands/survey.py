@@ -34,7 +34,7 @@ from ..core import fileio
 from ..core.config import load_rules, normalise_header
 from ..core.dates import parse_date
 from ..core.errors import FileProblem, KuomianError
-from ..core.fileio import output_lock, write_parquet_atomically
+from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.ids import redact_ids
 from ..stages.publish import SURVEY_FIELDS
 
@@ -255,16 +255,9 @@ def import_answers(
     import, or for a refresh reading OUT_DIR as ``--previous``).
     """
     registry = Path(registry)
-    persons_path = registry / "persons.parquet"
-    if not registry.is_dir():
-        raise KuomianError(
-            f"--registry {registry}: no such folder. Point it at the OUT_DIR the hand-offs came from."
-        )
-    if not persons_path.exists():
-        raise KuomianError(
-            f"--registry {registry}: not a kuomian output folder (no persons.parquet). "
-            "Point it at the OUT_DIR the hand-offs came from."
-        )
+    persons_path = published_persons(
+        registry, name="--registry", hint="Point it at the OUT_DIR the hand-offs came from."
+    )
     if not files:
         raise KuomianError("give at least one filled-in hand-off file (.csv or .xlsx).")
     report = SurveyReport(files=[Path(f).name for f in files])

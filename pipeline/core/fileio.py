@@ -355,6 +355,19 @@ def _refuse(out_dir: Path, why: str) -> KuomianError:
     )
 
 
+def published_persons(folder: Path, *, name: str, hint: str) -> Path:
+    """``folder/persons.parquet`` of a published OUT_DIR; else exit 1 with one line naming the
+    option or argument (``name``, e.g. ``--registry``), the folder and what to do (``hint``)."""
+    folder = Path(folder)
+    where = f"{name} {folder}" if name else str(folder)
+    if not folder.is_dir():
+        raise KuomianError(f"{where}: no such folder. {hint}")
+    path = folder / "persons.parquet"
+    if not path.exists():
+        raise KuomianError(f"{where}: not a kuomian output folder (no persons.parquet). {hint}")
+    return path
+
+
 def check_output_target(
     out: Path,
     *,
