@@ -26,7 +26,7 @@ from ..core.privacy import state_dir
 
 DECISIONS = ("是", "否", "不确定")
 COLUMNS = [
-    ("review_id", "复核编号"), ("source", "来源"), ("file", "文件"), ("row", "行号"),
+    ("review_id", "复核编号"), ("source", "来源"), ("file", "文件"), ("sheet", "工作表"), ("row", "行号"),
     ("match_rule", "提出规则"), ("review_reason", "复核原因"),
     ("r_name", "记录姓名"), ("p_name", "候选人姓名"),
     ("r_id", "记录身份证号"), ("p_id", "候选人身份证号"), ("id_diff", "身份证号差异"),
@@ -61,14 +61,14 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataF
     df = frame(
         con,
         """
-        SELECT f.fingerprint AS review_id, r.source, r.file, r.row, v.match_rule, v.review_reason,
+        SELECT f.fingerprint AS review_id, r.source, r.file, r.sheet, r.row, v.match_rule, v.review_reason,
                r.name AS r_name, p.name AS p_name, coalesce(r.id_canonical, r.id_digits) AS r_id_full,
                p.person_id AS p_id_full, r.birth_date AS r_birth, p.birth_date AS p_birth,
                r.street_code AS r_street, p.street_code AS p_street, r.community AS r_community,
                p.community AS p_community, round(v.name_score, 2) AS name_score, v.person_id
         FROM link_review v JOIN std_rows r USING (row_id) JOIN link_persons p USING (person_id)
         JOIN link_fingerprints f USING (row_id)
-        ORDER BY r.source, r.file, r.row, v.name_score DESC
+        ORDER BY r.source, r.file, r.sheet, r.row, v.name_score DESC
         """,
     )
     df = df.join(keys.rename({"id_number": "person_id"}), on="person_id", how="left")
@@ -97,18 +97,18 @@ def write_review_xlsx(con: duckdb.DuckDBPyConnection, path: Path, keys: pl.DataF
         path,
         df,
         sheet_name="待复核",
-        widths={0: 24, 6: 12, 7: 12, 10: 22, last: 16},
+        widths={0: 24, 7: 12, 8: 12, 11: 22, last: 16},
         dropdowns={last: list(DECISIONS)},
     )
 
 
 def import_decisions(file: Path, registry: Path) -> dict:
     """Read a filled-in review.xlsx; store 是/否 decisions for every later refresh."""
-    from ..stages.load import FileProblem, read_any
+    from ..stages.load import ROW_COL, FileProblem, read_any
 
     if not (registry / "persons.parquet").exists():
         raise KuomianError(f"--registry {registry}: not a kuomian output folder (no persons.parquet).")
-    header, body, *_ = read_any(file)
+    header, body, *_ = read_any(file, {h for _, h in COLUMNS})
     want = {h: c for c, h in COLUMNS}
     idx = {want[h]: j for j, h in enumerate(header) if h in want}
     for needed in ("review_id", "person_key", "decision"):
@@ -119,10 +119,11 @@ def import_decisions(file: Path, registry: Path) -> dict:
                 "Use the review.xlsx the refresh wrote.",
             )
     df = body.select(
+        pl.col(ROW_COL).alias("line"),
         pl.col(f"c{idx['review_id']}").alias("fingerprint"),
         pl.col(f"c{idx['person_key']}").alias("person_key"),
         pl.col(f"c{idx['decision']}").str.strip_chars().alias("decision"),
-    ).with_row_index("line", offset=2)
+    )
     counts = {"是": 0, "否": 0, "不确定": 0, "blank": 0, "rejected": 0}
     problems = []
     good = []
