@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kuomian.cli import app
-from kuomian.core.errors import KuomianError
 from kuomian.commands.run import refresh, validate
+from kuomian.core.errors import KuomianError
 from kuomian.synth import DirtConfig, generate
 
 AS_OF = date(2026, 3, 1)

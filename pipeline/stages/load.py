@@ -316,15 +316,15 @@ def _cell_text(v) -> str:
 
 def choose_header(rows: list[list[str]], source: Source) -> HeaderChoice | None:
     """The header row among ``rows`` (the first rows of a sheet): the one naming the most columns
-    of ``source``; a blank cell under a vertically merged header takes the name above it. The
-    earliest wins a tie. None when no row names any column."""
+    of ``source``; a blank cell under a vertically merged header (序号, 姓名 over two rows) takes
+    the name above it. The earliest wins a tie. None when no row names any column."""
     best: HeaderChoice | None = None
     for k, row in enumerate(rows):
         cells = list(row)
         if k > 0:
             above = rows[k - 1]
             for j, c in enumerate(cells):
-                if not c and j < len(above) and above[j] and source.match_header(above[j]):
+                if not c and j < len(above) and above[j]:
                     cells[j] = above[j]
         fields = {f for c in cells if c for f in [source.match_header(c)] if f}
         if fields and (best is None or len(fields) > len(best.fields)):
@@ -735,25 +735,26 @@ def read_sheet_grid(reader, path: Path, i: int, name: str) -> tuple[pl.DataFrame
     return raw, offset
 
 
-def workbook_tables(path: Path, choose) -> tuple[list[Table], list[tuple[str, str]], object]:
+def workbook_tables(path: Path, choose) -> tuple[list[Table], list[tuple[int, str, str]], object]:
     """Every sheet of a workbook with a header row ``choose`` recognises, the sheets skipped
-    (name, why) and the reader. ``choose(rows) -> HeaderChoice | None``."""
+    (index, name, why) and the reader. ``choose(rows) -> HeaderChoice | None``."""
     reader = open_workbook(path)
     n = file_rules()["header"]["search_rows"]
-    tables, skipped = [], []
+    tables: list[Table] = []
+    skipped: list[tuple[int, str, str]] = []  # (index, name, why)
     for i, name in enumerate(reader.sheet_names):
         grid, offset = read_sheet_grid(reader, path, i, name)
         _check_width(path, grid, name)
         if grid.height == 0 or grid.width == 0:
-            skipped.append((name, "empty"))
+            skipped.append((i, name, "empty"))
             continue
         head = [[_cell_text(v) for v in r] for r in grid.head(n).rows()]
         choice = choose(head)
         if choice is None:
-            skipped.append((name, "no header row recognised in its first rows"))
+            skipped.append((i, name, "no header row recognised in its first rows"))
             continue
         if isinstance(choice, str):  # a reason to skip it
-            skipped.append((name, choice))
+            skipped.append((i, name, choice))
             continue
         body = grid.slice(choice.k + 1)
         tables.append(Table(name, i, choice.cells, choice.k + 1, body, choice.k + 2, offset))
@@ -815,7 +816,7 @@ class ReadResult:
     format: str
     encoding: str
     tables: list[Table]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (sheet, why)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (sheet index, name, why)
     reader: object = None  # a workbook's fastexcel reader (for the cell types)
 
 
@@ -925,9 +926,9 @@ def load_file(path: Path, source: Source, info: FileInfo, tables_out: list | Non
     if tables_out is not None:
         tables_out.extend(res.tables)
     info.format, info.encoding = res.format, res.encoding
-    info.sheets = [SheetInfo(name, skipped=why) for name, why in res.skipped]
+    info.sheets = [SheetInfo(name, index=i, skipped=why) for i, name, why in res.skipped]
     if not res.tables:
-        if all(why == "empty" for _, why in res.skipped):
+        if all(why == "empty" for _, _, why in res.skipped):
             raise FileProblem(
                 path,
                 "the workbook is empty (no sheet holds anything)",
@@ -936,7 +937,7 @@ def load_file(path: Path, source: Source, info: FileInfo, tables_out: list | Non
         raise FileProblem(
             path,
             f"recognised as {source.name} ({source.label}) but no sheet has its column headers "
-            f"({'; '.join(f'{n!r}: {w}' for n, w in res.skipped)}); the required column "
+            f"({'; '.join(f'{n!r}: {w}' for _, n, w in res.skipped)}); the required column "
             f"{source.required_fields[0].name} is missing "
             f"(accepted headers: {' / '.join(source.required_fields[0].aliases)})",
             "Put the column names in one row near the top of the sheet, or point --source at the right file.",

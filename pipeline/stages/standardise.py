@@ -146,12 +146,39 @@ def standardise_frame(
     )
     out = out.with_columns(street_name=pl.col("street_code").replace_strict(st_names, default=None))
 
+    # A total or footer row (合计, 制表人:…) has no valid ID: look only there (a few rows, not every cell).
+    maybe = out.get_column("id_kind") != "valid"
+    patterns = _row_patterns()
+    marks = {r: pl.Series(f"_{r}", [False] * out.height, dtype=pl.Boolean) for r in patterns}
+    if maybe.any():
+        idx = maybe.arg_true()
+        sub = out[idx].select(
+            [
+                (
+                    pl.any_horizontal(
+                        [
+                            pl.col(f"raw_{c}").fill_null("").str.normalize("NFKC").str.contains(pat)
+                            for c in text_cols
+                        ]
+                    )
+                    | pl.col(EXTRA_COL)
+                    .fill_null("")
+                    .str.normalize("NFKC")
+                    .str.contains(':"' + pat.removeprefix("^"))
+                ).alias(f"_{r}")
+                for r, pat in patterns.items()
+            ]
+        )
+        for r in patterns:
+            marks[r] = marks[r].scatter(idx, sub.get_column(f"_{r}"))
+    out = out.with_columns(list(marks.values()))
+    not_person = pl.any_horizontal([pl.col(f"_{r}") for r in patterns]) & (pl.col("id_kind") != "valid")
     # Data-quality flags and reports -----------------------------------------
     for f in source.fields.values():
         if f.name in ("id_number", "name", "community"):
             continue
         rawc, typc = pl.col(f"raw_{f.name}"), pl.col("street_code" if f.name == "street" else f.name)
-        unparsed = out.filter(~_blank(rawc) & typc.is_null())
+        unparsed = out.filter(~_blank(rawc) & typc.is_null() & ~not_person)
         if unparsed.height and (f.type == "category" or f.name == "street"):
             for v, n in unparsed.group_by(f"raw_{f.name}").len().iter_rows():
                 report.unknown_values[(source.name, f.name, v)] += n
@@ -185,32 +212,6 @@ def standardise_frame(
     all_blank = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in text_cols]) & (
         pl.col(EXTRA_COL).is_null() | ~pl.col(EXTRA_COL).str.contains(r':"[^"\s]')
     )
-    # A total or footer row (合计, 制表人:…) has no valid ID: look only there (a few rows, not every cell).
-    maybe = out.get_column("id_kind") != "valid"
-    patterns = _row_patterns()
-    marks = {r: pl.Series(f"_{r}", [False] * out.height, dtype=pl.Boolean) for r in patterns}
-    if maybe.any():
-        idx = maybe.arg_true()
-        sub = out[idx].select(
-            [
-                (
-                    pl.any_horizontal(
-                        [
-                            pl.col(f"raw_{c}").fill_null("").str.normalize("NFKC").str.contains(pat)
-                            for c in text_cols
-                        ]
-                    )
-                    | pl.col(EXTRA_COL)
-                    .fill_null("")
-                    .str.normalize("NFKC")
-                    .str.contains(':"' + pat.removeprefix("^"))
-                ).alias(f"_{r}")
-                for r, pat in patterns.items()
-            ]
-        )
-        for r in patterns:
-            marks[r] = marks[r].scatter(idx, sub.get_column(f"_{r}"))
-    out = out.with_columns(list(marks.values()))
     no_identity = (pl.col("id_kind") == "unusable") & (pl.col("name_key") == "")
     household_no_id = (pl.col("id_kind") != "valid") & (pl.col("id_kind") != "upgraded")
     reason = pl.when(all_blank).then(pl.lit("empty_row"))
