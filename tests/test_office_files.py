@@ -267,3 +267,33 @@ def test_check_reads_a_multi_sheet_list_and_names_sheet_and_row(published, tmp_p
     for sheet, row, name in df.select("工作表", "行号", "姓名").iter_rows():
         grid = raw_grid(WORLD / "参保信息.xls", sheet)
         assert grid[int(row) - 1][2] == (name or "")
+
+
+def test_a_file_named_like_no_source_is_recognised_by_a_header_below_title_rows(tmp_path):
+    src = tmp_path / "sources"
+    src.mkdir()
+    shutil.copy(WORLD / "户籍人口.ods", src / "2026年1月.ods")
+    shutil.copy(WORLD / "参保信息.xls", src / "人社局导出.xls")
+    lr = load(src)
+    how = {f.name: (f.source, f.how) for f in lr.files}
+    assert how == {"2026年1月.ods": ("household", "headers"), "人社局导出.xls": ("enrollment", "headers")}
+
+
+def test_review_and_survey_readers_find_the_header_under_title_rows(tmp_path):
+    """read_any(path, wanted): the sheet and row holding the expected headers, rows numbered as shown."""
+    import xlsxwriter
+
+    from kuomian.stages.load import ROW_COL, read_any
+
+    path = tmp_path / "走访.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    wb.add_worksheet("说明").write_string(0, 0, "请填写缴费能力和参保意愿")
+    ws = wb.add_worksheet("连然街道")
+    ws.write_row(0, 0, ["连然街道扩面对象走访表"])
+    ws.write_row(1, 0, ["编号", "姓名", "缴费能力"])
+    ws.write_row(2, 0, ["K1", "张三", "有"])
+    ws.write_row(3, 0, ["K2", "李四", "无"])
+    wb.close()
+    header, body, fmt, _, sheet = read_any(path, {"编号", "缴费能力"})
+    assert header == ["编号", "姓名", "缴费能力"] and sheet == 1 and fmt == "xlsx"
+    assert body[ROW_COL].to_list() == [3, 4] and body["c0"].to_list() == ["K1", "K2"]

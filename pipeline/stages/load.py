@@ -360,16 +360,20 @@ def _csv_records(path: Path, text: str, delim: str, n: int) -> tuple[list[list[s
             ends.append(reader.line_num)
             if len(records) >= n:
                 break
-    except csv.Error:
-        raise _unclosed_quote(path, (ends[-1] if ends else 0) + 1) from None
+    except csv.Error as e:
+        raise _unclosed_quote(path, (ends[-1] if ends else 0) + 1, e) from None
     return records, ends
 
 
-def _unclosed_quote(path: Path, row: int) -> FileProblem:
+def _unclosed_quote(path: Path, row: int, e: csv.Error) -> FileProblem:
+    """The csv module stops at a field past the cell limit: a huge cell, or a quote never closed
+    (which swallows the rest of the file) when the field spans lines."""
     return FileProblem(
         path,
-        'a quote (") opened in this row is never closed, or a cell is longer than '
-        f"{limits()['max_cell_mb']:g} MB",
+        f'a cell starting in this row is longer than {limits()["max_cell_mb"]:g} MB: a quote (") opened '
+        "here is never closed, or the cell really is that long"
+        if "field larger" in str(e)
+        else f"this row cannot be read as CSV ({e})",
         "Open the file in Excel, check this row and save it again as .xlsx or 'CSV UTF-8'.",
         row=row,
     )
@@ -445,7 +449,7 @@ def _csv_slow_problem(path: Path, body_text: str, delim: str, width: int, header
     """Find the offending row with the slow reader, to name it."""
     csv.field_size_limit(int(limits()["max_cell_mb"] * (1 << 20)))
     reader = csv.reader(io.StringIO(body_text), delimiter=delim)
-    start = 1
+    start, spanning = 1, None  # the first row whose quoted value runs over several lines
     try:
         for r in reader:
             if len(r) > width and any(c.strip() for c in r[width:]):
@@ -455,9 +459,18 @@ def _csv_slow_problem(path: Path, body_text: str, delim: str, width: int, header
                     "Check for a stray comma or a shifted column, fix the row and run again.",
                     row=header_line + start,
                 )
+            if spanning is None and reader.line_num > start:
+                spanning = start
             start = reader.line_num + 1
-    except csv.Error:
-        return _unclosed_quote(path, header_line + start)
+    except csv.Error as e:
+        return _unclosed_quote(path, header_line + start, e)
+    if spanning is not None:
+        return FileProblem(
+            path,
+            'a quote (") opened in this row is not closed on its line (it runs over the next lines)',
+            "Open the file in Excel, check this row and save it again as .xlsx or 'CSV UTF-8'.",
+            row=header_line + spanning,
+        )
     return FileProblem(path, "the CSV cannot be parsed", "Open it in Excel and save it again as .xlsx.")
 
 
