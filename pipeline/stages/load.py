@@ -341,11 +341,22 @@ def _first_rows_text(rows) -> str:
 # ---------------------------------------------------------------- CSV
 
 
+def _lines(text: str):
+    """The lines of ``text`` one at a time, each with its newline (``io.StringIO`` would hold a copy
+    of the whole text at four bytes a character)."""
+    pos, n = 0, len(text)
+    while pos < n:
+        end = text.find("\n", pos)
+        end = n if end < 0 else end + 1
+        yield text[pos:end]
+        pos = end
+
+
 def _csv_records(path: Path, text: str, delim: str, n: int) -> tuple[list[list[str]], list[int]]:
     """The first ``n`` records of a CSV and the line each ends on (a quote may span lines)."""
     cap = int(limits()["max_cell_mb"] * (1 << 20))
     csv.field_size_limit(cap)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    reader = csv.reader(_lines(text), delimiter=delim)
     records, ends = [], []
     try:
         for rec in reader:
@@ -448,7 +459,7 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
 def _csv_slow_problem(path: Path, body_text: str, delim: str, width: int, header_line: int) -> FileProblem:
     """Find the offending row with the slow reader, to name it."""
     csv.field_size_limit(int(limits()["max_cell_mb"] * (1 << 20)))
-    reader = csv.reader(io.StringIO(body_text), delimiter=delim)
+    reader = csv.reader(_lines(body_text), delimiter=delim)
     start, spanning = 1, None  # the first row whose quoted value runs over several lines
     try:
         for r in reader:
