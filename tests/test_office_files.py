@@ -297,3 +297,30 @@ def test_review_and_survey_readers_find_the_header_under_title_rows(tmp_path):
     header, body, fmt, _, sheet = read_any(path, {"编号", "缴费能力"})
     assert header == ["编号", "姓名", "缴费能力"] and sheet == 1 and fmt == "xlsx"
     assert body[ROW_COL].to_list() == [3, 4] and body["c0"].to_list() == ["K1", "K2"]
+
+
+def test_number_cells_are_found_on_a_later_sheet_with_empty_leading_columns(tmp_path):
+    """The cell types are looked up in the right sheet part and column, whatever the sheet order
+    and however far right the table starts (the reader drops empty leading columns)."""
+    import xlsxwriter
+
+    ids = [t["id"] for t in TRUTH[8:12]]
+    path = tmp_path / "户籍人口.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    wb.add_worksheet("填表说明").write_string(0, 0, "身份证号请用文本格式")
+    first = wb.add_worksheet("青龙街道")
+    first.write_row(0, 0, ["公民身份号码", "姓名"])
+    first.write_number(1, 0, int(ids[0]))  # a number in column A of another sheet: not this one's
+    first.write_string(1, 1, "甲")
+    ws = wb.add_worksheet("温泉街道")
+    ws.write_string(0, 2, "温泉街道户籍人口")
+    ws.write_row(2, 2, ["姓名", "公民身份号码"])  # the table starts in column C, header in row 3
+    ws.write_row(3, 2, ["乙", ids[1]])
+    ws.write_string(4, 2, "丙")
+    ws.write_number(4, 3, int(ids[2]))
+    ws.write_row(5, 2, ["丁", ids[3]])
+    wb.close()
+    df = load_file(path, load_sources()["household"], FileInfo(path, "household", "glob"))
+    flagged = df.filter(pl.col(NUMERIC_ID_COL)).select("sheet", "row", "name").rows()
+    assert sorted(flagged) == [("温泉街道", 5, "丙"), ("青龙街道", 2, "甲")]
+    assert df.filter(pl.col("sheet") == "温泉街道")["row"].to_list() == [4, 5, 6]

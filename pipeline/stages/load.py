@@ -125,19 +125,6 @@ def sources_by_glob(name: str, sources: dict[str, Source]) -> list[str]:
     return [s.name for s in sources.values() if any(fnmatch.fnmatch(low, g.lower()) for g in s.globs)]
 
 
-def sources_by_headers(headers: list[str], sources: dict[str, Source]) -> list[str]:
-    """Sources all of whose required fields are named by the headers."""
-    hits = []
-    for s in sources.values():
-        mapped = {s.match_header(h) for h in headers}
-        if all(f.name in mapped for f in s.required_fields):
-            hits.append((len(mapped - {None}), s.name))
-    if not hits:
-        return []
-    best = max(n for n, _ in hits)
-    return [name for n, name in hits if n == best]
-
-
 def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
     """The sources whose required columns some sheet of the file names in one of its first rows
     (the best-matching source per sheet)."""
@@ -814,17 +801,6 @@ def _check_cells(path: Path, table: Table) -> None:
         )
 
 
-def read_excel(path: Path) -> tuple[list[str], pl.DataFrame, int]:
-    """(header = the first row, body, sheet index) of a workbook's first non-empty sheet."""
-    tables, skipped, _ = workbook_tables(path, lambda rows: HeaderChoice(0, rows[0], set()))
-    if not tables:
-        raise FileProblem(
-            path, "the workbook is empty (no sheet holds anything)", "Ask the department to export it again."
-        )
-    t = tables[0]
-    return t.header, t.body, t.index
-
-
 def read_parquet(path: Path) -> tuple[list[str], pl.DataFrame]:
     try:
         df = pl.read_parquet(path)
@@ -914,11 +890,6 @@ def read_any(path: Path, wanted: set[str] | None = None) -> tuple[list[str], pl.
         pl.int_range(t.first_row, t.first_row + t.body.height, dtype=pl.Int64).alias(ROW_COL)
     )
     return t.header, body, res.format, res.encoding, t.index
-
-
-def read_headers(path: Path) -> list[str]:
-    header, *_ = read_any(path)
-    return header
 
 
 # ---------------------------------------------------------------- one file
@@ -1265,7 +1236,12 @@ def file_manifest(report: LoadReport) -> list[dict]:
             "extra_columns": f.extra_columns,
             "problem": f.problem,
             "sheets": [
-                {"sheet": redact_ids(s.name), "header_row": s.header_row, "rows": s.rows}
+                {
+                    "sheet": redact_ids(s.name),
+                    "header_row": s.header_row,
+                    "rows": s.rows,
+                    "numeric_ids": s.numeric_ids,
+                }
                 if s.skipped is None
                 else {"sheet": redact_ids(s.name), "skipped": redact_ids(s.skipped)}
                 for s in f.sheets
