@@ -324,3 +324,22 @@ def test_number_cells_are_found_on_a_later_sheet_with_empty_leading_columns(tmp_
     flagged = df.filter(pl.col(NUMERIC_ID_COL)).select("sheet", "row", "name").rows()
     assert sorted(flagged) == [("温泉街道", 5, "丙"), ("青龙街道", 2, "甲")]
     assert df.filter(pl.col("sheet") == "温泉街道")["row"].to_list() == [4, 5, 6]
+
+
+def test_a_chart_sheet_is_skipped_and_listed(tmp_path, capfd):
+    import xlsxwriter
+
+    path = tmp_path / "户籍人口.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("连然街道")
+    ws.write_row(0, 0, ["公民身份号码", "姓名", "人数"])
+    ws.write_row(1, 0, [TRUTH[7]["id"], TRUTH[7]["name"], 1])
+    chart = wb.add_chart({"type": "column"})
+    chart.add_series({"values": "=连然街道!$C$2:$C$2"})
+    wb.add_chartsheet("统计图").set_chart(chart)
+    wb.close()
+    info = FileInfo(path, "household", "glob")
+    df = load_file(path, load_sources()["household"], info)
+    assert df.height == 1
+    assert [(s.name, s.skipped) for s in info.sheets] == [("连然街道", None), ("统计图", "a chart")]
+    assert capfd.readouterr().err == ""  # the reader was not asked for the chart (it would complain)

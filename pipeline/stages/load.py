@@ -141,7 +141,10 @@ def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
         heads.append(_csv_records(path, text, _sniff_delimiter(first[:100_000]), n)[0])
     elif suffix in WORKBOOK_FORMATS:
         reader = open_workbook(path)
+        charts = _chart_sheets(path)
         for i, name in enumerate(reader.sheet_names):
+            if i in charts:
+                continue
             grid, _ = read_sheet_grid(reader, path, i, name)
             _check_width(path, grid, name)
             heads.append([[_cell_text(v) for v in r] for r in grid.head(n).rows()])
@@ -750,6 +753,17 @@ def read_sheet_grid(reader, path: Path, i: int, name: str) -> tuple[pl.DataFrame
     return raw, offset
 
 
+def _chart_sheets(path: Path) -> set[int]:
+    """Indexes of an .xlsx's chart sheets (no cells; the reader complains on stderr if asked)."""
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        return set()
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {i for i, part in enumerate(_xlsx_sheet_parts(z)) if "/chartsheets/" in part}
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return set()
+
+
 def workbook_tables(path: Path, choose) -> tuple[list[Table], list[tuple[int, str, str]], object]:
     """Every sheet of a workbook with a header row ``choose`` recognises, the sheets skipped
     (index, name, why) and the reader. ``choose(rows) -> HeaderChoice | None``."""
@@ -757,7 +771,11 @@ def workbook_tables(path: Path, choose) -> tuple[list[Table], list[tuple[int, st
     n = file_rules()["header"]["search_rows"]
     tables: list[Table] = []
     skipped: list[tuple[int, str, str]] = []  # (index, name, why)
+    charts = _chart_sheets(path)
     for i, name in enumerate(reader.sheet_names):
+        if i in charts:
+            skipped.append((i, name, "a chart"))
+            continue
         grid, offset = read_sheet_grid(reader, path, i, name)
         _check_width(path, grid, name)
         if grid.height == 0 or grid.width == 0:
