@@ -191,8 +191,8 @@ def publish(
                         {"source": f["source"], "file": f["file"], "sheet": s["sheet"], "note": s["skipped"]}
                     )
                 else:
-                    key = (f["source"], f["file"], s["sheet"])
-                    rows_read[key] = rows_read.get(key, 0) + s["rows"]
+                    part = (f["source"], f["file"], s["sheet"])
+                    rows_read[part] = rows_read.get(part, 0) + s["rows"]
         else:
             note = f.get("problem") or "not recognised: its name and headers fit no source"
             not_read.append({"source": f["source"] or "", "file": f["file"], "sheet": "", "note": note})
