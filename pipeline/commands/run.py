@@ -7,7 +7,6 @@ evaluation and the benchmark call them too.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import platform
 import shutil
@@ -31,10 +30,13 @@ from ..core.fileio import (
     sweep_dead_runs,
 )
 from ..core.ids import redact_ids
+from ..core.policy import differences as policy_differences
+from ..core.policy import fingerprint as policy_fingerprint
+from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
-from ..stages.load import LoadReport, file_manifest, load
+from ..stages.load import LoadReport, file_manifest, file_rules, load
 from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
 from .review import stored_decisions
@@ -66,12 +68,18 @@ class Timer:
 
 def rules_fingerprint() -> dict[str, str]:
     """SHA-256 of every declaration in force (sources/ and rules/)."""
-    out = {}
-    for folder in ("sources", "rules"):
-        for p in sorted((home() / folder).glob("*")):
-            if p.is_file():
-                out[f"{folder}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    return policy_fingerprint(home())
+
+
+def policy_manifest() -> dict:
+    """Which policy folder was used, and which of its files differ from the installed defaults."""
+    p = load_policy()
+    return {
+        "folder": redact_ids(str(p.root)),
+        "default": p.is_default,
+        "differs_from_defaults": p.differs_from_defaults(),
+        "differences": policy_differences(p),
+    }
 
 
 # Extracts bigger than this (in bytes on disk) are refreshed with DuckDB's tables in a file:
@@ -89,9 +97,9 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
     required source or in one file or sheet stops the run with one message, unless ``accept``;
     then the findings come back as warnings. A street of the base source with no rows is a
     warning too. Returns the warnings (for the summary, the manifest and the report)."""
-    from ..core.config import load_rules, load_sources, streets
+    from ..core.config import load_sources, streets
 
-    cfg = load_rules("files")["damage"]
+    cfg = file_rules()["damage"]
     sources = load_sources()
     findings: list[str] = []
 
@@ -140,6 +148,7 @@ def validate(
     sources_dir: Path, *, overrides=None, progress=lambda m: None
 ) -> tuple[LoadReport, StandardiseReport]:
     """Load and standardise only (``kuomian validate``)."""
+    load_policy()  # every policy file checked before any data is read
     con = connect()
     try:
         lr = load(sources_dir, overrides=overrides, progress=progress)
@@ -171,6 +180,7 @@ def refresh(
     in memory; by default (None) when the extracts total more than :data:`ON_DISK_BYTES`, or
     when ``KUOMIAN_ON_DISK=1``.
     """
+    load_policy()  # every policy file checked before any data is read
     as_of = as_of or date.today()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
         raise KuomianError(
@@ -230,6 +240,7 @@ def refresh(
                 "sources_present": lr.sources_present,
                 "sources_missing": lr.sources_missing,
                 "warnings": warnings,
+                "policy": policy_manifest(),
                 "rules": rules_fingerprint(),
                 "settings": {
                     "threads": threads,

@@ -34,13 +34,12 @@ import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import NoReturn
 
 import polars as pl
 
-from ..core.config import Field, Source, load_rules, load_sources, normalise_header
+from ..core.config import Field, Source, defaults_home, home, load_rules, load_sources, normalise_header
 from ..core.errors import FileProblem, KuomianError
 from ..core.ids import redact_ids
 
@@ -260,17 +259,19 @@ def _sniff_delimiter(first_line: str) -> str:
 # ---------------------------------------------------------------- limits and header rows
 
 
-@cache
 def file_rules() -> dict:
-    """``rules/files.yaml``: header search, footer patterns, unreadable formats, limits, damage guard."""
-    return load_rules("files")
+    """``rules/files.yaml`` of the policy folder in force (the installed default when a bureau's
+    folder predates it): header search, footer patterns, unreadable formats, limits, damage guard."""
+    root = home()
+    if not (root / "rules" / "files.yaml").is_file():
+        root = defaults_home()
+    return load_rules("files", root)
 
 
 def limits() -> dict:
     return file_rules()["limits"]
 
 
-@cache
 def _footer_re() -> re.Pattern:
     """Any total or footer row pattern of ``rules/files.yaml`` (``rows``)."""
     return re.compile("|".join(f"(?:{p})" for p in file_rules()["rows"].values()))

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ..core import dates, ids, names
-from ..core.config import Source, load_rules, load_sources, street_lookup, street_names, vocabulary
+from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
 from ..core.db import store
 from ..core.text import nfkc, on_distinct
 from .load import EXTRA_COL, NUMERIC_ID_COL, LoadReport, empty_frame
@@ -35,7 +35,9 @@ NOT_DATA = ("empty_row", "total_row", "footer_row")  # rows that are not people
 
 def _row_patterns() -> dict[str, str]:
     """``rules/files.yaml`` ``rows``: reason → pattern of a row that is not a person (totals, footers)."""
-    return dict(load_rules("files")["rows"])
+    from .load import file_rules
+
+    return dict(file_rules()["rows"])
 
 
 @dataclass
