@@ -32,46 +32,14 @@ from pathlib import Path
 import polars as pl
 
 from ..core.cells import CUT_MARK, MAX_CELL, write_people_csv
-from ..core.config import Field, Source, _read_yaml, home, load_rules, load_sources
+from ..core.config import Field, Source, _read_yaml, home, load_sources
 from ..core.errors import KuomianError, OutputExists
 from ..core.fileio import private_workdir
-from ..stages.publish import REGISTRY_STATUSES
-
-RESULT_COLUMNS = ["匹配结果", "参保状态", "重点群体", "所属街道", "是否在实名库"]
-REVIEW = "待人工核实"
-UNMATCHED = "未匹配"
-
-
-# ---------------------------------------------------------------- labels shared with compare
-
-
-def status_labels() -> dict[str, str]:
-    cfg = load_rules("statuses")
-    out = {s["status"]: s["label"] for s in cfg["statuses"]}
-    out[cfg["excluded"]["status"]] = cfg["excluded"]["label"]
-    return out
-
-
-def reason_labels() -> dict[str, str]:
-    return {r["reason"]: r["label"] for r in load_rules("statuses")["excluded"]["reasons"]}
-
-
-def group_labels() -> dict[int, str]:
-    return {int(g["group"]): f"第{g['group']}类 {g['label']}" for g in load_rules("groups")["groups"]}
-
-
-def rule_labels() -> dict[str, str]:
-    return {r["rule"]: r.get("label", r["rule"]) for r in load_rules("matching")["rules"]}
-
-
-def status_text(status: str | None, reason: str | None) -> str:
-    if not status:
-        return ""
-    label = status_labels().get(status, status)
-    if reason:
-        label += f"({reason_labels().get(reason, reason)})"
-    return label
-
+from ..core.labels import CHECK_RESULT_COLUMNS as RESULT_COLUMNS
+from ..core.labels import CHECK_REVIEW as REVIEW
+from ..core.labels import CHECK_UNMATCHED as UNMATCHED
+from ..core.labels import UNASSIGNED_STREET, group_labels, rule_labels, status_text
+from ..core.policy import policy
 
 # ---------------------------------------------------------------- the list as a source
 
@@ -181,6 +149,7 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
     }
     rules = rule_labels()
     groups = group_labels()
+    registry_statuses = policy().statuses.registry
     by_row = {r[0]: r[1:] for r in decisions.iter_rows()}
     report = CheckReport(list_file=list_file.name, out=Path())
     results: list[list[str]] = []
@@ -193,12 +162,12 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
         outcome, pid, rule = by_row.get(row_id, (None, None, None))
         if outcome == "linked" and pid in people:
             p = people[pid]
-            listed = p["status"] in REGISTRY_STATUSES
+            listed = p["status"] in registry_statuses
             res = [
                 rules.get(rule, rule or ""),
                 status_text(p["status"], p["exclusion_reason"]),
                 groups.get(p["group"], "") if p["group"] is not None else "",
-                p["street_name"] or "未分配街道",
+                p["street_name"] or UNASSIGNED_STREET,
                 "是" if listed else "否",
             ]
             report.in_registry += listed

@@ -31,20 +31,9 @@ from ..core.db import frame
 from ..core.errors import KuomianError
 from ..core.fileio import output_lock, write_parquet_atomically
 from ..core.ids import mask_id
+from ..core.labels import REVIEW_COLUMNS as COLUMNS
+from ..core.labels import REVIEW_DECISIONS as DECISIONS
 from ..core.privacy import fingerprint_sql, key_params
-
-DECISIONS = ("是", "否", "不确定")
-COLUMNS = [
-    ("review_id", "复核编号"), ("source", "来源"), ("file", "文件"), ("row", "行号"),
-    ("match_rule", "提出规则"), ("review_reason", "复核原因"),
-    ("r_name", "记录姓名"), ("p_name", "候选人姓名"),
-    ("r_id", "记录身份证号"), ("p_id", "候选人身份证号"), ("id_diff", "身份证号差异"),
-    ("r_birth", "记录出生日期"), ("p_birth", "候选人出生日期"),
-    ("r_street", "记录街道"), ("p_street", "候选人街道"),
-    ("r_community", "记录社区"), ("p_community", "候选人社区"),
-    ("name_score", "姓名相似度"), ("person_key", "候选人编号"), ("decision", "决定(是/否/不确定)"),
-]  # fmt: skip
-
 
 STATE = "state"
 DECISION_SCHEMA = {

@@ -7,7 +7,6 @@ evaluation and the benchmark call them too.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import platform
 import shutil
@@ -31,6 +30,9 @@ from ..core.fileio import (
     sweep_dead_runs,
 )
 from ..core.ids import redact_ids
+from ..core.policy import differences as policy_differences
+from ..core.policy import fingerprint as policy_fingerprint
+from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
@@ -65,12 +67,18 @@ class Timer:
 
 def rules_fingerprint() -> dict[str, str]:
     """SHA-256 of every declaration in force (sources/ and rules/)."""
-    out = {}
-    for folder in ("sources", "rules"):
-        for p in sorted((home() / folder).glob("*")):
-            if p.is_file():
-                out[f"{folder}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    return policy_fingerprint(home())
+
+
+def policy_manifest() -> dict:
+    """Which policy folder was used, and which of its files differ from the installed defaults."""
+    p = load_policy()
+    return {
+        "folder": redact_ids(str(p.root)),
+        "default": p.is_default,
+        "differs_from_defaults": p.differs_from_defaults(),
+        "differences": policy_differences(p),
+    }
 
 
 # Extracts bigger than this (in bytes on disk) are refreshed with DuckDB's tables in a file:
@@ -87,6 +95,7 @@ def validate(
     sources_dir: Path, *, overrides=None, progress=lambda m: None
 ) -> tuple[LoadReport, StandardiseReport]:
     """Load and standardise only (``kuomian validate``)."""
+    load_policy()  # every policy file checked before any data is read
     con = connect()
     try:
         lr = load(sources_dir, overrides=overrides, progress=progress)
@@ -117,6 +126,7 @@ def refresh(
     in memory; by default (None) when the extracts total more than :data:`ON_DISK_BYTES`, or
     when ``KUOMIAN_ON_DISK=1``.
     """
+    load_policy()  # every policy file checked before any data is read
     as_of = as_of or date.today()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
         raise KuomianError(
@@ -172,6 +182,7 @@ def refresh(
                 "inputs": file_manifest(lr),
                 "sources_present": lr.sources_present,
                 "sources_missing": lr.sources_missing,
+                "policy": policy_manifest(),
                 "rules": rules_fingerprint(),
                 "settings": {
                     "threads": threads,
