@@ -33,7 +33,7 @@ from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
-from ..stages.load import LoadReport, file_manifest, load
+from ..stages.load import LoadReport, file_manifest, file_rules, load
 from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
 from .review import stored_decisions
@@ -49,6 +49,7 @@ class RefreshResult:
     classify: ClassifyReport
     publish: PublishReport
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class StageHook:
@@ -115,6 +116,58 @@ def input_bytes(sources_dir: Path) -> int:
     return sum(p.stat().st_size for p in Path(sources_dir).rglob("*") if p.is_file())
 
 
+def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
+    """The damage guard (``rules/files.yaml`` ``damage``): too many rows without a usable ID in a
+    required source or in one file or sheet stops the run with one message, unless ``accept``;
+    then the findings come back as warnings. A street of the base source with no rows is a
+    warning too. Returns the warnings (for the summary, the manifest and the report)."""
+    from ..core.config import load_sources, streets
+
+    cfg = file_rules()["damage"]
+    sources = load_sources()
+    findings: list[str] = []
+
+    def cause(keys) -> str:
+        numeric = sum(sr.numeric_ids.get(k, 0) for k in keys)
+        bad = sum(sr.no_usable_id.get(k, 0) for k in keys)
+        if bad and numeric >= bad / 2:
+            return (
+                "the ID column is stored as numbers (Excel kept only 15 digits): set the column to Text "
+                "in Excel, paste the IDs again from the source system and export it again"
+            )
+        return "the ID column is blank, cut short or mistyped: check it and export the file again"
+
+    for (src, file, sheet), n in sorted(sr.person_rows.items()):
+        bad = sr.no_usable_id.get((src, file, sheet), 0)
+        if n and bad >= cfg["min_rows"] and bad / n > cfg["file_share"]:
+            where = f"{file}" + (f", sheet {sheet!r}" if sheet else "")
+            findings.append(
+                f"{where}: {bad} of {n} rows ({bad / n:.0%}) have no usable ID number "
+                f"(limit {cfg['file_share']:.0%}). Likely cause: {cause([(src, file, sheet)])}"
+            )
+    for name, s in sources.items():
+        keys = [k for k in sr.person_rows if k[0] == name]
+        n = sum(sr.person_rows[k] for k in keys)
+        bad = sum(sr.no_usable_id.get(k, 0) for k in keys)
+        if s.required and n and bad >= cfg["min_rows"] and bad / n > cfg["required_source_share"]:
+            findings.append(
+                f"{name} ({s.label}): {bad} of {n} rows ({bad / n:.1%}) have no usable ID number "
+                f"(limit {cfg['required_source_share']:.0%} for a required source). Likely cause: {cause(keys)}"
+            )
+    if findings and not accept:
+        raise KuomianError(
+            "; ".join(findings)
+            + ". Nothing was published. Fix the files and run again, or add --accept-damaged-ids to publish "
+            "anyway (those rows are then quarantined or matched only with the name)."
+        )
+    warnings = [f"ID damage accepted (--accept-damaged-ids): {f}" for f in findings]
+    if sr.base_streets or any(k[0] in sources and sources[k[0]].role == "base" for k in sr.person_rows):
+        for st in streets():
+            if not sr.base_streets.get(st.code):
+                warnings.append(f"{st.name}: no household rows — is a file or sheet missing?")
+    return warnings
+
+
 @dataclass
 class Run:
     """One refresh as it goes from stage to stage: its settings, connection and reports.
@@ -131,10 +184,13 @@ class Run:
     previous: Path | None = None
     overrides: dict[Path, str] | None = None
     skip_bad_files: bool = False
+    accept_damaged_ids: bool = False
+    check_damage: bool = True  # the damage guard (refresh; not validate)
     settings: dict = field(default_factory=dict)
     started: datetime = field(default_factory=datetime.now)
     progress: Callable[[str], None] = lambda m: None
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     decisions: pl.DataFrame | None = None  # review decisions carried from the registries this run follows
     load: LoadReport | None = None
     standardise: StandardiseReport | None = None
@@ -154,6 +210,10 @@ def _standardise(r: Run) -> None:
     assert r.load is not None
     r.standardise = standardise(r.con, r.load, progress=r.progress)
     r.progress(r.standardise.summary())
+    if r.check_damage:
+        r.warnings = damage_check(r.standardise, accept=r.accept_damaged_ids)
+        for w in r.warnings:
+            r.progress(f"WARNING {w}")
 
 
 def _link(r: Run) -> None:
@@ -184,6 +244,7 @@ def _publish(r: Run) -> None:
         "inputs": file_manifest(lr),
         "sources_present": lr.sources_present,
         "sources_missing": lr.sources_missing,
+        "warnings": r.warnings,
         "policy": policy_manifest(),
         "rules": rules_fingerprint(),
         "settings": r.settings,
@@ -237,7 +298,7 @@ def validate(
 ) -> tuple[LoadReport, StandardiseReport]:
     """Load and standardise only (``kuomian validate``)."""
     load_policy()  # every policy file checked before any data is read
-    r = Run(Path(sources_dir), connect(), overrides=overrides, progress=progress)
+    r = Run(Path(sources_dir), connect(), overrides=overrides, check_damage=False, progress=progress)
     try:
         run_stages(r, STAGES[:2], hooks=[])
     finally:
@@ -255,6 +316,7 @@ def refresh(
     force: bool = False,
     overrides=None,
     skip_bad_files: bool = False,
+    accept_damaged_ids: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
     on_disk: bool | None = None,
@@ -293,13 +355,14 @@ def refresh(
                 "memory_limit": memory_limit,
                 "on_disk": on_disk,
                 "skip_bad_files": skip_bad_files,
+                "accept_damaged_ids": accept_damaged_ids,
                 "person_key_file": redact_ids(str(key_path())),
                 "python": platform.python_version(),
             }  # fmt: skip
             r = Run(
                 Path(sources_dir), con, as_of=as_of, key=load_key(announce=progress), staging=stage,
                 out_dir=out_dir, previous=previous, overrides=overrides, skip_bad_files=skip_bad_files,
-                settings=settings, started=started, progress=progress,
+                accept_damaged_ids=accept_damaged_ids, settings=settings, started=started, progress=progress,
             )  # fmt: skip
             run_stages(r, STAGES, [Timer(), *_installed, *(hooks or [])])
             con.close()
@@ -312,4 +375,4 @@ def refresh(
             raise
     assert r.load and r.standardise and r.link and r.classify and r.publish
     progress(r.publish.summary())
-    return RefreshResult(out_dir, r.load, r.standardise, r.link, r.classify, r.publish, r.timings)
+    return RefreshResult(out_dir, r.load, r.standardise, r.link, r.classify, r.publish, r.timings, r.warnings)
