@@ -81,6 +81,10 @@ def friendly_errors(fn):
             raise fail(
                 f"unexpected {type(e).__name__}: {str(e)[:300]}. Run again with --debug and report it.", 70
             ) from None
+        except BaseException as e:  # a Rust panic (pyo3 PanicException) is not an Exception
+            if isinstance(e, (SystemExit, GeneratorExit)) or STATE["debug"]:
+                raise
+            raise fail(f"unexpected {type(e).__name__}. Run again with --debug and report it.", 70) from None
 
     return wrapper
 
@@ -162,6 +166,14 @@ def refresh(
             "--skip-bad-files", help="Skip unreadable files of optional sources (listed in the manifest)."
         ),
     ] = False,
+    accept_damaged_ids: Annotated[
+        bool,
+        typer.Option(
+            "--accept-damaged-ids",
+            help="Publish even when many rows have no usable ID (e.g. an ID column stored as numbers); "
+            "the summary and the report then warn in red.",
+        ),
+    ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="DuckDB threads.")] = None,
     memory_limit: Annotated[
         str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")
@@ -187,7 +199,7 @@ def refresh(
     res = run_refresh(
         sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
         overrides=parse_overrides(source or []), skip_bad_files=skip_bad_files,
-        threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
+        accept_damaged_ids=accept_damaged_ids, threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
     )  # fmt: skip
     _print_refresh_summary(res)
 
@@ -201,6 +213,8 @@ def _print_refresh_summary(res) -> None:
     )
     say("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
     say("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
+    for w in res.warnings:
+        typer.secho(redact_ids(f"  WARNING: {w}"), fg="red")
 
 
 @app.command()
@@ -220,12 +234,20 @@ def validate(
 
     lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
     for f in lr.files:
+        if f.how == "ignored":
+            say(f"{f.name}: ignored — {f.problem}")
+            continue
         if f.source is None:
             say(f"{f.name}: not recognised (its name and headers fit no source) — ignored")
             continue
         say(
             f"{f.name}: {f.source} (by {f.how}), {f.rows} rows, {f.format}{' ' + f.encoding if f.encoding else ''}"
         )
+        for s in f.sheets:
+            if s.skipped:
+                say(f"    sheet {s.name!r}: skipped — {s.skipped}")
+            elif s.name:
+                say(f"    sheet {s.name!r}: {s.rows} rows (header in row {s.header_row})")
         q = {r: n for (s, fl, r), n in sr.quarantined.items() if s == f.source and fl == f.name}
         d = sr.duplicates.get((f.source, f.name), 0)
         if q:
@@ -250,6 +272,12 @@ def validate(
             say(f"  - {p}")
     if lr.sources_missing:
         say("optional sources absent: " + ", ".join(lr.sources_missing))
+    from .commands.run import damage_check
+
+    for w in damage_check(sr, accept=True):
+        typer.secho(
+            redact_ids(f"WARNING: {w.removeprefix('ID damage accepted (--accept-damaged-ids): ')}"), fg="red"
+        )
     total = sum(sr.rows.values())
     say(
         f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined"

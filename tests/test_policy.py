@@ -166,6 +166,9 @@ MISTAKES = [
      "enrolled_statuses[1]", "unknown enroll_status value '领取待遇中'"),
     ("rules/tasks.yaml", "tasks: {}", "tasks: {'2026': {'530181099000': {enrolment: 5}}}", "tasks.2026.530181099000",
      "not a street code"),
+    ("rules/files.yaml", "max_columns: 1000", "max_columns: many", "limits.max_columns", "expected a number"),
+    ("rules/files.yaml", "file_share: 0.20", "file_share: 20", "damage.file_share", "out of range"),
+    ("rules/files.yaml", "search_rows: 10", "search_row: 10", "header", "unknown key 'search_row'"),
     ("sources/income.yaml", "type: number", "type: money", "fields.annual_income.type", "unknown type 'money'"),
     ("sources/tax.yaml", "vocabulary: entity_size", "vocabulary: entity_sizes", "fields.entity_size.vocabulary",
      "unknown vocabulary 'entity_sizes'"),
@@ -456,3 +459,23 @@ def test_employer_header_says_the_threshold_in_force(tmp_path):
     _employers(pol)
     out = refresh(tmp_path, pol, add_income())
     assert read_csv(out / "employers.csv")[0]["实名库中扣缴满5个月人数"] == "1"
+
+
+def test_a_policy_folder_from_before_files_yaml_reads_files_with_the_defaults(tmp_path):
+    from kuomian.core.config import use_policy
+    from kuomian.stages.load import file_rules
+
+    pol = exported(tmp_path)
+    (pol / "rules" / "files.yaml").unlink()
+    load_policy(pol)  # still a valid policy folder
+    use_policy(pol)
+    try:
+        assert file_rules()["limits"]["max_columns"] == 1000
+        edit_target = pol / "rules" / "files.yaml"
+        export_defaults(tmp_path / "fresh")
+        edit_target.write_bytes((tmp_path / "fresh" / "rules" / "files.yaml").read_bytes())
+        edit(edit_target, "max_columns: 1000", "max_columns: 50")
+        use_policy(pol)  # the bureau's own limit is the one in force
+        assert file_rules()["limits"]["max_columns"] == 50
+    finally:
+        use_policy(None)

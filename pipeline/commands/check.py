@@ -130,12 +130,12 @@ def _match_in(tmp: Path, std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFra
 
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
     """(header, records) of the result: the list as read plus the five result columns."""
-    from ..stages.load import FileInfo, load_file, read_any
+    from ..stages.load import FileInfo, load_file
     from ..stages.standardise import StandardiseReport, standardise_frame
 
     src = list_source()
-    header, body, *_ = read_any(list_file)
-    loaded = load_file(list_file, src, FileInfo(list_file, src.name, "override"))
+    tables: list = []  # the sheets read, as read: every original cell goes back out
+    loaded = load_file(list_file, src, FileInfo(list_file, src.name, "override"), tables_out=tables)
     std = standardise_frame(loaded, src, StandardiseReport())
     std = std.with_columns(row_id=pl.col("_seq").cast(pl.Int64))
     usable = std.filter(pl.col("row_state") != "quarantined")
@@ -178,11 +178,23 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
         report.results[res[0]] += 1
         results.append(res)
 
-    names = list(header)
-    added = [c if c not in names else f"{c}(比对)" for c in RESULT_COLUMNS]
-    records = []
-    for orig, res in zip(body.rows(), results, strict=True):
-        records.append(["" if v is None else str(v) for v in orig] + res)
+    # The list's own columns in order (the union over its sheets, by header); with several sheets,
+    # each row also says its sheet and row number.
+    names: list[str] = []
+    for t in tables:
+        names += [h for h in t.header if h not in names]
+    where = ["工作表", "行号"] if len(tables) > 1 else []
+    added = [c if c not in names else f"{c}(比对)" for c in [*where, *RESULT_COLUMNS]]
+    originals = []
+    for t in tables:
+        pos = {h: j for j, h in reversed(list(enumerate(t.header)))}
+        for i, row in enumerate(t.body.rows()):
+            cells = [row[pos[h]] if h in pos and pos[h] < len(row) else None for h in names]
+            originals.append(
+                ["" if v is None else str(v) for v in cells]
+                + ([t.sheet, str(t.first_row + i)] if where else [])
+            )
+    records = [orig + res for orig, res in zip(originals, results, strict=True)]
     return [*names, *added], records, report
 
 

@@ -21,7 +21,7 @@ registry person) — and publishes OUT_DIR atomically:
   ``street_name``, ``community``, ``group``, ``status`` (at listing), ``enrolled`` (an enrolment
   row in ``enrolled_statuses`` — 参保缴费 or 待遇领取 — now exists), ``scheme``
   (``employee`` / ``resident`` / null), ``surveyed`` (visited: answers or a survey date imported);
-* ``progress_rows.parquet`` — one row per extract row: ``source``, ``file``, ``row``,
+* ``progress_rows.parquet`` — one row per extract row: ``source``, ``file``, ``sheet``, ``row``,
   ``outcome``, ``person_key`` (no ID number), ``match_rule``, ``reason``;
 * ``reconciliation.csv`` — per file: rows read = registry + not in registry + unmatched +
   review + duplicates + quarantined;
@@ -220,7 +220,9 @@ def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
 
     usable = std.filter(pl.col("row_state") == "ok")
     decisions = match_rows(usable, persons) if usable.height else None
-    rows = std.select("row_id", "source", "file", "row", "row_state", "reason", "scheme", "enroll_status")
+    rows = std.select(
+        "row_id", "source", "file", "sheet", "row", "row_state", "reason", "scheme", "enroll_status"
+    )  # fmt: skip
     if decisions is not None:
         rows = rows.join(decisions.rename({"outcome": "decision"}), on="row_id", how="left")
     else:
@@ -605,7 +607,7 @@ def run_progress(
         with staging(out_dir) as stage:
             prog.drop("answered").write_parquet(stage / "progress.parquet")
             rows.select(
-                "source", "file", "row", "outcome", "person_key", "match_rule", "reason"
+                "source", "file", "sheet", "row", "outcome", "person_key", "match_rule", "reason"
             ).write_parquet(stage / "progress_rows.parquet")
             write_frame_csv(stage / "reconciliation.csv", recon, RECON_HEADERS)
             progress("writing bulletin.xlsx and bulletin.html")

@@ -85,8 +85,8 @@ EXTRA_RULE_LABELS = {
 # ---------------------------------------------------------------- headers of the outputs
 
 RECON_HEADERS = {
-    "source": "来源", "file": "文件", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
-    "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡",
+    "source": "来源", "file": "文件", "sheet": "工作表", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
+    "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡", "note": "说明",
 }  # fmt: skip
 
 
@@ -107,7 +107,7 @@ MEASURE_HEADER = HANDOFF_HEADERS["measure"]
 # review.xlsx: (column, header) in sheet order; the decisions its last column accepts.
 REVIEW_DECISIONS = ("是", "否", "不确定")
 REVIEW_COLUMNS = [
-    ("review_id", "复核编号"), ("source", "来源"), ("file", "文件"), ("row", "行号"),
+    ("review_id", "复核编号"), ("source", "来源"), ("file", "文件"), ("sheet", "工作表"), ("row", "行号"),
     ("match_rule", "提出规则"), ("review_reason", "复核原因"),
     ("r_name", "记录姓名"), ("p_name", "候选人姓名"),
     ("r_id", "记录身份证号"), ("p_id", "候选人身份证号"), ("id_diff", "身份证号差异"),

@@ -703,6 +703,7 @@ def _load(root: Path) -> Policy:
 
     retirement = _retirement(root, groups_p, statuses, vocabularies)
     _check_tasks(root, codes, vocabularies)
+    _check_files(root)
     files = fingerprint(root)
     return Policy(
         root=root,
@@ -718,6 +719,36 @@ def _load(root: Path) -> Policy:
         vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
         streets=tuple(street_list),
     )
+
+
+def _check_files(root: Path) -> None:
+    """rules/files.yaml (read by the load stage): header search, row patterns, unreadable formats,
+    reading limits, the damage guard. Optional: a folder without it uses the installed default."""
+    if not (root / "rules" / "files.yaml").is_file():
+        return
+    ctx, f = _rules_file(root, "files")
+    f = ctx.mapping(f, "top level", ("header", "rows", "cannot_read", "limits", "damage"))
+    h = ctx.mapping(f["header"], "header", ("search_rows", "data_sheet_matches"))
+    ctx.int_(h["search_rows"], "header.search_rows", 1, 100)
+    ctx.int_(h["data_sheet_matches"], "header.data_sheet_matches", 1, 100)
+    rows = ctx.mapping(f["rows"], "rows", (), ("total_row", "footer_row"))
+    for reason, pattern in rows.items():
+        try:
+            re.compile(ctx.str_(pattern, f"rows.{reason}"))
+        except re.error as e:
+            raise ctx.fail(f"rows.{reason}", f"not a regular expression ({e})") from None
+    kinds = f["cannot_read"] if isinstance(f["cannot_read"], dict) else {}
+    for suffix in ctx.mapping(f["cannot_read"], "cannot_read", (), tuple(kinds)):
+        ctx.str_(suffix, f"cannot_read.{suffix}", re.compile(r"^\.[a-z0-9]+$"))
+        ctx.str_(kinds[suffix], f"cannot_read.{suffix}")
+    keys = ("max_unpacked_mb", "max_compression_ratio", "max_columns", "max_cell_mb", "max_cells_per_byte")
+    lim = ctx.mapping(f["limits"], "limits", keys)
+    for k in keys:
+        ctx.num(lim[k], f"limits.{k}", 0)
+    d = ctx.mapping(f["damage"], "damage", ("required_source_share", "file_share", "min_rows"))
+    ctx.num(d["required_source_share"], "damage.required_source_share", 0, 1)
+    ctx.num(d["file_share"], "damage.file_share", 0, 1)
+    ctx.int_(d["min_rows"], "damage.min_rows", 0)
 
 
 def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None:

@@ -425,6 +425,7 @@ def report_page(
     reg_all = int(reg_by_group["n"].sum()) if reg_by_group.height else 0
     reg_local = int(reg_by_group.filter(pl.col("local"))["n"].sum()) if reg_by_group.height else 0
     quarantined = sum(int(r["quarantined"]) for r in recon.iter_rows(named=True)) if recon.height else 0
+    warnings = list(manifest.get("warnings") or [])
     unbalanced = recon.filter(~pl.col("balanced")).height if recon.height else 0
     cards = [
         ("人员总数", str(counts.get("persons", ""))),
@@ -438,9 +439,16 @@ def report_page(
         ),
         ("待复核行", str(counts.get("review_rows", ""))),
         ("隔离行", str(quarantined)),
-        ("对账", "全部平衡" if unbalanced == 0 else f"{unbalanced}个文件不平衡"),
+        (
+            "对账",
+            f"{unbalanced}个文件不平衡"
+            if unbalanced
+            else (f"{len(warnings)}条警告" if warnings else "全部平衡"),
+        ),
     ]
     overview = [_cards(cards)]
+    for w in warnings:  # the damage guard and empty streets: never hidden behind 全部平衡
+        overview.append(f"<p class='bad'>警告: {_esc(w)}</p>")
     present = [labels.get(s, s) for s in manifest.get("sources_present", [])]
     missing = [labels.get(s, s) for s in manifest.get("sources_missing", [])]
     overview.append(f"<p>已读取来源: {_esc('、'.join(present) or '—')}</p>")
@@ -454,6 +462,21 @@ def report_page(
     unrecognised = [f["file"] for f in manifest.get("inputs", []) if f.get("recognised_by") == "unrecognised"]
     if unrecognised:
         overview.append(f"<p class='note'>未识别(已忽略)的文件: {_esc('、'.join(unrecognised))}</p>")
+    ignored = [
+        f"{f['file']}({f.get('problem') or ''})"
+        for f in manifest.get("inputs", [])
+        if f.get("recognised_by") == "ignored"
+    ]
+    if ignored:
+        overview.append(f"<p class='note'>不是数据文件(已忽略): {_esc('、'.join(ignored))}</p>")
+    sheets = [
+        f"{f['file']} / {s['sheet']}({s['skipped']})"
+        for f in manifest.get("inputs", [])
+        for s in f.get("sheets") or []
+        if "skipped" in s
+    ]
+    if sheets:
+        overview.append(f"<p class='note'>未读取的工作表: {_esc('、'.join(sheets))}</p>")
     page.append(_section("overview", "一", overview))
 
     # 二、参保率与职工占比 ----------------------------------------------------------
@@ -637,7 +660,8 @@ def report_page(
         balanced=pl.when(pl.col("balanced")).then(pl.lit("平衡")).otherwise(pl.lit("不平衡")),
     )
     body = [
-        "<p class='note'>每个文件: 读取行数 = 已匹配 + 新增人员 + 重复行 + 隔离 + 待复核 + 未匹配。</p>",
+        "<p class='note'>每个文件和工作表: 读取行数 = 已匹配 + 新增人员 + 重复行 + 隔离 + 待复核 + 未匹配。"
+        "未读取的工作表和文件列在最后, 说明原因。</p>",
         _table(rc, RECON_HEADERS, bad={"balanced": lambda v: v != "平衡"}),
     ]
     page.append(_section("reconciliation", "七", body))

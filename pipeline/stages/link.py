@@ -398,7 +398,7 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TABLE links AS
-        SELECT s.row_id, s.source, s.file, s.row,
+        SELECT s.row_id, s.source, s.file, s.sheet, s.row,
             CASE
                 WHEN s.row_state = 'quarantined' THEN 'quarantined'
                 WHEN s.row_state = 'duplicate' THEN 'duplicate'

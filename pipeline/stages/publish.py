@@ -177,7 +177,7 @@ def publish(
     con.execute(
         f"""
         COPY (
-            SELECT l.source, l.file, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
+            SELECT l.source, l.file, l.sheet, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
                    l.confidence, l.reason
             FROM links l LEFT JOIN pub_keys k ON k.id_number = l.person_id
             ORDER BY l.row_id
@@ -185,17 +185,28 @@ def publish(
         """
     )
     report.files["links.parquet"] = scalar(con, "SELECT count(*) FROM links")
-    links = frame(con, "SELECT source, file, outcome, count(*) AS n FROM links GROUP BY ALL")
+    links = frame(con, "SELECT source, file, sheet, outcome, count(*) AS n FROM links GROUP BY ALL")
 
     quarantine = quarantine_frame(con)
     quarantine.write_parquet(stage / "quarantine.parquet")
     report.files["quarantine.parquet"] = quarantine.height
 
-    rows_read: dict[tuple[str, str], int] = {}
+    rows_read: dict[tuple[str, str, str], int] = {}
+    not_read: list[dict] = []  # skipped sheets, ignored and unrecognised files: listed with the reason
     for f in manifest["inputs"]:
         if f["source"] and f["recognised_by"] != "skipped":
-            rows_read[(f["source"], f["file"])] = rows_read.get((f["source"], f["file"]), 0) + f["rows"]
-    recon = reconciliation_frame(links, rows_read)
+            for s in f.get("sheets") or [{"sheet": "", "rows": f["rows"]}]:
+                if "skipped" in s:
+                    not_read.append(
+                        {"source": f["source"], "file": f["file"], "sheet": s["sheet"], "note": s["skipped"]}
+                    )
+                else:
+                    part = (f["source"], f["file"], s["sheet"])
+                    rows_read[part] = rows_read.get(part, 0) + s["rows"]
+        else:
+            note = f.get("problem") or "not recognised: its name and headers fit no source"
+            not_read.append({"source": f["source"] or "", "file": f["file"], "sheet": "", "note": note})
+    recon = reconciliation_frame(links, rows_read, not_read)
     report.files["reconciliation.csv"] = write_frame_csv(stage / "reconciliation.csv", recon, RECON_HEADERS)
 
     report.files["indicators.csv"] = write_frame_csv(
@@ -223,7 +234,7 @@ def quarantine_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every quarantined row with its raw values (as JSON: the original fields, then unknown columns)."""
     return frame(
         con,
-        """SELECT l.source, l.file, l.row, l.reason, q.raw, q.raw_extra
-           FROM links l JOIN std_quarantine_raw q USING (source, file, row)
-           WHERE l.outcome = 'quarantined' ORDER BY l.source, l.file, l.row""",
+        """SELECT l.source, l.file, l.sheet, l.row, l.reason, q.raw, q.raw_extra
+           FROM links l JOIN std_quarantine_raw q USING (source, file, sheet, row)
+           WHERE l.outcome = 'quarantined' ORDER BY l.source, l.file, l.sheet, l.row""",
     )
