@@ -229,15 +229,20 @@ def demo(
         str, typer.Option("--as-of", help="Reference date of the generated world.")
     ] = "2026-03-01",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing demo folder.")] = False,
+    tidy: Annotated[
+        bool,
+        typer.Option("--tidy", help="Tidy files only (no title rows, extra sheets, footers, .xls/.ods)."),
+    ] = False,
 ):
-    """Generate a realistic synthetic Anning (with every kind of dirt) and run the refresh on it.
+    """Generate a realistic synthetic Anning (with every kind of dirt and, unless --tidy, files shaped
+    as departments send them) and run the refresh on it.
 
     Example: kuomian demo --people 20000 --out output/demo
     """
     import shutil
 
     from .commands.run import refresh as run_refresh
-    from .synth import generate
+    from .synth import ShapeConfig, generate
 
     out = Path(out)
     if out.exists():
@@ -246,7 +251,7 @@ def demo(
         shutil.rmtree(out)
     d = _as_of(as_of)
     progress(f"generating {people} people (seed {seed}) into {out / 'sources'}")
-    generate(out, people=people, seed=seed, as_of=d)
+    generate(out, people=people, seed=seed, as_of=d, shapes=None if tidy else ShapeConfig.real())
     res = run_refresh(out / "sources", out / "registry", as_of=d, progress=progress)
     _print_refresh_summary(res)
     say(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")

@@ -43,6 +43,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import random
 import shutil
+import tempfile
 import time
 from collections import Counter
 from datetime import date
@@ -54,12 +55,13 @@ import pyarrow as pa
 from .age import CATEGORIES, AgeRates, age_world, transitions
 from .bad import write_bad_files
 from .dirt import DIRT_KINDS, DirtConfig
-from .render import build_plans, render_file, write_file
+from .render import build_plans, render_file, write_book
+from .shapes import SHAPE_KINDS, ShapeConfig, apply_shapes, convert
 from .truth import compute_persons
 from .world import LOCAL, NONLOCAL, World, _Gen, build_world
 
 __all__ = [
-    "DirtConfig", "DIRT_KINDS", "generate", "generate_sharded", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
+    "DirtConfig", "DIRT_KINDS", "ShapeConfig", "SHAPE_KINDS", "generate", "generate_sharded", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
 ]  # fmt: skip
 
 EXPECTED_VALUES = ("person", "unmatched", "duplicate", "quarantined")
@@ -67,22 +69,26 @@ EXPECTED_VALUES = ("person", "unmatched", "duplicate", "quarantined")
 ROWS_ARROW = {
     "source": pa.string(),
     "file": pa.string(),
+    "sheet": pa.string(),
     "row": pa.int32(),
     "person_id": pa.string(),
     "dirt": pa.string(),
     "expected": pa.string(),
     "quarantine_reason": pa.string(),
+    "shape": pa.string(),
 }
 
-_JOB: tuple | None = None  # (world, plans, dirt config, seed, sources dir), shared with forked workers
+# (world, plans, books, dirt config, seed, sources dir, conversion dir), shared with forked workers
+_JOB: tuple | None = None
 
 
-def _render_job(i: int) -> tuple[int, dict]:
+def _render_job(b: int) -> tuple[int, list[dict]]:
+    """Render and write the file ``books[b]`` (the indexes of its plans: one per sheet)."""
     assert _JOB is not None
-    w, plans, cfg, seed, src_dir = _JOB
-    rf = render_file(plans[i], w, cfg, seed)
-    write_file(rf, src_dir)
-    return i, rf.truth
+    w, plans, books, cfg, seed, src_dir, convert_dir = _JOB
+    rfs = [render_file(plans[i], w, cfg, seed) for i in books[b]]
+    write_book(rfs, src_dir, convert_dir)
+    return b, [rf.truth for rf in rfs]
 
 
 def _clear(d: Path) -> None:
@@ -99,15 +105,17 @@ def generate(
     as_of: date = date(2026, 3, 1),
     dirt: DirtConfig | None = None,
     workers: int | None = None,
+    shapes: ShapeConfig | None = None,
 ) -> dict:
     """Generate the extracts and the ground truth; return a small summary.
 
     ``workers``: processes rendering the files (default: 2 from 100 000 people on, else 1).
-    The output does not depend on it.
+    The output does not depend on it. ``shapes``: real-file shapes (``ShapeConfig.real()``:
+    title rows, several sheets, footers, .xls / .ods, …; see ``shapes.py``); default tidy.
     """
     t0 = time.perf_counter()
     w = build_world(people, seed, as_of)
-    summary, _ = write_world(w, Path(out_dir), people, seed, seed, dirt, workers)
+    summary, _ = write_world(w, Path(out_dir), people, seed, seed, dirt, workers, shapes)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
 
@@ -121,6 +129,7 @@ def generate_sharded(
     dirt: DirtConfig | None = None,
     workers: int | None = None,
     progress=lambda msg: None,
+    shapes: ShapeConfig | None = None,
 ) -> dict:
     """A world too big to hold in memory at once (Kunming, 8.5M): districts of at most
     ``shard_people`` people, generated one after the other.
@@ -149,7 +158,7 @@ def generate_sharded(
         w = build_world(size, seed * 1000 + i, as_of, reserved, district=i)
         part = out / f".{tag}"
         shutil.rmtree(part, ignore_errors=True)
-        summary, _ = write_world(w, part, size, seed * 1000 + i, seed * 1000 + i, dirt, workers)
+        summary, _ = write_world(w, part, size, seed * 1000 + i, seed * 1000 + i, dirt, workers, shapes)
         del w
         (part / "sources").rename(src_dir / tag)
         prefix = pl.lit(tag + "/") + pl.col("file")
@@ -185,6 +194,7 @@ def generate_years(
     dirt: DirtConfig | None = None,
     workers: int | None = None,
     rates: AgeRates | None = None,
+    shapes: ShapeConfig | None = None,
 ) -> list[dict]:
     """The same world over ``years`` consecutive years, for ``kuomian compare``.
 
@@ -210,7 +220,7 @@ def generate_years(
         t1 = time.perf_counter()
         changes = age_world(g, k, rates) if k > 1 else {}
         summary, persons = write_world(
-            w, out / f"year{k}", people, seed, seed if k == 1 else f"{seed}-year{k}", dirt, workers
+            w, out / f"year{k}", people, seed, seed if k == 1 else f"{seed}-year{k}", dirt, workers, shapes
         )
         summary["year"] = k
         if prev is not None:
@@ -234,11 +244,14 @@ def write_world(
     render_seed: int | str,
     dirt: DirtConfig | None = None,
     workers: int | None = None,
+    shapes: ShapeConfig | None = None,
 ) -> tuple[dict, pl.DataFrame]:
     """Render ``w`` into ``out/sources`` and write ``out/truth``; return (summary, truth persons).
 
     ``render_seed`` seeds the dirt and headers of every file (``generate``: the world's seed).
     Persons that no extract row mentions (possible in an aged world) are left out of the truth.
+    A real-shaped world's truth persons have ``id_damaged``: the person's only row, in the
+    household source, has its ID as a number cell (the tool cannot know them).
     """
     t0 = time.perf_counter()
     cfg = dirt if dirt is not None else DirtConfig()
@@ -248,6 +261,14 @@ def write_world(
     _clear(truth_dir)
 
     plans = build_plans(w, random.Random(f"{seed}-plans"), people)
+    plans = apply_shapes(plans, w, shapes, render_seed)
+    books: list[list[int]] = []  # plan indexes per file (a shaped workbook: one plan per sheet)
+    book_of: dict[str, int] = {}
+    for i, plan in enumerate(plans):
+        if plan.name not in book_of:
+            book_of[plan.name] = len(books)
+            books.append([])
+        books[book_of[plan.name]].append(i)
     street_shown: set[int] = set()
     present: set[int] = set()
     for plan in plans:
@@ -255,46 +276,67 @@ def write_world(
         if "street" in plan.keys:
             street_shown.update(r["_p"] for r in plan.records if w.kind[r["_p"]] == NONLOCAL)
 
-    truths: dict[int, dict] = {}
+    convert_dir = Path(tempfile.mkdtemp(prefix="kuomian-synth-"))
+    truths: dict[int, list[dict]] = {}
     n_workers = workers if workers is not None else (2 if people >= 100_000 else 1)
-    if n_workers > 1 and "fork" in mp.get_all_start_methods():
-        # fork: the workers share the world copy-on-write; they render and write csv/xlsx files
-        # (no polars in the workers), the parent writes the parquet files and computes the truth.
-        global _JOB
-        _JOB = (w, plans, cfg, render_seed, src_dir)
-        cost = {
-            i: len(p.records) * (len(p.keys) + 1) * (4 if p.fmt == "xlsx" else 1) for i, p in enumerate(plans)
-        }
-        child = sorted((i for i, p in enumerate(plans) if p.fmt != "parquet"), key=lambda i: -cost[i])
-        try:
-            with mp.get_context("fork").Pool(n_workers) as pool:
-                it = pool.imap_unordered(_render_job, child, chunksize=1)
-                for i, p in enumerate(plans):
-                    if p.fmt == "parquet":
-                        truths[i] = _render_job(i)[1]
-                persons = compute_persons(w, street_shown)
-                for i, t in it:
-                    truths[i] = t
-        finally:
-            _JOB = None
-    else:
-        for i, plan in enumerate(plans):
-            rf = render_file(plan, w, cfg, render_seed)
-            write_file(rf, src_dir)
-            truths[i] = rf.truth
-            del rf
-        persons = compute_persons(w, street_shown)
+    try:
+        if n_workers > 1 and "fork" in mp.get_all_start_methods():
+            # fork: the workers share the world copy-on-write; they render and write csv/xlsx files
+            # (no polars in the workers), the parent writes the parquet files and computes the truth.
+            global _JOB
+            _JOB = (w, plans, books, cfg, render_seed, src_dir, convert_dir)
+            cost = {
+                b: sum(len(plans[i].records) * (len(plans[i].keys) + 1) * (1 if plans[i].fmt == "csv" else 4)
+                       for i in ix)
+                for b, ix in enumerate(books)
+            }  # fmt: skip
+            child = sorted(
+                (b for b, ix in enumerate(books) if plans[ix[0]].fmt != "parquet"), key=lambda b: -cost[b]
+            )
+            try:
+                with mp.get_context("fork").Pool(n_workers) as pool:
+                    it = pool.imap_unordered(_render_job, child, chunksize=1)
+                    for b, ix in enumerate(books):
+                        if plans[ix[0]].fmt == "parquet":
+                            truths[b] = _render_job(b)[1]
+                    persons = compute_persons(w, street_shown)
+                    for b, t in it:
+                        truths[b] = t
+            finally:
+                _JOB = None
+        else:
+            for b, ix in enumerate(books):
+                rfs = [render_file(plans[i], w, cfg, render_seed) for i in ix]
+                write_book(rfs, src_dir, convert_dir)
+                truths[b] = [rf.truth for rf in rfs]
+                del rfs
+            persons = compute_persons(w, street_shown)
+        for fmt in ("xls", "ods"):
+            todo = [convert_dir / (plans[ix[0]].name.rsplit(".", 1)[0] + ".xlsx") for ix in books
+                    if plans[ix[0]].fmt == fmt]  # fmt: skip
+            convert(todo, fmt, src_dir)
+    finally:
+        shutil.rmtree(convert_dir, ignore_errors=True)
     if len(present) < w.n:
         persons = persons.filter(pl.Series([p in present for p in range(w.n)]))
 
     file_rows: list[dict] = []
     rows_per_source: Counter[str] = Counter()
     parts = []
-    for i, plan in enumerate(plans):
-        t = truths.pop(i)
-        parts.append(pa.table({k: pa.array(t[k], type=ROWS_ARROW[k]) for k in ROWS_ARROW}))
-        m = len(t["row"])
-        counts = Counter(t["expected"])
+    damaged: set[str] = set()
+    for b, ix in enumerate(books):
+        plan = plans[ix[0]]
+        m = 0
+        counts: Counter[str] = Counter()
+        for t in truths.pop(b):
+            parts.append(pa.table({k: pa.array(t[k], type=ROWS_ARROW[k]) for k in ROWS_ARROW}))
+            m += len(t["row"])
+            counts.update(t["expected"])
+            if plan.source == "household" and plan.shape is not None:
+                damaged.update(
+                    pid for pid, r in zip(t["person_id"], t["quarantine_reason"], strict=True)
+                    if r == "base_id_unusable"
+                )  # fmt: skip
         file_rows.append(
             {
                 "file": plan.name,
@@ -307,6 +349,8 @@ def write_world(
         )
         rows_per_source[plan.source] += m
     rows = pl.from_arrow(pa.concat_tables(parts))
+    if shapes is not None and shapes.real_shaped:
+        persons = persons.with_columns(id_damaged=pl.col("id_number").is_in(sorted(damaged)))
     rows.write_parquet(truth_dir / "rows.parquet", compression="zstd", statistics=False)
     persons.write_parquet(truth_dir / "persons.parquet", compression="zstd", statistics=False)
     pl.DataFrame(file_rows).write_csv(truth_dir / "files.csv")
