@@ -190,7 +190,7 @@ def test_number_cell_ids(truth, grids):
 
 def test_shaped_world_is_deterministic(tmp_path, shaped, truth, grids):
     again = tmp_path / "again"
-    generate(again, people=PEOPLE, seed=SEED, shapes=ShapeConfig.every())
+    generate(again, people=PEOPLE, seed=SEED, shapes=ShapeConfig.every(), workers=2)  # forked workers too
     for name in ("rows.parquet", "persons.parquet", "files.csv"):
         assert (again / "truth" / name).read_bytes() == (shaped / "truth" / name).read_bytes(), name
     _, _, files = truth

@@ -13,13 +13,21 @@ already directly in those two folders):
   registry), ``group_tags`` (List[Int64], sorted), ``registry``. Computed from the clean
   world by an independent implementation of rules.md (see ``truth.py``); people outside
   the population (enrollment / student only) have null status;
-* ``out_dir/truth/rows.parquet``: one row per data row of every extract file:
-  ``source``, ``file``, ``row`` (Excel row number, header = 1), ``person_id`` (null for
-  empty / total / no-identity rows), ``dirt`` (comma-separated kinds, "" if clean),
-  ``expected`` (person | unmatched | duplicate | quarantined), ``quarantine_reason``
-  (empty_row | total_row | no_identity | null);
+* ``out_dir/truth/rows.parquet``: one row per data row of every extract file (and per footer
+  row of a shaped sheet): ``source``, ``file``, ``sheet`` (the sheet's name in a workbook, ""
+  for CSV and Parquet), ``row`` (the row number the user sees in that sheet, title rows
+  included; header = 1 in a tidy file), ``person_id`` (null for empty / total / footer /
+  no-identity rows), ``dirt`` (comma-separated kinds, "" if clean), ``expected`` (person |
+  unmatched | duplicate | quarantined), ``quarantine_reason`` (empty_row | total_row |
+  footer_row | no_identity | base_id_unusable | null), ``shape`` (comma-separated shape kinds
+  of the row's sheet, see ``shapes.py``; "" in a tidy file);
 * ``out_dir/truth/files.csv``: file, source, format, encoding, rows, and the number of
   rows per expected value.
+
+``shapes=ShapeConfig.real()`` gives a real-shaped world (``shapes.py``): some files become
+workbooks as departments send them (title rows, two-row headers, a sheet per street or category,
+an instructions sheet, an empty sheet, footers, .xls / .ods through LibreOffice, number cells in ID
+columns); its truth persons have ``id_damaged`` (the person's only row has a number-cell ID).
 
 ``people`` is the size of the household (户籍) population; non-local people (in the
 tax, income, market, low-income, platform and roster extracts only) and outsiders (in
