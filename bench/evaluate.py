@@ -15,6 +15,7 @@ The truth is joined to ``links.parquet`` on (source, file, sheet, row); a links.
 a ``sheet`` column (a loader that does not know sheets) is joined on (source, file, row).
 
 Usage: python -m bench.evaluate [--people N] [--seeds 1,2,3] [--heavy] [--shapes tidy|real|both]
+                                [--number-cells RATE]
        (make eval EVAL_ARGS="--shapes real --seeds 1 --people 5000")
 Exit 0 when every target is met, 1 otherwise (or when a refresh failed).
 """
@@ -25,7 +26,7 @@ import argparse
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -167,15 +168,24 @@ def score_world(out_dir: Path, truth_dir: Path) -> Scores:
 
 
 def evaluate_world(
-    people: int, seed: int, heavy: bool, workdir: Path, as_of: date, shaped: bool = False
-) -> Scores:
+    people: int, seed: int, heavy: bool, workdir: Path, as_of: date, shaped: bool = False,
+    number_cells: float | None = None,
+) -> Scores:  # fmt: skip
     from kuomian.commands.run import refresh
     from kuomian.synth import DirtConfig, ShapeConfig, generate
+
+    shapes = None
+    if shaped:
+        shapes = (
+            ShapeConfig.real()
+            if number_cells is None
+            else replace(ShapeConfig.real(), number_cell_ids=number_cells)
+        )
 
     world = workdir / f"world_{people}_{seed}{'_heavy' if heavy else ''}{'_shaped' if shaped else ''}"
     generate(
         world, people=people, seed=seed, as_of=as_of, dirt=DirtConfig.heavy() if heavy else DirtConfig(),
-        shapes=ShapeConfig.real() if shaped else None,
+        shapes=shapes,
     )  # fmt: skip
     try:
         refresh(world / "sources", world / "out", as_of=as_of, force=True)
@@ -269,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         "--shapes", choices=("tidy", "real", "both"), default="both",
         help="tidy files, real-shaped files (title rows, several sheets, footers, .xls/.ods, …), or both",
     )  # fmt: skip
+    ap.add_argument(
+        "--number-cells", type=float, default=None,
+        help="real-shaped worlds: share of a shaped sheet's rows whose ID is a number cell (default 0.004)",
+    )  # fmt: skip
     ap.add_argument("--as-of", default="2026-03-01")
     args = ap.parse_args(argv)
     as_of = date.fromisoformat(args.as_of)
@@ -285,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 results.setdefault(shaped, []).append(
-                    evaluate_world(args.people, seed, args.heavy, Path(tmp), as_of, shaped)
+                    evaluate_world(args.people, seed, args.heavy, Path(tmp), as_of, shaped, args.number_cells)
                 )
     ok = True
     for shaped in kinds:
