@@ -211,3 +211,59 @@ def test_tidy_default_has_no_shapes(tmp_path):
     assert set(xlsx["sheet"]) == {"Sheet1"} and xlsx["row"].min() == 2
     assert set(rows.filter(~pl.col("file").str.ends_with(".xlsx"))["sheet"]) == {""}
     assert "id_damaged" not in pl.read_parquet(out / "truth" / "persons.parquet").columns
+
+
+def test_evaluation_joins_truth_and_links_by_file_sheet_and_row(tmp_path, shaped, truth):
+    """make eval's scoring on a real-shaped truth: a links.parquet that does exactly what the
+    truth expects scores 100%; one sheet's rows linked to the wrong person are counted in that
+    sheet only, and a number-cell row linked wrongly is counted as such."""
+    from bench.evaluate import score_world
+
+    rows, persons, _ = truth
+    outcome = {
+        "person": "linked",
+        "unmatched": "unmatched",
+        "duplicate": "duplicate",
+        "quarantined": "quarantined",
+    }
+    links = rows.select(
+        "source", "file", "sheet", pl.col("row").cast(pl.Int64),
+        outcome=pl.col("expected").replace_strict(outcome),
+        person_key=pl.when(pl.col("expected") == "person").then(pl.col("person_id")),
+    )  # fmt: skip
+    got = persons.filter(pl.col("in_population") & ~pl.col("id_damaged")).select(
+        person_key="id_number", id_number="id_number", status="status", group="group"
+    )
+    got.write_parquet(tmp_path / "persons.parquet")
+    links.write_parquet(tmp_path / "links.parquet")
+    truth_dir = shaped / "truth"
+    s = score_world(tmp_path, truth_dir)
+    assert s.registry["f1"] == 1.0 and s.registry["status_accuracy"] == 1.0 and s.extra_rows == 0
+    fs = s.tables["file_sheet"]
+    assert (fs["right_n"] == fs["rows"]).all() and fs["wrong_links"].sum() == 0 and fs["missing"].sum() == 0
+
+    # one sheet of a multi-sheet workbook linked to somebody else; one number-cell row too
+    multi = rows.filter(pl.col("shape").str.contains("multi_sheet") & (pl.col("expected") == "person"))
+    file, sheet = multi["file"][0], multi["sheet"][0]
+    nc = rows.filter(pl.col("dirt").str.contains("id_excel_numeric") & (pl.col("expected") == "person")).row(
+        0, named=True
+    )
+    other = persons.filter(pl.col("in_population"))["id_number"][0]
+    hit = ((pl.col("file") == file) & (pl.col("sheet") == sheet)) | (
+        (pl.col("file") == nc["file"]) & (pl.col("sheet") == nc["sheet"]) & (pl.col("row") == nc["row"])
+    )
+    links.with_columns(
+        person_key=pl.when(hit & (pl.col("outcome") == "linked")).then(pl.lit(other)).otherwise("person_key")
+    ).write_parquet(tmp_path / "links.parquet")
+    s = score_world(tmp_path, truth_dir)
+    fs = s.tables["file_sheet"]
+    bad = fs.filter(pl.col("wrong_links") > 0)["file_sheet"].to_list()
+    assert f"{file} [{sheet}]" in bad and len(bad) <= 2
+    n_sheet = rows.filter(
+        (pl.col("file") == file) & (pl.col("sheet") == sheet) & (pl.col("expected") == "person")
+    )
+    assert (
+        fs.filter(pl.col("file_sheet") == f"{file} [{sheet}]")["wrong_links"][0]
+        == n_sheet.height - (n_sheet["person_id"] == other).sum()
+    )
+    assert s.wrong_number_cell == 1
