@@ -235,14 +235,16 @@ def demo(
     ] = False,
 ):
     """Generate a realistic synthetic Anning (with every kind of dirt and, unless --tidy, files shaped
-    as departments send them) and run the refresh on it.
+    as departments send them), run the refresh on it, then the bulletin (kuomian progress) with the
+    bureau's enrolment extract of a year later.
 
     Example: kuomian demo --people 20000 --out output/demo
     """
     import shutil
 
+    from .commands.progress import run_progress
     from .commands.run import refresh as run_refresh
-    from .synth import ShapeConfig, generate
+    from .synth import ShapeConfig, generate_with_later_enrolment
 
     out = Path(out)
     if out.exists():
@@ -251,13 +253,24 @@ def demo(
         shutil.rmtree(out)
     d = _as_of(as_of)
     progress(f"generating {people} people (seed {seed}) into {out / 'sources'}")
-    generate(out, people=people, seed=seed, as_of=d, shapes=None if tidy else ShapeConfig.real())
+    summary, later = generate_with_later_enrolment(
+        out, people=people, seed=seed, as_of=d, shapes=None if tidy else ShapeConfig.real()
+    )
     res = run_refresh(out / "sources", out / "registry", as_of=d, progress=progress)
     _print_refresh_summary(res)
     say(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")
     say(
         f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}"
     )
+    later_as_of = date.fromisoformat(summary["later_as_of"])
+    progress(f"the bulletin: the enrolment extract of {later_as_of} against the registry")
+    pr = run_progress(out / "registry", later, out / "bulletin", as_of=later_as_of, progress=progress)
+    say(
+        f"bulletin {later_as_of}: registry {pr.registry}, enrolled since listing {pr.enrolled} "
+        f"(employee {pr.by_scheme['employee']}, resident {pr.by_scheme['resident']}), "
+        f"switched to the employee scheme {pr.switched}"
+    )
+    say(f"  open {out / 'bulletin' / 'bulletin.html'}; the later extract is in {out / 'enrolment_later'}")
 
 
 @review_app.command("import")
@@ -298,6 +311,10 @@ def survey_import(
     Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not answers.
     Importing the same file again changes nothing.
 
+    Exit codes: 0 every row with answers was stored (or already there); 1 some rows were rejected or
+    their 编号 was not found (the good rows are stored all the same: correct the rows listed and import
+    the file again), or a bad file or folder; 4 another run holds OUT_DIR.
+
     Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry output/2026
     """
     from .commands.survey import import_answers
@@ -317,6 +334,12 @@ def survey_import(
         say(f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed")
     else:
         say(f"unchanged: {registry} already holds these answers")
+    if res.rejected or res.not_found:
+        raise fail(
+            f"{len(res.rejected)} rows rejected, {len(res.not_found)} not found (the other rows were stored): "
+            "correct the rows listed above and import the file again",
+            1,
+        )
 
 
 @app.command()
@@ -346,6 +369,50 @@ def check(
         say(f"  {label}: {n}")
     say(f"  in the registry (是否在实名库 = 是): {res.in_registry}")
     say(f"wrote {res.out}")
+
+
+@app.command("progress")
+@friendly_errors
+def progress_cmd(
+    registry: Annotated[Path, typer.Argument(help="The published registry (OUT_DIR of kuomian refresh).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="The new enrolment extract(s) (参保 files: .xlsx, .xls or .csv).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the bulletin (published atomically).")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Date of the extract YYYY-MM-DD (default: today).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
+):
+    """The quarterly bulletin (进度通报): who of the registry has enrolled since listing, per street and community, against the tasks.
+
+    Matches the extract's rows to the registry's people with the refresh's cascade and writes
+    progress.parquet, bulletin.xlsx, bulletin.html and reconciliation.csv into --out; the
+    bulletin's figures are kept in REGISTRY_DIR/progress_history/ so that the December
+    assessment shows every bulletin of the year side by side. Tasks: rules/tasks.yaml
+    (default: each street's gap to the target).
+
+    Example: kuomian progress output/2026 参保信息_2026Q2.xlsx --as-of 2026-06-30 --out output/2026_Q2
+    """
+    from .commands.progress import OUTCOMES, run_progress
+
+    res = run_progress(registry, files, out, as_of=_as_of(as_of), force=force, progress=progress)
+    say(
+        f"{res.rows_read} rows of {len(res.files)} files: "
+        + ", ".join(f"{OUTCOMES[k]} {res.outcomes.get(k, 0)}" for k in OUTCOMES)
+        + ("" if res.balanced else " — NOT BALANCED, see reconciliation.csv")
+    )
+    say(
+        f"registry {res.registry}: enrolled since listing {res.enrolled} (employee {res.by_scheme['employee']}, "
+        f"resident {res.by_scheme['resident']}), switched to the employee scheme {res.switched}, surveyed {res.surveyed}"
+    )
+    say(
+        f"previous bulletin: {res.previous or 'none this year'}; bulletins this year: "
+        + ", ".join(d.isoformat() for d in res.bulletins)
+    )
+    for note in res.notes:
+        say(f"  note: {note}")
+    say(f"wrote {res.out_dir}: open bulletin.html")
 
 
 @app.command()

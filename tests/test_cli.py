@@ -10,7 +10,7 @@ from tests.conftest import LI, ZHANG, assert_no_full_id
 
 runner = CliRunner()
 
-COMMANDS = [["refresh"], ["validate"], ["demo"], ["review", "import"]]
+COMMANDS = [["refresh"], ["validate"], ["demo"], ["review", "import"], ["survey", "import"], ["progress"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c))
@@ -23,8 +23,15 @@ def test_every_command_has_help_with_an_example(cmd):
 def test_top_level_help_lists_commands():
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0
-    for name in ("refresh", "validate", "demo", "review", "survey"):
+    for name in ("refresh", "validate", "demo", "review", "survey", "progress"):
         assert name in res.stdout
+
+
+def test_survey_import_help_gives_the_exit_codes():
+    res = runner.invoke(app, ["survey", "import", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    assert "Exit codes: 0" in text and "1 some rows were rejected" in text
 
 
 def _err(res) -> str:

@@ -127,17 +127,22 @@ def test_rejected_not_found_and_blank_rows(out, tmp_path):
     stranger = fill(header, rows[0], 缴费能力="有缴费能力")
     stranger[0] = "PZZZZZZZZZZZZZZZ"
     blank = list(rows[0])
-    f = write_gb18030(tmp_path / "filled.csv", header, [bad_answer, bad_date, stranger, blank])
+    good = fill(header, rows[0], 参保意愿="愿意参加居民养老")
+    f = write_gb18030(tmp_path / "filled.csv", header, [bad_answer, bad_date, stranger, blank, good])
     res = runner.invoke(app, ["-q", "survey", "import", str(f), "--registry", str(out)])
-    assert res.exit_code == 0, res.stderr
-    assert "applied 0" in res.stdout and "rejected 2" in res.stdout and "not found 1" in res.stdout
+    # a script can tell: exit 1 after the good rows were stored
+    assert res.exit_code == 1, res.stderr
+    assert "2 rows rejected, 1 not found" in res.stderr and "import the file again" in res.stderr
+    assert "applied 1" in res.stdout and "rejected 2" in res.stdout and "not found 1" in res.stdout
     assert "without answers 1" in res.stdout
     assert "rejected filled.csv row 2: 缴费能力 '很有钱' is not an allowed answer" in res.stdout
     assert "rejected filled.csv row 3: 调查日期 '下周三' is not a date" in res.stdout
     assert "not found filled.csv row 4: 编号 PZZZZZZZZZZZZZZZ" in res.stdout
     assert_no_full_id(res.stdout + res.stderr)
-    # a rejected row is rejected whole: its valid 调查日期 was not written either
-    assert all(v is None for v in survey_of(pl.read_parquet(out / "persons.parquet"), key).values())
+    # a rejected row is rejected whole (its valid 调查日期 was not written); the good row was stored
+    got = survey_of(pl.read_parquet(out / "persons.parquet"), key)
+    assert got == {"ability_to_pay": None, "willingness": "愿意参加居民养老", "reason_not_enrolled": None,
+                   "surveyed_on": None}  # fmt: skip
 
 
 def test_blank_cells_do_not_erase_answers_and_bom_csv(out, tmp_path):

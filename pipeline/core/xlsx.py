@@ -2,16 +2,25 @@
 
 xlsxwriter costs ~10 µs per cell in Python; a city's hand-offs are millions of
 cells. An .xlsx is a zip of a few XML parts, so this writes them directly:
-one sheet, inline strings (every cell text, so Excel never turns an ID or a
-code into a number), numbers where asked, a bold frozen header row, column
+one or more sheets, inline strings (every cell text, so Excel never turns an ID
+or a code into a number), numbers where asked, a bold frozen header row, column
 widths, an autofilter and drop-down lists (data validation). Excel, WPS,
 LibreOffice and calamine/fastexcel read it.
+
+A sheet with a :class:`PrintSetup` prints ready for a visit: A4 landscape, every
+column fitted to the page width (``fitToWidth=1``, as many pages down as needed),
+the header row repeated on every page (``_xlnm.Print_Titles``), grid lines, long
+columns wrapped, and a footer (street, community, 第 N 页 共 M 页).
+:func:`fit_widths` sizes the columns to their text, a CJK character counting as two.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -32,24 +41,47 @@ def _text(v: str) -> str:
     return escape(v.translate(_ILLEGAL), {'"': "&quot;"})
 
 
-_CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
-<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>
-<Default Extension="xml" ContentType="application/xml"/>
-<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>
-<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>
-<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>
-</Types>"""
+def _content_types(n: int) -> str:
+    sheets = "".join(
+        f'<Override PartName="/xl/worksheets/sheet{i + 1}.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        for i in range(n)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        f"{sheets}"
+        '<Override PartName="/xl/styles.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+        "</Types>"
+    )
+
+
 _RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
 <Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>
 </Relationships>"""
-_WB_RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
-<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>
-<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/>
-</Relationships>"""
-# Style 0: default; 1: bold header with fill and border; 2: text format (@).
+
+
+def _wb_rels(n: int) -> str:
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    sheets = "".join(
+        f'<Relationship Id="rId{i + 1}" Type="{rel}/worksheet" Target="worksheets/sheet{i + 1}.xml"/>'
+        for i in range(n)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'{sheets}<Relationship Id="rId{n + 1}" Type="{rel}/styles" Target="styles.xml"/></Relationships>'
+    )
+
+
+# Style 0: default; 1: bold header with fill and border (wrapped); 2: text format (@);
+# 3: text format, wrapped, top-aligned (long columns of a printed sheet); 4: numbers, top-aligned.
 _STYLES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">
 <fonts count="2"><font><sz val="11"/><name val="等线"/></font><font><b/><sz val="11"/><name val="等线"/></font></fonts>
@@ -58,9 +90,11 @@ _STYLES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <borders count="2"><border><left/><right/><top/><bottom/><diagonal/></border>
 <border><left style="thin"/><right style="thin"/><top style="thin"/><bottom style="thin"/><diagonal/></border></borders>
 <cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>
-<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>
-<xf numFmtId="49" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" applyBorder="1" applyNumberFormat="1"/>
-<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>
+<cellXfs count="5"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>
+<xf numFmtId="49" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" applyBorder="1" applyNumberFormat="1" applyAlignment="1"><alignment vertical="center" wrapText="1"/></xf>
+<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyAlignment="1"><alignment vertical="top"/></xf>
+<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyAlignment="1"><alignment vertical="top" wrapText="1"/></xf>
+<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyAlignment="1"><alignment vertical="top"/></xf></cellXfs>
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>
 </styleSheet>"""
 
@@ -75,6 +109,258 @@ def _escape_expr(e: pl.Expr) -> pl.Expr:
     )
 
 
+_CJK = r"[\u1100-\u115F\u2E80-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6]"
+_SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+
+
+LINE_HEIGHT = 15  # points per line of 11-point text
+
+
+def _width_expr(col: pl.Expr) -> pl.Expr:
+    """display_width as a polars expression, without a regular expression: in UTF-8 a CJK
+    character is 3 bytes and an ASCII one 1, so (bytes + characters) / 2 counts them 2 and 1."""
+    c = col.cast(pl.String)
+    return (c.str.len_bytes() + c.str.len_chars()) / 2
+
+
+def _per_line(width: float) -> float:
+    """Display columns that fit on one line of a column this wide (measured in LibreOffice's PDF)."""
+    return max(1.0, (width - 1) * 0.85)
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a sheet: a CJK (full-width) character counts as two."""
+    return len(text) + len(re.findall(_CJK, text))
+
+
+def fit_widths(
+    df: pl.DataFrame, *, floor: float = 4, cap: float = 40, caps: dict[int, float] | None = None
+) -> dict[int, float]:
+    """Column widths (Excel units) that fit the header and the longest value, CJK counted as two.
+
+    A column is at most ``cap`` wide (``caps`` per column index): longer text wraps.
+    """
+    caps = caps or {}
+    if df.height:
+        longest = df.select([_width_expr(pl.col(c)).max().alias(c) for c in df.columns]).row(0)
+    else:
+        longest = (0,) * df.width
+    out = {}
+    for j, (c, n) in enumerate(zip(df.columns, longest, strict=True)):
+        want = max(display_width(str(c)) + 2, (n or 0) + 2, floor)  # +2: the filter arrow and a margin
+        out[j] = float(min(math.ceil(want), caps.get(j, cap)))
+    return out
+
+
+def sheet_name(name: str, taken: set[str]) -> str:
+    r"""A valid, unique sheet name (no []:*?/\, at most 31 characters)."""
+    base = _SHEET_BAD.sub("_", name or "未命名").strip("'") or "未命名"
+    out, k = base[:31], 2
+    while out.lower() in {t.lower() for t in taken}:
+        suffix = f"({k})"
+        out, k = base[: 31 - len(suffix)] + suffix, k + 1
+    taken.add(out)
+    return out
+
+
+def _hf(text: str) -> str:
+    """Text inside a header/footer: & is a code there, so a literal one is doubled."""
+    return text.replace("&", "&&")
+
+
+@dataclass(frozen=True)
+class PrintSetup:
+    """How a sheet prints: A4 landscape, fitted to one page wide, header row on every page."""
+
+    footer_left: str = ""  # e.g. the street
+    footer_center: str = ""  # e.g. the community
+    wrap: frozenset[int] = frozenset()  # columns whose text wraps (long addresses, measures)
+    landscape: bool = True
+
+    def footer(self) -> str:
+        return f"&L{_hf(self.footer_left)}&C{_hf(self.footer_center)}&R第 &P 页 共 &N 页"
+
+
+@dataclass
+class Sheet:
+    """One sheet of a workbook (see :func:`write_xlsx` for the meaning of the fields)."""
+
+    name: str
+    df: pl.DataFrame
+    widths: dict[int, float] | None = None
+    dropdowns: dict[int, Sequence[str]] | None = None
+    freeze_cols: int = 0
+    print_setup: PrintSetup | None = None
+    autofilter: bool = True
+    cells: pl.DataFrame | None = None  # this sheet's rows as built by row_cells (to share them)
+
+
+def row_cells(
+    df: pl.DataFrame, wrap: frozenset[int] = frozenset(), widths: dict[int, float] | None = None
+) -> pl.DataFrame:
+    """Per data row of ``df``: its cells' XML (``cells``) and its height in points (``ht``; null:
+    the default height).
+
+    The cells carry no reference (``r`` is optional in SpreadsheetML: a cell without one takes
+    the next column, so a blank cell is written as an empty ``<c/>``): the same rows can go into
+    several sheets at other row numbers (a street's full sheet and its community sheets) and are
+    built once. Wrapped rows get the height of their longest wrapped text: Excel and LibreOffice
+    do not grow a row when they open a file.
+    """
+    header = df.columns
+    cells = []
+    for j, c in enumerate(header):
+        col = pl.col(c)
+        if df.schema[c].is_numeric():
+            cell = pl.lit('<c s="4"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
+            cells.append(pl.when(col.is_null()).then(pl.lit("<c/>")).otherwise(cell))
+        else:
+            style = "3" if j in wrap else "2"
+            text = _escape_expr(col.cast(pl.String))
+            cell = pl.lit(f'<c s="{style}" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
+            blank = col.is_null() | (col.cast(pl.String) == "")
+            cells.append(pl.when(blank).then(pl.lit(f'<c s="{style}"/>')).otherwise(cell))
+    text_wrap = [j for j in sorted(wrap) if not df.schema[header[j]].is_numeric()]
+    if text_wrap:
+        widths = widths or {}
+        lines = pl.max_horizontal(
+            [
+                (_width_expr(pl.col(header[j])) / _per_line(widths.get(j, 14))).ceil().fill_null(1)
+                for j in text_wrap
+            ]
+            + [pl.lit(1.0)]
+        ).cast(pl.Int64)
+        ht = pl.when(lines > 1).then(lines * LINE_HEIGHT)
+    else:
+        ht = pl.lit(None, dtype=pl.Int64)
+    return df.select(pl.concat_str(cells).alias("cells"), ht.cast(pl.Int64).alias("ht"))
+
+
+def _sheet_xml(sh: Sheet, first: bool = False) -> str:
+    df = sh.df
+    header = df.columns
+    ncols = len(header)
+    wrap = sh.print_setup.wrap if sh.print_setup else frozenset()
+    head = "".join(
+        f'<c r="{_col(j)}1" s="1" t="inlineStr"><is><t>{_text(str(h))}</t></is></c>'
+        for j, h in enumerate(header)
+    )
+    n = df.height
+    body = ""
+    if n:
+        rows = sh.cells if sh.cells is not None else row_cells(df, wrap, sh.widths)
+        r = pl.int_range(2, n + 2, dtype=pl.Int64).cast(pl.String)
+        row_open = (
+            pl.when(pl.col("ht").is_null())
+            .then(pl.lit('<row r="') + r + pl.lit('">'))
+            .otherwise(
+                pl.lit('<row r="')
+                + r
+                + pl.lit('" ht="')
+                + pl.col("ht").cast(pl.String)
+                + pl.lit('" customHeight="1">')
+            )
+        )
+        body = rows.select(pl.concat_str([row_open, pl.col("cells"), pl.lit("</row>")]).str.join("")).item()
+    widths = sh.widths or {}
+    head_lines = max(
+        [math.ceil(display_width(str(h)) / _per_line(widths.get(j, 14))) for j, h in enumerate(header)] + [1]
+    )
+    head_ht = f' ht="{head_lines * LINE_HEIGHT}" customHeight="1"' if head_lines > 1 else ""
+    out = [f'<row r="1"{head_ht}>{head}</row>', body]
+    last_row = n + 1
+    cols = [_col(j) for j in range(ncols)]
+    widths = sh.widths or {}
+    col_xml = "".join(
+        f'<col min="{j + 1}" max="{j + 1}" width="{widths.get(j, 14)}" customWidth="1"/>'
+        for j in range(ncols)
+    )
+    freeze_cols = sh.freeze_cols
+    pane = (
+        f'<pane xSplit="{freeze_cols}" ySplit="1" topLeftCell="{_col(freeze_cols)}2" activePane="bottomRight" state="frozen"/>'
+        if freeze_cols
+        else '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+    )
+    validations = ""
+    if sh.dropdowns and n:
+        items = []
+        for j, allowed in sh.dropdowns.items():
+            formula = _text('"' + ",".join(allowed) + '"')
+            items.append(
+                f'<dataValidation type="list" allowBlank="1" showErrorMessage="1" '
+                f'sqref="{cols[j]}2:{cols[j]}{last_row}"><formula1>{formula}</formula1></dataValidation>'
+            )
+        validations = f'<dataValidations count="{len(items)}">{"".join(items)}</dataValidations>'
+    sheet_pr, printing = "", ""
+    ps = sh.print_setup
+    if ps is not None:
+        # Element order is fixed by the schema: sheetPr first; printOptions, pageMargins,
+        # pageSetup, headerFooter after dataValidations.
+        sheet_pr = '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+        orientation = "landscape" if ps.landscape else "portrait"
+        printing = (
+            '<printOptions gridLines="1" horizontalCentered="1"/>'
+            '<pageMargins left="0.4" right="0.4" top="0.5" bottom="0.6" header="0.3" footer="0.3"/>'
+            f'<pageSetup paperSize="9" orientation="{orientation}" fitToWidth="1" fitToHeight="0"/>'
+            f"<headerFooter><oddFooter>{_text(ps.footer())}</oddFooter></headerFooter>"
+        )
+    selected = ' tabSelected="1"' if first else ""
+    autofilter = f'<autoFilter ref="A1:{_col(ncols - 1)}{last_row}"/>' if sh.autofilter else ""
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        f"{sheet_pr}"
+        f'<dimension ref="A1:{_col(ncols - 1)}{last_row}"/>'
+        f'<sheetViews><sheetView workbookViewId="0"{selected}>{pane}</sheetView></sheetViews>'
+        f"<cols>{col_xml}</cols><sheetData>{''.join(out)}</sheetData>"
+        f"{autofilter}{validations}{printing}</worksheet>"
+    )
+
+
+def write_workbook(path: Path, sheets: Sequence[Sheet]) -> int:
+    """Write several sheets into one workbook (the first is the one that opens); returns the data rows."""
+    if not sheets:
+        raise ValueError("a workbook needs at least one sheet")
+    names: list[str] = []
+    defined: list[str] = []
+    taken: set[str] = set()
+    for i, sh in enumerate(sheets):
+        name = sheet_name(sh.name, taken)
+        names.append(name)
+        q = "'" + _text(name.replace("'", "''")) + "'"
+        last = _col(sh.df.width - 1)
+        if sh.autofilter:
+            defined.append(
+                f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+                f"{q}!$A$1:${last}${sh.df.height + 1}</definedName>"
+            )
+        if sh.print_setup is not None:
+            defined.append(
+                f'<definedName name="_xlnm.Print_Titles" localSheetId="{i}">{q}!$1:$1</definedName>'
+            )
+    sheet_list = "".join(
+        f'<sheet name="{_text(nm)}" sheetId="{i + 1}" r:id="rId{i + 1}"/>' for i, nm in enumerate(names)
+    )
+    workbook = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        f"<sheets>{sheet_list}</sheets>"
+        + (f"<definedNames>{''.join(defined)}</definedNames>" if defined else "")
+        + "</workbook>"
+    )
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("[Content_Types].xml", _content_types(len(sheets)))
+        z.writestr("_rels/.rels", _RELS)
+        z.writestr("xl/workbook.xml", workbook)
+        z.writestr("xl/_rels/workbook.xml.rels", _wb_rels(len(sheets)))
+        z.writestr("xl/styles.xml", _STYLES)
+        for i, sh in enumerate(sheets):
+            z.writestr(f"xl/worksheets/sheet{i + 1}.xml", _sheet_xml(sh, first=i == 0))
+    return sum(sh.df.height for sh in sheets[:1])
+
+
 def write_xlsx(
     path: Path,
     df: pl.DataFrame,
@@ -83,85 +369,12 @@ def write_xlsx(
     widths: dict[int, float] | None = None,
     dropdowns: dict[int, Sequence[str]] | None = None,
     freeze_cols: int = 0,
+    print_setup: PrintSetup | None = None,
 ) -> int:
     """Write one sheet from a frame (its column names are the header); returns the data rows.
 
     Numeric columns become number cells, everything else text cells. The sheet XML
     is built column-wise by polars, so a million cells take about a second.
-    ``dropdowns`` maps a column index to its allowed values.
+    ``dropdowns`` maps a column index to its allowed values; ``print_setup`` makes it print-ready.
     """
-    header = df.columns
-    ncols = len(header)
-    head = "".join(
-        f'<c r="{_col(j)}1" s="1" t="inlineStr"><is><t>{_text(str(h))}</t></is></c>'
-        for j, h in enumerate(header)
-    )
-    n = df.height
-    body = ""
-    if n:
-        r = pl.int_range(2, n + 2, dtype=pl.Int64).cast(pl.String)
-        cells = []
-        for j, c in enumerate(header):
-            col = pl.col(c)
-            ref = pl.lit(f'<c r="{_col(j)}') + r
-            if df.schema[c].is_numeric():
-                cell = ref + pl.lit('"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
-                cells.append(pl.when(col.is_null()).then(pl.lit("")).otherwise(cell))
-            else:
-                text = _escape_expr(col.cast(pl.String))
-                cell = ref + pl.lit('" s="2" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
-                cells.append(
-                    pl.when(col.is_null() | (col.cast(pl.String) == "")).then(pl.lit("")).otherwise(cell)
-                )
-        rows_xml = df.select(
-            pl.concat_str([pl.lit('<row r="') + r + pl.lit('">'), *cells, pl.lit("</row>")]).alias("x")
-        )
-        body = rows_xml.select(pl.col("x").str.join("")).item()
-    out = [f'<row r="1">{head}</row>', body]
-    last_row = n + 1
-    cols = [_col(j) for j in range(ncols)]
-    widths = widths or {}
-    col_xml = "".join(
-        f'<col min="{j + 1}" max="{j + 1}" width="{widths.get(j, 14)}" customWidth="1"/>'
-        for j in range(ncols)
-    )
-    pane = (
-        f'<pane xSplit="{freeze_cols}" ySplit="1" topLeftCell="{_col(freeze_cols)}2" activePane="bottomRight" state="frozen"/>'
-        if freeze_cols
-        else '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-    )
-    validations = ""
-    if dropdowns and n:
-        items = []
-        for j, allowed in dropdowns.items():
-            formula = _text('"' + ",".join(allowed) + '"')
-            items.append(
-                f'<dataValidation type="list" allowBlank="1" showErrorMessage="1" '
-                f'sqref="{cols[j]}2:{cols[j]}{last_row}"><formula1>{formula}</formula1></dataValidation>'
-            )
-        validations = f'<dataValidations count="{len(items)}">{"".join(items)}</dataValidations>'
-    sheet = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-        f'<dimension ref="A1:{_col(ncols - 1)}{last_row}"/>'
-        f'<sheetViews><sheetView workbookViewId="0">{pane}</sheetView></sheetViews>'
-        f"<cols>{col_xml}</cols><sheetData>{''.join(out)}</sheetData>"
-        f'<autoFilter ref="A1:{_col(ncols - 1)}{last_row}"/>{validations}</worksheet>'
-    )
-    workbook = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-        '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-        f'<sheets><sheet name="{_text(sheet_name)}" sheetId="1" r:id="rId1"/></sheets>'
-        '<definedNames><definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">'
-        f"'{_text(sheet_name)}'!$A$1:${_col(ncols - 1)}${last_row}</definedName></definedNames></workbook>"
-    )
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
-        z.writestr("[Content_Types].xml", _CONTENT_TYPES)
-        z.writestr("_rels/.rels", _RELS)
-        z.writestr("xl/workbook.xml", workbook)
-        z.writestr("xl/_rels/workbook.xml.rels", _WB_RELS)
-        z.writestr("xl/styles.xml", _STYLES)
-        z.writestr("xl/worksheets/sheet1.xml", sheet)
-    return n
+    return write_workbook(path, [Sheet(sheet_name, df, widths, dropdowns, freeze_cols, print_setup)])

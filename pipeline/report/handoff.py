@@ -4,6 +4,12 @@
 masked IDs, ordered by community then address) and the same sheet as
 ``.xlsx`` with the survey columns as drop-down lists. People with no street
 go to ``handoff/unassigned_未分配街道.csv`` for the bureau.
+
+The workbook prints ready for a visit (see :class:`pipeline.core.xlsx.PrintSetup`):
+its first sheet ``入户调查`` is the whole street (the one ``survey import`` reads);
+then one sheet per community, so that a community's list prints alone. Every sheet
+prints A4 landscape, one page wide, the header row on every page, long columns
+wrapped, the footer naming the street, the community and 第 N 页 共 M 页.
 """
 
 from __future__ import annotations
@@ -74,6 +80,11 @@ def _file_stem(code: str | None, name: str | None) -> str:
     return f"{code}_{name}" if code else "unassigned_未分配街道"
 
 
+# Printed columns wider than this wrap (headers → at most this many Excel units).
+WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20}
+NO_COMMUNITY = "未填社区"
+
+
 def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True) -> int:
     folder.mkdir()
     df = handoff_frame(persons)
@@ -83,17 +94,47 @@ def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True) -> in
         stem = _file_stem(code, name)
         body.write_csv(folder / f"{stem}.csv", include_bom=True)
         if xlsx:
-            write_handoff_xlsx(folder / f"{stem}.xlsx", body)
+            write_handoff_xlsx(folder / f"{stem}.xlsx", body, street=name or "未分配街道")
         n += body.height
     return n
 
 
-def write_handoff_xlsx(path: Path, body: pl.DataFrame) -> None:
-    """The hand-off as a workbook: text cells, frozen header and 编号/姓名, survey drop-downs."""
-    from ..core.xlsx import write_xlsx
+def handoff_widths(body: pl.DataFrame) -> dict[int, float]:
+    """Widths that fit the Chinese text (CJK counted as two); long columns capped (they wrap);
+    each survey column as wide as its longest allowed answer, so there is room to write."""
+    from ..core.xlsx import display_width, fit_widths
+
+    cols = body.columns
+    caps = {cols.index(h): w for h, w in WRAP_CAPS.items() if h in cols}
+    widths = fit_widths(body, caps=caps)
+    if "编号" in cols:  # upper-case letters are wider than the digits a width unit is measured in
+        widths[cols.index("编号")] = max(widths[cols.index("编号")], 21.0)
+    for c in survey_columns():
+        if c["header"] in cols:
+            j = cols.index(c["header"])
+            longest = max([display_width(a) for a in c.get("allowed") or []] + [10])
+            widths[j] = max(widths[j], float(longest + 2))
+    return widths
+
+
+def write_handoff_xlsx(path: Path, body: pl.DataFrame, street: str = "") -> None:
+    """The hand-off as a workbook: the whole street, then one sheet per community (see the module docstring)."""
+    from ..core.xlsx import PrintSetup, Sheet, row_cells, write_workbook
 
     dropdowns = {body.columns.index(c["header"]): c["allowed"] for c in survey_columns() if c.get("allowed")}
-    write_xlsx(
-        path, body, sheet_name="入户调查", widths={0: 20, 2: 20, 6: 30, 10: 40},
-        dropdowns=dropdowns, freeze_cols=2,
-    )  # fmt: skip
+    widths = handoff_widths(body)
+    wrap = frozenset(body.columns.index(h) for h in WRAP_CAPS if h in body.columns)
+
+    cells = row_cells(body, wrap, widths)  # built once: the community sheets are the same rows
+
+    def sheet(name: str, df: pl.DataFrame, community: str, rows: pl.DataFrame) -> Sheet:
+        setup = PrintSetup(footer_left=street, footer_center=community, wrap=wrap)
+        return Sheet(name, df, widths, dropdowns, freeze_cols=2, print_setup=setup, cells=rows)
+
+    sheets = [sheet("入户调查", body, "全部社区", cells)]
+    if "社区" in body.columns:
+        groups = body.with_row_index("_i").group_by("社区", maintain_order=True).agg("_i")
+        for community, idx in groups.iter_rows():
+            label = community or NO_COMMUNITY
+            sheets.append(sheet(label, body[idx], label, cells[idx]))
+    write_workbook(path, sheets)

@@ -41,6 +41,11 @@ tr.total td{font-weight:bold;background:#f2f2f2}
 .card b{display:block;font-size:20px;color:#1f4e99}.card span{font-size:12px;color:#555}
 .legend span{display:inline-block;margin-right:12px;font-size:12px}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+@page{size:A4 landscape;margin:10mm}
+@media print{body{margin:0;max-width:none;font-size:12px}nav{display:none}
+table{font-size:9px;page-break-inside:auto;max-width:100%}thead{display:table-header-group}
+tr{page-break-inside:avoid}th,td{white-space:normal;padding:1px 3px}
+h2,h3{page-break-after:avoid}svg,.cards{page-break-inside:avoid}}
 """
 
 PALETTE = ["#4472c4", "#ed7d31", "#a5a5a5", "#ffc000", "#5b9bd5", "#70ad47", "#264478", "#9e480e", "#636363"]
@@ -50,6 +55,7 @@ SECTIONS = {
     "overview": "概况",
     "indicators": "参保率与职工占比",
     "registry": "实名库",
+    "survey": "入户调查进度",
     "quality": "数据质量",
     "matching": "匹配方法",
     "reconciliation": "对账",
@@ -96,7 +102,12 @@ def _table(
     headers = headers or {c: c for c in df.columns}
     fmt = fmt or {}
     bad = bad or {}
-    out = ["<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in headers.values()) + "</tr>"]
+    # <thead>: a table that runs over a printed page repeats its header row
+    out = [
+        "<table><thead><tr>"
+        + "".join(f"<th>{_esc(h)}</th>" for h in headers.values())
+        + "</tr></thead><tbody>"
+    ]
     for rec in df.select(list(headers)).iter_rows(named=True):
         cells = []
         for c in headers:
@@ -106,7 +117,7 @@ def _table(
             cells.append(f"<td{cls}>{_esc(s)}</td>")
         row_cls = " class='total'" if total_label is not None and total_label in rec.values() else ""
         out.append(f"<tr{row_cls}>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</tbody></table>")
     return "\n".join(out)
 
 
@@ -288,14 +299,65 @@ def _section(sid: str, number: str, body: list[str]) -> str:
     return f"<section id='{sid}'><h2>{number}、{_esc(SECTIONS[sid])}</h2>{''.join(body)}</section>"
 
 
+def survey_section(persons: pl.DataFrame | None) -> list[str]:
+    """Per street and community: registry people, visited, answered, left to visit (the answers
+    of persons.parquet at publication: carried forward by --previous; ``kuomian progress`` shows
+    them after later ``survey import`` runs)."""
+    from ..commands.progress import survey_table
+
+    if persons is None:
+        return ["<p>无人员数据。</p>"]
+    streets, communities = survey_table(persons)
+    headers = {"street_name": "街道", "registry": "实名库人数", "visited": "已走访", "answered": "已答复",
+               "left_to_visit": "待走访", "visited_share": "走访率"}  # fmt: skip
+    body = [
+        "<p class='note'>实名库全部人员(含非户籍), 按列入时的街道和社区。已走访: 已导入调查日期或任一答复; "
+        "已答复: 已导入缴费能力、参保意愿或未参保原因; 待走访 = 实名库人数 - 已走访。"
+        "本节为发布时的情况; 之后用 kuomian survey import 导入的答复见 kuomian progress 的进度通报。</p>",
+        stacked_bar_chart(
+            [n for n in streets["street_name"].to_list() if n != "全市"],
+            {
+                "已答复": streets.filter(pl.col("street_name") != "全市")["answered"].to_list(),
+                "已走访未答复": streets.filter(pl.col("street_name") != "全市")
+                .select(pl.col("visited") - pl.col("answered"))
+                .to_series()
+                .to_list(),
+                "待走访": streets.filter(pl.col("street_name") != "全市")["left_to_visit"].to_list(),
+            },
+            "各街道入户调查进度(人)",
+        ),
+        _table(streets, headers, {"visited_share": _pct}),
+        "<h3>各社区</h3>",
+        _table(
+            communities,
+            {
+                "street_name": "街道",
+                "community": "社区",
+                **{k: v for k, v in headers.items() if k != "street_name"},
+            },
+            {"visited_share": _pct},
+            total_label=None,
+        ),  # fmt: skip
+    ]
+    return body
+
+
 # ---------------------------------------------------------------- the page
 
 
-def write_report(path: Path, con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame) -> None:
-    path.write_text(report_page(con, manifest, recon), encoding="utf-8")
+def write_report(
+    path: Path,
+    con: duckdb.DuckDBPyConnection,
+    manifest: dict,
+    recon: pl.DataFrame,
+    persons: pl.DataFrame | None = None,
+) -> None:
+    path.write_text(report_page(con, manifest, recon, persons), encoding="utf-8")
 
 
-def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame) -> str:
+def report_page(
+    con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame, persons: pl.DataFrame | None = None
+) -> str:
     cfg = load_rules("indicators")
     ind = frame(con, "SELECT * FROM cls_indicators")
     streets = ind.filter(pl.col("street_name") != "全市")
@@ -320,12 +382,24 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     page = [head]
 
     # 一、概况 ----------------------------------------------------------------
+    # The registry counted once, from the persons: every total on the page agrees with it
+    # (and with the refresh's summary line); each says whether it is all or household only.
+    reg_statuses = load_rules("statuses")["registry_statuses"]
+    reg_by_group = frame(
+        con,
+        'SELECT "group" AS g, hukou_local AS local, count(*) AS n FROM cls_persons '
+        "WHERE status IN (SELECT unnest(?)) GROUP BY ALL",
+        [reg_statuses],
+    )
+    reg_all = int(reg_by_group["n"].sum()) if reg_by_group.height else 0
+    reg_local = int(reg_by_group.filter(pl.col("local"))["n"].sum()) if reg_by_group.height else 0
     quarantined = sum(int(r["quarantined"]) for r in recon.iter_rows(named=True)) if recon.height else 0
     unbalanced = recon.filter(~pl.col("balanced")).height if recon.height else 0
     cards = [
         ("人员总数", str(counts.get("persons", ""))),
         ("户籍人口", str(counts.get("household_persons", city_row.get("household_persons", "")))),
-        ("实名库人数", str(counts.get("registry", city_row.get("registry", "")))),
+        ("实名库人数(全部)", str(reg_all)),
+        ("其中户籍 / 非户籍", f"{reg_local} / {reg_all - reg_local}"),
         ("全市参保率", _pct(city_row["coverage_rate"]) if city_row.get("coverage_rate") is not None else "—"),
         (
             "全市职工占比",
@@ -376,14 +450,22 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     # 三、实名库 ---------------------------------------------------------------
     body = []
     g_cols = [f"registry_group_{g['group']}" for g in groups]
-    if city_row:
-        body.append(
-            count_bar_chart(
-                [group_names[g["group"]] for g in groups],
-                [int(city_row.get(c) or 0) for c in g_cols],
-                "全市实名库人数(按重点群体)",
-            )
+    per_group = {int(g): 0 for g in (x["group"] for x in groups)}
+    for g, _local, n in reg_by_group.iter_rows():
+        if g is not None:
+            per_group[int(g)] = per_group.get(int(g), 0) + int(n)
+    body.append(
+        f"<p class='note'>实名库人数(全部) {reg_all} = 户籍 {reg_local} + 非户籍 {reg_all - reg_local}。"
+        "全市按重点群体的图统计全部实名库人员; 各街道的图和表按指标口径只统计户籍人员"
+        "(表中另列含非户籍的人数)。</p>"
+    )
+    body.append(
+        count_bar_chart(
+            [group_names[g["group"]] for g in groups],
+            [per_group.get(int(g["group"]), 0) for g in groups],
+            f"全市实名库人数(全部, 按重点群体): 合计 {reg_all}",
         )
+    )
     body.append(
         stacked_bar_chart(
             names,
@@ -391,11 +473,12 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
                 group_names[g["group"]]: [int(v or 0) for v in streets[c].to_list()]
                 for g, c in zip(groups, g_cols, strict=True)
             },
-            "各街道实名库人数(按重点群体堆叠)",
+            f"各街道实名库人数(户籍, 按重点群体堆叠): 合计 {reg_local}",
         )
     )
-    cols = {"street_name": "街道", "registry": "合计"}
+    cols = {"street_name": "街道", "registry": "户籍合计"}
     cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
+    cols["registry_all"] = "含非户籍合计"
     body.append(_table(ind, cols))
     status_lbl = {s["status"]: s["label"] for s in load_rules("statuses")["statuses"]}
     status_lbl[load_rules("statuses")["excluded"]["status"]] = load_rules("statuses")["excluded"]["label"]
@@ -405,6 +488,9 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     )
     body.append("<h3>全部人员按参保状态</h3>" + _table(st, {"status": "参保状态", "n": "人数"}))
     page.append(_section("registry", "三", body))
+
+    # 四、入户调查进度 -------------------------------------------------------------
+    page.append(_section("survey", "四", survey_section(persons)))
 
     # 四、数据质量 ---------------------------------------------------------------
     body = []
@@ -463,7 +549,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
     body.append(
         _table(_pivot(k, "source", "id_kind", "n", list(ID_KIND_LABELS.values())), {}) if k.height else ""
     )
-    page.append(_section("quality", "四", body))
+    page.append(_section("quality", "五", body))
 
     # 五、匹配方法 ---------------------------------------------------------------
     body = []
@@ -513,7 +599,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
         )
         body.append("<h3>待复核原因</h3>" + _table(rv, {"reason": "原因", "n": "行数"}))
         body.append("<p class='note'>待复核的行见 review.xlsx; 填写决定后用 kuomian review import 导入。</p>")
-    page.append(_section("matching", "五", body))
+    page.append(_section("matching", "六", body))
 
     # 六、对账 -----------------------------------------------------------------
     from ..stages.publish import RECON_HEADERS
@@ -526,7 +612,7 @@ def report_page(con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFr
         "<p class='note'>每个文件: 读取行数 = 已匹配 + 新增人员 + 重复行 + 隔离 + 待复核 + 未匹配。</p>",
         _table(rc, RECON_HEADERS, bad={"balanced": lambda v: v != "平衡"}),
     ]
-    page.append(_section("reconciliation", "六", body))
+    page.append(_section("reconciliation", "七", body))
 
     return (
         "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>扩面对象实名库报告</title>"

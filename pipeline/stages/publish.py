@@ -276,7 +276,7 @@ def publish(
     (stage / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
     )
-    write_report(stage / "report.html", con, manifest, recon)
+    write_report(stage / "report.html", con, manifest, recon, persons)
     report.files["report.html"] = 1
     return report
 

@@ -63,13 +63,14 @@ import pyarrow as pa
 from .age import CATEGORIES, AgeRates, age_world, transitions
 from .bad import write_bad_files
 from .dirt import DIRT_KINDS, DirtConfig
-from .render import build_plans, render_file, write_book
+from .render import build_plans, render_file, write_book, write_file
 from .shapes import SHAPE_KINDS, ShapeConfig, apply_shapes, convert
 from .truth import compute_persons
 from .world import LOCAL, NONLOCAL, World, _Gen, build_world
 
 __all__ = [
     "DirtConfig", "DIRT_KINDS", "ShapeConfig", "SHAPE_KINDS", "generate", "generate_sharded", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
+    "generate_with_later_enrolment",
 ]  # fmt: skip
 
 EXPECTED_VALUES = ("person", "unmatched", "duplicate", "quarantined")
@@ -242,6 +243,35 @@ def generate_years(
         summaries.append(summary)
         prev = persons
     return summaries
+
+
+def generate_with_later_enrolment(
+    out_dir: Path,
+    people: int = 20000,
+    seed: int = 1,
+    as_of: date = date(2026, 3, 1),
+    dirt: DirtConfig | None = None,
+    shapes: ShapeConfig | None = None,
+) -> tuple[dict, list[Path]]:
+    """``generate`` (``out_dir/sources``, ``out_dir/truth``, the same files), then the same world a
+    year later (as ``generate_years`` ages it) and only its enrolment extracts, written to
+    ``out_dir/enrolment_later/``: the bureau's next extract, for ``kuomian progress`` (the demo;
+    tidy files whatever ``shapes`` says). Returns (year 1's summary with ``later_as_of``, the later files)."""
+    out = Path(out_dir)
+    g = _Gen(people, seed, as_of)
+    w = g.run()
+    summary, _ = write_world(w, out, people, seed, seed, dirt, shapes=shapes)
+    age_world(g, 2)
+    later = out / "enrolment_later"
+    _clear(later)
+    cfg = dirt if dirt is not None else DirtConfig()
+    files = []
+    for plan in build_plans(w, random.Random(f"{seed}-plans"), people):
+        if plan.source == "enrollment":
+            write_file(render_file(plan, w, cfg, f"{seed}-year2"), later)
+            files.append(later / plan.name)
+    summary["later_as_of"] = w.as_of.isoformat()
+    return summary, files
 
 
 def write_world(

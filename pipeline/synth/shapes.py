@@ -305,7 +305,9 @@ def apply_shapes(plans: list, w, cfg: ShapeConfig | None, seed: int | str) -> li
     # the roster stays one sheet: its lists are small (a 4-row sheet with one blank ID is 25% damaged)
     ros = by_name.get("特殊人员名单.xlsx")
     if ros is not None:
-        replaced[ros.name] = book(ros.name, "xlsx", [("名单", ros, ros.records, f"安宁市{year}年特殊人员名单")])
+        replaced[ros.name] = book(
+            ros.name, "xlsx", [("名单", ros, ros.records, f"安宁市{year}年特殊人员名单")]
+        )
 
     out = []
     for p in plans:
