@@ -7,7 +7,9 @@ with a short summary, and exits non-zero with one clear line on an error
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -93,11 +95,17 @@ def _as_of(value: str | None) -> date:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ):
     STATE["debug"] = debug
     STATE["quiet"] = quiet
+    if ctx.invoked_subcommand != "clean":
+        with contextlib.suppress(Exception):  # never stops a command: the leftovers of killed runs go
+            from .core.fileio import sweep_dead_runs
+
+            sweep_dead_runs(progress)
 
 
 SourceOpt = Annotated[
@@ -244,13 +252,15 @@ def demo(
 
     from .commands.progress import run_progress
     from .commands.run import refresh as run_refresh
+    from .core.fileio import check_output_target
     from .synth import ShapeConfig, generate_with_later_enrolment
 
     out = Path(out)
-    if out.exists():
+    if os.path.lexists(out):
         if not force:
             raise KuomianError(f"{out} already exists. Add --force to replace it, or choose another --out.")
-        shutil.rmtree(out)
+        # only a demo folder kuomian made (its registry/manifest.json) is removed, never a link's target
+        shutil.rmtree(check_output_target(out, force=True, manifest="registry/manifest.json", kind="demo"))
     d = _as_of(as_of)
     progress(f"generating {people} people (seed {seed}) into {out / 'sources'}")
     summary, later = generate_with_later_enrolment(
@@ -292,7 +302,10 @@ def review_import(
     )
     for p in res["problems"][:20]:
         say(f"  - {p}")
-    say(f"stored {res['stored']} decisions; the next refresh applies them")
+    say(
+        f"stored {res['stored']} decisions in {registry}; a refresh with --previous {registry} "
+        "(or --force into it) applies them"
+    )
 
 
 @survey_app.command("import")
@@ -305,21 +318,27 @@ def survey_import(
         ),
     ],
     registry: Annotated[Path, typer.Option("--registry", help="The OUT_DIR the hand-offs came from.")],
+    any_street: Annotated[
+        bool, typer.Option("--any-street", help="Apply rows for people of other streets too (not advised).")
+    ] = False,
 ):
     """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR.
 
     Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not answers.
+    A file changes only the street its name names (a row for a person of another street is reported,
+    not written); two rows for one person with different answers are reported and neither is applied.
     Importing the same file again changes nothing.
 
-    Exit codes: 0 every row with answers was stored (or already there); 1 some rows were rejected or
-    their 编号 was not found (the good rows are stored all the same: correct the rows listed and import
-    the file again), or a bad file or folder; 4 another run holds OUT_DIR.
+    Exit codes: 0 every row with answers was stored (or already there); 1 some rows were rejected,
+    their 编号 was not found, of another street or in conflict (the good rows are stored all the same:
+    correct the rows listed and import the file again), or a bad file or folder; 4 another run holds
+    OUT_DIR.
 
     Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry output/2026
     """
     from .commands.survey import import_answers
 
-    res = import_answers(files, registry, progress=progress)
+    res = import_answers(files, registry, any_street=any_street, progress=progress)
     say(
         f"rows {res.rows}: applied {len(res.applied)}, unchanged {res.unchanged}, rejected {len(res.rejected)}, "
         f"not found {len(res.not_found)}, without answers {res.blank}"
@@ -328,18 +347,39 @@ def survey_import(
         say(redact_ids(f"  rejected {f} row {row}: {why}"))
     for f, row, key in res.not_found[:30]:
         say(redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}"))
-    for f, row, f2, row2 in res.superseded[:10]:
-        say(f"  note: {f} row {row} is the same person as {f2} row {row2}; the later row's answers win")
+    for f, row, key in res.other_street[:30]:
+        say(
+            f"  not written {f} row {row}: 编号 {key} lives in another street (add --any-street if this is right)"
+        )
+    for f, row, f2, row2 in res.conflicts[:30]:
+        say(f"  conflict {f} row {row} and {f2} row {row2}: one person, different answers; neither applied")
     if res.files_written:
         say(f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed")
     else:
         say(f"unchanged: {registry} already holds these answers")
-    if res.rejected or res.not_found:
+    if res.rejected or res.not_found or res.other_street or res.conflicts:
         raise fail(
-            f"{len(res.rejected)} rows rejected, {len(res.not_found)} not found (the other rows were stored): "
+            f"{len(res.rejected)} rows rejected, {len(res.not_found)} not found, {len(res.other_street)} of "
+            f"another street, {len(res.conflicts)} in conflict (the other rows were stored): "
             "correct the rows listed above and import the file again",
             1,
         )
+
+
+@app.command()
+@friendly_errors
+def clean():
+    """Remove what killed kuomian runs left behind (private staging folders holding IDs).
+
+    Every later kuomian command does this too; this does it on demand. Only folders of dead runs,
+    of this user, are removed.
+
+    Example: kuomian clean
+    """
+    from .core.fileio import sweep_dead_runs
+
+    removed = sweep_dead_runs(progress)
+    say(f"removed {len(removed)} leftover folders of interrupted runs")
 
 
 @app.command()

@@ -296,6 +296,7 @@ def test_a_run_killed_between_its_two_renames_is_repaired(tmp_path):
     old = tmp_path / ".out.old-4242"
     old.mkdir()
     (old / "persons.parquet").write_bytes(b"the previous run")
+    (old / "manifest.json").write_text('{"tool": "kuomian"}', "utf-8")  # only kuomian's own copy is restored
     (tmp_path / ".out.staging-4243").mkdir()
     clean_leftovers(out)
     assert (out / "persons.parquet").read_bytes() == b"the previous run"

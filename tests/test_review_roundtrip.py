@@ -117,7 +117,7 @@ def test_decisions_are_honoured_by_the_next_refresh(tmp_path):
     assert_no_full_id(res.stdout + res.stderr)
 
     out2 = tmp_path / "out2"
-    refresh(sources, out2, as_of=AS_OF)
+    refresh(sources, out2, as_of=AS_OF, previous=out1)  # decisions are kept per registry
     id_of2, key_of2 = keys_of(out2)
 
     # 是: linked to that person by the decision
@@ -142,7 +142,7 @@ def test_decisions_are_honoured_by_the_next_refresh(tmp_path):
 
     # the decisions outlive a further run
     out3 = tmp_path / "out3"
-    refresh(sources, out3, as_of=AS_OF)
+    refresh(sources, out3, as_of=AS_OF, previous=out2)
     assert link_of(out3, YES)["match_rule"] == "review_decision"
     assert ZHOU_MIN not in candidates(out3, NO)
 
@@ -161,7 +161,7 @@ def test_a_decision_changes_only_the_row_it_was_made_on(tmp_path):
     fill_in(out1 / "review.xlsx", {(*YES, key_of[ZHANG_JINFANG]): "是", (*NO, key_of[ZHOU_MIN]): "否"})
     review_import(out1 / "review.xlsx", out1)
     out2 = tmp_path / "out2"
-    refresh(sources, out2, as_of=AS_OF)
+    refresh(sources, out2, as_of=AS_OF, previous=out1)  # decisions are kept per registry
 
     # the trap: the 连然街道 张伟 row must stay with the 连然 张伟
     other = link_of(out2, SAME_IDENTITY_OTHER_STREET)
@@ -206,7 +206,7 @@ def test_invalid_decision_is_rejected_with_its_row(tmp_path):
 
     # the rejected line stays in review; the valid 否 beside it is applied
     out2 = tmp_path / "out2"
-    refresh(sources, out2, as_of=AS_OF)
+    refresh(sources, out2, as_of=AS_OF, previous=out)
     assert link_of(out2, BLANK)["outcome"] == "review"
     assert candidates(out2, BLANK) == {FENG_JUAN}
     assert ZHOU_MIN not in candidates(out2, NO)

@@ -128,16 +128,16 @@ def test_rejected_not_found_and_blank_rows(out, tmp_path):
     stranger[0] = "PZZZZZZZZZZZZZZZ"
     blank = list(rows[0])
     good = fill(header, rows[0], 参保意愿="愿意参加居民养老")
-    f = write_gb18030(tmp_path / "filled.csv", header, [bad_answer, bad_date, stranger, blank, good])
+    f = write_gb18030(tmp_path / "连然街道_filled.csv", header, [bad_answer, bad_date, stranger, blank, good])
     res = runner.invoke(app, ["-q", "survey", "import", str(f), "--registry", str(out)])
     # a script can tell: exit 1 after the good rows were stored
     assert res.exit_code == 1, res.stderr
     assert "2 rows rejected, 1 not found" in res.stderr and "import the file again" in res.stderr
     assert "applied 1" in res.stdout and "rejected 2" in res.stdout and "not found 1" in res.stdout
     assert "without answers 1" in res.stdout
-    assert "rejected filled.csv row 2: 缴费能力 '很有钱' is not an allowed answer" in res.stdout
-    assert "rejected filled.csv row 3: 调查日期 '下周三' is not a date" in res.stdout
-    assert "not found filled.csv row 4: 编号 PZZZZZZZZZZZZZZZ" in res.stdout
+    assert "rejected 连然街道_filled.csv row 2: 缴费能力 '很有钱' is not an allowed answer" in res.stdout
+    assert "rejected 连然街道_filled.csv row 3: 调查日期 '下周三' is not a date" in res.stdout
+    assert "not found 连然街道_filled.csv row 4: 编号 PZZZZZZZZZZZZZZZ" in res.stdout
     assert_no_full_id(res.stdout + res.stderr)
     # a rejected row is rejected whole (its valid 调查日期 was not written); the good row was stored
     got = survey_of(pl.read_parquet(out / "persons.parquet"), key)
@@ -148,11 +148,11 @@ def test_rejected_not_found_and_blank_rows(out, tmp_path):
 def test_blank_cells_do_not_erase_answers_and_bom_csv(out, tmp_path):
     header, rows = handoff_rows(out)
     key = rows[0][0]
-    first = tmp_path / "first.csv"
+    first = tmp_path / "连然街道_first.csv"
     write_gb18030(first, header, [fill(header, rows[0], 缴费能力="无缴费能力", 调查日期="2026年4月1日")])
     assert runner.invoke(app, ["-q", "survey", "import", str(first), "--registry", str(out)]).exit_code == 0
     # later, the same street sends only the willingness (UTF-8 with BOM, as 'CSV UTF-8' in Excel)
-    second = tmp_path / "second.csv"
+    second = tmp_path / "连然街道_second.csv"
     buf = io.StringIO()
     csv.writer(buf).writerows([header, fill(header, rows[0], 参保意愿=" 愿意参加职工养老 ")])
     second.write_text(buf.getvalue(), encoding="utf-8-sig")
@@ -202,7 +202,9 @@ def test_answers_reach_the_next_refresh_with_previous(out, tmp_path):
     header, rows = handoff_rows(out)
     key = rows[0][0]
     f = write_gb18030(
-        tmp_path / "f.csv", header, [fill(header, rows[0], 缴费能力="缴费能力一般", 调查日期="20260415")]
+        tmp_path / "连然街道_f.csv",
+        header,
+        [fill(header, rows[0], 缴费能力="缴费能力一般", 调查日期="20260415")],
     )
     assert runner.invoke(app, ["-q", "survey", "import", str(f), "--registry", str(out)]).exit_code == 0
     # the module's refresh used another key file: give this one the same persons by re-running here

@@ -24,18 +24,17 @@ cells and labels only. RESULT is ``.xlsx`` (every cell text) or ``.csv``
 
 from __future__ import annotations
 
-import csv
 import io
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from ..core.cells import CUT_MARK, MAX_CELL, write_people_csv
 from ..core.config import Field, Source, _read_yaml, home, load_rules, load_sources
 from ..core.errors import KuomianError, OutputExists
+from ..core.fileio import private_workdir
 from ..stages.publish import REGISTRY_STATUSES
 
 RESULT_COLUMNS = ["匹配结果", "参保状态", "重点群体", "所属街道", "是否在实名库"]
@@ -128,6 +127,13 @@ def _persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
 
 def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     """(row_id, outcome, person_id, match_rule) for standardised rows, by the refresh's cascade."""
+    # A recorded private work folder (0700) in the state folder: DuckDB's spill files hold IDs,
+    # and a killed check's folder is removed by the next kuomian command.
+    with private_workdir("check") as tmp:
+        return _match_in(tmp, std, persons)
+
+
+def _match_in(tmp: Path, std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     from ..core.db import connect, frame, store
     from ..stages.link import (
         add_match_columns,
@@ -138,7 +144,6 @@ def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     )
     from ..stages.standardise import IDENTITY_COLUMNS
 
-    tmp = Path(tempfile.mkdtemp(prefix="kuomian-check-"))  # private (0700): spill files hold IDs
     con = connect(temp_dir=tmp / "duckdb")
     try:
         store(con, "link_rows", std.select(IDENTITY_COLUMNS))
@@ -153,7 +158,6 @@ def match_rows(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
         return frame(con, "SELECT row_id, outcome, person_id, match_rule FROM link_decisions")
     finally:
         con.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
@@ -214,11 +218,10 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
 
 
 def _write_csv(fh, header: list[str], records: list[list[str]]) -> None:
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(records)
-    fh.write(buf.getvalue().encode("utf-8-sig"))
+    # every cell of the office's list is text: through the one safe writer, IDs left as they are
+    names = [f"c{j}" for j in range(len(header))]
+    df = pl.DataFrame(records, schema={n: pl.String for n in names}, orient="row")
+    write_people_csv(fh, df.rename(dict(zip(names, header, strict=True))), redact=False)
 
 
 def _write_xlsx(fh, header: list[str], records: list[list[str]]) -> None:
@@ -238,7 +241,9 @@ def _write_xlsx(fh, header: list[str], records: list[list[str]]) -> None:
             if v == "":
                 ws.write_blank(i, j, None, text)
             else:
-                ws.write_string(i, j, v, text)
+                ws.write_string(
+                    i, j, v if len(v) <= MAX_CELL else v[: MAX_CELL - len(CUT_MARK)] + CUT_MARK, text
+                )
     ws.set_column(0, len(header) - 1, 14, text)
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, max(len(records), 1), len(header) - 1)
@@ -250,7 +255,9 @@ def check_list(
     list_file: Path, registry: Path, out: Path, *, force: bool = False, progress=lambda m: None
 ) -> CheckReport:
     """Match ``list_file`` against ``registry/persons.parquet`` and write ``out`` (see the module docstring)."""
-    from .survey import write_atomically
+    from ..core.fileio import sweep_dead_runs, write_atomically
+
+    sweep_dead_runs(progress)
 
     list_file, registry, out = Path(list_file), Path(registry), Path(out)
     suffix = out.suffix.lower()

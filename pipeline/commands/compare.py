@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from ..core.config import street_names
-from ..core.errors import KuomianError, OutputExists
+from ..core.errors import KuomianError
 from ..core.ids import mask_id_expr
 from ..stages.publish import REGISTRY_STATUSES
 from .check import group_labels, status_labels, status_text
@@ -305,17 +304,22 @@ def compare_runs(
     old_dir: Path, new_dir: Path, out_dir: Path, *, force: bool = False, progress=lambda m: None
 ) -> CompareReport:
     """Compare two OUT_DIRs and publish DIFF_DIR (see the module docstring)."""
-    from ..stages.publish import OutputLock, clean_leftovers, move_into_place, staging_dir
-    from .run import private_umask
+    from ..core.fileio import (
+        check_output_target,
+        clean_leftovers,
+        move_into_place,
+        output_lock,
+        private_umask,
+        staging,
+        sweep_dead_runs,
+    )
 
     old_dir, new_dir = Path(old_dir), Path(new_dir)
     old = _read_persons(old_dir, "OLD_OUT_DIR")
     new = _read_persons(new_dir, "NEW_OUT_DIR")
-    out_dir = Path(out_dir).resolve()
-    if out_dir in (old_dir.resolve(), new_dir.resolve()):
+    if Path(out_dir).resolve() in (old_dir.resolve(), new_dir.resolve()):
         raise KuomianError(f"--out {out_dir}: that is one of the runs being compared; choose another folder.")
-    if out_dir.exists() and not force:
-        raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
+    out_dir = check_output_target(out_dir, force=force, inputs=(old_dir, new_dir), kind="DIFF_DIR")
     report = CompareReport(out_dir=out_dir, as_of_old=_as_of(old_dir), as_of_new=_as_of(new_dir))
     progress("comparing persons")
     changes = changes_frame(old, new)
@@ -326,13 +330,13 @@ def compare_runs(
     if indicators is None:
         report.notes.append("indicators.csv missing in one of the runs: no indicator comparison")
 
+    from ..core.cells import write_people_csv
     from ..stages.publish import write_frame_csv
 
-    with private_umask(), OutputLock(out_dir):
+    sweep_dead_runs(progress)
+    with private_umask(), output_lock(out_dir):
         clean_leftovers(out_dir, progress)
-        stage = staging_dir(out_dir)
-        stage.mkdir(mode=0o700)
-        try:
+        with staging(out_dir) as stage:
             for k in LISTS:
                 lst = person_list(changes, k)
                 report.counts[k] = lst.height
@@ -341,12 +345,14 @@ def compare_runs(
             write_frame_csv(stage / "streets.csv", streets, STREET_HEADERS)
             report.files.append("streets.csv")
             if indicators is not None:
-                indicators.write_csv(stage / "indicators.csv", include_bom=True)
+                write_people_csv(stage / "indicators.csv", indicators)
                 report.files.append("indicators.csv")
             (stage / "compare.html").write_text(compare_html(report, streets, indicators), encoding="utf-8")
             report.files.append("compare.html")
+            # marks DIFF_DIR as kuomian's, so that a later --force may replace it (and nothing else)
+            (stage / "manifest.json").write_text(
+                json.dumps({"tool": "kuomian", "kind": "compare", "files": report.files}, ensure_ascii=False),
+                encoding="utf-8",
+            )
             move_into_place(stage, out_dir, force)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
     return report

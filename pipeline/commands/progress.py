@@ -36,7 +36,7 @@ bulletin of the year side by side. No full ID number is written outside the Parq
 
 from __future__ import annotations
 
-import shutil
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,7 +45,7 @@ from pathlib import Path
 import polars as pl
 
 from ..core.config import load_rules, load_sources, street_names
-from ..core.errors import KuomianError, OutputExists
+from ..core.errors import KuomianError
 from ..stages.publish import REGISTRY_STATUSES
 
 HISTORY = "progress_history"
@@ -540,10 +540,19 @@ def run_progress(
     progress=lambda m: None,
 ) -> ProgressReport:
     """Match the extracts against the registry and publish OUT_DIR (see the module docstring)."""
+    from ..core import fileio
+    from ..core.fileio import (
+        check_output_target,
+        clean_leftovers,
+        move_into_place,
+        output_lock,
+        private_umask,
+        staging,
+        sweep_dead_runs,
+        write_parquet_atomically,
+    )
     from ..report.bulletin import write_bulletin_html, write_bulletin_xlsx
-    from ..stages.publish import OutputLock, clean_leftovers, move_into_place, staging_dir, write_frame_csv
-    from .run import private_umask
-    from .survey import write_parquet_atomically
+    from ..stages.publish import write_frame_csv
 
     registry = Path(registry)
     if not registry.is_dir():
@@ -555,11 +564,10 @@ def run_progress(
         raise KuomianError(f"{registry}: not a kuomian output folder (no persons.parquet).")
     if not files:
         raise KuomianError("give at least one enrolment extract (the new 参保 file of the insurance bureau).")
-    out_dir = Path(out_dir).resolve()
-    if out_dir == registry.resolve() or registry.resolve() in out_dir.parents:
-        raise KuomianError(f"--out {out_dir}: that is inside the registry; choose a folder of its own.")
-    if out_dir.exists() and not force:
-        raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
+    resolved = Path(out_dir).resolve()
+    if resolved == registry.resolve() or registry.resolve() in resolved.parents:
+        raise KuomianError(f"--out {resolved}: that is inside the registry; choose a folder of its own.")
+    out_dir = check_output_target(out_dir, force=force, inputs=tuple(Path(f) for f in files), kind="progress")
 
     report = ProgressReport(out_dir=out_dir, as_of=as_of, files=[Path(f).name for f in files])
     persons = pl.read_parquet(persons_path)
@@ -591,11 +599,10 @@ def run_progress(
     report.switched = city["switched"]
     report.surveyed = city["surveyed"]
 
-    with private_umask(), OutputLock(out_dir):
+    sweep_dead_runs(progress)
+    with private_umask(), output_lock(out_dir):
         clean_leftovers(out_dir, progress)
-        stage = staging_dir(out_dir)
-        stage.mkdir(mode=0o700)
-        try:
+        with staging(out_dir) as stage:
             prog.drop("answered").write_parquet(stage / "progress.parquet")
             rows.select(
                 "source", "file", "row", "outcome", "person_key", "match_rule", "reason"
@@ -605,14 +612,16 @@ def run_progress(
             write_bulletin_xlsx(stage / "bulletin.xlsx", current, side_by_side, recon, report)
             write_bulletin_html(stage / "bulletin.html", current, side_by_side, recon, report)
             # the history entry goes with the registry (under its lock: not while a survey import writes)
-            with OutputLock(registry.resolve()):
+            with output_lock(registry.resolve(), wait=fileio.IMPORT_WAIT):
                 folder = registry / HISTORY
                 folder.mkdir(mode=0o700, exist_ok=True)
                 write_parquet_atomically(current, folder / f"{as_of.isoformat()}.parquet")
+            # marks OUT_DIR as kuomian's, so that a later --force may replace it (and nothing else)
+            (stage / "manifest.json").write_text(
+                json.dumps({"tool": "kuomian", "kind": "progress", "as_of": as_of.isoformat()}),
+                encoding="utf-8",
+            )
             move_into_place(stage, out_dir, force)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
     return report
 
 

@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -19,14 +20,25 @@ from pathlib import Path
 from .. import __version__
 from ..core.config import home
 from ..core.db import connect
-from ..core.errors import KuomianError, OutputExists
+from ..core.errors import KuomianError
+from ..core.fileio import (
+    check_output_target,
+    clean_leftovers,
+    move_into_place,
+    output_lock,
+    private_umask,
+    staging,
+    sweep_dead_runs,
+)
 from ..core.ids import redact_ids
 from ..core.privacy import key_path, load_key
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
 from ..stages.load import LoadReport, file_manifest, load
-from ..stages.publish import OutputLock, PublishReport, clean_leftovers, move_into_place, publish, staging_dir
+from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
+from .review import stored_decisions
+from .survey import keep_imported_answers
 
 
 @dataclass
@@ -71,23 +83,6 @@ def input_bytes(sources_dir: Path) -> int:
     return sum(p.stat().st_size for p in Path(sources_dir).rglob("*") if p.is_file())
 
 
-def _shared_output() -> bool:
-    return os.environ.get("KUOMIAN_SHARED_OUTPUT") == "1"
-
-
-@contextlib.contextmanager
-def private_umask(enabled: bool = True):
-    """Output files owner-only (0600 files, 0700 folders) unless KUOMIAN_SHARED_OUTPUT=1."""
-    if not enabled or _shared_output():
-        yield
-        return
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 def validate(
     sources_dir: Path, *, overrides=None, progress=lambda m: None
 ) -> tuple[LoadReport, StandardiseReport]:
@@ -123,21 +118,26 @@ def refresh(
     when ``KUOMIAN_ON_DISK=1``.
     """
     as_of = as_of or date.today()
-    out_dir = Path(out_dir).resolve()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
         raise KuomianError(
             f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR."
         )
-    if out_dir.exists() and not force:
-        raise OutputExists(f"{out_dir} already exists. Add --force to replace it, or choose another --out.")
+    out_dir = check_output_target(out_dir, force=force, inputs=(Path(sources_dir),))
+    prev = Path(previous).resolve() if previous is not None else None
     started = datetime.now()
     timer = Timer()
-    with private_umask(), OutputLock(out_dir):
+    sweep_dead_runs(progress)
+    with private_umask(), output_lock(out_dir), ExitStack() as held:
+        if prev is not None and prev != out_dir:
+            # An import into PREV meanwhile would be missing from this run: PREV is locked too.
+            held.enter_context(
+                output_lock(prev, what="another kuomian command is writing this folder right now")
+            )
+        keep_imported_answers(out_dir, prev)
         clean_leftovers(out_dir, progress)
-        stage = staging_dir(out_dir)
+        stage = held.enter_context(staging(out_dir))
         # The staging folder becomes OUT_DIR: owner-only unless shared output was asked for
         # (the DuckDB spill folder inside it is always 0700, see db.connect).
-        stage.mkdir(mode=0o777 if _shared_output() else 0o700)
         tmp = stage / ".duckdb_tmp"
         con = None
         try:
@@ -154,7 +154,8 @@ def refresh(
             progress(sr.summary())
             _maybe_fail(_fail_in_stage, "standardise")
             with timer.stage("link"):
-                kr = link(con, key, progress=progress)
+                decisions = stored_decisions(prev, out_dir)
+                kr = link(con, key, progress=progress, decisions=decisions)
             progress(kr.summary())
             _maybe_fail(_fail_in_stage, "link")
             with timer.stage("classify"):
@@ -193,7 +194,8 @@ def refresh(
             with timer.stage("publish"):
                 manifest["stage_seconds"] = timer.timings
                 manifest["finished_at"] = datetime.now().isoformat(timespec="seconds")
-                pr = publish(con, stage, key=key, as_of=as_of, previous=previous, manifest=manifest)
+                pr = publish(con, stage, key=key, as_of=as_of, previous=previous, manifest=manifest,
+                             decisions=decisions)  # fmt: skip
                 _maybe_fail(_fail_in_stage, "publish")
             con.close()
             con = None
@@ -203,7 +205,6 @@ def refresh(
             if con is not None:
                 with contextlib.suppress(Exception):
                     con.close()
-            shutil.rmtree(stage, ignore_errors=True)
             raise
     progress(pr.summary())
     return RefreshResult(out_dir, lr, sr, kr, cr, pr, timer.timings)

@@ -13,81 +13,61 @@ The answers are written into ``persons.parquet`` and into the registry
 partitions ``registry/street_code=*/part-0.parquet``, each file replaced
 atomically (temporary file beside it, fsync, ``os.replace``) with its
 permissions kept (owner-only by default). The OUT_DIR lock is held meanwhile,
-so a refresh cannot replace the folder under the import. Importing the same
-file again changes nothing and says so (``unchanged``).
+so a refresh cannot replace the folder under the import (nor read it half-done as
+``--previous``). Importing the same file again changes nothing and says so
+(``unchanged``). A file changes only its own street, named by its file name; two
+rows for one person with different answers are a conflict: both reported,
+neither applied.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
+import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import BinaryIO
 
 import polars as pl
 
+from ..core import fileio
 from ..core.config import load_rules, normalise_header
 from ..core.dates import parse_date
 from ..core.errors import FileProblem, KuomianError
+from ..core.fileio import output_lock, write_parquet_atomically
 from ..core.ids import redact_ids
 from ..stages.publish import SURVEY_FIELDS
 
 KEY_HEADERS = ("编号", "person_key")
 DATE_RANGE = (date(2000, 1, 1), date(2100, 12, 31))
+UNASSIGNED_STEM = "unassigned"
 
 
-# ---------------------------------------------------------------- atomic files
+# ---------------------------------------------------------------- which street a file is from
 
 
-def _default_mode() -> int:
-    if os.environ.get("KUOMIAN_SHARED_OUTPUT") == "1":
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-    return 0o600
+def file_street(path: Path) -> tuple[bool, str | None]:
+    """(named, street_code) of a hand-off file, from its name as the refresh wrote it
+    (``<street_code>_<street_name>.csv``) or as a street renamed it (``连然街道_已填.xlsx``).
+    ``(True, None)``: the file of people with no street; ``(False, None)``: the name names none."""
+    from ..core.config import street_names
 
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, write: Callable[[BinaryIO], None], mode: int | None = None) -> None:
-    """Write ``path`` through a temporary file beside it: fsync, then ``os.replace``.
-
-    The new file gets the permissions of the file it replaces (owner-only for a
-    new file unless ``KUOMIAN_SHARED_OUTPUT=1``); it is never readable by others
-    while it is written.
-    """
-    path = Path(path)
-    if mode is None:
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else _default_mode()
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
-
-
-def write_parquet_atomically(df: pl.DataFrame, path: Path) -> None:
-    write_atomically(path, lambda fh: df.write_parquet(fh))
+    name = unicodedata.normalize("NFKC", Path(path).name)
+    names = street_names()
+    m = re.match(r"^([0-9]{12})(?![0-9])", name)
+    if m and m.group(1) in names:
+        return True, m.group(1)
+    if name.startswith(UNASSIGNED_STEM) or "未分配街道" in name:
+        return True, None
+    hits = {code for code, street in names.items() if street and street in name}
+    if not hits:  # 连然_已填.csv: the name without 街道/镇/乡
+        hits = {
+            code for code, street in names.items()
+            if len(short := re.sub("(街道|镇|乡)$", "", street or "")) >= 2 and short in name
+        }  # fmt: skip
+    if len(hits) == 1:
+        return True, hits.pop()
+    return False, None
 
 
 # ---------------------------------------------------------------- reading answers
@@ -119,6 +99,7 @@ class AnswerRow:
     row: int
     person_key: str
     values: dict[str, object]  # field -> canonical answer (only non-blank cells)
+    street: str | None = None  # the street the file is from (None: people with no street)
 
 
 def _cell(v) -> str:
@@ -225,7 +206,8 @@ class SurveyReport:
     blank: int = 0
     rejected: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, reason)
     not_found: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, 编号)
-    superseded: list[tuple[str, int, str, int]] = field(default_factory=list)  # (file, row, by file, by row)
+    other_street: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, 编号): not written
+    conflicts: list[tuple[str, int, str, int]] = field(default_factory=list)  # (file, row, other file, row)
     persons_changed: int = 0
     files_written: list[str] = field(default_factory=list)
 
@@ -261,10 +243,17 @@ def _apply(df: pl.DataFrame, updates: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return out, n
 
 
-def import_answers(files: list[Path], registry: Path, *, progress=lambda msg: None) -> SurveyReport:
-    """Read filled-in hand-offs and write their answers into OUT_DIR (see the module docstring)."""
-    from ..stages.publish import OutputLock
+def import_answers(
+    files: list[Path], registry: Path, *, any_street: bool = False, progress=lambda msg: None
+) -> SurveyReport:
+    """Read filled-in hand-offs and write their answers into OUT_DIR (see the module docstring).
 
+    A file changes only its own street (its name says which, :func:`file_street`): a row for a
+    person of another street is reported in ``other_street`` and not written, unless
+    ``any_street``. Two rows for one person with different answers are both reported in
+    ``conflicts`` and neither is applied. The OUT_DIR lock is held (waiting up to 30 s for another
+    import, or for a refresh reading OUT_DIR as ``--previous``).
+    """
     registry = Path(registry)
     persons_path = registry / "persons.parquet"
     if not registry.is_dir():
@@ -283,31 +272,49 @@ def import_answers(files: list[Path], registry: Path, *, progress=lambda msg: No
     for f in files:
         progress(f"reading {Path(f).name}")
         fa = read_answers(Path(f))
+        named, street = file_street(Path(f))
+        if not named and not any_street:
+            raise KuomianError(
+                f"{f}: the file name does not say which street it is from, so its rows cannot be checked "
+                "against that street. Keep the hand-off's name (<street_code>_<street>.csv, or a name "
+                "holding the street such as 连然街道_已填.xlsx), or add --any-street."
+            )
         report.rows += fa.rows
         report.blank += fa.blank
         report.rejected.extend(fa.rejected)
+        for a in fa.answers:
+            a.street = street
         answers.extend(fa.answers)
 
-    with OutputLock(registry.resolve()):
+    what = "another kuomian command is using this folder right now (an import, or a refresh reading it)"
+    with output_lock(registry.resolve(), wait=fileio.IMPORT_WAIT, what=what):
         persons = _schema_cast(pl.read_parquet(persons_path))
         current = {
-            r["person_key"]: r for r in persons.select("person_key", *SURVEY_FIELDS).iter_rows(named=True)
+            r["person_key"]: r
+            for r in persons.select("person_key", "street_code", *SURVEY_FIELDS).iter_rows(named=True)
         }
-        merged: dict[str, dict] = {}
-        last_row: dict[str, tuple[str, int]] = {}
+        by_person: dict[str, list[AnswerRow]] = {}
         for a in answers:
             if a.person_key not in current:
                 report.not_found.append((a.file, a.row, a.person_key))
-                continue
-            if a.person_key in last_row:
-                f0, r0 = last_row[a.person_key]
-                report.superseded.append((f0, r0, a.file, a.row))
-            last_row[a.person_key] = (a.file, a.row)
-            merged.setdefault(a.person_key, {}).update(a.values)
-            if all(current[a.person_key][k] == v for k, v in a.values.items()):
-                report.unchanged += 1
+            elif not any_street and current[a.person_key]["street_code"] != a.street:
+                report.other_street.append((a.file, a.row, a.person_key))
             else:
-                report.applied.append((a.file, a.row, a.person_key))
+                by_person.setdefault(a.person_key, []).append(a)
+        merged: dict[str, dict] = {}
+        for key, rows in by_person.items():
+            if any(r.values != rows[0].values for r in rows[1:]):
+                first = rows[0]
+                for r in rows[1:]:
+                    report.conflicts.append((first.file, first.row, r.file, r.row))
+                continue
+            a = rows[0]
+            merged[key] = a.values
+            if all(current[key][k] == v for k, v in a.values.items()):
+                report.unchanged += len(rows)
+            else:
+                report.applied.append((a.file, a.row, key))
+                report.unchanged += len(rows) - 1
 
         updates = pl.DataFrame(
             [{"person_key": k, **{f: v.get(f) for f in SURVEY_FIELDS}} for k, v in merged.items()],
@@ -329,3 +336,30 @@ def import_answers(files: list[Path], registry: Path, *, progress=lambda msg: No
             report.files_written.append("persons.parquet")
     report.rejected = [(f, r, redact_ids(why)) for f, r, why in report.rejected]
     return report
+
+
+def keep_imported_answers(out_dir: Path, previous: Path | None) -> None:
+    """Before ``refresh --force`` replaces OUT_DIR: refuse if it holds survey answers that the run
+    would drop (imported into it, and not carried from ``previous``)."""
+    p = Path(out_dir) / "persons.parquet"
+    if not p.exists() or (previous is not None and Path(previous).resolve() == Path(out_dir).resolve()):
+        return
+    try:
+        have = pl.read_parquet(p, columns=["id_number", *SURVEY_FIELDS])
+    except Exception:  # noqa: BLE001 - not a readable registry: nothing of value to keep
+        return
+    answered = have.filter(pl.any_horizontal([pl.col(f).is_not_null() for f in SURVEY_FIELDS]))
+    if answered.is_empty():
+        return
+    if previous is not None:
+        carried = _schema_cast(
+            pl.read_parquet(Path(previous) / "persons.parquet", columns=["id_number", *SURVEY_FIELDS])
+        )
+        answered = _schema_cast(answered).join(
+            carried, on=["id_number", *SURVEY_FIELDS], how="anti", nulls_equal=True
+        )
+    if answered.height:
+        raise KuomianError(
+            f"--out {out_dir}: it holds survey answers for {answered.height} persons that this run would drop. "
+            f"Add --previous {out_dir} to carry them forward, or choose another --out."
+        )

@@ -24,6 +24,8 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import KuomianError
+
 
 def state_dir() -> Path:
     d = Path(os.environ.get("KUOMIAN_STATE") or Path.home() / ".kuomian")
@@ -41,12 +43,64 @@ def load_key(create: bool = True, announce=lambda msg: None) -> bytes:
     return _load_key(str(key_path()), create, announce)
 
 
+MIN_KEY_BYTES = 32
+_NEW_KEY = (
+    "or move it away so that kuomian creates a new one (every person_key then changes; "
+    "--previous still carries answers forward by ID number)"
+)
+
+
+def check_key_file(path: Path) -> bytes:
+    """The key in ``path``, or one line saying what is wrong with the file and how to fix it.
+
+    Refused: empty, not hex, shorter than 32 bytes (anyone could compute person_key), not owned
+    by this user, readable or writable by others (where the platform has owners and modes).
+    """
+    import stat
+
+    try:
+        st = os.stat(path)
+        raw = path.read_bytes()
+    except OSError as e:
+        raise KuomianError(
+            f"{path}: the person_key secret cannot be read ({e.strerror}). Fix its permissions, {_NEW_KEY}."
+        ) from None
+    text = raw.decode("ascii", errors="replace").strip()
+    if not text:
+        raise KuomianError(
+            f"{path}: the person_key secret is empty. Restore it from your backup, {_NEW_KEY}."
+        )
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise KuomianError(
+            f"{path}: the person_key secret is not a hexadecimal key. Restore it from your backup, {_NEW_KEY}."
+        ) from None
+    if len(key) < MIN_KEY_BYTES:
+        raise KuomianError(
+            f"{path}: the person_key secret holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}, so person_key "
+            f"could be guessed. Replace it with a longer key from your backup, {_NEW_KEY}."
+        )
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:  # POSIX owners and modes; on Windows the folder's ACL protects the file
+        if st.st_uid != getuid():
+            raise KuomianError(
+                f"{path}: the person_key secret belongs to another user. Copy it to a file of your own "
+                "(chmod 600) and point KUOMIAN_KEY_FILE at it."
+            )
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise KuomianError(
+                f"{path}: the person_key secret is readable or writable by others (mode "
+                f"{stat.S_IMODE(st.st_mode):o}). Run chmod 600 {path}, and replace the key if others may have read it."
+            )
+    return key
+
+
 @lru_cache(maxsize=4)
 def _load_key(path_str: str, create: bool, announce) -> bytes:
     path = Path(path_str)
     if path.exists():
-        text = path.read_text(encoding="ascii").strip()
-        return bytes.fromhex(text)
+        return check_key_file(path)
     if not create:
         raise FileNotFoundError(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -26,6 +26,8 @@ from xml.sax.saxutils import escape
 
 import polars as pl
 
+from .cells import cap_expr
+
 _ILLEGAL = {i: None for i in range(32) if i not in (9, 10, 13)}  # XML 1.0 forbids other C0 controls
 
 
@@ -216,7 +218,7 @@ def row_cells(
             cells.append(pl.when(col.is_null()).then(pl.lit("<c/>")).otherwise(cell))
         else:
             style = "3" if j in wrap else "2"
-            text = _escape_expr(col.cast(pl.String))
+            text = _escape_expr(cap_expr(col.cast(pl.String)))  # never a formula; Excel's 32,767 limit
             cell = pl.lit(f'<c s="{style}" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
             blank = col.is_null() | (col.cast(pl.String) == "")
             cells.append(pl.when(blank).then(pl.lit(f'<c s="{style}"/>')).otherwise(cell))

@@ -2,7 +2,9 @@
 
 ``handoff/<street_code>_<street_name>.csv`` (UTF-8 with BOM, Chinese headers,
 masked IDs, ordered by community then address) and the same sheet as
-``.xlsx`` with the survey columns as drop-down lists. People with no street
+``.xlsx`` with the survey columns as drop-down lists. Both are written through
+:mod:`kuomian.core.cells` (no cell a spreadsheet would evaluate; an ID typed into
+an address or another text field is masked). People with no street
 go to ``handoff/unassigned_未分配街道.csv`` for the bureau.
 
 The workbook prints ready for a visit (see :class:`pipeline.core.xlsx.PrintSetup`):
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.cells import people_frame, write_people_csv
 from ..core.config import load_rules, load_sources
 from ..core.ids import mask_id_expr
 
@@ -92,9 +95,12 @@ def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True) -> in
     for (code, name), part in df.group_by(["street_code", "street_name"], maintain_order=True):
         body = part.drop("street_code", "street_name")
         stem = _file_stem(code, name)
-        body.write_csv(folder / f"{stem}.csv", include_bom=True)
+        # through the one safe writer: formula triggers neutralised, IDs typed into text masked
+        write_people_csv(folder / f"{stem}.csv", body)
         if xlsx:
-            write_handoff_xlsx(folder / f"{stem}.xlsx", body, street=name or "未分配街道")
+            write_handoff_xlsx(
+                folder / f"{stem}.xlsx", people_frame(body, csv=False), street=name or "未分配街道"
+            )
         n += body.height
     return n
 

@@ -346,15 +346,23 @@ def decide(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
-    """Review decisions from earlier runs: ``link_forbidden`` (否) and ``link_confirmed`` (是)."""
-    from ..commands.review import decisions_for_link, decisions_path
+def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes, decisions: pl.DataFrame | None = None) -> int:
+    """Review decisions of the registries this run follows: ``link_forbidden`` (否) and
+    ``link_confirmed`` (是, only while the candidate's name is the one the reviewer saw)."""
+    from ..commands.review import decisions_for_link
 
-    if decisions_path().exists():
+    if decisions is not None and decisions.height:
         ids = [r[0] for r in rows(con, "SELECT person_id FROM link_persons")]
-        d = decisions_for_link(key, ids)
+        d = decisions_for_link(key, ids, decisions)
     else:
-        d = pl.DataFrame(schema={"fingerprint": pl.String, "person_id": pl.String, "decision": pl.String})
+        d = pl.DataFrame(
+            schema={
+                "fingerprint": pl.String,
+                "person_id": pl.String,
+                "name_fp": pl.String,
+                "decision": pl.String,
+            }
+        )
     con.register("_dec", d)
     con.execute(
         """
@@ -364,13 +372,15 @@ def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
         """
     )
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE link_confirmed AS
         SELECT f.row_id, min(d.person_id) AS person_id FROM _dec d
         JOIN link_fingerprints f USING (fingerprint)
         JOIN link_persons p USING (person_id)
-        WHERE d.decision = '是' GROUP BY f.row_id
-        """
+        WHERE d.decision = '是' AND d.name_fp = {fingerprint_sql("p.name_key")}
+        GROUP BY f.row_id
+        """,
+        key_params(key),
     )
     con.unregister("_dec")
     return scalar(con, "SELECT count(*) FROM link_confirmed")
@@ -426,8 +436,17 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: None) -> LinkReport:
-    """Resolve every standardised row; see the module docstring for the tables written."""
+def link(
+    con: duckdb.DuckDBPyConnection,
+    key: bytes,
+    *,
+    progress=lambda msg: None,
+    decisions: pl.DataFrame | None = None,
+) -> LinkReport:
+    """Resolve every standardised row; see the module docstring for the tables written.
+
+    ``decisions``: the review decisions carried from the registries this run follows
+    (:func:`kuomian.commands.review.stored_decisions`)."""
     progress("link: building the population")
     build_population(con)
     # Rows that define a person are settled; nearly all others are settled by one join
@@ -439,7 +458,7 @@ def link(con: duckdb.DuckDBPyConnection, key: bytes, *, progress=lambda msg: Non
     )
     _fingerprints(con, key)
     report = LinkReport()
-    report.decisions_applied = load_decisions(con, key)
+    report.decisions_applied = load_decisions(con, key, decisions)
     progress("link: proposing candidates")
     con.execute("DELETE FROM link_rows WHERE row_id IN (SELECT row_id FROM link_confirmed)")
     generate_candidates(con)

@@ -2,18 +2,17 @@
 
 Entry point: :func:`publish`. Everything is written into a private staging
 folder beside OUT_DIR (``.OUT_DIR.staging-<pid>``), every file fsynced, then
-moved into place with renames. A run that fails or is killed leaves the old
-OUT_DIR untouched (or none); the staging folder is removed by the next run.
-A lock beside OUT_DIR makes a second concurrent run fail at once.
+moved into place with renames (:mod:`kuomian.core.fileio`). A run that fails or
+is killed leaves the old OUT_DIR untouched (or none); the staging folder is
+removed by the next kuomian command. A lock beside OUT_DIR makes a second
+concurrent run fail at once. Every CSV for people is written through
+:mod:`kuomian.core.cells` (no formula from data). ``OUT_DIR/state/`` holds the
+review pairs offered and the review decisions carried forward.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,9 +20,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..core.cells import write_people_csv
 from ..core.config import load_rules
 from ..core.db import frame, scalar, store
-from ..core.errors import KuomianError, OutputExists
+from ..core.errors import KuomianError
+from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported for callers of publish
+    clean_leftovers,
+    move_into_place,
+    output_lock,
+    staging_dir,
+)
 from ..core.privacy import key_params, person_key_sql
 
 REGISTRY_STATUSES = ("unenrolled", "resident_upgradable")
@@ -39,96 +45,12 @@ class PublishReport:
         return f"publish: {len(self.files)} files"
 
 
-# ---------------------------------------------------------------- atomic output
-
-
-class OutputLock:
-    """An exclusive lock beside OUT_DIR, held for the whole run."""
-
-    def __init__(self, out_dir: Path):
-        self.path = out_dir.parent / f".{out_dir.name}.lock"
-        self.fh = None
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise KuomianError(
-                f"{self.path.parent / self.path.name[1:-5]}: another kuomian run is writing this folder right now. "
-                "Wait for it to finish (nothing has been changed by this run).",
-                exit_code=4,
-            ) from None
-        return self
-
-    def __exit__(self, *exc):
-        with contextlib.suppress(OSError):
-            fcntl.flock(self.fh, fcntl.LOCK_UN)
-            self.fh.close()
-
-
-def staging_dir(out_dir: Path) -> Path:
-    return out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}"
-
-
-def clean_leftovers(out_dir: Path, progress=lambda m: None) -> None:
-    """Remove staging folders of killed runs; restore OUT_DIR if a run died between its two renames."""
-    for p in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
-        shutil.rmtree(p, ignore_errors=True)
-        progress(f"removed the leftovers of an interrupted run ({p.name})")
-    olds = sorted(out_dir.parent.glob(f".{out_dir.name}.old-*"))
-    if olds and not out_dir.exists():
-        os.replace(olds[-1], out_dir)
-        progress(f"restored {out_dir} from an interrupted replacement")
-        olds = olds[:-1]
-    for p in olds:
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(dirpath, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
-    _fsync_tree(stage)
-    if out_dir.exists():
-        if not force:
-            raise OutputExists(
-                f"{out_dir} already exists. Add --force to replace it, or choose another --out."
-            )
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        os.replace(out_dir, old)
-        os.replace(stage, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(stage, out_dir)
-    fd = os.open(out_dir.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # ---------------------------------------------------------------- writers
 
 
 def write_frame_csv(path: Path, df: pl.DataFrame, headers: dict[str, str]) -> int:
-    out = df.select([pl.col(c).alias(h) for c, h in headers.items()])
-    out.write_csv(path, include_bom=True)
-    return out.height
+    """A CSV for people with Chinese headers, through the one safe writer (:mod:`kuomian.core.cells`)."""
+    return write_people_csv(path, df.select([pl.col(c).alias(h) for c, h in headers.items()]))
 
 
 def _previous_persons(previous: Path | None) -> pl.DataFrame | None:
@@ -221,9 +143,13 @@ def publish(
     as_of: date,
     previous: Path | None,
     manifest: dict,
+    decisions: pl.DataFrame | None = None,
 ) -> PublishReport:
-    """Write every output file into ``stage`` (the caller moves it into place)."""
-    from ..commands.review import write_review_xlsx
+    """Write every output file into ``stage`` (the caller moves it into place).
+
+    ``stage/state/`` keeps what the next run and the imports need: the review pairs offered and
+    the review ``decisions`` carried forward."""
+    from ..commands.review import decisions_path, offers_path, write_review_xlsx
     from ..core.reconcile import reconciliation_frame
     from ..report.handoff import write_handoffs
     from ..report.html import write_report
@@ -270,7 +196,9 @@ def publish(
         frame(con, "SELECT * FROM cls_employers"),
         {"employer": "扣缴义务人(单位)", "registry_persons": "实名库中扣缴满6个月人数"},
     )
-    report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys)
+    report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys, key, offers_path(stage))
+    if decisions is not None and decisions.height:
+        decisions.write_parquet(decisions_path(stage))
     report.files["handoff/"] = write_handoffs(stage / "handoff", persons)
     manifest["outputs"] = dict(report.files)
     (stage / "manifest.json").write_text(
