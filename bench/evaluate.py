@@ -121,11 +121,13 @@ def _exploded(rows: pl.DataFrame, col: str, clean: str) -> pl.DataFrame:
 
 
 def score_registry(out_dir: Path, truth_dir: Path) -> dict:
+    from kuomian.core.policy import policy
+
     got = pl.read_parquet(out_dir / "persons.parquet").select(
         pl.col("id_number").alias("id_number"),
         "status",
         pl.col("group").cast(pl.Int64).alias("group_got"),
-        pl.col("status").is_in(["unenrolled", "resident_upgradable"]).alias("reg_got"),
+        pl.col("status").is_in(list(policy().statuses.registry)).alias("reg_got"),
         pl.col("status").alias("status_got"),
     )
     truth = pl.read_parquet(truth_dir / "persons.parquet").filter(pl.col("in_population"))

@@ -28,10 +28,16 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )
+rules_app = typer.Typer(
+    help="The policy (rules/ and sources/): export the defaults for editing, check a folder.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 review_app = typer.Typer(help="The review queue (review.xlsx).", no_args_is_help=True, rich_markup_mode=None)
 survey_app = typer.Typer(help="Door-to-door survey answers.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(review_app, name="review")
 app.add_typer(survey_app, name="survey")
+app.add_typer(rules_app, name="rules")
 
 STATE = {"debug": False, "quiet": False}
 
@@ -75,6 +81,10 @@ def friendly_errors(fn):
             raise fail(
                 f"unexpected {type(e).__name__}: {str(e)[:300]}. Run again with --debug and report it.", 70
             ) from None
+        except BaseException as e:  # a Rust panic (pyo3 PanicException) is not an Exception
+            if isinstance(e, (SystemExit, GeneratorExit)) or STATE["debug"]:
+                raise
+            raise fail(f"unexpected {type(e).__name__}. Run again with --debug and report it.", 70) from None
 
     return wrapper
 
@@ -108,6 +118,27 @@ def main_options(
             sweep_dead_runs(progress)
 
 
+RulesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules",
+        envvar="KUOMIAN_RULES",
+        help="The bureau's policy folder (rules/ and sources/, made by `kuomian rules export DIR`); "
+        "default: the installed rules.",
+    ),
+]
+
+
+def use_rules(rules: Path | None) -> None:
+    """Put the policy folder in force and check every file of it, before any data is read."""
+    from .core.config import use_policy
+    from .core.policy import clear_cache, load_policy
+
+    use_policy(rules)
+    clear_cache()  # read the files afresh: a long-lived process may see them edited
+    load_policy()
+
+
 SourceOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -135,6 +166,14 @@ def refresh(
             "--skip-bad-files", help="Skip unreadable files of optional sources (listed in the manifest)."
         ),
     ] = False,
+    accept_damaged_ids: Annotated[
+        bool,
+        typer.Option(
+            "--accept-damaged-ids",
+            help="Publish even when many rows have no usable ID (e.g. an ID column stored as numbers); "
+            "the summary and the report then warn in red.",
+        ),
+    ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="DuckDB threads.")] = None,
     memory_limit: Annotated[
         str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")
@@ -147,18 +186,20 @@ def refresh(
             "only when the extracts exceed 1 GiB, e.g. a whole prefecture).",
         ),
     ] = None,
+    rules: RulesOpt = None,
 ):
     """The annual refresh: load, match, classify and publish the registry.
 
     Example: kuomian refresh extracts/2026 --out output/2026 --as-of 2026-03-01 --previous output/2025
     """
+    use_rules(rules)
     from .commands.run import refresh as run_refresh
     from .stages.load import parse_overrides
 
     res = run_refresh(
         sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
         overrides=parse_overrides(source or []), skip_bad_files=skip_bad_files,
-        threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
+        accept_damaged_ids=accept_damaged_ids, threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
     )  # fmt: skip
     _print_refresh_summary(res)
 
@@ -172,6 +213,8 @@ def _print_refresh_summary(res) -> None:
     )
     say("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
     say("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
+    for w in res.warnings:
+        typer.secho(redact_ids(f"  WARNING: {w}"), fg="red")
 
 
 @app.command()
@@ -179,22 +222,32 @@ def _print_refresh_summary(res) -> None:
 def validate(
     sources_dir: Annotated[Path, typer.Argument(help="Folder holding the extracts.")],
     source: SourceOpt = None,
+    rules: RulesOpt = None,
 ):
     """Load and check the extracts only: per file, its source, rows read, rows quarantined by reason.
 
     Example: kuomian validate extracts/2026
     """
+    use_rules(rules)
     from .commands.run import validate as run_validate
     from .stages.load import parse_overrides
 
     lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
     for f in lr.files:
+        if f.how == "ignored":
+            say(f"{f.name}: ignored — {f.problem}")
+            continue
         if f.source is None:
             say(f"{f.name}: not recognised (its name and headers fit no source) — ignored")
             continue
         say(
             f"{f.name}: {f.source} (by {f.how}), {f.rows} rows, {f.format}{' ' + f.encoding if f.encoding else ''}"
         )
+        for s in f.sheets:
+            if s.skipped:
+                say(f"    sheet {s.name!r}: skipped — {s.skipped}")
+            elif s.name:
+                say(f"    sheet {s.name!r}: {s.rows} rows (header in row {s.header_row})")
         q = {r: n for (s, fl, r), n in sr.quarantined.items() if s == f.source and fl == f.name}
         d = sr.duplicates.get((f.source, f.name), 0)
         if q:
@@ -219,6 +272,12 @@ def validate(
             say(f"  - {p}")
     if lr.sources_missing:
         say("optional sources absent: " + ", ".join(lr.sources_missing))
+    from .commands.run import damage_check
+
+    for w in damage_check(sr, accept=True):
+        typer.secho(
+            redact_ids(f"WARNING: {w.removeprefix('ID damage accepted (--accept-damaged-ids): ')}"), fg="red"
+        )
     total = sum(sr.rows.values())
     say(
         f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined"
@@ -237,6 +296,7 @@ def demo(
         str, typer.Option("--as-of", help="Reference date of the generated world.")
     ] = "2026-03-01",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing demo folder.")] = False,
+    rules: RulesOpt = None,
     tidy: Annotated[
         bool,
         typer.Option("--tidy", help="Tidy files only (no title rows, extra sheets, footers, .xls/.ods)."),
@@ -248,6 +308,7 @@ def demo(
 
     Example: kuomian demo --people 20000 --out output/demo
     """
+    use_rules(rules)
     import shutil
 
     from .commands.progress import run_progress
@@ -288,11 +349,13 @@ def demo(
 def review_import(
     file: Annotated[Path, typer.Argument(help="The review.xlsx with the 决定 column filled in.")],
     registry: Annotated[Path, typer.Option("--registry", help="The OUT_DIR the review.xlsx came from.")],
+    rules: RulesOpt = None,
 ):
     """Store review decisions (是 links, 否 forbids) for the next refresh.
 
     Example: kuomian review import output/2026/review.xlsx --registry output/2026
     """
+    use_rules(rules)
     from .commands.review import import_decisions
 
     res = import_decisions(file, registry)
@@ -321,6 +384,7 @@ def survey_import(
     any_street: Annotated[
         bool, typer.Option("--any-street", help="Apply rows for people of other streets too (not advised).")
     ] = False,
+    rules: RulesOpt = None,
 ):
     """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR.
 
@@ -336,6 +400,7 @@ def survey_import(
 
     Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry output/2026
     """
+    use_rules(rules)
     from .commands.survey import import_answers
 
     res = import_answers(files, registry, any_street=any_street, progress=progress)
@@ -393,11 +458,13 @@ def check(
         Path, typer.Option("--out", help="The result: the same list plus five columns (.xlsx or .csv).")
     ],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing result file.")] = False,
+    rules: RulesOpt = None,
 ):
     """数据比对: match any list against a published run and write it back with 匹配结果, 参保状态, 重点群体, 所属街道, 是否在实名库.
 
     Example: kuomian check 民政低保名单.xlsx --registry output/2026 --out 低保名单_比对结果.xlsx
     """
+    use_rules(rules)
     from .commands.check import check_list
 
     res = check_list(list_file, registry, out, force=force, progress=progress)
@@ -462,11 +529,13 @@ def compare(
     new: Annotated[Path, typer.Argument(help="The later OUT_DIR.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the differences (published atomically).")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing DIFF_DIR.")] = False,
+    rules: RulesOpt = None,
 ):
     """What changed between two runs: newly enrolled, newly listed, left, changed group or street; per street; indicators.
 
     Example: kuomian compare output/2025 output/2026 --out output/diff_2025_2026
     """
+    use_rules(rules)
     from .commands.compare import LISTS, compare_runs
 
     res = compare_runs(old, new, out, force=force, progress=progress)
@@ -476,6 +545,48 @@ def compare(
     for note in res.notes:
         say(f"  note: {note}")
     say(f"wrote {res.out_dir}: {', '.join(res.files)}")
+
+
+@rules_app.command("export")
+@friendly_errors
+def rules_export(
+    folder: Annotated[Path, typer.Argument(help="Folder to write rules/ and sources/ into.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace rules/ and sources/ already there.")
+    ] = False,
+):
+    """Write the installed default policy (rules/ and sources/) into FOLDER for the bureau to edit.
+
+    Then use it with --rules FOLDER on every command (or set KUOMIAN_RULES=FOLDER).
+
+    Example: kuomian rules export 安宁政策 && kuomian refresh extracts/2026 --out output/2026 --rules 安宁政策
+    """
+    from .core.policy import export_defaults
+
+    written = export_defaults(folder, force=force)
+    say(f"wrote {written} files into {folder / 'rules'} and {folder / 'sources'}")
+    say(f"  edit them, then: kuomian rules check --rules {folder}; kuomian refresh … --rules {folder}")
+
+
+@rules_app.command("check")
+@friendly_errors
+def rules_check(rules: RulesOpt = None):
+    """Check a policy folder (every key, type and reference) and say where it differs from the defaults.
+
+    Example: kuomian rules check --rules 安宁政策
+    """
+    from .core.policy import load_policy
+
+    use_rules(rules)
+    p = load_policy()
+    say(f"policy {p.root}: {len(p.files)} files, all checked")
+    from .core.policy import differences
+
+    diff = differences(p)
+    if not diff:
+        say("  same as the installed defaults")
+    for f, keys in diff.items():
+        say(f"  differs from the defaults: {f}" + (f": {', '.join(keys)}" if keys else ""))
 
 
 def main() -> None:

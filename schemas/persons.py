@@ -1,40 +1,55 @@
-"""Schema of ``cls_persons`` / ``persons.parquet`` (rules.md: exactly one status per person)."""
+"""Schema of ``cls_persons`` / ``persons.parquet`` (rules.md: exactly one status per person).
+
+The statuses, exclusion reasons and registry statuses are the policy's (rules/statuses.yaml),
+read when a frame is checked, so that an edited policy is checked against itself.
+"""
 
 from __future__ import annotations
 
 import pandera.polars as pa
 import polars as pl
 
+from kuomian.core.policy import policy
 from kuomian.schemas import check
 
-STATUSES = [
-    "excluded",
-    "receiving",
-    "enrolled_employee",
-    "resident_upgradable",
-    "enrolled_resident",
-    "unenrolled",
-]
-REASONS = ["deceased", "moved_out", "under_16", "student", "incarcerated"]
+
+def __getattr__(name: str) -> list[str]:
+    """``STATUSES`` and ``REASONS``: every status and exclusion reason of the policy in force."""
+    if name == "STATUSES":
+        return list(policy().statuses.all)
+    if name == "REASONS":
+        return [r.reason for r in policy().statuses.reasons]
+    raise AttributeError(name)
 
 
 class Persons(pa.DataFrameModel):
     person_id: str = pa.Field(unique=True, str_matches=r"^[0-9]{17}[0-9X]$")
     hukou_local: bool
-    status: str = pa.Field(isin=STATUSES)
-    exclusion_reason: str = pa.Field(nullable=True, isin=REASONS)
+    status: str
+    exclusion_reason: str = pa.Field(nullable=True)
     group: pl.Int64 = pa.Field(nullable=True, ge=1, le=8, alias="group")
     street_code: str = pa.Field(nullable=True, str_matches=r"^[0-9]{12}$")
 
     @pa.dataframe_check
+    def status_known(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("status").is_in(list(policy().statuses.all)))
+
+    @pa.dataframe_check
+    def reason_known(cls, data) -> pl.LazyFrame:
+        reasons = [r.reason for r in policy().statuses.reasons]
+        return data.lazyframe.select(
+            pl.col("exclusion_reason").is_null() | pl.col("exclusion_reason").is_in(reasons)
+        )
+
+    @pa.dataframe_check
     def reason_iff_excluded(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(
-            (pl.col("status") == "excluded") == pl.col("exclusion_reason").is_not_null()
+            (pl.col("status") == policy().statuses.excluded) == pl.col("exclusion_reason").is_not_null()
         )
 
     @pa.dataframe_check
     def group_iff_registry(cls, data) -> pl.LazyFrame:
-        reg = pl.col("status").is_in(["unenrolled", "resident_upgradable"])
+        reg = pl.col("status").is_in(list(policy().statuses.registry))
         return data.lazyframe.select(reg == pl.col("group").is_not_null())
 
     class Config:

@@ -15,6 +15,7 @@ class IdentityRows(pa.DataFrameModel):
     row_id: int = pa.Field(unique=True)
     source: str
     file: str
+    sheet: str
     row: int = pa.Field(ge=2)
     row_state: str = pa.Field(isin=ROW_STATES)
     reason: str = pa.Field(nullable=True)

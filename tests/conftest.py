@@ -16,6 +16,10 @@ def isolated_state(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("KUOMIAN_STATE", str(state))
     monkeypatch.delenv("KUOMIAN_KEY_FILE", raising=False)
     monkeypatch.delenv("KUOMIAN_FAIL_IN_STAGE", raising=False)
+    monkeypatch.delenv("KUOMIAN_RULES", raising=False)
+    from kuomian.core.config import use_policy
+
+    use_policy(None)  # the installed defaults unless a test says --rules
     return state
 
 

@@ -181,13 +181,15 @@ def load_frame(source, rows: list[dict], numeric: list[bool]) -> pl.DataFrame:
     data = {
         "source": [source.name] * n,
         "file": ["fuzz.csv"] * n,
+        "sheet": [""] * n,
         "row": list(range(2, n + 2)),
         **{f: [r[f] for r in rows] for f in source.fields},
         EXTRA_COL: [None] * n,
         NUMERIC_ID_COL: numeric,
     }
     schema = {
-        "source": pl.String, "file": pl.String, "row": pl.Int64, **dict.fromkeys(source.fields, pl.String),
+        "source": pl.String, "file": pl.String, "sheet": pl.String, "row": pl.Int64,
+        **dict.fromkeys(source.fields, pl.String),
         EXTRA_COL: pl.String, NUMERIC_ID_COL: pl.Boolean,
     }  # fmt: skip
     return pl.DataFrame(data, schema=schema)

@@ -23,7 +23,7 @@ from pathlib import Path
 import openpyxl
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -188,7 +188,12 @@ hostile_text = st.one_of(
 )
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a refresh per example: no slow shrinking
+)
 @given(
     name=hostile_text, community=hostile_text, address=hostile_text, kind=hostile_text, street=hostile_text
 )
@@ -213,8 +218,14 @@ def test_no_refresh_output_cell_starts_with_a_formula_trigger(
     (src / "参保信息.csv").write_text(
         f"身份证号,姓名,险种,参保状态\n{QIAN},{q(name)},{q(kind)},{q(community)}\n", encoding="utf-8-sig"
     )
+    (src / "个税.csv").write_text(  # the employer reaches employers.csv (张伟 is in the registry)
+        f"身份证号,姓名,年收入,扣缴月数,扣缴义务人\n{ZHANG},{q('张' + name)},60000,8,{q(kind + '有限公司')}\n",
+        encoding="utf-8",
+    )
     out = root / "out"
     refresh(src, out, as_of=AS_OF)
+    employers = csv_rows(out / "employers.csv")
+    assert len(employers) == 2 and employers[1][0].endswith("有限公司"), "the hostile employer was written"
     assert formula_cells(out) == []
     assert xlsx_formulas(out) == []
     for p in (out / "handoff").glob("*.csv"):

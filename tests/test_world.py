@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from kuomian.cli import app
 from kuomian.commands.run import refresh, validate
+from kuomian.core.errors import KuomianError
 from kuomian.synth import DirtConfig, generate
 
 AS_OF = date(2026, 3, 1)
@@ -61,7 +62,11 @@ def test_validate_command_prints_every_file(world20k):
 
 def test_nothing_lost_with_every_kind_of_dirt(heavy_world, tmp_path):
     out = tmp_path / "out"
-    refresh(heavy_world / "sources", out, as_of=AS_OF)
+    with pytest.raises(KuomianError, match="no usable ID number"):  # heavy dirt trips the damage guard ...
+        refresh(heavy_world / "sources", out, as_of=AS_OF)
+    assert not out.exists()
+    res = refresh(heavy_world / "sources", out, as_of=AS_OF, accept_damaged_ids=True)  # ... unless accepted
+    assert any("ID damage accepted" in w for w in res.warnings)
     truth = pl.read_parquet(heavy_world / "truth" / "rows.parquet").with_columns(pl.col("row").cast(pl.Int64))
     dirt_kinds = set(truth["dirt"].str.split(",").explode().drop_nulls().to_list()) - {""}
     assert len(dirt_kinds) >= 20, dirt_kinds  # every kind of dirt is present

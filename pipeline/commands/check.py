@@ -32,46 +32,14 @@ from pathlib import Path
 import polars as pl
 
 from ..core.cells import CUT_MARK, MAX_CELL, write_people_csv
-from ..core.config import Field, Source, _read_yaml, home, load_rules, load_sources
+from ..core.config import Field, Source, _read_yaml, home, load_sources
 from ..core.errors import KuomianError, OutputExists
 from ..core.fileio import private_workdir
-from ..stages.publish import REGISTRY_STATUSES
-
-RESULT_COLUMNS = ["匹配结果", "参保状态", "重点群体", "所属街道", "是否在实名库"]
-REVIEW = "待人工核实"
-UNMATCHED = "未匹配"
-
-
-# ---------------------------------------------------------------- labels shared with compare
-
-
-def status_labels() -> dict[str, str]:
-    cfg = load_rules("statuses")
-    out = {s["status"]: s["label"] for s in cfg["statuses"]}
-    out[cfg["excluded"]["status"]] = cfg["excluded"]["label"]
-    return out
-
-
-def reason_labels() -> dict[str, str]:
-    return {r["reason"]: r["label"] for r in load_rules("statuses")["excluded"]["reasons"]}
-
-
-def group_labels() -> dict[int, str]:
-    return {int(g["group"]): f"第{g['group']}类 {g['label']}" for g in load_rules("groups")["groups"]}
-
-
-def rule_labels() -> dict[str, str]:
-    return {r["rule"]: r.get("label", r["rule"]) for r in load_rules("matching")["rules"]}
-
-
-def status_text(status: str | None, reason: str | None) -> str:
-    if not status:
-        return ""
-    label = status_labels().get(status, status)
-    if reason:
-        label += f"({reason_labels().get(reason, reason)})"
-    return label
-
+from ..core.labels import CHECK_RESULT_COLUMNS as RESULT_COLUMNS
+from ..core.labels import CHECK_REVIEW as REVIEW
+from ..core.labels import CHECK_UNMATCHED as UNMATCHED
+from ..core.labels import UNASSIGNED_STREET, group_labels, rule_labels, status_text
+from ..core.policy import policy
 
 # ---------------------------------------------------------------- the list as a source
 
@@ -162,12 +130,12 @@ def _match_in(tmp: Path, std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFra
 
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
     """(header, records) of the result: the list as read plus the five result columns."""
-    from ..stages.load import FileInfo, load_file, read_any
+    from ..stages.load import FileInfo, load_file
     from ..stages.standardise import StandardiseReport, standardise_frame
 
     src = list_source()
-    header, body, *_ = read_any(list_file)
-    loaded = load_file(list_file, src, FileInfo(list_file, src.name, "override"))
+    tables: list = []  # the sheets read, as read: every original cell goes back out
+    loaded = load_file(list_file, src, FileInfo(list_file, src.name, "override"), tables_out=tables)
     std = standardise_frame(loaded, src, StandardiseReport())
     std = std.with_columns(row_id=pl.col("_seq").cast(pl.Int64))
     usable = std.filter(pl.col("row_state") != "quarantined")
@@ -181,6 +149,7 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
     }
     rules = rule_labels()
     groups = group_labels()
+    registry_statuses = policy().statuses.registry
     by_row = {r[0]: r[1:] for r in decisions.iter_rows()}
     report = CheckReport(list_file=list_file.name, out=Path())
     results: list[list[str]] = []
@@ -193,12 +162,12 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
         outcome, pid, rule = by_row.get(row_id, (None, None, None))
         if outcome == "linked" and pid in people:
             p = people[pid]
-            listed = p["status"] in REGISTRY_STATUSES
+            listed = p["status"] in registry_statuses
             res = [
                 rules.get(rule, rule or ""),
                 status_text(p["status"], p["exclusion_reason"]),
                 groups.get(p["group"], "") if p["group"] is not None else "",
-                p["street_name"] or "未分配街道",
+                p["street_name"] or UNASSIGNED_STREET,
                 "是" if listed else "否",
             ]
             report.in_registry += listed
@@ -209,11 +178,23 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
         report.results[res[0]] += 1
         results.append(res)
 
-    names = list(header)
-    added = [c if c not in names else f"{c}(比对)" for c in RESULT_COLUMNS]
-    records = []
-    for orig, res in zip(body.rows(), results, strict=True):
-        records.append(["" if v is None else str(v) for v in orig] + res)
+    # The list's own columns in order (the union over its sheets, by header); with several sheets,
+    # each row also says its sheet and row number.
+    names: list[str] = []
+    for t in tables:
+        names += [h for h in t.header if h not in names]
+    where = ["工作表", "行号"] if len(tables) > 1 else []
+    added = [c if c not in names else f"{c}(比对)" for c in [*where, *RESULT_COLUMNS]]
+    originals = []
+    for t in tables:
+        pos = {h: j for j, h in reversed(list(enumerate(t.header)))}
+        for i, row in enumerate(t.body.rows()):
+            cells = [row[pos[h]] if h in pos and pos[h] < len(row) else None for h in names]
+            originals.append(
+                ["" if v is None else str(v) for v in cells]
+                + ([t.sheet, str(t.first_row + i)] if where else [])
+            )
+    records = [orig + res for orig, res in zip(originals, results, strict=True)]
     return [*names, *added], records, report
 
 

@@ -31,30 +31,13 @@ import polars as pl
 from ..core.config import street_names
 from ..core.errors import KuomianError
 from ..core.ids import mask_id_expr
-from ..stages.publish import REGISTRY_STATUSES
-from .check import group_labels, status_labels, status_text
+from ..core.labels import COMPARE_LISTS as LISTS
+from ..core.labels import COMPARE_PERSON_HEADERS as PERSON_HEADERS
+from ..core.labels import COMPARE_STREET_HEADERS as STREET_HEADERS
+from ..core.labels import NOT_IN_POPULATION, group_labels, status_labels, status_text
+from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_LABEL
+from ..core.policy import policy
 
-ENROLLED = ("receiving", "enrolled_employee", "enrolled_resident")
-NOT_IN_POPULATION = "不再在人口名单中"
-UNASSIGNED_LABEL = "未分配街道"
-
-LISTS = {
-    "newly_enrolled": "新参保",
-    "newly_listed": "新入库",
-    "left_registry": "其他原因出库",
-    "group_changed": "群体变化",
-    "street_changed": "街道变化",
-}
-PERSON_HEADERS = {
-    "person_key": "编号", "name": "姓名", "id_masked": "身份证号", "o_street": "原街道", "n_street": "现街道",
-    "community": "社区", "o_status": "原参保状态", "n_status": "现参保状态", "o_group": "原重点群体",
-    "n_group": "现重点群体", "note": "说明",
-}  # fmt: skip
-STREET_HEADERS = {
-    "street_name": "街道", "registry_old": "原实名库人数", "registry_new": "现实名库人数", "newly_enrolled": "新参保",
-    "newly_listed": "新入库", "left_registry": "其他原因出库", "group_changed": "群体变化", "moved_in": "迁入",
-    "moved_out": "迁出",
-}  # fmt: skip
 INDICATORS = [
     "户籍人口",
     "应参保人数",
@@ -108,9 +91,10 @@ def changes_frame(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     o = old.rename({c: f"o_{c}" for c in old.columns if c != "id_number"})
     n = new.rename({c: f"n_{c}" for c in new.columns if c != "id_number"})
     j = o.join(n, on="id_number", how="full", coalesce=True)
-    was = pl.col("o_status").is_in(REGISTRY_STATUSES).fill_null(False)
-    now = pl.col("n_status").is_in(REGISTRY_STATUSES).fill_null(False)
-    enrolled = pl.col("n_status").is_in(ENROLLED).fill_null(False)
+    p = policy()
+    was = pl.col("o_status").is_in(list(p.statuses.registry)).fill_null(False)
+    now = pl.col("n_status").is_in(list(p.statuses.registry)).fill_null(False)
+    enrolled = pl.col("n_status").is_in(list(p.enrolled_outside_registry)).fill_null(False)
     j = j.with_columns(
         newly_enrolled=was & enrolled,
         newly_listed=now & ~was,

@@ -21,7 +21,7 @@ registry person) — and publishes OUT_DIR atomically:
   ``street_name``, ``community``, ``group``, ``status`` (at listing), ``enrolled`` (an enrolment
   row in ``enrolled_statuses`` — 参保缴费 or 待遇领取 — now exists), ``scheme``
   (``employee`` / ``resident`` / null), ``surveyed`` (visited: answers or a survey date imported);
-* ``progress_rows.parquet`` — one row per extract row: ``source``, ``file``, ``row``,
+* ``progress_rows.parquet`` — one row per extract row: ``source``, ``file``, ``sheet``, ``row``,
   ``outcome``, ``person_key`` (no ID number), ``match_rule``, ``reason``;
 * ``reconciliation.csv`` — per file: rows read = registry + not in registry + unmatched +
   review + duplicates + quarantined;
@@ -46,7 +46,7 @@ import polars as pl
 
 from ..core.config import load_rules, load_sources, street_names
 from ..core.errors import KuomianError
-from ..stages.publish import REGISTRY_STATUSES
+from ..core.policy import policy
 
 HISTORY = "progress_history"
 CITY = "全市"
@@ -152,7 +152,7 @@ def _int_or_none(v) -> int | None:
 
 def read_indicators(registry: Path) -> pl.DataFrame | None:
     """indicators.csv of the registry with its canonical column names (None when absent)."""
-    from ..stages.publish import indicator_headers
+    from ..core.labels import indicator_headers
 
     path = registry / "indicators.csv"
     if not path.exists():
@@ -220,7 +220,9 @@ def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
 
     usable = std.filter(pl.col("row_state") == "ok")
     decisions = match_rows(usable, persons) if usable.height else None
-    rows = std.select("row_id", "source", "file", "row", "row_state", "reason", "scheme", "enroll_status")
+    rows = std.select(
+        "row_id", "source", "file", "sheet", "row", "row_state", "reason", "scheme", "enroll_status"
+    )  # fmt: skip
     if decisions is not None:
         rows = rows.join(decisions.rename({"outcome": "decision"}), on="row_id", how="left")
     else:
@@ -232,7 +234,7 @@ def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     who = persons.select(
         pl.col("id_number").alias("person_id"),
         "person_key",
-        pl.col("status").is_in(list(REGISTRY_STATUSES)).alias("_listed"),
+        pl.col("status").is_in(list(policy().statuses.registry)).alias("_listed"),
     )
     rows = rows.join(who, on="person_id", how="left")
     outcome = (
@@ -274,7 +276,7 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The survey's progress of the registry (report.html of the refresh): per street (and 全市),
     and per community — registry, visited, answered, left_to_visit, visited_share."""
     names = street_names()
-    reg = persons.filter(pl.col("status").is_in(list(REGISTRY_STATUSES)))
+    reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
     for f in (*ANSWER_FIELDS, "surveyed_on"):
         if f not in reg.columns:
             reg = reg.with_columns(pl.lit(None).alias(f))
@@ -319,7 +321,7 @@ def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
         employee=pl.col("scheme").is_in(rules["employee_schemes"]).any(),
         resident=pl.col("scheme").is_in(rules["resident_schemes"]).any(),
     )
-    reg = persons.filter(pl.col("status").is_in(list(REGISTRY_STATUSES)))
+    reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
     for f in (*ANSWER_FIELDS, "surveyed_on"):
         if f not in reg.columns:
             reg = reg.with_columns(pl.lit(None).alias(f))
@@ -605,7 +607,7 @@ def run_progress(
         with staging(out_dir) as stage:
             prog.drop("answered").write_parquet(stage / "progress.parquet")
             rows.select(
-                "source", "file", "row", "outcome", "person_key", "match_rule", "reason"
+                "source", "file", "sheet", "row", "outcome", "person_key", "match_rule", "reason"
             ).write_parquet(stage / "progress_rows.parquet")
             write_frame_csv(stage / "reconciliation.csv", recon, RECON_HEADERS)
             progress("writing bulletin.xlsx and bulletin.html")

@@ -31,20 +31,9 @@ from ..core.db import frame
 from ..core.errors import KuomianError
 from ..core.fileio import output_lock, write_parquet_atomically
 from ..core.ids import mask_id
+from ..core.labels import REVIEW_COLUMNS as COLUMNS
+from ..core.labels import REVIEW_DECISIONS as DECISIONS
 from ..core.privacy import fingerprint_sql, key_params
-
-DECISIONS = ("是", "否", "不确定")
-COLUMNS = [
-    ("review_id", "复核编号"), ("source", "来源"), ("file", "文件"), ("row", "行号"),
-    ("match_rule", "提出规则"), ("review_reason", "复核原因"),
-    ("r_name", "记录姓名"), ("p_name", "候选人姓名"),
-    ("r_id", "记录身份证号"), ("p_id", "候选人身份证号"), ("id_diff", "身份证号差异"),
-    ("r_birth", "记录出生日期"), ("p_birth", "候选人出生日期"),
-    ("r_street", "记录街道"), ("p_street", "候选人街道"),
-    ("r_community", "记录社区"), ("p_community", "候选人社区"),
-    ("name_score", "姓名相似度"), ("person_key", "候选人编号"), ("decision", "决定(是/否/不确定)"),
-]  # fmt: skip
-
 
 STATE = "state"
 DECISION_SCHEMA = {
@@ -104,14 +93,15 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, key: bytes)
     df = frame(
         con,
         f"""
-        SELECT {fingerprint_sql("p.name_key")} AS name_fp, f.fingerprint AS review_id, r.source, r.file, r.row, v.match_rule, v.review_reason,
+        SELECT {fingerprint_sql("p.name_key")} AS name_fp, f.fingerprint AS review_id, r.source, r.file, r.sheet,
+               r.row, v.match_rule, v.review_reason,
                r.name AS r_name, p.name AS p_name, coalesce(r.id_canonical, r.id_digits) AS r_id_full,
                p.person_id AS p_id_full, r.birth_date AS r_birth, p.birth_date AS p_birth,
                r.street_code AS r_street, p.street_code AS p_street, r.community AS r_community,
                p.community AS p_community, round(v.name_score, 2) AS name_score, v.person_id
         FROM link_review v JOIN std_rows r USING (row_id) JOIN link_persons p USING (person_id)
         JOIN link_fingerprints f USING (row_id)
-        ORDER BY r.source, r.file, r.row, v.name_score DESC
+        ORDER BY r.source, r.file, r.sheet, r.row, v.name_score DESC
         """,
         key_params(key),
     )
@@ -150,7 +140,7 @@ def write_review_xlsx(
         path,
         df,
         sheet_name="待复核",
-        widths={0: 24, 6: 12, 7: 12, 10: 22, last: 16},
+        widths={0: 24, 7: 12, 8: 12, 11: 22, last: 16},
         dropdowns={last: list(DECISIONS)},
     )
 
@@ -162,7 +152,7 @@ def import_decisions(file: Path, registry: Path) -> dict:
     anything else is rejected with its row number. The OUT_DIR lock is held (waiting up to 30 s),
     so two imports never lose each other's decisions.
     """
-    from ..stages.load import FileProblem, read_any
+    from ..stages.load import ROW_COL, FileProblem, read_any
 
     registry = Path(registry)
     if not (registry / "persons.parquet").exists():
@@ -172,7 +162,7 @@ def import_decisions(file: Path, registry: Path) -> dict:
             f"--registry {registry}: it has no record of the review it offered (state/review_offers.parquet). "
             "Run the refresh again with this version of kuomian and review its review.xlsx."
         )
-    header, body, *_ = read_any(file)
+    header, body, *_ = read_any(file, {h for _, h in COLUMNS})
     want = {h: c for c, h in COLUMNS}
     idx = {want[h]: j for j, h in enumerate(header) if h in want}
     for needed in ("review_id", "person_key", "decision"):
@@ -183,10 +173,11 @@ def import_decisions(file: Path, registry: Path) -> dict:
                 "Use the review.xlsx the refresh wrote.",
             )
     df = body.select(
+        pl.col(ROW_COL).alias("line"),  # the row the reviewer sees
         pl.col(f"c{idx['review_id']}").str.strip_chars().alias("fingerprint"),
         pl.col(f"c{idx['person_key']}").str.strip_chars().alias("person_key"),
         pl.col(f"c{idx['decision']}").str.strip_chars().alias("decision"),
-    ).with_row_index("line", offset=2)
+    )
     offered = {
         (fp, pk): nf for fp, pk, nf in pl.read_parquet(offers_path(registry)).select(
             "fingerprint", "person_key", "name_fp").iter_rows()

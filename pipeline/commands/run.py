@@ -7,7 +7,6 @@ evaluation and the benchmark call them too.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import platform
 import shutil
@@ -31,10 +30,13 @@ from ..core.fileio import (
     sweep_dead_runs,
 )
 from ..core.ids import redact_ids
+from ..core.policy import differences as policy_differences
+from ..core.policy import fingerprint as policy_fingerprint
+from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
-from ..stages.load import LoadReport, file_manifest, load
+from ..stages.load import LoadReport, file_manifest, file_rules, load
 from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
 from .review import stored_decisions
@@ -50,6 +52,7 @@ class RefreshResult:
     classify: ClassifyReport
     publish: PublishReport
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Timer:
@@ -65,12 +68,18 @@ class Timer:
 
 def rules_fingerprint() -> dict[str, str]:
     """SHA-256 of every declaration in force (sources/ and rules/)."""
-    out = {}
-    for folder in ("sources", "rules"):
-        for p in sorted((home() / folder).glob("*")):
-            if p.is_file():
-                out[f"{folder}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    return policy_fingerprint(home())
+
+
+def policy_manifest() -> dict:
+    """Which policy folder was used, and which of its files differ from the installed defaults."""
+    p = load_policy()
+    return {
+        "folder": redact_ids(str(p.root)),
+        "default": p.is_default,
+        "differs_from_defaults": p.differs_from_defaults(),
+        "differences": policy_differences(p),
+    }
 
 
 # Extracts bigger than this (in bytes on disk) are refreshed with DuckDB's tables in a file:
@@ -83,10 +92,63 @@ def input_bytes(sources_dir: Path) -> int:
     return sum(p.stat().st_size for p in Path(sources_dir).rglob("*") if p.is_file())
 
 
+def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
+    """The damage guard (``rules/files.yaml`` ``damage``): too many rows without a usable ID in a
+    required source or in one file or sheet stops the run with one message, unless ``accept``;
+    then the findings come back as warnings. A street of the base source with no rows is a
+    warning too. Returns the warnings (for the summary, the manifest and the report)."""
+    from ..core.config import load_sources, streets
+
+    cfg = file_rules()["damage"]
+    sources = load_sources()
+    findings: list[str] = []
+
+    def cause(keys) -> str:
+        numeric = sum(sr.numeric_ids.get(k, 0) for k in keys)
+        bad = sum(sr.no_usable_id.get(k, 0) for k in keys)
+        if bad and numeric >= bad / 2:
+            return (
+                "the ID column is stored as numbers (Excel kept only 15 digits): set the column to Text "
+                "in Excel, paste the IDs again from the source system and export it again"
+            )
+        return "the ID column is blank, cut short or mistyped: check it and export the file again"
+
+    for (src, file, sheet), n in sorted(sr.person_rows.items()):
+        bad = sr.no_usable_id.get((src, file, sheet), 0)
+        if n and bad >= cfg["min_rows"] and bad / n > cfg["file_share"]:
+            where = f"{file}" + (f", sheet {sheet!r}" if sheet else "")
+            findings.append(
+                f"{where}: {bad} of {n} rows ({bad / n:.0%}) have no usable ID number "
+                f"(limit {cfg['file_share']:.0%}). Likely cause: {cause([(src, file, sheet)])}"
+            )
+    for name, s in sources.items():
+        keys = [k for k in sr.person_rows if k[0] == name]
+        n = sum(sr.person_rows[k] for k in keys)
+        bad = sum(sr.no_usable_id.get(k, 0) for k in keys)
+        if s.required and n and bad >= cfg["min_rows"] and bad / n > cfg["required_source_share"]:
+            findings.append(
+                f"{name} ({s.label}): {bad} of {n} rows ({bad / n:.1%}) have no usable ID number "
+                f"(limit {cfg['required_source_share']:.0%} for a required source). Likely cause: {cause(keys)}"
+            )
+    if findings and not accept:
+        raise KuomianError(
+            "; ".join(findings)
+            + ". Nothing was published. Fix the files and run again, or add --accept-damaged-ids to publish "
+            "anyway (those rows are then quarantined or matched only with the name)."
+        )
+    warnings = [f"ID damage accepted (--accept-damaged-ids): {f}" for f in findings]
+    if sr.base_streets or any(k[0] in sources and sources[k[0]].role == "base" for k in sr.person_rows):
+        for st in streets():
+            if not sr.base_streets.get(st.code):
+                warnings.append(f"{st.name}: no household rows — is a file or sheet missing?")
+    return warnings
+
+
 def validate(
     sources_dir: Path, *, overrides=None, progress=lambda m: None
 ) -> tuple[LoadReport, StandardiseReport]:
     """Load and standardise only (``kuomian validate``)."""
+    load_policy()  # every policy file checked before any data is read
     con = connect()
     try:
         lr = load(sources_dir, overrides=overrides, progress=progress)
@@ -105,6 +167,7 @@ def refresh(
     force: bool = False,
     overrides=None,
     skip_bad_files: bool = False,
+    accept_damaged_ids: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
     on_disk: bool | None = None,
@@ -117,6 +180,7 @@ def refresh(
     in memory; by default (None) when the extracts total more than :data:`ON_DISK_BYTES`, or
     when ``KUOMIAN_ON_DISK=1``.
     """
+    load_policy()  # every policy file checked before any data is read
     as_of = as_of or date.today()
     if previous is not None and not (Path(previous) / "persons.parquet").exists():
         raise KuomianError(
@@ -152,6 +216,9 @@ def refresh(
             with timer.stage("standardise"):
                 sr = standardise(con, lr, progress=progress)
             progress(sr.summary())
+            warnings = damage_check(sr, accept=accept_damaged_ids)
+            for w in warnings:
+                progress(f"WARNING {w}")
             _maybe_fail(_fail_in_stage, "standardise")
             with timer.stage("link"):
                 decisions = stored_decisions(prev, out_dir)
@@ -172,12 +239,15 @@ def refresh(
                 "inputs": file_manifest(lr),
                 "sources_present": lr.sources_present,
                 "sources_missing": lr.sources_missing,
+                "warnings": warnings,
+                "policy": policy_manifest(),
                 "rules": rules_fingerprint(),
                 "settings": {
                     "threads": threads,
                     "memory_limit": memory_limit,
                     "on_disk": on_disk,
                     "skip_bad_files": skip_bad_files,
+                    "accept_damaged_ids": accept_damaged_ids,
                     "person_key_file": redact_ids(str(key_path())),
                     "python": platform.python_version(),
                 },  # fmt: skip
@@ -207,7 +277,7 @@ def refresh(
                     con.close()
             raise
     progress(pr.summary())
-    return RefreshResult(out_dir, lr, sr, kr, cr, pr, timer.timings)
+    return RefreshResult(out_dir, lr, sr, kr, cr, pr, timer.timings, warnings)
 
 
 def _maybe_fail(wanted: str | None, stage: str) -> None:

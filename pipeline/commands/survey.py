@@ -137,12 +137,13 @@ class FileAnswers:
 
 def read_answers(path: Path) -> FileAnswers:
     """The answers of one filled-in hand-off (every cell as text, any encoding Excel writes)."""
-    from ..stages.load import read_any
+    from ..stages.load import ROW_COL, read_any
 
     path = Path(path)
     if not path.is_file():
         raise KuomianError(f"{path}: no such file. Give the filled-in hand-off (.csv or .xlsx).")
-    header, body, *_ = read_any(path)
+    expected = {*KEY_HEADERS, *(c.header for c in survey_columns())}
+    header, body, *_ = read_any(path, expected)  # the sheet and header row holding these columns
     norm = [normalise_header(h) for h in header]
     key_j = next((j for j, h in enumerate(norm) if h in {normalise_header(k) for k in KEY_HEADERS}), None)
     if key_j is None:
@@ -163,9 +164,9 @@ def read_answers(path: Path) -> FileAnswers:
         )
     out = FileAnswers()
     wanted = [key_j] + [j for _, j in cols]
-    records = body.select([pl.col(f"c{j}") for j in wanted]).rows()
-    for i, rec in enumerate(records):
-        row = i + 2  # as Excel shows it: header = 1
+    records = body.select([pl.col(f"c{j}") for j in wanted] + [pl.col(ROW_COL)]).rows()
+    for rec in records:
+        row, rec = rec[-1], rec[:-1]  # as the user sees it in the sheet (header = 1 when it is row 1)
         key = _cell(rec[0]).upper()
         raws = {c.field: _cell(v) for (c, _), v in zip(cols, rec[1:], strict=True)}
         given = {f: v for f, v in raws.items() if v}

@@ -1,9 +1,12 @@
 """Declarations as data: ``sources/*.yaml`` and ``rules/*.yaml``.
 
-The code only evaluates what these files say. Both folders are package data
+The code only evaluates what these files say. The defaults are package data
 (``kuomian/rules``, ``kuomian/sources`` in an installed wheel; the top-level
-folders of a checkout) unless
-``KUOMIAN_HOME`` points at another folder holding ``sources/`` and ``rules/``.
+folders of a checkout). A bureau keeps its own policy in a folder holding
+``rules/`` and ``sources/`` (written by ``kuomian rules export DIR``) and names it
+with ``--rules DIR`` or the environment variable ``KUOMIAN_RULES``
+(``KUOMIAN_HOME``, the older name, is still read). Every file is checked by
+:mod:`.policy` before any data is read.
 """
 
 from __future__ import annotations
@@ -20,18 +23,32 @@ import yaml
 
 from .errors import KuomianError
 
+_ACTIVE: dict[str, Path | None] = {"folder": None}
 
-def home() -> Path:
-    """The folder holding the default ``rules/`` and ``sources/``.
+
+def defaults_home() -> Path:
+    """The folder holding the installed default ``rules/`` and ``sources/``.
 
     Installed from a wheel they are package data inside ``kuomian/``; in a checkout they
     are the top-level folders beside ``pipeline/`` (the package's source folder).
     """
-    env = os.environ.get("KUOMIAN_HOME")
-    if env:
-        return Path(env)
     package = Path(__file__).resolve().parent.parent
     return package if (package / "rules").is_dir() else package.parent
+
+
+def home() -> Path:
+    """The policy folder in force: ``--rules`` (:func:`use_policy`), else ``KUOMIAN_RULES``,
+    else ``KUOMIAN_HOME``, else the installed defaults."""
+    if _ACTIVE["folder"] is not None:
+        return _ACTIVE["folder"]
+    env = os.environ.get("KUOMIAN_RULES") or os.environ.get("KUOMIAN_HOME")
+    return Path(env) if env else defaults_home()
+
+
+def use_policy(folder: Path | None) -> None:
+    """Use this policy folder (``--rules DIR``) for the rest of the process; None: back to the default."""
+    _ACTIVE["folder"] = Path(folder).resolve() if folder is not None else None
+    clear_caches()
 
 
 def normalise_header(h: str) -> str:
@@ -95,10 +112,14 @@ def _read_yaml(path: Path):
         ) from None
 
 
-@lru_cache(maxsize=4)
 def load_sources(root: Path | None = None) -> dict[str, Source]:
     """Every ``sources/<name>.yaml``, in a stable order (household first)."""
-    folder = (root or home()) / "sources"
+    return _load_sources(Path(root or home()))
+
+
+@lru_cache(maxsize=8)
+def _load_sources(root: Path) -> dict[str, Source]:
+    folder = root / "sources"
     common = _read_yaml(folder / "_common.yaml")
     out: dict[str, Source] = {}
     for path in sorted(folder.glob("*.yaml")):
@@ -133,10 +154,14 @@ def _field(name: str, spec: dict) -> Field:
     )
 
 
-@lru_cache(maxsize=4)
 def load_rules(name: str, root: Path | None = None):
     """One ``rules/<name>.yaml`` as plain data."""
-    return _read_yaml((root or home()) / "rules" / f"{name}.yaml")
+    return _load_rules(name, Path(root or home()))
+
+
+@lru_cache(maxsize=32)
+def _load_rules(name: str, root: Path):
+    return _read_yaml(root / "rules" / f"{name}.yaml")
 
 
 def vocabulary(name: str) -> dict[str, str]:
@@ -155,9 +180,13 @@ class Street:
     name: str
 
 
-@lru_cache(maxsize=2)
 def streets(root: Path | None = None) -> list[Street]:
-    with open((root or home()) / "rules" / "streets.csv", encoding="utf-8-sig") as fh:
+    return _streets(Path(root or home()))
+
+
+@lru_cache(maxsize=8)
+def _streets(root: Path) -> list[Street]:
+    with open(root / "rules" / "streets.csv", encoding="utf-8-sig") as fh:
         return [Street(r["street_code"], r["street_name"]) for r in csv.DictReader(fh)]
 
 
@@ -175,3 +204,16 @@ def street_lookup() -> dict[str, str]:
 
 def street_names() -> dict[str, str]:
     return {s.code: s.name for s in streets()}
+
+
+def clear_caches() -> None:
+    """Forget every declaration read (after the policy folder in force changed)."""
+    _load_rules.cache_clear()
+    _load_sources.cache_clear()
+    _streets.cache_clear()
+
+
+# The readers were lru_caches once: ``load_rules.cache_clear()`` still forgets what was read.
+load_rules.cache_clear = clear_caches  # type: ignore[attr-defined]
+load_sources.cache_clear = clear_caches  # type: ignore[attr-defined]
+streets.cache_clear = clear_caches  # type: ignore[attr-defined]

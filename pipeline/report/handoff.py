@@ -21,22 +21,13 @@ from pathlib import Path
 import polars as pl
 
 from ..core.cells import people_frame, write_people_csv
-from ..core.config import load_rules, load_sources
+from ..core.config import load_rules
 from ..core.ids import mask_id_expr
+from ..core.labels import HANDOFF_HEADERS as H
+from ..core.labels import group_labels, source_labels, status_labels
+from ..core.policy import policy
 
-BASE_HEADERS = [
-    "编号",
-    "姓名",
-    "身份证号",
-    "性别",
-    "年龄",
-    "社区",
-    "户籍地址",
-    "参保状态",
-    "重点群体",
-    "信息来源",
-    "建议措施",
-]
+BASE_HEADERS = list(H.values())
 
 
 def survey_columns() -> list[dict]:
@@ -44,36 +35,34 @@ def survey_columns() -> list[dict]:
 
 
 def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
-    """Registry persons as the streets see them (one frame; split per street by the writer)."""
-    groups = {g["group"]: g for g in load_rules("groups")["groups"]}
-    statuses = {s["status"]: s["label"] for s in load_rules("statuses")["statuses"]}
-    source_labels = {name: s.label for name, s in load_sources().items()}
-    reg = persons.filter(pl.col("status").is_in(["unenrolled", "resident_upgradable"]))
-    group_label = {g: f"第{g}类 {v['label']}" for g, v in groups.items()}
-    action = {g: v["action"] for g, v in groups.items()}
+    """Registry persons as the streets see them (one frame; split per street by the writer).
+
+    法定退休时间 and 建议措施 are persons.parquet's ``pension_date`` and ``measure``.
+    """
+    statuses = status_labels()
+    source_lbl = source_labels()
+    reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
     out = reg.sort(["street_code", "community", "address", "person_key"], nulls_last=True).select(
         pl.col("street_code"),
         pl.col("street_name"),
-        pl.col("person_key").alias("编号"),
-        pl.col("name").alias("姓名"),
-        mask_id_expr(pl.col("id_number")).alias("身份证号"),
-        pl.col("sex").alias("性别"),
-        pl.col("age").alias("年龄"),
-        pl.col("community").alias("社区"),
-        pl.col("address").alias("户籍地址"),
-        pl.col("status").replace_strict(statuses, default=None, return_dtype=pl.String).alias("参保状态"),
+        pl.col("person_key").alias(H["person_key"]),
+        pl.col("name").alias(H["name"]),
+        mask_id_expr(pl.col("id_number")).alias(H["id_number"]),
+        pl.col("sex").alias(H["sex"]),
+        pl.col("age").alias(H["age"]),
+        pl.col("community").alias(H["community"]),
+        pl.col("address").alias(H["address"]),
+        pl.col("status").replace_strict(statuses, default=None, return_dtype=pl.String).alias(H["status"]),
         pl.col("group")
         .cast(pl.Int64)
-        .replace_strict(group_label, default=None, return_dtype=pl.String)
-        .alias("重点群体"),
+        .replace_strict(group_labels(), default=None, return_dtype=pl.String)
+        .alias(H["group"]),
         pl.col("sources")
-        .list.eval(pl.element().replace_strict(source_labels, default=pl.element()))
+        .list.eval(pl.element().replace_strict(source_lbl, default=pl.element()))
         .list.join("、")
-        .alias("信息来源"),
-        pl.col("group")
-        .cast(pl.Int64)
-        .replace_strict(action, default=None, return_dtype=pl.String)
-        .alias("建议措施"),
+        .alias(H["sources"]),
+        pl.col("pension_date").cast(pl.String).alias(H["pension_date"]),
+        pl.col("measure").alias(H["measure"]),
     )
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey)

@@ -6,14 +6,16 @@ Street offices open it offline, often on old machines. Sections (each a
 * ``overview``       — 概况: the run in a few numbers;
 * ``indicators``     — 参保率与职工占比: per street against the targets of
   ``rules/indicators.yaml`` (bar charts with a dashed line per target), gaps;
-* ``registry``       — 实名库: by priority group and by street (charts and table);
+* ``registry``       — 实名库: by priority group and by street (charts and table), by
+  status, and registry persons by suggested measure (建议措施) per street;
 * ``quality``        — 数据质量: per source rows read, quarantined by reason,
   exact duplicates, ID numbers by kind;
 * ``matching``       — 匹配方法: the match rules used (labels of
   ``rules/matching.yaml``) and outcomes, per source;
 * ``reconciliation`` — 对账: per file, rows read = the sum of the outcomes.
 
-No person is listed: the page holds counts only, so it never shows an ID.
+Under the title: which policy folder was used and which of its files differ from the
+installed defaults (``manifest["policy"]``). No person is listed: the page holds counts only, so it never shows an ID.
 """
 
 from __future__ import annotations
@@ -25,8 +27,22 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..core.config import load_rules, load_sources
+from ..core.config import load_rules, street_names
 from ..core.db import frame
+from ..core.labels import (
+    EXTRA_RULE_LABELS,
+    ID_KIND_LABELS,
+    OUTCOME_LABELS,
+    RECON_HEADERS,
+    REVIEW_REASON_LABELS,
+    UNASSIGNED_STREET,
+    group_labels,
+    indicator_headers,
+    rule_labels,
+    source_labels,
+    status_labels,
+)
+from ..core.labels import QUARANTINE_REASON_LABELS as REASON_LABELS
 
 CSS = """
 body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -60,28 +76,6 @@ SECTIONS = {
     "matching": "匹配方法",
     "reconciliation": "对账",
 }
-OUTCOME_LABELS = {
-    "linked": "已匹配", "new_person": "新增人员", "duplicate": "重复行", "quarantined": "隔离",
-    "review": "待复核", "unmatched": "未匹配",
-}  # fmt: skip
-REASON_LABELS = {
-    "empty_row": "空行", "total_row": "合计行", "no_identity": "无身份证号也无姓名",
-    "base_id_unusable": "户籍记录身份证号不可用", "exact_duplicate": "完全重复行",
-    "id_check_failed_no_match": "身份证号校验错误且找不到本人", "id_damaged_no_match": "身份证号被Excel损坏且找不到本人",
-    "no_id_no_match": "无可用身份证号且找不到本人",
-}  # fmt: skip
-ID_KIND_LABELS = {
-    "valid": "有效", "upgraded": "15位升18位", "bad_check": "校验位错误", "excel": "Excel损坏", "unusable": "不可用",
-}  # fmt: skip
-REVIEW_REASON_LABELS = {
-    "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
-    "ID matches but the name differs": "身份证号一致但姓名不同",
-}  # fmt: skip
-EXTRA_RULE_LABELS = {
-    "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",
-}  # fmt: skip
-
-
 # ---------------------------------------------------------------- building blocks
 
 
@@ -295,6 +289,44 @@ def _pivot(df: pl.DataFrame, index: str, on: str, value: str, order: list[str] |
     return p.select(index, *ordered).with_columns(合计=pl.sum_horizontal(ordered)).rename({index: "来源"})
 
 
+def _measures_table(con: duckdb.DuckDBPyConnection) -> str:
+    """实名库人员按建议措施 (rules/retirement.yaml, groups.yaml), one column per street."""
+    m = frame(
+        con,
+        f"""SELECT measure, coalesce(street_name, '{UNASSIGNED_STREET}') AS street, count(*) AS n
+            FROM cls_persons WHERE measure IS NOT NULL GROUP BY ALL""",
+    )
+    if not m.height:
+        return ""
+    streets = [s for s in street_names().values() if s in set(m["street"].to_list())]
+    p = _pivot(m, "measure", "street", "n", [*streets, UNASSIGNED_STREET]).rename({"来源": "建议措施"})
+    p = p.sort("合计", "建议措施", descending=[True, False])
+    return (
+        "<h3>实名库人员按建议措施(各街道)</h3><p class='note'>建议措施按 rules/retirement.yaml 的顺序确定: "
+        "60周岁以上未参保 → 补缴; 已到法定退休时间 → 城乡居民养老; 距法定退休不足最低缴费年限 → 群体措施并注明; "
+        "其余 → 群体措施。</p>" + _table(p, {})
+    )
+
+
+def _policy_note(manifest: dict) -> str:
+    """Which policy folder the run used, and which of its files differ from the installed defaults."""
+    pol = manifest.get("policy") or {}
+    if not pol:
+        return ""
+    if pol.get("default"):
+        return "<p class='note'>政策规则: 安装的默认规则(rules/, sources/)。</p>"
+    diff = pol.get("differs_from_defaults") or []
+    what = ("与默认规则不同的文件: " + "、".join(diff)) if diff else "内容与默认规则相同"
+    items = "".join(
+        f"<li>{_esc(f)}: {_esc('、'.join(keys))}</li>"
+        for f, keys in (pol.get("differences") or {}).items()
+        if keys
+    )
+    return f"<p><b>政策规则</b>: 本局规则目录 {_esc(pol.get('folder'))}; {_esc(what)}。</p>" + (
+        f"<ul class='note'>{items}</ul>" if items else ""
+    )
+
+
 def _section(sid: str, number: str, body: list[str]) -> str:
     return f"<section id='{sid}'><h2>{number}、{_esc(SECTIONS[sid])}</h2>{''.join(body)}</section>"
 
@@ -364,10 +396,9 @@ def report_page(
     city = ind.filter(pl.col("street_name") == "全市")
     city_row = city.row(0, named=True) if city.height else {}
     groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
-    group_names = {g["group"]: f"第{g['group']}类 {g['label']}" for g in groups}
-    labels = {s: src.label for s, src in load_sources().items()}
-    rule_labels = {r["rule"]: r.get("label", r["rule"]) for r in load_rules("matching")["rules"]}
-    rule_labels.update(EXTRA_RULE_LABELS)
+    group_names = group_labels()
+    labels = source_labels()
+    rules_lbl = {**rule_labels(), **EXTRA_RULE_LABELS}
 
     def src_label(col: str = "source") -> pl.Expr:
         return pl.col(col).replace_strict(labels, default=pl.col(col), return_dtype=pl.String)
@@ -379,7 +410,7 @@ def report_page(
         f"生成于 {_esc(manifest.get('finished_at', ''))}</p>"
         "<nav>" + "".join(f"<a href='#{sid}'>{_esc(t)}</a>" for sid, t in SECTIONS.items()) + "</nav>"
     )
-    page = [head]
+    page = [head, _policy_note(manifest)]
 
     # 一、概况 ----------------------------------------------------------------
     # The registry counted once, from the persons: every total on the page agrees with it
@@ -394,6 +425,7 @@ def report_page(
     reg_all = int(reg_by_group["n"].sum()) if reg_by_group.height else 0
     reg_local = int(reg_by_group.filter(pl.col("local"))["n"].sum()) if reg_by_group.height else 0
     quarantined = sum(int(r["quarantined"]) for r in recon.iter_rows(named=True)) if recon.height else 0
+    warnings = list(manifest.get("warnings") or [])
     unbalanced = recon.filter(~pl.col("balanced")).height if recon.height else 0
     cards = [
         ("人员总数", str(counts.get("persons", ""))),
@@ -407,9 +439,16 @@ def report_page(
         ),
         ("待复核行", str(counts.get("review_rows", ""))),
         ("隔离行", str(quarantined)),
-        ("对账", "全部平衡" if unbalanced == 0 else f"{unbalanced}个文件不平衡"),
+        (
+            "对账",
+            f"{unbalanced}个文件不平衡"
+            if unbalanced
+            else (f"{len(warnings)}条警告" if warnings else "全部平衡"),
+        ),
     ]
     overview = [_cards(cards)]
+    for w in warnings:  # the damage guard and empty streets: never hidden behind 全部平衡
+        overview.append(f"<p class='bad'>警告: {_esc(w)}</p>")
     present = [labels.get(s, s) for s in manifest.get("sources_present", [])]
     missing = [labels.get(s, s) for s in manifest.get("sources_missing", [])]
     overview.append(f"<p>已读取来源: {_esc('、'.join(present) or '—')}</p>")
@@ -423,6 +462,21 @@ def report_page(
     unrecognised = [f["file"] for f in manifest.get("inputs", []) if f.get("recognised_by") == "unrecognised"]
     if unrecognised:
         overview.append(f"<p class='note'>未识别(已忽略)的文件: {_esc('、'.join(unrecognised))}</p>")
+    ignored = [
+        f"{f['file']}({f.get('problem') or ''})"
+        for f in manifest.get("inputs", [])
+        if f.get("recognised_by") == "ignored"
+    ]
+    if ignored:
+        overview.append(f"<p class='note'>不是数据文件(已忽略): {_esc('、'.join(ignored))}</p>")
+    sheets = [
+        f"{f['file']} / {s['sheet']}({s['skipped']})"
+        for f in manifest.get("inputs", [])
+        for s in f.get("sheets") or []
+        if "skipped" in s
+    ]
+    if sheets:
+        overview.append(f"<p class='note'>未读取的工作表: {_esc('、'.join(sheets))}</p>")
     page.append(_section("overview", "一", overview))
 
     # 二、参保率与职工占比 ----------------------------------------------------------
@@ -434,8 +488,6 @@ def report_page(
         bar_chart(names, streets["coverage_rate"].to_list(), cov_t, "各街道参保率", lo=None),
         bar_chart(names, streets["employee_share"].to_list(), emp_t, "各街道职工占比"),
     ]
-    from ..stages.publish import indicator_headers
-
     first_cov, first_emp = next(iter(cov_t.values())), next(iter(emp_t.values()))
     body.append(
         _table(
@@ -480,13 +532,13 @@ def report_page(
     cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
     cols["registry_all"] = "含非户籍合计"
     body.append(_table(ind, cols))
-    status_lbl = {s["status"]: s["label"] for s in load_rules("statuses")["statuses"]}
-    status_lbl[load_rules("statuses")["excluded"]["status"]] = load_rules("statuses")["excluded"]["label"]
+    status_lbl = status_labels()
     st = frame(con, "SELECT status, count(*) AS n FROM cls_persons GROUP BY ALL ORDER BY n DESC")
     st = st.with_columns(
         status=pl.col("status").replace_strict(status_lbl, default=pl.col("status"), return_dtype=pl.String)
     )
     body.append("<h3>全部人员按参保状态</h3>" + _table(st, {"status": "参保状态", "n": "人数"}))
+    body.append(_measures_table(con))
     page.append(_section("registry", "三", body))
 
     # 四、入户调查进度 -------------------------------------------------------------
@@ -558,12 +610,12 @@ def report_page(
         """SELECT match_rule AS rule, count(*) AS n, round(avg(confidence), 3) AS confidence
            FROM links WHERE outcome IN ('linked', 'new_person') AND match_rule IS NOT NULL GROUP BY ALL ORDER BY n DESC""",
     )
-    order = list(dict.fromkeys([*EXTRA_RULE_LABELS, *rule_labels]))
+    order = list(dict.fromkeys([*EXTRA_RULE_LABELS, *rules_lbl]))
     used = used.with_columns(
         _o=pl.col("rule").replace_strict(
             {r: i for i, r in enumerate(order)}, default=len(order), return_dtype=pl.Int64
         ),
-        label=pl.col("rule").replace_strict(rule_labels, default=pl.col("rule"), return_dtype=pl.String),
+        label=pl.col("rule").replace_strict(rules_lbl, default=pl.col("rule"), return_dtype=pl.String),
     ).sort("_o")
     body.append(
         "<p class='note'>规则按 rules/matching.yaml 的顺序尝试, 第一个找到姓名一致候选人的规则决定。</p>"
@@ -602,14 +654,14 @@ def report_page(
     page.append(_section("matching", "六", body))
 
     # 六、对账 -----------------------------------------------------------------
-    from ..stages.publish import RECON_HEADERS
 
     rc = recon.with_columns(
         source=src_label(),
         balanced=pl.when(pl.col("balanced")).then(pl.lit("平衡")).otherwise(pl.lit("不平衡")),
     )
     body = [
-        "<p class='note'>每个文件: 读取行数 = 已匹配 + 新增人员 + 重复行 + 隔离 + 待复核 + 未匹配。</p>",
+        "<p class='note'>每个文件和工作表: 读取行数 = 已匹配 + 新增人员 + 重复行 + 隔离 + 待复核 + 未匹配。"
+        "未读取的工作表和文件列在最后, 说明原因。</p>",
         _table(rc, RECON_HEADERS, bad={"balanced": lambda v: v != "平衡"}),
     ]
     page.append(_section("reconciliation", "七", body))

@@ -19,6 +19,7 @@ import polars as pl
 
 from ..core.config import load_rules, load_sources, street_names
 from ..core.db import frame, rows, store
+from ..core.policy import policy
 from ..core.rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
 MATCHED = "('linked', 'new_person')"
@@ -170,7 +171,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
         FROM (SELECT p.*, CASE {reason_cases} END AS exclusion_reason FROM cls_flags p) p
         """
     )
-    registry = statuses_cfg["registry_statuses"]
+    registry = list(policy().statuses.registry)
     in_registry = f"status IN ({', '.join(literal(s, as_of) for s in registry)})"
     allowed_for_upgradable = ", ".join(str(g) for g in sorted(upgradable))
     other = " OR ".join(f"c{g['group']}" for g in groups if g["group"] != fallback) or "FALSE"
@@ -192,14 +193,17 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
             SELECT person_id, list_filter([{", ".join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
             FROM cls_status2
         )
-        SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
-               s.street_code, CASE s.street_code {streets_sql} END AS street_name,
-               s.community, s.address, s.ethnicity, s.household_no, s.person_status,
-               s.status, s.exclusion_reason,
-               CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
-               list_sort(g.by_priority) AS group_tags,
-               s.sources, s.match_confidence, s.needs_review
-        FROM cls_status2 s JOIN g USING (person_id)
+        SELECT s.*, {measure_sql(as_of)} AS measure FROM (
+            SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
+                   s.street_code, CASE s.street_code {streets_sql} END AS street_name,
+                   s.community, s.address, s.ethnicity, s.household_no, s.person_status,
+                   s.status, s.exclusion_reason,
+                   CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
+                   list_sort(g.by_priority) AS group_tags,
+                   s.sources, s.match_confidence, s.needs_review,
+                   {pension_date_sql("s.sex", "s.birth_date")} AS pension_date
+            FROM cls_status2 s JOIN g USING (person_id)
+        ) s
         ORDER BY s.street_code NULLS LAST, s.community, s.person_id
         """
     )
@@ -228,6 +232,56 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     for name in [*scratch, *(f"cls_rows_{s}" for s in load_sources())]:
         con.execute(f"DROP TABLE IF EXISTS {name}")
     return report
+
+
+def pension_date_sql(sex: str, birth: str) -> str:
+    """SQL for ``pension_date`` (rules/retirement.yaml): the birth date plus the statutory age of
+    the person's track in months (DuckDB clamps the day to the month's end); NULL without a
+    birth date or a sex that names a track."""
+    r = policy().retirement
+    cases = []
+    for sex_value, track_name in r.track_by_sex.items():
+        t = r.tracks[track_name]
+        idx = f"((year({birth}) - {t.first_cohort[0]}) * 12 + month({birth}) - {t.first_cohort[1]})"
+        delay = f"CASE WHEN {idx} < 0 THEN 0 ELSE least({idx} // {t.birth_months_per_month} + 1, {(t.cap_age - t.old_age) * 12}) END"
+        cases.append(f"WHEN {literal(sex_value, date.min)} THEN {t.old_age * 12} + {delay}")
+    months = f"CASE {sex} {' '.join(cases)} END" if cases else "NULL"
+    return f"CAST({birth} + to_months(CAST({months} AS INTEGER)) AS DATE)"
+
+
+def minimum_months_sql(on: str) -> str:
+    """SQL for the minimum contribution period (months) that applies on date ``on``."""
+    r = policy().retirement
+    base, top, rf = round(r.minimum_years * 12), round(r.maximum_years * 12), r.rise_from
+    steps = f"(year({on}) - {rf.year} + CASE WHEN (month({on}), day({on})) >= ({rf.month}, {rf.day}) THEN 1 ELSE 0 END)"
+    return f"CASE WHEN {on} < DATE '{rf.isoformat()}' THEN {base} ELSE least({top}, {base} + {steps} * {r.rise_months_per_year}) END"
+
+
+def measure_sql(as_of: date) -> str:
+    """SQL for ``measure`` (建议措施) of a registry person (rules.md; rules/retirement.yaml), the first
+    that applies: elderly and unenrolled → back-payment into the resident scheme; past the
+    pension date → the resident-scheme measure (some groups keep their own action); fewer years
+    left than the minimum contribution period then in force → the group's action with a note;
+    otherwise the group's action (rules/groups.yaml). NULL outside the registry."""
+    p = policy()
+    r = p.retirement
+    d = literal(as_of, as_of)
+    action = (
+        'CASE s."group" '
+        + " ".join(f"WHEN {g.group} THEN {literal(g.action, as_of)}" for g in p.groups.groups)
+        + " END"
+    )
+    keep = ", ".join(str(g) for g in r.past_pension_keep_group_action) or "NULL"
+    elderly = ", ".join(literal(x, as_of) for x in r.elderly_statuses)
+    registry = ", ".join(literal(x, as_of) for x in p.statuses.registry)
+    return f"""CASE
+        WHEN s.status NOT IN ({registry}) THEN NULL
+        WHEN s.age >= {r.elderly_age} AND s.status IN ({elderly}) THEN {literal(r.elderly_measure, as_of)}
+        WHEN s.pension_date <= {d} THEN
+            CASE WHEN s."group" IN ({keep}) THEN {action} ELSE {literal(r.past_pension_measure, as_of)} END
+        WHEN {d} + to_months({minimum_months_sql("s.pension_date")}) > s.pension_date
+            THEN {action} || {literal(r.short_note, as_of)}
+        ELSE {action} END"""
 
 
 def _gap(target: float, numerator: int, denominator: int) -> int:

@@ -141,9 +141,14 @@ def resolve_trivial(con: duckdb.DuckDBPyConnection, rows_sql: str = "link_rows")
     so they are settled by one join and only the rest goes through the cascade
     (the caller leaves them out of ``link_rows``).
     """
-    rules = {r["candidates"]: r for r in _rules()["rules"]}
-    by_kind = {k: r for r in _rules()["rules"] if r["candidates"] == "id_equal" for k in r["id_kinds"]}
-    if not rules.get("id_equal"):
+    # The first exact-ID rule per ID kind; one with band: review is left to the cascade.
+    by_kind: dict[str, dict] = {}
+    for r in _rules()["rules"]:
+        if r["candidates"] == "id_equal":
+            for k in r["id_kinds"]:
+                by_kind.setdefault(k, r)
+    by_kind = {k: r for k, r in by_kind.items() if r.get("band", "auto") == "auto"}
+    if not by_kind:
         con.execute(
             "CREATE OR REPLACE TABLE link_trivial (row_id BIGINT, person_id VARCHAR, rule VARCHAR, confidence DOUBLE)"
         )
@@ -393,7 +398,7 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TABLE links AS
-        SELECT s.row_id, s.source, s.file, s.row,
+        SELECT s.row_id, s.source, s.file, s.sheet, s.row,
             CASE
                 WHEN s.row_state = 'quarantined' THEN 'quarantined'
                 WHEN s.row_state = 'duplicate' THEN 'duplicate'

@@ -21,7 +21,6 @@ import duckdb
 import polars as pl
 
 from ..core.cells import write_people_csv
-from ..core.config import load_rules
 from ..core.db import frame, scalar, store
 from ..core.errors import KuomianError
 from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported for callers of publish
@@ -30,9 +29,18 @@ from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported f
     output_lock,
     staging_dir,
 )
+from ..core.labels import RECON_HEADERS, employer_headers, indicator_headers
+from ..core.policy import policy
 from ..core.privacy import key_params, person_key_sql
 
-REGISTRY_STATUSES = ("unenrolled", "resident_upgradable")
+
+def __getattr__(name: str):
+    """``REGISTRY_STATUSES``: the registry statuses of the policy in force (rules/statuses.yaml)."""
+    if name == "REGISTRY_STATUSES":
+        return policy().statuses.registry
+    raise AttributeError(name)
+
+
 SURVEY_FIELDS = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
 UNASSIGNED = "unassigned"
 
@@ -72,7 +80,8 @@ def persons_frame(
         con, f"SELECT *, {person_key_sql('person_id')} AS person_key FROM cls_persons", key_params(key)
     )
     df = df.with_columns(id_number=pl.col("person_id"))
-    in_registry = pl.col("status").is_in(REGISTRY_STATUSES)
+    registry_statuses = list(policy().statuses.registry)
+    in_registry = pl.col("status").is_in(registry_statuses)
     prev = _previous_persons(previous)
     if prev is None:
         df = df.with_columns(
@@ -87,8 +96,8 @@ def persons_frame(
             {c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns}
         )
         df = df.join(prev, on="id_number", how="left")
-        was = pl.col("prev_status").is_in(REGISTRY_STATUSES).fill_null(False)
-        enrolled_now = pl.col("status").is_in(["receiving", "enrolled_employee", "enrolled_resident"])
+        was = pl.col("prev_status").is_in(registry_statuses).fill_null(False)
+        enrolled_now = pl.col("status").is_in(list(policy().enrolled_outside_registry))
         df = df.with_columns(
             first_listed=pl.when(in_registry)
             .then(pl.when(was).then(pl.coalesce("prev_first_listed", pl.lit(as_of))).otherwise(pl.lit(as_of)))
@@ -118,13 +127,14 @@ def persons_frame(
     order = [
         "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
         "street_code", "street_name", "community", "address", "household_no", "status", "exclusion_reason", "group",
-        "group_tags", "sources", "match_confidence", "needs_review", "first_listed", "change", *SURVEY_FIELDS,
+        "group_tags", "sources", "match_confidence", "needs_review", "pension_date", "measure", "first_listed",
+        "change", *SURVEY_FIELDS,
     ]  # fmt: skip
     return df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))
 
 
 def write_registry(stage: Path, persons: pl.DataFrame) -> int:
-    reg = persons.filter(pl.col("status").is_in(REGISTRY_STATUSES))
+    reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
     root = stage / "registry"
     root.mkdir()
     for code in sorted(reg["street_code"].fill_null(UNASSIGNED).unique().to_list()):
@@ -167,7 +177,7 @@ def publish(
     con.execute(
         f"""
         COPY (
-            SELECT l.source, l.file, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
+            SELECT l.source, l.file, l.sheet, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
                    l.confidence, l.reason
             FROM links l LEFT JOIN pub_keys k ON k.id_number = l.person_id
             ORDER BY l.row_id
@@ -175,17 +185,28 @@ def publish(
         """
     )
     report.files["links.parquet"] = scalar(con, "SELECT count(*) FROM links")
-    links = frame(con, "SELECT source, file, outcome, count(*) AS n FROM links GROUP BY ALL")
+    links = frame(con, "SELECT source, file, sheet, outcome, count(*) AS n FROM links GROUP BY ALL")
 
     quarantine = quarantine_frame(con)
     quarantine.write_parquet(stage / "quarantine.parquet")
     report.files["quarantine.parquet"] = quarantine.height
 
-    rows_read: dict[tuple[str, str], int] = {}
+    rows_read: dict[tuple[str, str, str], int] = {}
+    not_read: list[dict] = []  # skipped sheets, ignored and unrecognised files: listed with the reason
     for f in manifest["inputs"]:
         if f["source"] and f["recognised_by"] != "skipped":
-            rows_read[(f["source"], f["file"])] = rows_read.get((f["source"], f["file"]), 0) + f["rows"]
-    recon = reconciliation_frame(links, rows_read)
+            for s in f.get("sheets") or [{"sheet": "", "rows": f["rows"]}]:
+                if "skipped" in s:
+                    not_read.append(
+                        {"source": f["source"], "file": f["file"], "sheet": s["sheet"], "note": s["skipped"]}
+                    )
+                else:
+                    part = (f["source"], f["file"], s["sheet"])
+                    rows_read[part] = rows_read.get(part, 0) + s["rows"]
+        else:
+            note = f.get("problem") or "not recognised: its name and headers fit no source"
+            not_read.append({"source": f["source"] or "", "file": f["file"], "sheet": "", "note": note})
+    recon = reconciliation_frame(links, rows_read, not_read)
     report.files["reconciliation.csv"] = write_frame_csv(stage / "reconciliation.csv", recon, RECON_HEADERS)
 
     report.files["indicators.csv"] = write_frame_csv(
@@ -194,7 +215,7 @@ def publish(
     report.files["employers.csv"] = write_frame_csv(
         stage / "employers.csv",
         frame(con, "SELECT * FROM cls_employers"),
-        {"employer": "扣缴义务人(单位)", "registry_persons": "实名库中扣缴满6个月人数"},
+        employer_headers(),
     )
     report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys, key, offers_path(stage))
     if decisions is not None and decisions.height:
@@ -209,36 +230,11 @@ def publish(
     return report
 
 
-RECON_HEADERS = {
-    "source": "来源", "file": "文件", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
-    "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡",
-}  # fmt: skip
-
-
-def indicator_headers() -> dict[str, str]:
-    cfg = load_rules("indicators")
-    h = {
-        "street_code": "街道代码", "street_name": "街道", "household_persons": "户籍人口",
-        "eligible": "应参保人数", "enrolled": "已参保人数", "coverage_rate": "参保率",
-        "contribution_stage": "缴费阶段人数", "employee": "职工养老缴费人数", "employee_share": "职工占比",
-    }  # fmt: skip
-    for year in cfg["targets"]["coverage"]:
-        h[f"coverage_gap_{year}"] = f"距{year}年参保率目标缺口(人)"
-    for year in cfg["targets"]["employee_share"]:
-        h[f"employee_gap_{year}"] = f"距{year}年职工占比目标缺口(人)"
-    h["registry"] = "实名库人数(户籍)"
-    labels = {g["group"]: g["label"] for g in load_rules("groups")["groups"]}
-    for g in sorted(labels):
-        h[f"registry_group_{g}"] = f"第{g}类 {labels[g]}"
-    h["registry_all"] = "实名库人数(含非户籍)"
-    return h
-
-
 def quarantine_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every quarantined row with its raw values (as JSON: the original fields, then unknown columns)."""
     return frame(
         con,
-        """SELECT l.source, l.file, l.row, l.reason, q.raw, q.raw_extra
-           FROM links l JOIN std_quarantine_raw q USING (source, file, row)
-           WHERE l.outcome = 'quarantined' ORDER BY l.source, l.file, l.row""",
+        """SELECT l.source, l.file, l.sheet, l.row, l.reason, q.raw, q.raw_extra
+           FROM links l JOIN std_quarantine_raw q USING (source, file, sheet, row)
+           WHERE l.outcome = 'quarantined' ORDER BY l.source, l.file, l.sheet, l.row""",
     )

@@ -24,12 +24,20 @@ from ..core.text import nfkc, on_distinct
 from .load import EXTRA_COL, NUMERIC_ID_COL, LoadReport, empty_frame
 
 IDENTITY_COLUMNS = [
-    "row_id", "source", "file", "row", "row_state", "reason",
+    "row_id", "source", "file", "sheet", "row", "row_state", "reason",
     "id_canonical", "id_kind", "id_digits", "name", "name_key", "name_py",
     "sex", "birth_date", "birth_date_stated", "street_code", "community",
 ]  # fmt: skip
 
-TOTAL_RE = r"^\s*(合\s*计|总\s*计|小\s*计)"
+USABLE_ID_KINDS = ("valid", "upgraded")
+NOT_DATA = ("empty_row", "total_row", "footer_row")  # rows that are not people
+
+
+def _row_patterns() -> dict[str, str]:
+    """``rules/files.yaml`` ``rows``: reason → pattern of a row that is not a person (totals, footers)."""
+    from .load import file_rules
+
+    return dict(file_rules()["rows"])
 
 
 @dataclass
@@ -43,6 +51,12 @@ class StandardiseReport:
         default_factory=Counter
     )  # (source, field) -> rows with a value that did not parse
     flags: Counter = field(default_factory=Counter)  # (source, flag) -> rows
+    # the damage guard: per (source, file, sheet), rows that hold a person (not empty, total or
+    # footer rows), those of them without a usable ID, and ID cells stored as numbers
+    person_rows: Counter = field(default_factory=Counter)
+    no_usable_id: Counter = field(default_factory=Counter)
+    numeric_ids: Counter = field(default_factory=Counter)
+    base_streets: Counter = field(default_factory=Counter)  # street_code -> usable rows of the base source
 
     def summary(self) -> str:
         q = sum(self.quarantined.values())
@@ -134,12 +148,39 @@ def standardise_frame(
     )
     out = out.with_columns(street_name=pl.col("street_code").replace_strict(st_names, default=None))
 
+    # A total or footer row (合计, 制表人:…) has no valid ID: look only there (a few rows, not every cell).
+    maybe = out.get_column("id_kind") != "valid"
+    patterns = _row_patterns()
+    marks = {r: pl.Series(f"_{r}", [False] * out.height, dtype=pl.Boolean) for r in patterns}
+    if maybe.any():
+        idx = maybe.arg_true()
+        sub = out[idx].select(
+            [
+                (
+                    pl.any_horizontal(
+                        [
+                            pl.col(f"raw_{c}").fill_null("").str.normalize("NFKC").str.contains(pat)
+                            for c in text_cols
+                        ]
+                    )
+                    | pl.col(EXTRA_COL)
+                    .fill_null("")
+                    .str.normalize("NFKC")
+                    .str.contains(':"' + pat.removeprefix("^"))
+                ).alias(f"_{r}")
+                for r, pat in patterns.items()
+            ]
+        )
+        for r in patterns:
+            marks[r] = marks[r].scatter(idx, sub.get_column(f"_{r}"))
+    out = out.with_columns(list(marks.values()))
+    not_person = pl.any_horizontal([pl.col(f"_{r}") for r in patterns]) & (pl.col("id_kind") != "valid")
     # Data-quality flags and reports -----------------------------------------
     for f in source.fields.values():
         if f.name in ("id_number", "name", "community"):
             continue
         rawc, typc = pl.col(f"raw_{f.name}"), pl.col("street_code" if f.name == "street" else f.name)
-        unparsed = out.filter(~_blank(rawc) & typc.is_null())
+        unparsed = out.filter(~_blank(rawc) & typc.is_null() & ~not_person)
         if unparsed.height and (f.type == "category" or f.name == "street"):
             for v, n in unparsed.group_by(f"raw_{f.name}").len().iter_rows():
                 report.unknown_values[(source.name, f.name, v)] += n
@@ -173,32 +214,12 @@ def standardise_frame(
     all_blank = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in text_cols]) & (
         pl.col(EXTRA_COL).is_null() | ~pl.col(EXTRA_COL).str.contains(r':"[^"\s]')
     )
-    # A total row has no valid ID: look for 合计 only there (a few rows, not every cell).
-    maybe = out.get_column("id_kind") != "valid"
-    total_flags = pl.Series("_total", [False] * out.height, dtype=pl.Boolean)
-    if maybe.any():
-        idx = maybe.arg_true()
-        sub = out[idx].select(
-            (
-                pl.any_horizontal(
-                    [pl.col(f"raw_{c}").fill_null("").str.contains(TOTAL_RE) for c in text_cols]
-                )
-                | pl.col(EXTRA_COL).fill_null("").str.contains(r':"\s*(合\s*计|总\s*计|小\s*计)')
-            ).alias("_total")
-        )
-        total_flags = total_flags.scatter(idx, sub.get_column("_total"))
-    out = out.with_columns(total_flags)
-    is_total = pl.col("_total")
     no_identity = (pl.col("id_kind") == "unusable") & (pl.col("name_key") == "")
     household_no_id = (pl.col("id_kind") != "valid") & (pl.col("id_kind") != "upgraded")
-    reason = (
-        pl.when(all_blank)
-        .then(pl.lit("empty_row"))
-        .when(is_total & (pl.col("id_kind") != "valid"))
-        .then(pl.lit("total_row"))
-        .when(no_identity)
-        .then(pl.lit("no_identity"))
-    )
+    reason = pl.when(all_blank).then(pl.lit("empty_row"))
+    for r in patterns:
+        reason = reason.when(pl.col(f"_{r}") & (pl.col("id_kind") != "valid")).then(pl.lit(r))
+    reason = reason.when(no_identity).then(pl.lit("no_identity"))
     if source.role == "base":
         reason = reason.when(household_no_id).then(pl.lit("base_id_unusable"))
     out = out.with_columns(reason=reason.otherwise(None))
@@ -218,19 +239,36 @@ def standardise_frame(
     out = out.with_row_index("_seq")
     out = (earlier if earlier is not None else Duplicates()).mark(out)
 
-    for file, state, rsn, n in out.group_by("file", "row_state", "reason").len().iter_rows():
+    counts = out.group_by("file", "sheet", "row_state", "reason", "id_kind", NUMERIC_ID_COL).len()
+    for file, sheet, state, rsn, kind, numeric, n in counts.iter_rows():
         report.rows[(source.name, file)] += n
         if state == "quarantined":
             report.quarantined[(source.name, file, rsn)] += n
         elif state == "duplicate":
             report.duplicates[(source.name, file)] += n
+        if rsn not in NOT_DATA:
+            report.person_rows[(source.name, file, sheet)] += n
+            if kind not in USABLE_ID_KINDS:
+                report.no_usable_id[(source.name, file, sheet)] += n
+            if numeric:
+                report.numeric_ids[(source.name, file, sheet)] += n
+    if source.role == "base":
+        for code, n in out.filter(pl.col("row_state") == "ok").group_by("street_code").len().iter_rows():
+            report.base_streets[code] += n
     for kind, n in out.group_by("id_kind").len().iter_rows():
         report.id_kinds[(source.name, kind)] += n
     for flag in ("flag_birth_mismatch", "flag_sex_mismatch"):
         n = int(out.get_column(flag).sum())
         if n:
             report.flags[(source.name, flag)] += n
-    drop = ["name_raw", "sex_id", "birth_date_id", "_total", *[f"raw_{c}" for c in value_cols], *DUP_HASHES]
+    drop = [
+        "name_raw",
+        "sex_id",
+        "birth_date_id",
+        *[f"_{r}" for r in patterns],
+        *[f"raw_{c}" for c in value_cols],
+    ]
+    drop += list(DUP_HASHES)
     return out.drop(drop)
 
 
@@ -314,7 +352,7 @@ def standardise(
     sources = load_sources()
     con.execute(
         "CREATE OR REPLACE TABLE std_quarantine_raw "
-        "(source VARCHAR, file VARCHAR, row BIGINT, raw VARCHAR, raw_extra VARCHAR)"
+        "(source VARCHAR, file VARCHAR, sheet VARCHAR, row BIGINT, raw VARCHAR, raw_extra VARCHAR)"
     )
     # Row ids are unique across sources: the source's offset + the row's sequence within it.
     offsets, offset = {}, 0
@@ -353,7 +391,10 @@ def standardise(
     report = StandardiseReport()
     for name in sources:
         part_report, quarantined = done[name]
-        for attr in ("rows", "quarantined", "duplicates", "id_kinds", "unknown_values", "unparsed", "flags"):
+        for attr in (
+            "rows", "quarantined", "duplicates", "id_kinds", "unknown_values", "unparsed", "flags",
+            "person_rows", "no_usable_id", "numeric_ids", "base_streets",
+        ):  # fmt: skip
             getattr(report, attr).update(getattr(part_report, attr))
         # kept here, not by the workers: two writers to one table wait on each other
         _keep_quarantined_raw(con, pl.concat(quarantined), sources[name])
@@ -373,7 +414,7 @@ def _keep_quarantined_raw(con, raw: pl.DataFrame, source: Source) -> None:
     try:
         raw_cols = ", ".join(f"'{f}', {f}" for f in source.fields)
         con.execute(
-            f"INSERT INTO std_quarantine_raw SELECT source, file, row, "
+            f"INSERT INTO std_quarantine_raw SELECT source, file, sheet, row, "
             f"CAST(json_object({raw_cols}) AS VARCHAR), {EXTRA_COL} FROM _kuomian_raw"
         )
     finally:

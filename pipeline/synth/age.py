@@ -59,8 +59,6 @@ from .world import (
     anniversary,
 )
 
-REGISTRY_STATUSES = ("unenrolled", "resident_upgradable")
-ENROLLED_STATUSES = ("receiving", "enrolled_employee", "enrolled_resident")
 CATEGORIES = ("newly_enrolled", "newly_listed", "left_other", "group_changed", "street_changed")
 STYLE = {eth: style for eth, _, style in N.ETHNICITIES}
 ACTIVE = ("在读", "休学")
@@ -479,9 +477,12 @@ def transitions(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         return df.filter(pl.col("in_population")).select(cols).rename({c: f"{c}_{suffix}" for c in cols[1:]})
 
     j = side(old, "old").join(side(new, "new"), on="id_number", how="full", coalesce=True)
-    was = pl.col("status_old").is_in(REGISTRY_STATUSES).fill_null(False)
-    now = pl.col("status_new").is_in(REGISTRY_STATUSES).fill_null(False)
-    enrolled = pl.col("status_new").is_in(ENROLLED_STATUSES).fill_null(False)
+    from ..core.policy import policy
+
+    registry, enrolled_statuses = list(policy().statuses.registry), list(policy().enrolled_outside_registry)
+    was = pl.col("status_old").is_in(registry).fill_null(False)
+    now = pl.col("status_new").is_in(registry).fill_null(False)
+    enrolled = pl.col("status_new").is_in(enrolled_statuses).fill_null(False)
     j = j.with_columns(
         name=pl.coalesce("name_new", "name_old"),
         newly_enrolled=was & enrolled,

@@ -1,0 +1,162 @@
+"""Every people-facing label and Chinese header, in one place.
+
+Labels of statuses, exclusion reasons, groups, match rules and sources come
+from the policy in force (``rules/*.yaml``, ``sources/*.yaml``); the fixed
+headers of the CSV / xlsx / HTML outputs are the constants below. Parquet
+columns stay the canonical English names (outputs.md).
+"""
+
+from __future__ import annotations
+
+from .config import load_sources
+from .policy import policy
+
+UNASSIGNED_STREET = "未分配街道"
+
+# ---------------------------------------------------------------- labels from the policy
+
+
+def status_labels() -> dict[str, str]:
+    """status → label (statuses.yaml), the excluded status included."""
+    s = policy().statuses
+    return {s.excluded: s.excluded_label, **{r.status: r.label for r in s.statuses}}
+
+
+def reason_labels() -> dict[str, str]:
+    """exclusion reason → label (statuses.yaml)."""
+    return {r.reason: r.label for r in policy().statuses.reasons}
+
+
+def group_labels() -> dict[int, str]:
+    """group → ``第N类 label`` (groups.yaml)."""
+    return {
+        g.group: f"第{g.group}类 {g.label}" for g in sorted(policy().groups.groups, key=lambda g: g.group)
+    }
+
+
+def group_actions() -> dict[int, str]:
+    """group → its suggested action (groups.yaml)."""
+    return {g.group: g.action for g in policy().groups.groups}
+
+
+def rule_labels() -> dict[str, str]:
+    """match rule → label (matching.yaml)."""
+    return {r.rule: r.label for r in policy().matching.rules}
+
+
+def source_labels() -> dict[str, str]:
+    """source → its Chinese label (sources/*.yaml)."""
+    return {name: s.label for name, s in load_sources().items()}
+
+
+def status_text(status: str | None, reason: str | None) -> str:
+    """``未参保``, or ``不纳入(死亡)`` with the exclusion reason."""
+    if not status:
+        return ""
+    label = status_labels().get(status, status)
+    if reason:
+        label += f"({reason_labels().get(reason, reason)})"
+    return label
+
+
+# ---------------------------------------------------------------- fixed labels
+
+OUTCOME_LABELS = {
+    "linked": "已匹配", "new_person": "新增人员", "duplicate": "重复行", "quarantined": "隔离",
+    "review": "待复核", "unmatched": "未匹配",
+}  # fmt: skip
+QUARANTINE_REASON_LABELS = {
+    "empty_row": "空行", "total_row": "合计行", "no_identity": "无身份证号也无姓名",
+    "base_id_unusable": "户籍记录身份证号不可用", "exact_duplicate": "完全重复行",
+    "id_check_failed_no_match": "身份证号校验错误且找不到本人", "id_damaged_no_match": "身份证号被Excel损坏且找不到本人",
+    "no_id_no_match": "无可用身份证号且找不到本人",
+}  # fmt: skip
+ID_KIND_LABELS = {
+    "valid": "有效", "upgraded": "15位升18位", "bad_check": "校验位错误", "excel": "Excel损坏", "unusable": "不可用",
+}  # fmt: skip
+REVIEW_REASON_LABELS = {
+    "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
+    "ID matches but the name differs": "身份证号一致但姓名不同",
+}  # fmt: skip
+EXTRA_RULE_LABELS = {
+    "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",
+}  # fmt: skip
+
+# ---------------------------------------------------------------- headers of the outputs
+
+RECON_HEADERS = {
+    "source": "来源", "file": "文件", "sheet": "工作表", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
+    "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡", "note": "说明",
+}  # fmt: skip
+
+
+def employer_headers() -> dict[str, str]:
+    """employers.csv: the threshold of groups.yaml in the header."""
+    months = policy().groups.employer_min_withheld_months
+    return {"employer": "扣缴义务人(单位)", "registry_persons": f"实名库中扣缴满{months}个月人数"}
+
+
+# The hand-off's columns before the survey ones (outputs.md "The hand-off CSV").
+HANDOFF_HEADERS = {
+    "person_key": "编号", "name": "姓名", "id_number": "身份证号", "sex": "性别", "age": "年龄",
+    "community": "社区", "address": "户籍地址", "status": "参保状态", "group": "重点群体",
+    "sources": "信息来源", "pension_date": "法定退休时间", "measure": "建议措施",
+}  # fmt: skip
+MEASURE_HEADER = HANDOFF_HEADERS["measure"]
+
+# review.xlsx: (column, header) in sheet order; the decisions its last column accepts.
+REVIEW_DECISIONS = ("是", "否", "不确定")
+REVIEW_COLUMNS = [
+    ("review_id", "复核编号"), ("source", "来源"), ("file", "文件"), ("sheet", "工作表"), ("row", "行号"),
+    ("match_rule", "提出规则"), ("review_reason", "复核原因"),
+    ("r_name", "记录姓名"), ("p_name", "候选人姓名"),
+    ("r_id", "记录身份证号"), ("p_id", "候选人身份证号"), ("id_diff", "身份证号差异"),
+    ("r_birth", "记录出生日期"), ("p_birth", "候选人出生日期"),
+    ("r_street", "记录街道"), ("p_street", "候选人街道"),
+    ("r_community", "记录社区"), ("p_community", "候选人社区"),
+    ("name_score", "姓名相似度"), ("person_key", "候选人编号"), ("decision", "决定(是/否/不确定)"),
+]  # fmt: skip
+
+# ``kuomian check``: the columns added to the list.
+CHECK_RESULT_COLUMNS = ["匹配结果", "参保状态", "重点群体", "所属街道", "是否在实名库"]
+CHECK_REVIEW = "待人工核实"
+CHECK_UNMATCHED = "未匹配"
+
+# ``kuomian compare``.
+COMPARE_LISTS = {
+    "newly_enrolled": "新参保",
+    "newly_listed": "新入库",
+    "left_registry": "其他原因出库",
+    "group_changed": "群体变化",
+    "street_changed": "街道变化",
+}
+COMPARE_PERSON_HEADERS = {
+    "person_key": "编号", "name": "姓名", "id_masked": "身份证号", "o_street": "原街道", "n_street": "现街道",
+    "community": "社区", "o_status": "原参保状态", "n_status": "现参保状态", "o_group": "原重点群体",
+    "n_group": "现重点群体", "note": "说明",
+}  # fmt: skip
+COMPARE_STREET_HEADERS = {
+    "street_name": "街道", "registry_old": "原实名库人数", "registry_new": "现实名库人数", "newly_enrolled": "新参保",
+    "newly_listed": "新入库", "left_registry": "其他原因出库", "group_changed": "群体变化", "moved_in": "迁入",
+    "moved_out": "迁出",
+}  # fmt: skip
+NOT_IN_POPULATION = "不再在人口名单中"
+
+
+def indicator_headers() -> dict[str, str]:
+    """indicators.csv: column → Chinese header (the target years and groups from the policy)."""
+    p = policy()
+    h = {
+        "street_code": "街道代码", "street_name": "街道", "household_persons": "户籍人口",
+        "eligible": "应参保人数", "enrolled": "已参保人数", "coverage_rate": "参保率",
+        "contribution_stage": "缴费阶段人数", "employee": "职工养老缴费人数", "employee_share": "职工占比",
+    }  # fmt: skip
+    for year in p.indicators.coverage_targets:
+        h[f"coverage_gap_{year}"] = f"距{year}年参保率目标缺口(人)"
+    for year in p.indicators.employee_share_targets:
+        h[f"employee_gap_{year}"] = f"距{year}年职工占比目标缺口(人)"
+    h["registry"] = "实名库人数(户籍)"
+    for g, label in group_labels().items():
+        h[f"registry_group_{g}"] = label
+    h["registry_all"] = "实名库人数(含非户籍)"
+    return h

@@ -1,0 +1,946 @@
+"""The policy in force, as typed objects checked once before any data is read.
+
+:func:`load_policy` reads every file of a policy folder (``rules/*.yaml``,
+``rules/streets.csv``, ``sources/*.yaml``; the defaults or the bureau's own
+folder given by ``--rules`` / ``KUOMIAN_RULES``, see :mod:`.config`) and checks
+it: an unknown key, a value of the wrong type, or a reference to a source,
+field, status, group, vocabulary value or track that does not exist stops the
+command with one line naming the file, the key and what is allowed (exit 1),
+before a single extract is opened.
+
+The stages keep reading the same files through :func:`.config.load_rules`;
+the facts several modules share (which statuses form the registry, which
+count as enrolled, the group actions, the retirement tracks) are read from
+the :class:`Policy` only.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .config import Source, Street, clear_caches, defaults_home, home, load_sources
+from .errors import KuomianError
+
+RULE_FILES = ("statuses", "groups", "indicators", "matching", "vocabularies", "survey", "retirement")
+# Columns of a person row a `{person: FIELD}` condition may name (classify's cls_base).
+PERSON_FIELDS = {
+    "hukou_local": "bool", "name": "text", "sex": "category:sex", "birth_date": "date", "age": "number",
+    "hukou_type": "category:hukou_type", "person_status": "category:person_status", "address": "text",
+    "ethnicity": "text", "household_no": "text", "street_code": "text", "community": "text",
+    "match_confidence": "number", "needs_review": "bool",
+}  # fmt: skip
+# Columns of an entity (tax ∪ market by 统一社会信用代码) an `{entity: …}` condition may name.
+ENTITY_FIELDS = {
+    "in_tax": "bool", "in_market": "bool", "tax_entity_type": "category:entity_type",
+    "tax_entity_size": "category:entity_size", "tax_status": "category:tax_status",
+    "market_entity_type": "category:entity_type", "established": "date",
+}  # fmt: skip
+CONDITION_KEYS = ("source", "where", "entity", "person", "age", "groups_any", "no_other_group", "always",
+                  "any", "all", "not")  # fmt: skip
+PREDICATE_OPS = ("in", "not_in", "==", ">=", ">", "<=", "<", "blank")
+FIELD_TYPES = ("id", "name", "text", "date", "street", "int", "number", "category")
+ROLES = ("base", "adds_people", "match_only")
+ID_KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")
+CANDIDATES = ("id_equal", "same_household_name", "one_edit", "id_prefix", "name_birth", "name_place",
+              "name_prefix")  # fmt: skip
+# Survey answers persons.parquet stores (outputs.md); other columns must say `stored: false`.
+SURVEY_FIELDS = ("ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on")
+# Sources the stages name directly (the population base, enrolment, the entity and employer lists).
+NEEDED_SOURCES = ("household", "enrollment", "income", "market", "tax")
+IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class PolicyError(KuomianError):
+    """A policy file that cannot be used as written (exit 1)."""
+
+
+# ---------------------------------------------------------------- the typed policy
+
+
+@dataclass(frozen=True)
+class ExclusionReason:
+    reason: str
+    label: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    status: str
+    label: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class Statuses:
+    excluded: str
+    excluded_label: str
+    reasons: tuple[ExclusionReason, ...]
+    statuses: tuple[StatusRule, ...]
+    registry: tuple[str, ...]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every status a person can have (the excluded one first)."""
+        return (self.excluded, *(s.status for s in self.statuses))
+
+
+@dataclass(frozen=True)
+class Group:
+    group: int
+    priority: int
+    label: str
+    action: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class Groups:
+    groups: tuple[Group, ...]
+    upgradable: tuple[int, ...]
+    employer_min_withheld_months: int
+
+    def by_id(self) -> dict[int, Group]:
+        return {g.group: g for g in self.groups}
+
+
+@dataclass(frozen=True)
+class Indicators:
+    coverage_targets: dict[str, float]
+    employee_share_targets: dict[str, float]
+    enrolled: tuple[str, ...]
+    contribution: tuple[str, ...]
+    employee: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    rule: str
+    label: str
+    id_kinds: tuple[str, ...]
+    candidates: str
+    name: str  # agree | same
+    confidence: float
+    band: str = "auto"  # auto | review
+    min_digits: int | None = None
+    prefer_same_street: bool = False
+
+
+@dataclass(frozen=True)
+class Matching:
+    agree: float
+    same: float
+    rules: tuple[MatchRule, ...]
+
+
+@dataclass(frozen=True)
+class SurveyColumn:
+    field: str
+    header: str
+    allowed: tuple[str, ...]
+    type: str
+    stored: bool
+
+
+@dataclass(frozen=True)
+class Track:
+    """A statutory retirement-age track of the 2024 decision (rules/retirement.yaml)."""
+
+    name: str
+    label: str
+    old_age: int
+    first_cohort: tuple[int, int]  # (year, month) of the first births whose age is raised
+    birth_months_per_month: int  # months of birth per month of delay
+    cap_age: int
+
+    def age_months(self, birth: date) -> int:
+        """Statutory age in months for a person born on ``birth``."""
+        idx = (birth.year - self.first_cohort[0]) * 12 + (birth.month - self.first_cohort[1])
+        delay = (
+            0 if idx < 0 else min(idx // self.birth_months_per_month + 1, (self.cap_age - self.old_age) * 12)
+        )
+        return self.old_age * 12 + delay
+
+
+@dataclass(frozen=True)
+class Retirement:
+    tracks: dict[str, Track]
+    track_by_sex: dict[str, str]
+    minimum_years: float
+    rise_from: date
+    rise_months_per_year: int
+    maximum_years: float
+    elderly_age: int
+    elderly_statuses: tuple[str, ...]
+    elderly_measure: str
+    past_pension_measure: str
+    past_pension_keep_group_action: tuple[int, ...]
+    short_note: str
+
+    def minimum_months(self, on: date) -> int:
+        """Minimum contribution period (months) that applies on a date."""
+        base = round(self.minimum_years * 12)
+        if on < self.rise_from:
+            return base
+        steps = (
+            on.year
+            - self.rise_from.year
+            + (1 if (on.month, on.day) >= (self.rise_from.month, self.rise_from.day) else 0)
+        )
+        return min(round(self.maximum_years * 12), base + steps * self.rise_months_per_year)
+
+
+@dataclass(frozen=True)
+class Policy:
+    root: Path
+    is_default: bool
+    statuses: Statuses
+    groups: Groups
+    indicators: Indicators
+    survey: tuple[SurveyColumn, ...]
+    retirement: Retirement
+    sources: dict[str, Source]
+    files: dict[str, str]  # "rules/statuses.yaml" -> SHA-256
+    matching: Matching
+    vocabularies: dict[str, dict[str, tuple[str, ...]]]  # vocabulary -> canonical -> spellings
+    streets: tuple[Street, ...]
+
+    @property
+    def enrolled_outside_registry(self) -> tuple[str, ...]:
+        """Statuses counted as enrolled that are not registry statuses (a registry person who
+        reaches one of them has enrolled)."""
+        return tuple(s for s in self.indicators.enrolled if s not in self.statuses.registry)
+
+    def differs_from_defaults(self) -> list[str]:
+        """Files whose content is not the installed defaults' (or that the defaults lack)."""
+        if self.is_default:
+            return []
+        defaults = fingerprint(defaults_home())
+        names = sorted(set(self.files) | set(defaults))
+        return [n for n in names if self.files.get(n) != defaults.get(n)]
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """SHA-256 of every file of a policy folder (``sources/`` and ``rules/``)."""
+    out = {}
+    for folder in ("sources", "rules"):
+        for p in sorted((root / folder).glob("*")):
+            if p.is_file():
+                out[f"{folder}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+# ---------------------------------------------------------------- checking
+
+
+class _Ctx:
+    """Where we are (file and key path) while checking, for one-line errors."""
+
+    def __init__(self, file: str):
+        self.file = file
+
+    def fail(self, where: str, what: str) -> PolicyError:
+        return PolicyError(
+            f"{self.file}: {where}: {what}. Fix the file (`kuomian rules export DIR` writes the defaults to compare with)."
+        )
+
+    def mapping(self, value, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(
+                where, f"expected a mapping with keys {', '.join(required + optional)}, got {_kind(value)}"
+            )
+        allowed = required + optional
+        for k in value:
+            if k not in allowed:
+                raise self.fail(where, f"unknown key {k!r} (allowed: {', '.join(map(str, allowed))})")
+        for k in required:
+            if k not in value:
+                raise self.fail(where, f"missing key {k!r}")
+        return value
+
+    def str_(self, value, where: str, pattern: re.Pattern | None = None) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, f"expected a non-empty text, got {_kind(value)}")
+        if pattern and not pattern.match(value):
+            raise self.fail(where, f"{value!r} must be lower-case letters, digits and _")
+        return value
+
+    def int_(self, value, where: str, lo: int | None = None, hi: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"expected a whole number, got {_kind(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.fail(where, f"{value} is out of range ({lo}…{hi})")
+        return value
+
+    def num(self, value, where: str, lo: float | None = None, hi: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, f"expected a number, got {_kind(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.fail(where, f"{value} is out of range ({lo}…{hi})")
+        return float(value)
+
+    def bool_(self, value, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def list_(self, value, where: str, nonempty: bool = True) -> list:
+        if not isinstance(value, list) or (nonempty and not value):
+            raise self.fail(
+                where, f"expected a {'non-empty ' if nonempty else ''}list [...], got {_kind(value)}"
+            )
+        return value
+
+    def one_of(self, value, where: str, allowed, what: str = "value"):
+        if value not in allowed:
+            raise self.fail(where, f"unknown {what} {value!r} (allowed: {', '.join(map(str, allowed))})")
+        return value
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, (dict, list)):
+        return type(value).__name__ + " " + repr(value)[:60]
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+class _Conditions:
+    """Checks conditions of the rule language against the sources, fields and groups in force."""
+
+    def __init__(self, sources: dict[str, Source], vocabularies: dict[str, dict], group_ids: set[int]):
+        self.sources = sources
+        self.vocab = {name: set(map(str, v)) for name, v in vocabularies.items()}
+        self.group_ids = group_ids
+
+    def _field_kind(self, f) -> str:
+        if f.type == "category" and f.vocabulary:
+            return f"category:{f.vocabulary}"
+        return {"int": "number", "number": "number", "date": "date"}.get(f.type, "text")
+
+    def check(self, ctx: _Ctx, cond, where: str, *, groups_any: bool, no_other_group: bool) -> None:
+        if not isinstance(cond, dict) or not cond:
+            raise ctx.fail(where, f"a condition must be a non-empty mapping, got {_kind(cond)}")
+        unknown = [k for k in cond if k not in CONDITION_KEYS and k not in PREDICATE_OPS]
+        if unknown:
+            raise ctx.fail(
+                where,
+                f"unknown condition key {unknown[0]!r} (allowed: {', '.join(CONDITION_KEYS[:1] + CONDITION_KEYS[2:])})",
+            )
+        kw = {"groups_any": groups_any, "no_other_group": no_other_group}
+        if "any" in cond or "all" in cond:
+            k = "any" if "any" in cond else "all"
+            ctx.mapping(cond, where, (k,))
+            for i, c in enumerate(ctx.list_(cond[k], f"{where}.{k}")):
+                self.check(ctx, c, f"{where}.{k}[{i}]", **kw)
+        elif "not" in cond:
+            ctx.mapping(cond, where, ("not",))
+            self.check(ctx, cond["not"], f"{where}.not", **kw)
+        elif "always" in cond:
+            ctx.mapping(cond, where, ("always",))
+            ctx.bool_(cond["always"], f"{where}.always")
+        elif "source" in cond:
+            ctx.mapping(cond, where, ("source",), ("where",))
+            src = ctx.one_of(cond["source"], f"{where}.source", list(self.sources), "source")
+            fields = {n: f for n, f in self.sources[src].fields.items() if n not in ("id_number", "name")}
+            preds = cond.get("where") or {}
+            ctx.mapping(preds, f"{where}.where", (), tuple(fields))
+            for name, pred in preds.items():
+                self.predicate(ctx, pred, f"{where}.where.{name}", self._field_kind(fields[name]))
+        elif "entity" in cond:
+            ctx.mapping(cond, where, ("entity",))
+            preds = ctx.mapping(cond["entity"], f"{where}.entity", (), tuple(ENTITY_FIELDS))
+            if not preds:
+                raise ctx.fail(f"{where}.entity", f"name at least one field ({', '.join(ENTITY_FIELDS)})")
+            for name, pred in preds.items():
+                self.predicate(ctx, pred, f"{where}.entity.{name}", ENTITY_FIELDS[name])
+        elif "person" in cond:
+            ctx.mapping(cond, where, ("person",), PREDICATE_OPS)
+            name = ctx.one_of(cond["person"], f"{where}.person", list(PERSON_FIELDS), "person field")
+            pred = {k: v for k, v in cond.items() if k != "person"}
+            self.predicate(ctx, pred, where, PERSON_FIELDS[name])
+        elif "age" in cond:
+            ctx.mapping(cond, where, ("age",))
+            self.predicate(ctx, cond["age"], f"{where}.age", "number")
+        elif "groups_any" in cond:
+            if not groups_any:
+                raise ctx.fail(where, "groups_any is allowed in statuses.yaml's statuses only")
+            ctx.mapping(cond, where, ("groups_any",))
+            for i, g in enumerate(ctx.list_(cond["groups_any"], f"{where}.groups_any")):
+                ctx.one_of(g, f"{where}.groups_any[{i}]", sorted(self.group_ids), "group")
+        elif "no_other_group" in cond:
+            if not no_other_group:
+                raise ctx.fail(where, "no_other_group is allowed in groups.yaml only")
+            ctx.mapping(cond, where, ("no_other_group",))
+            if cond["no_other_group"] is not True:
+                raise ctx.fail(f"{where}.no_other_group", "write no_other_group: true")
+        else:
+            raise ctx.fail(
+                where, "a predicate needs a field: write {person: FIELD, …} or {source: S, where: …}"
+            )
+
+    def predicate(self, ctx: _Ctx, pred, where: str, kind: str) -> None:
+        ctx.mapping(pred, where, (), PREDICATE_OPS)
+        ops = [k for k in pred if k != "blank"]
+        if not ops:
+            raise ctx.fail(where, f"name an operator ({', '.join(PREDICATE_OPS[:-1])})")
+        if "blank" in pred:
+            ctx.bool_(pred["blank"], f"{where}.blank")
+        for op in ops:
+            values = ctx.list_(pred[op], f"{where}.{op}") if op in ("in", "not_in") else [pred[op]]
+            for v in values:
+                self._value(ctx, v, f"{where}.{op}", kind)
+
+    def _value(self, ctx: _Ctx, v, where: str, kind: str) -> None:
+        if kind.startswith("category:"):
+            vocab = kind.split(":", 1)[1]
+            allowed = self.vocab.get(vocab)
+            if allowed is not None and str(v) not in allowed:
+                raise ctx.fail(
+                    where,
+                    f"{v!r} is not a value of vocabulary {vocab} (allowed: {', '.join(sorted(allowed))})",
+                )
+        elif kind == "number":
+            ctx.num(v, where)
+        elif kind == "bool":
+            ctx.bool_(v, where)
+        elif kind == "date":
+            if isinstance(v, dict):
+                ctx.mapping(v, where, ("as_of",))
+                rel = ctx.mapping(v["as_of"] or {}, f"{where}.as_of", (), ("years",))
+                ctx.int_(rel.get("years", 0), f"{where}.as_of.years")
+            elif not isinstance(v, date):
+                raise ctx.fail(
+                    where, f"expected a date (YYYY-MM-DD) or {{as_of: {{years: N}}}}, got {_kind(v)}"
+                )
+        elif isinstance(v, (dict, list)) or v is None:
+            raise ctx.fail(where, f"expected a single value, got {_kind(v)}")
+
+
+def _sources(root: Path, vocabularies: dict) -> dict[str, Source]:
+    folder = root / "sources"
+    common = _read(folder / "_common.yaml")
+    ctx = _Ctx(f"{folder / '_common.yaml'}")
+    common = ctx.mapping(common, "top level", (), tuple(common) if isinstance(common, dict) else ())
+    for name, spec in common.items():
+        _field_spec(ctx, spec, name, vocabularies)
+    names = set()
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
+        ctx = _Ctx(str(path))
+        d = ctx.mapping(
+            _read(path),
+            "top level",
+            ("source", "role"),
+            ("label", "department", "required", "globs", "common", "fields"),
+        )
+        name = ctx.str_(d["source"], "source", IDENT)
+        if name in names:
+            raise ctx.fail("source", f"{name!r} is declared twice")
+        names.add(name)
+        ctx.one_of(d["role"], "role", ROLES, "role")
+        if "required" in d:
+            ctx.bool_(d["required"], "required")
+        for i, g in enumerate(ctx.list_(d.get("globs", []), "globs", nonempty=False)):
+            ctx.str_(g, f"globs[{i}]")
+        for i, c in enumerate(ctx.list_(d.get("common", []), "common", nonempty=False)):
+            ctx.one_of(c, f"common[{i}]", list(common), "common field")
+        fields = ctx.mapping(d.get("fields") or {}, "fields", (), tuple(d.get("fields") or {}))
+        for fname, spec in fields.items():
+            ctx.str_(fname, f"fields.{fname}", IDENT)
+            _field_spec(ctx, spec, f"fields.{fname}", vocabularies)
+    sources = load_sources(root)
+    missing = [s for s in NEEDED_SOURCES if s not in sources]
+    if missing:
+        raise PolicyError(
+            f"{folder}: the tool needs sources {', '.join(NEEDED_SOURCES)}; missing: {', '.join(missing)}. "
+            "Restore their files (`kuomian rules export DIR` writes the defaults)."
+        )
+    if [s for s in sources.values() if s.role == "base"] != [sources["household"]]:
+        raise PolicyError(f"{folder}: exactly one source, household, has role: base.")
+    return sources
+
+
+def _field_spec(ctx: _Ctx, spec, where: str, vocabularies: dict) -> None:
+    ctx.mapping(spec, where, (), ("aliases", "type", "required", "vocabulary"))
+    for i, a in enumerate(ctx.list_(spec.get("aliases", []), f"{where}.aliases", nonempty=False)):
+        ctx.str_(a, f"{where}.aliases[{i}]")
+    t = ctx.one_of(spec.get("type", "text"), f"{where}.type", FIELD_TYPES, "type")
+    if "required" in spec:
+        ctx.bool_(spec["required"], f"{where}.required")
+    if t == "category" or "vocabulary" in spec:
+        ctx.one_of(spec.get("vocabulary"), f"{where}.vocabulary", sorted(vocabularies), "vocabulary")
+
+
+def _read(path: Path):
+    if not path.is_file():
+        raise PolicyError(
+            f"{path}: missing. A policy folder holds rules/ and sources/ as `kuomian rules export DIR` writes them."
+        )
+    from .config import _read_yaml
+
+    return _read_yaml(path)
+
+
+def _rules_file(root: Path, name: str) -> tuple[_Ctx, Any]:
+    path = root / "rules" / f"{name}.yaml"
+    return _Ctx(str(path)), _read(path)
+
+
+@lru_cache(maxsize=8)
+def _load(root: Path) -> Policy:
+    # vocabularies
+    ctx, voc = _rules_file(root, "vocabularies")
+    voc = ctx.mapping(voc, "top level", (), tuple(voc) if isinstance(voc, dict) else ())
+    vocabularies: dict[str, dict] = {}
+    for name, entries in voc.items():
+        entries = ctx.mapping(entries, name, (), tuple(entries) if isinstance(entries, dict) else ())
+        for canonical, spellings in entries.items():
+            ctx.list_(spellings, f"{name}.{canonical}", nonempty=False)
+        vocabularies[name] = entries
+    sources = _sources(root, vocabularies)
+
+    # groups
+    ctx, g = _rules_file(root, "groups")
+    g = ctx.mapping(g, "top level", ("groups", "upgradable_groups", "employers"))
+    ids: set[int] = set()
+    raw_groups = ctx.list_(g["groups"], "groups")
+    for i, grp in enumerate(raw_groups):
+        ctx.mapping(grp, f"groups[{i}]", ("group", "priority", "label", "action", "when"))
+        gid = ctx.int_(grp["group"], f"groups[{i}].group", 1, 8)
+        if gid in ids:
+            raise ctx.fail(f"groups[{i}].group", f"group {gid} is declared twice")
+        ids.add(gid)
+    conds = _Conditions(sources, vocabularies, ids)
+    groups, prios, fallback = [], set(), 0
+    for i, grp in enumerate(raw_groups):
+        w = f"groups[{i}]"
+        prio = ctx.int_(grp["priority"], f"{w}.priority", 1)
+        if prio in prios:
+            raise ctx.fail(f"{w}.priority", f"priority {prio} is used twice")
+        prios.add(prio)
+        conds.check(ctx, grp["when"], f"{w}.when", groups_any=False, no_other_group=True)
+        from .rules_engine import uses_no_other_group
+
+        fallback += uses_no_other_group(grp["when"])
+        groups.append(Group(grp["group"], prio, ctx.str_(grp["label"], f"{w}.label"),
+                            ctx.str_(grp["action"], f"{w}.action"), grp["when"]))  # fmt: skip
+    if fallback > 1:
+        raise ctx.fail("groups", "only one group may use no_other_group")
+    upgradable = [
+        ctx.one_of(x, "upgradable_groups", sorted(ids), "group")
+        for x in ctx.list_(g["upgradable_groups"], "upgradable_groups", nonempty=False)
+    ]
+    emp = ctx.mapping(g["employers"], "employers", ("min_withheld_months",))
+    groups_p = Groups(
+        tuple(sorted(groups, key=lambda x: x.priority)),
+        tuple(upgradable),
+        ctx.int_(emp["min_withheld_months"], "employers.min_withheld_months", 0, 12),
+    )
+
+    # statuses
+    ctx, s = _rules_file(root, "statuses")
+    s = ctx.mapping(s, "top level", ("excluded", "statuses", "registry_statuses"))
+    ex = ctx.mapping(s["excluded"], "excluded", ("status", "label", "reasons"))
+    excluded = ctx.str_(ex["status"], "excluded.status", IDENT)
+    reasons, seen = [], set()
+    for i, r in enumerate(ctx.list_(ex["reasons"], "excluded.reasons", nonempty=False)):
+        w = f"excluded.reasons[{i}]"
+        ctx.mapping(r, w, ("reason", "label", "when"))
+        name = ctx.str_(r["reason"], f"{w}.reason", IDENT)
+        if name in seen:
+            raise ctx.fail(f"{w}.reason", f"{name!r} is declared twice")
+        seen.add(name)
+        conds.check(ctx, r["when"], f"{w}.when", groups_any=False, no_other_group=False)
+        reasons.append(ExclusionReason(name, ctx.str_(r["label"], f"{w}.label"), r["when"]))
+    rules, seen = [], {excluded}
+    for i, r in enumerate(ctx.list_(s["statuses"], "statuses")):
+        w = f"statuses[{i}]"
+        ctx.mapping(r, w, ("status", "label", "when"))
+        name = ctx.str_(r["status"], f"{w}.status", IDENT)
+        if name in seen:
+            raise ctx.fail(f"{w}.status", f"{name!r} is declared twice")
+        seen.add(name)
+        conds.check(ctx, r["when"], f"{w}.when", groups_any=True, no_other_group=False)
+        rules.append(StatusRule(name, ctx.str_(r["label"], f"{w}.label"), r["when"]))
+    known = [r.status for r in rules]
+    registry = tuple(
+        ctx.one_of(x, f"registry_statuses[{i}]", known, "status")
+        for i, x in enumerate(ctx.list_(s["registry_statuses"], "registry_statuses"))
+    )
+    statuses = Statuses(
+        excluded, ctx.str_(ex["label"], "excluded.label"), tuple(reasons), tuple(rules), registry
+    )
+
+    # indicators
+    ctx, ind = _rules_file(root, "indicators")
+    ind = ctx.mapping(
+        ind, "top level", ("targets", "enrolled_statuses", "contribution_statuses", "employee_statuses")
+    )
+    tg = ctx.mapping(ind["targets"], "targets", ("coverage", "employee_share"))
+    targets = {}
+    for k in ("coverage", "employee_share"):
+        m = ctx.mapping(tg[k], f"targets.{k}", (), tuple(tg[k]) if isinstance(tg[k], dict) else ())
+        if not m:
+            raise ctx.fail(f"targets.{k}", "name at least one year: rate")
+        targets[k] = {str(y): ctx.num(v, f"targets.{k}.{y}", 0, 1) for y, v in m.items()}
+        for y in targets[k]:
+            if not re.fullmatch(r"\d{4}", y):
+                raise ctx.fail(f"targets.{k}.{y}", 'a target is keyed by its year, e.g. "2025"')
+    all_statuses = [excluded, *known]
+
+    def status_list(key: str) -> tuple[str, ...]:
+        return tuple(
+            ctx.one_of(x, f"{key}[{i}]", all_statuses, "status")
+            for i, x in enumerate(ctx.list_(ind[key], key))
+        )
+
+    indicators = Indicators(targets["coverage"], targets["employee_share"], status_list("enrolled_statuses"),
+                            status_list("contribution_statuses"), status_list("employee_statuses"))  # fmt: skip
+
+    # matching
+    ctx, m = _rules_file(root, "matching")
+    m = ctx.mapping(m, "top level", ("name_agreement", "rules"))
+    na = ctx.mapping(m["name_agreement"], "name_agreement", ("agree", "same"))
+    ctx.num(na["agree"], "name_agreement.agree", 0, 1)
+    ctx.num(na["same"], "name_agreement.same", 0, 1)
+    seen = set()
+    match_rules = []
+    for i, r in enumerate(ctx.list_(m["rules"], "rules")):
+        w = f"rules[{i}]"
+        ctx.mapping(r, w, ("rule", "id_kinds", "candidates", "name", "confidence"),
+                    ("label", "band", "min_digits", "prefer_same_street"))  # fmt: skip
+        name = ctx.str_(r["rule"], f"{w}.rule", IDENT)
+        if name in seen:
+            raise ctx.fail(f"{w}.rule", f"{name!r} is declared twice")
+        seen.add(name)
+        for j, k in enumerate(ctx.list_(r["id_kinds"], f"{w}.id_kinds")):
+            ctx.one_of(k, f"{w}.id_kinds[{j}]", ID_KINDS, "ID kind")
+        ctx.one_of(r["candidates"], f"{w}.candidates", CANDIDATES, "candidate method")
+        ctx.one_of(r["name"], f"{w}.name", ("agree", "same"), "name threshold")
+        ctx.num(r["confidence"], f"{w}.confidence", 0, 1)
+        if "band" in r:
+            ctx.one_of(r["band"], f"{w}.band", ("auto", "review"), "band")
+        if "min_digits" in r:
+            ctx.int_(r["min_digits"], f"{w}.min_digits", 6, 17)
+        if "prefer_same_street" in r:
+            ctx.bool_(r["prefer_same_street"], f"{w}.prefer_same_street")
+        if "label" in r:
+            ctx.str_(r["label"], f"{w}.label")
+        match_rules.append(
+            MatchRule(
+                name,
+                str(r.get("label", name)),
+                tuple(r["id_kinds"]),
+                r["candidates"],
+                r["name"],
+                float(r["confidence"]),
+                r.get("band", "auto"),
+                r.get("min_digits"),
+                bool(r.get("prefer_same_street", False)),
+            )  # fmt: skip
+        )
+    if "id_equal" not in {r["candidates"] for r in m["rules"]}:
+        raise ctx.fail("rules", "one rule must use candidates: id_equal (the exact-ID rule)")
+    matching = Matching(float(na["agree"]), float(na["same"]), tuple(match_rules))
+
+    # survey
+    ctx, sv = _rules_file(root, "survey")
+    sv = ctx.mapping(sv, "top level", ("columns",))
+    survey, seen = [], set()
+    for i, c in enumerate(ctx.list_(sv["columns"], "columns")):
+        w = f"columns[{i}]"
+        ctx.mapping(c, w, ("field", "header"), ("allowed", "type", "stored"))
+        stored = ctx.bool_(c.get("stored", True), f"{w}.stored")
+        field = (
+            ctx.one_of(c["field"], f"{w}.field", SURVEY_FIELDS, "survey field")
+            if stored
+            else ctx.str_(c["field"], f"{w}.field", IDENT)
+        )
+        if field in seen:
+            raise ctx.fail(f"{w}.field", f"{field!r} is declared twice")
+        seen.add(field)
+        typ = ctx.one_of(c.get("type", "text"), f"{w}.type", ("text", "date"), "type")
+        allowed = tuple(
+            ctx.str_(a, f"{w}.allowed[{j}]")
+            for j, a in enumerate(ctx.list_(c.get("allowed", []), f"{w}.allowed", nonempty=False))
+        )
+        survey.append(SurveyColumn(field, ctx.str_(c["header"], f"{w}.header"), allowed, typ, stored))
+    missing = [f for f in SURVEY_FIELDS if f not in seen]
+    if missing:
+        raise ctx.fail(
+            "columns", f"the survey columns {', '.join(missing)} are missing (persons.parquet stores them)"
+        )
+
+    # streets
+    path = root / "rules" / "streets.csv"
+    if not path.is_file():
+        raise PolicyError(f"{path}: missing. It lists street_code,street_name (12-digit codes).")
+    with open(path, encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != ["street_code", "street_name"]:
+            raise PolicyError(
+                f"{path}: the header must be street_code,street_name, got {','.join(reader.fieldnames or [])}."
+            )
+        codes, street_list = set(), []
+        for n, r in enumerate(reader, start=2):
+            if not re.fullmatch(r"\d{12}", r["street_code"] or "") or not (r["street_name"] or "").strip():
+                raise PolicyError(
+                    f"{path}, row {n}: street_code must be 12 digits and street_name not empty."
+                )
+            if r["street_code"] in codes:
+                raise PolicyError(f"{path}, row {n}: street_code {r['street_code']} is listed twice.")
+            codes.add(r["street_code"])
+            street_list.append(Street(r["street_code"], r["street_name"].strip()))
+
+    retirement = _retirement(root, groups_p, statuses, vocabularies)
+    _check_tasks(root, codes, vocabularies)
+    _check_files(root)
+    files = fingerprint(root)
+    return Policy(
+        root=root,
+        is_default=root.resolve() == defaults_home().resolve(),
+        statuses=statuses,
+        groups=groups_p,
+        indicators=indicators,
+        survey=tuple(survey),
+        retirement=retirement,
+        sources=sources,
+        files=files,
+        matching=matching,
+        vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
+        streets=tuple(street_list),
+    )
+
+
+def _check_files(root: Path) -> None:
+    """rules/files.yaml (read by the load stage): header search, row patterns, unreadable formats,
+    reading limits, the damage guard. Optional: a folder without it uses the installed default."""
+    if not (root / "rules" / "files.yaml").is_file():
+        return
+    ctx, f = _rules_file(root, "files")
+    f = ctx.mapping(f, "top level", ("header", "rows", "cannot_read", "limits", "damage"))
+    h = ctx.mapping(f["header"], "header", ("search_rows", "data_sheet_matches"))
+    ctx.int_(h["search_rows"], "header.search_rows", 1, 100)
+    ctx.int_(h["data_sheet_matches"], "header.data_sheet_matches", 1, 100)
+    rows = ctx.mapping(f["rows"], "rows", (), ("total_row", "footer_row"))
+    for reason, pattern in rows.items():
+        try:
+            re.compile(ctx.str_(pattern, f"rows.{reason}"))
+        except re.error as e:
+            raise ctx.fail(f"rows.{reason}", f"not a regular expression ({e})") from None
+    kinds = f["cannot_read"] if isinstance(f["cannot_read"], dict) else {}
+    for suffix in ctx.mapping(f["cannot_read"], "cannot_read", (), tuple(kinds)):
+        ctx.str_(suffix, f"cannot_read.{suffix}", re.compile(r"^\.[a-z0-9]+$"))
+        ctx.str_(kinds[suffix], f"cannot_read.{suffix}")
+    keys = ("max_unpacked_mb", "max_compression_ratio", "max_columns", "max_cell_mb", "max_cells_per_byte")
+    lim = ctx.mapping(f["limits"], "limits", keys)
+    for k in keys:
+        ctx.num(lim[k], f"limits.{k}", 0)
+    d = ctx.mapping(f["damage"], "damage", ("required_source_share", "file_share", "min_rows"))
+    ctx.num(d["required_source_share"], "damage.required_source_share", 0, 1)
+    ctx.num(d["file_share"], "damage.file_share", 0, 1)
+    ctx.int_(d["min_rows"], "damage.min_rows", 0)
+
+
+def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None:
+    """rules/tasks.yaml (read by ``kuomian progress``): years → streets → tasks; the counted values."""
+    if not (root / "rules" / "tasks.yaml").is_file():
+        return
+    ctx, t = _rules_file(root, "tasks")
+    t = ctx.mapping(
+        t or {}, "top level", (), ("tasks", "enrolled_statuses", "employee_schemes", "resident_schemes")
+    )
+    tasks = t.get("tasks") or {}
+    ctx.mapping(tasks, "tasks", (), tuple(tasks) if isinstance(tasks, dict) else ())
+    for year, streets in tasks.items():
+        if not re.fullmatch(r"\d{4}", str(year)):
+            raise ctx.fail(f"tasks.{year}", 'a year\'s tasks are keyed by the year, e.g. "2026"')
+        streets = ctx.mapping(
+            streets or {}, f"tasks.{year}", (), tuple(streets or {}) if isinstance(streets, dict) else ()
+        )
+        for code, task in streets.items():
+            w = f"tasks.{year}.{code}"
+            if str(code) not in street_codes:
+                raise ctx.fail(
+                    w, "not a street code of rules/streets.csv (write the 12-digit code in quotes)"
+                )
+            task = ctx.mapping(task or {}, w, (), ("enrolment", "employee"))
+            for k, v in task.items():
+                if v is not None:
+                    ctx.int_(v, f"{w}.{k}", 0)
+    for key, vocab in (
+        ("enrolled_statuses", "enroll_status"),
+        ("employee_schemes", "scheme"),
+        ("resident_schemes", "scheme"),
+    ):
+        allowed = list(vocabularies.get(vocab, {}))
+        for i, v in enumerate(ctx.list_(t.get(key, []), key, nonempty=False)):
+            if allowed:
+                ctx.one_of(v, f"{key}[{i}]", allowed, f"{vocab} value")
+
+
+def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: dict) -> Retirement:
+    ctx, r = _rules_file(root, "retirement")
+    r = ctx.mapping(r, "top level", ("tracks", "track_by_sex", "minimum_contribution", "measures"))
+    tracks = {}
+    raw = ctx.mapping(r["tracks"], "tracks", (), tuple(r["tracks"]) if isinstance(r["tracks"], dict) else ())
+    for name, t in raw.items():
+        w = f"tracks.{name}"
+        ctx.mapping(t, w, ("old_age", "first_cohort", "birth_months_per_month", "cap_age"), ("label",))
+        fc = t["first_cohort"]
+        if not (isinstance(fc, str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", fc)):
+            raise ctx.fail(
+                f"{w}.first_cohort", f'write the first month of birth as "YYYY-MM" (quoted), got {_kind(fc)}'
+            )
+        old = ctx.int_(t["old_age"], f"{w}.old_age", 40, 70)
+        cap = ctx.int_(t["cap_age"], f"{w}.cap_age", old, 75)
+        tracks[name] = Track(name, str(t.get("label", name)), old, (int(fc[:4]), int(fc[5:])),
+                             ctx.int_(t["birth_months_per_month"], f"{w}.birth_months_per_month", 1, 24), cap)  # fmt: skip
+    if not tracks:
+        raise ctx.fail("tracks", "declare at least one track")
+    by_sex = ctx.mapping(r["track_by_sex"], "track_by_sex", (), tuple(vocabularies.get("sex", {})))
+    for sex, t in by_sex.items():
+        ctx.one_of(t, f"track_by_sex.{sex}", list(tracks), "track")
+    mc = ctx.mapping(r["minimum_contribution"], "minimum_contribution",
+                     ("years", "rise_from", "rise_months_per_year", "max_years"))  # fmt: skip
+    if not isinstance(mc["rise_from"], date):
+        raise ctx.fail(
+            "minimum_contribution.rise_from", f"expected a date YYYY-MM-DD, got {_kind(mc['rise_from'])}"
+        )
+    ms = ctx.mapping(
+        r["measures"], "measures", ("elderly_unenrolled", "past_pension_date", "short_of_minimum")
+    )
+    el = ctx.mapping(
+        ms["elderly_unenrolled"], "measures.elderly_unenrolled", ("min_age", "statuses", "measure")
+    )
+    for i, s in enumerate(ctx.list_(el["statuses"], "measures.elderly_unenrolled.statuses")):
+        ctx.one_of(s, f"measures.elderly_unenrolled.statuses[{i}]", statuses.all, "status")
+    pp = ctx.mapping(
+        ms["past_pension_date"], "measures.past_pension_date", ("measure",), ("keep_group_action",)
+    )
+    keep = [ctx.one_of(g, "measures.past_pension_date.keep_group_action", sorted(groups.by_id()), "group")
+            for g in ctx.list_(pp.get("keep_group_action", []), "measures.past_pension_date.keep_group_action", nonempty=False)]  # fmt: skip
+    sm = ctx.mapping(ms["short_of_minimum"], "measures.short_of_minimum", ("note",))
+    return Retirement(
+        tracks=tracks,
+        track_by_sex=dict(by_sex),
+        minimum_years=ctx.num(mc["years"], "minimum_contribution.years", 0, 50),
+        rise_from=mc["rise_from"],
+        rise_months_per_year=ctx.int_(
+            mc["rise_months_per_year"], "minimum_contribution.rise_months_per_year", 0, 12
+        ),
+        maximum_years=ctx.num(mc["max_years"], "minimum_contribution.max_years", 0, 50),
+        elderly_age=ctx.int_(el["min_age"], "measures.elderly_unenrolled.min_age", 40, 100),
+        elderly_statuses=tuple(el["statuses"]),
+        elderly_measure=ctx.str_(el["measure"], "measures.elderly_unenrolled.measure"),
+        past_pension_measure=ctx.str_(pp["measure"], "measures.past_pension_date.measure"),
+        past_pension_keep_group_action=tuple(keep),
+        short_note=ctx.str_(sm["note"], "measures.short_of_minimum.note"),
+    )
+
+
+def load_policy(root: Path | None = None) -> Policy:
+    """The policy of ``root`` (default: the folder in force), checked; cached per folder."""
+    root = Path(root or home())
+    if not (root / "rules").is_dir() or not (root / "sources").is_dir():
+        raise PolicyError(
+            f"{root}: not a policy folder (it needs rules/ and sources/). "
+            "Create one with `kuomian rules export DIR`, then pass --rules DIR."
+        )
+    return _load(root.resolve())
+
+
+def policy() -> Policy:
+    """The policy in force (see :func:`.config.home`)."""
+    return load_policy()
+
+
+def clear_cache() -> None:
+    _load.cache_clear()
+    clear_caches()
+
+
+def export_defaults(folder: Path, *, force: bool = False) -> int:
+    """Copy the installed default ``rules/`` and ``sources/`` into ``folder``; the number of files written."""
+    import shutil
+
+    folder = Path(folder)
+    src = defaults_home()
+    if folder.resolve() == src.resolve():
+        raise PolicyError(f"{folder}: this is the installed defaults' folder. Choose another folder.")
+    there = [folder / d for d in ("rules", "sources") if (folder / d).exists()]
+    if there and not force:
+        raise PolicyError(
+            f"{there[0]} already exists. Add --force to replace it with the defaults, or choose another folder."
+        )
+    n = 0
+    for d in ("rules", "sources"):
+        target = folder / d
+        if target.is_symlink() or target.is_file():
+            raise PolicyError(f"{target}: not a folder. Remove it or choose another folder.")
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for p in sorted((src / d).glob("*")):
+            if p.is_file():
+                shutil.copyfile(p, target / p.name)
+                n += 1
+    return n
+
+
+ID_KEYS = ("group", "status", "reason", "rule", "field", "source")
+
+
+def _diff(a, b, path: str, out: list[str]) -> None:
+    """Paths (``groups[group=8].action``) where two parsed YAML values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(dict.fromkeys([*a, *b])):
+            p = f"{path}.{k}" if path else str(k)
+            if k not in a or k not in b:
+                out.append(p + (" (added)" if k not in a else " (removed)"))
+            else:
+                _diff(a[k], b[k], p, out)
+        return
+    if isinstance(a, list) and isinstance(b, list) and a and all(isinstance(x, dict) for x in a + b):
+        key = next((k for k in ID_KEYS if all(k in x for x in a + b)), None)
+        if key is not None:
+            ia, ib = {x[key]: x for x in a}, {x[key]: x for x in b}
+            if list(ia) != list(ib) and set(ia) == set(ib):
+                out.append(f"{path} (order)")
+            for k in list(dict.fromkeys([*ia, *ib])):
+                p = f"{path}[{key}={k}]"
+                if k not in ia or k not in ib:
+                    out.append(p + (" (added)" if k not in ia else " (removed)"))
+                else:
+                    _diff(ia[k], ib[k], p, out)
+            return
+    if a != b:
+        out.append(path or "(whole file)")
+
+
+def differences(p: Policy, limit: int = 12) -> dict[str, list[str]]:
+    """Per file that differs from the installed defaults, the keys that differ (YAML files; other
+    files are named only)."""
+    from .config import _read_yaml
+
+    out: dict[str, list[str]] = {}
+    for rel in p.differs_from_defaults():
+        mine, default = p.root / rel, defaults_home() / rel
+        paths: list[str] = []
+        if rel.endswith(".yaml") and mine.is_file() and default.is_file():
+            _diff(_read_yaml(default), _read_yaml(mine), "", paths)
+        elif not default.is_file():
+            paths = ["(not in the defaults)"]
+        elif not mine.is_file():
+            paths = ["(missing: the defaults' file is not used)"]
+        out[rel] = paths[:limit] + ([f"… {len(paths) - limit} more"] if len(paths) > limit else [])
+    return out
