@@ -301,10 +301,14 @@ def test_decisions_are_kept_per_registry_and_only_while_the_name_agrees(tmp_path
     assert res.exit_code == 0 and "stored 1 decisions" in res.stdout, res.stdout
     assert (out1 / "state" / "review_decisions.parquet").exists()
     assert not list(isolated_state.rglob("review_decisions*")), "nothing machine-wide"
+    # an older version's machine-wide file is not applied, and the refresh says so
+    shutil.copy(out1 / "state" / "review_decisions.parquet", isolated_state / "review_decisions.parquet")
+    said = []
+    refresh(sources, tmp_path / "other", as_of=AS_OF, progress=said.append)
+    assert any("no longer used" in m for m in said)
 
     # another registry on the same machine is not changed by out1's decisions
     other = tmp_path / "other"
-    refresh(sources, other, as_of=AS_OF)
     assert link_of(other, YES)["outcome"] == "review"
 
     # following out1: honoured
@@ -619,3 +623,21 @@ def test_every_module_imports_without_posix_only_modules(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert int(res.stdout.split()[0]) > 30, res.stdout
+
+
+def test_review_xlsx_masks_an_id_typed_into_a_text_cell_and_writes_formulas_as_text(tmp_path):
+    sources = write_sources(tmp_path / "sources")
+    p = sources / "平台从业人员.csv"
+    lines = p.read_text("utf-8").splitlines(keepends=True)
+    assert lines[5].startswith(",张伟,1992-03-15,,,")  # row 6: a review row (two 张伟 candidates)
+    lines[5] = lines[5].replace(",张伟,1992-03-15,,,", f',张伟,1992-03-15,,"=HYPERLINK(1) {CHEN}",', 1)
+    p.write_text("".join(lines), encoding="utf-8")
+    out = tmp_path / "out"
+    refresh(sources, out, as_of=AS_OF)
+    rows = [r for r in read_review(out / "review.xlsx") if (r["文件"], int(r["行号"])) == YES]
+    assert rows, "row 6 is still a review row"
+    for r in rows:
+        assert r["记录社区"] == f"=HYPERLINK(1) {CHEN[:6]}********{CHEN[-4:]}", r["记录社区"]
+    assert xlsx_formulas(out) == []
+    with zipfile.ZipFile(out / "review.xlsx") as z:
+        assert_no_full_id(z.read("xl/worksheets/sheet1.xml").decode("utf-8"))

@@ -61,9 +61,17 @@ def _read_decisions(path: Path) -> pl.DataFrame:
     return d.select([pl.col(c).cast(t) for c, t in DECISION_SCHEMA.items()])
 
 
-def stored_decisions(*registries: Path | None) -> pl.DataFrame:
+def stored_decisions(*registries: Path | None, progress=lambda m: None) -> pl.DataFrame:
     """The decisions of these registries (a later one wins for the same pair): what a refresh
     carries from ``--previous`` and from the OUT_DIR it replaces."""
+    from ..core.privacy import state_dir
+
+    legacy = state_dir() / "review_decisions.parquet"
+    if legacy.exists():
+        progress(
+            f"note: {legacy} holds review decisions of an older version that are no longer used "
+            "(decisions are kept per registry now): import the filled-in review.xlsx into its OUT_DIR again"
+        )
     out = pl.DataFrame(schema=DECISION_SCHEMA)
     for reg in registries:
         if reg is None:

@@ -221,7 +221,7 @@ def refresh(
                 progress(f"WARNING {w}")
             _maybe_fail(_fail_in_stage, "standardise")
             with timer.stage("link"):
-                decisions = stored_decisions(prev, out_dir)
+                decisions = stored_decisions(prev, out_dir, progress=progress)
                 kr = link(con, key, progress=progress, decisions=decisions)
             progress(kr.summary())
             _maybe_fail(_fail_in_stage, "link")
