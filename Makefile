@@ -25,7 +25,8 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-## Matching and registry accuracy against the generator's ground truth
+## Matching and registry accuracy against the generator's ground truth, on tidy and on real-shaped worlds
+## (EVAL_ARGS="--shapes real --seeds 1 --people 5000": real-shaped only, small)
 eval: setup
 	$(BIN)/python -m bench.evaluate $(EVAL_ARGS)
 

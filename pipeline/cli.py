@@ -297,9 +297,14 @@ def demo(
     ] = "2026-03-01",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing demo folder.")] = False,
     rules: RulesOpt = None,
+    tidy: Annotated[
+        bool,
+        typer.Option("--tidy", help="Tidy files only (no title rows, extra sheets, footers, .xls/.ods)."),
+    ] = False,
 ):
-    """Generate a realistic synthetic Anning (with every kind of dirt), run the refresh on it, then
-    the bulletin (kuomian progress) with the bureau's enrolment extract of a year later.
+    """Generate a realistic synthetic Anning (with every kind of dirt and, unless --tidy, files shaped
+    as departments send them), run the refresh on it, then the bulletin (kuomian progress) with the
+    bureau's enrolment extract of a year later.
 
     Example: kuomian demo --people 20000 --out output/demo
     """
@@ -309,7 +314,7 @@ def demo(
     from .commands.progress import run_progress
     from .commands.run import refresh as run_refresh
     from .core.fileio import check_output_target
-    from .synth import generate_with_later_enrolment
+    from .synth import ShapeConfig, generate_with_later_enrolment
 
     out = Path(out)
     if os.path.lexists(out):
@@ -319,7 +324,9 @@ def demo(
         shutil.rmtree(check_output_target(out, force=True, manifest="registry/manifest.json", kind="demo"))
     d = _as_of(as_of)
     progress(f"generating {people} people (seed {seed}) into {out / 'sources'}")
-    summary, later = generate_with_later_enrolment(out, people=people, seed=seed, as_of=d)
+    summary, later = generate_with_later_enrolment(
+        out, people=people, seed=seed, as_of=d, shapes=None if tidy else ShapeConfig.real()
+    )
     res = run_refresh(out / "sources", out / "registry", as_of=d, progress=progress)
     _print_refresh_summary(res)
     say(f"  extracts: {out / 'sources'}   ground truth: {out / 'truth'}")

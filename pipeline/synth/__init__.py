@@ -13,13 +13,21 @@ already directly in those two folders):
   registry), ``group_tags`` (List[Int64], sorted), ``registry``. Computed from the clean
   world by an independent implementation of rules.md (see ``truth.py``); people outside
   the population (enrollment / student only) have null status;
-* ``out_dir/truth/rows.parquet``: one row per data row of every extract file:
-  ``source``, ``file``, ``row`` (Excel row number, header = 1), ``person_id`` (null for
-  empty / total / no-identity rows), ``dirt`` (comma-separated kinds, "" if clean),
-  ``expected`` (person | unmatched | duplicate | quarantined), ``quarantine_reason``
-  (empty_row | total_row | no_identity | null);
+* ``out_dir/truth/rows.parquet``: one row per data row of every extract file (and per footer
+  row of a shaped sheet): ``source``, ``file``, ``sheet`` (the sheet's name in a workbook, ""
+  for CSV and Parquet), ``row`` (the row number the user sees in that sheet, title rows
+  included; header = 1 in a tidy file), ``person_id`` (null for empty / total / footer /
+  no-identity rows), ``dirt`` (comma-separated kinds, "" if clean), ``expected`` (person |
+  unmatched | duplicate | quarantined), ``quarantine_reason`` (empty_row | total_row |
+  footer_row | no_identity | base_id_unusable | null), ``shape`` (comma-separated shape kinds
+  of the row's sheet, see ``shapes.py``; "" in a tidy file);
 * ``out_dir/truth/files.csv``: file, source, format, encoding, rows, and the number of
   rows per expected value.
+
+``shapes=ShapeConfig.real()`` gives a real-shaped world (``shapes.py``): some files become
+workbooks as departments send them (title rows, two-row headers, a sheet per street or category,
+an instructions sheet, an empty sheet, footers, .xls / .ods through LibreOffice, number cells in ID
+columns); its truth persons have ``id_damaged`` (the person's only row has a number-cell ID).
 
 ``people`` is the size of the household (户籍) population; non-local people (in the
 tax, income, market, low-income, platform and roster extracts only) and outsiders (in
@@ -43,6 +51,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import random
 import shutil
+import tempfile
 import time
 from collections import Counter
 from datetime import date
@@ -55,12 +64,13 @@ import pyarrow as pa
 from .age import CATEGORIES, AgeRates, age_world, transitions
 from .bad import write_bad_files
 from .dirt import DIRT_KINDS, DirtConfig
-from .render import build_plans, render_file, write_file
+from .render import build_plans, render_file, write_book, write_file
+from .shapes import SHAPE_KINDS, ShapeConfig, apply_shapes, convert
 from .truth import compute_persons
 from .world import LOCAL, NONLOCAL, World, _Gen, build_world
 
 __all__ = [
-    "DirtConfig", "DIRT_KINDS", "generate", "generate_sharded", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
+    "DirtConfig", "DIRT_KINDS", "ShapeConfig", "SHAPE_KINDS", "generate", "generate_sharded", "generate_years", "AgeRates", "write_bad_files", "build_world", "World",
     "generate_with_later_enrolment",
 ]  # fmt: skip
 
@@ -69,22 +79,26 @@ EXPECTED_VALUES = ("person", "unmatched", "duplicate", "quarantined")
 ROWS_ARROW = {
     "source": pa.string(),
     "file": pa.string(),
+    "sheet": pa.string(),
     "row": pa.int32(),
     "person_id": pa.string(),
     "dirt": pa.string(),
     "expected": pa.string(),
     "quarantine_reason": pa.string(),
+    "shape": pa.string(),
 }
 
-_JOB: tuple | None = None  # (world, plans, dirt config, seed, sources dir), shared with forked workers
+# (world, plans, books, dirt config, seed, sources dir, conversion dir), shared with forked workers
+_JOB: tuple | None = None
 
 
-def _render_job(i: int) -> tuple[int, dict]:
+def _render_job(b: int) -> tuple[int, list[dict]]:
+    """Render and write the file ``books[b]`` (the indexes of its plans: one per sheet)."""
     assert _JOB is not None
-    w, plans, cfg, seed, src_dir = _JOB
-    rf = render_file(plans[i], w, cfg, seed)
-    write_file(rf, src_dir)
-    return i, rf.truth
+    w, plans, books, cfg, seed, src_dir, convert_dir = _JOB
+    rfs = [render_file(plans[i], w, cfg, seed) for i in books[b]]
+    write_book(rfs, src_dir, convert_dir)
+    return b, [rf.truth for rf in rfs]
 
 
 def _clear(d: Path) -> None:
@@ -101,15 +115,17 @@ def generate(
     as_of: date = date(2026, 3, 1),
     dirt: DirtConfig | None = None,
     workers: int | None = None,
+    shapes: ShapeConfig | None = None,
 ) -> dict:
     """Generate the extracts and the ground truth; return a small summary.
 
     ``workers``: processes rendering the files (default: 2 from 100 000 people on, else 1).
-    The output does not depend on it.
+    The output does not depend on it. ``shapes``: real-file shapes (``ShapeConfig.real()``:
+    title rows, several sheets, footers, .xls / .ods, …; see ``shapes.py``); default tidy.
     """
     t0 = time.perf_counter()
     w = build_world(people, seed, as_of)
-    summary, _ = write_world(w, Path(out_dir), people, seed, seed, dirt, workers)
+    summary, _ = write_world(w, Path(out_dir), people, seed, seed, dirt, workers, shapes)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
 
@@ -123,6 +139,7 @@ def generate_sharded(
     dirt: DirtConfig | None = None,
     workers: int | None = None,
     progress=lambda msg: None,
+    shapes: ShapeConfig | None = None,
 ) -> dict:
     """A world too big to hold in memory at once (Kunming, 8.5M): districts of at most
     ``shard_people`` people, generated one after the other.
@@ -151,7 +168,7 @@ def generate_sharded(
         w = build_world(size, seed * 1000 + i, as_of, reserved, district=i)
         part = out / f".{tag}"
         shutil.rmtree(part, ignore_errors=True)
-        summary, _ = write_world(w, part, size, seed * 1000 + i, seed * 1000 + i, dirt, workers)
+        summary, _ = write_world(w, part, size, seed * 1000 + i, seed * 1000 + i, dirt, workers, shapes)
         del w
         (part / "sources").rename(src_dir / tag)
         prefix = pl.lit(tag + "/") + pl.col("file")
@@ -187,6 +204,7 @@ def generate_years(
     dirt: DirtConfig | None = None,
     workers: int | None = None,
     rates: AgeRates | None = None,
+    shapes: ShapeConfig | None = None,
 ) -> list[dict]:
     """The same world over ``years`` consecutive years, for ``kuomian compare``.
 
@@ -212,7 +230,7 @@ def generate_years(
         t1 = time.perf_counter()
         changes = age_world(g, k, rates) if k > 1 else {}
         summary, persons = write_world(
-            w, out / f"year{k}", people, seed, seed if k == 1 else f"{seed}-year{k}", dirt, workers
+            w, out / f"year{k}", people, seed, seed if k == 1 else f"{seed}-year{k}", dirt, workers, shapes
         )
         summary["year"] = k
         if prev is not None:
@@ -234,15 +252,16 @@ def generate_with_later_enrolment(
     seed: int = 1,
     as_of: date = date(2026, 3, 1),
     dirt: DirtConfig | None = None,
+    shapes: ShapeConfig | None = None,
 ) -> tuple[dict, list[Path]]:
     """``generate`` (``out_dir/sources``, ``out_dir/truth``, the same files), then the same world a
     year later (as ``generate_years`` ages it) and only its enrolment extracts, written to
-    ``out_dir/enrolment_later/``: the bureau's next extract, for ``kuomian progress`` (the demo).
-    Returns (year 1's summary with ``later_as_of``, the later files)."""
+    ``out_dir/enrolment_later/``: the bureau's next extract, for ``kuomian progress`` (the demo;
+    tidy files whatever ``shapes`` says). Returns (year 1's summary with ``later_as_of``, the later files)."""
     out = Path(out_dir)
     g = _Gen(people, seed, as_of)
     w = g.run()
-    summary, _ = write_world(w, out, people, seed, seed, dirt)
+    summary, _ = write_world(w, out, people, seed, seed, dirt, shapes=shapes)
     age_world(g, 2)
     later = out / "enrolment_later"
     _clear(later)
@@ -264,11 +283,14 @@ def write_world(
     render_seed: int | str,
     dirt: DirtConfig | None = None,
     workers: int | None = None,
+    shapes: ShapeConfig | None = None,
 ) -> tuple[dict, pl.DataFrame]:
     """Render ``w`` into ``out/sources`` and write ``out/truth``; return (summary, truth persons).
 
     ``render_seed`` seeds the dirt and headers of every file (``generate``: the world's seed).
     Persons that no extract row mentions (possible in an aged world) are left out of the truth.
+    A real-shaped world's truth persons have ``id_damaged``: the person's only row, in the
+    household source, has its ID as a number cell (the tool cannot know them).
     """
     t0 = time.perf_counter()
     cfg = dirt if dirt is not None else DirtConfig()
@@ -278,6 +300,14 @@ def write_world(
     _clear(truth_dir)
 
     plans = build_plans(w, random.Random(f"{seed}-plans"), people)
+    plans = apply_shapes(plans, w, shapes, render_seed)
+    books: list[list[int]] = []  # plan indexes per file (a shaped workbook: one plan per sheet)
+    book_of: dict[str, int] = {}
+    for i, plan in enumerate(plans):
+        if plan.name not in book_of:
+            book_of[plan.name] = len(books)
+            books.append([])
+        books[book_of[plan.name]].append(i)
     street_shown: set[int] = set()
     present: set[int] = set()
     for plan in plans:
@@ -285,46 +315,67 @@ def write_world(
         if "street" in plan.keys:
             street_shown.update(r["_p"] for r in plan.records if w.kind[r["_p"]] == NONLOCAL)
 
-    truths: dict[int, dict] = {}
+    convert_dir = Path(tempfile.mkdtemp(prefix="kuomian-synth-"))
+    truths: dict[int, list[dict]] = {}
     n_workers = workers if workers is not None else (2 if people >= 100_000 else 1)
-    if n_workers > 1 and "fork" in mp.get_all_start_methods():
-        # fork: the workers share the world copy-on-write; they render and write csv/xlsx files
-        # (no polars in the workers), the parent writes the parquet files and computes the truth.
-        global _JOB
-        _JOB = (w, plans, cfg, render_seed, src_dir)
-        cost = {
-            i: len(p.records) * (len(p.keys) + 1) * (4 if p.fmt == "xlsx" else 1) for i, p in enumerate(plans)
-        }
-        child = sorted((i for i, p in enumerate(plans) if p.fmt != "parquet"), key=lambda i: -cost[i])
-        try:
-            with mp.get_context("fork").Pool(n_workers) as pool:
-                it = pool.imap_unordered(_render_job, child, chunksize=1)
-                for i, p in enumerate(plans):
-                    if p.fmt == "parquet":
-                        truths[i] = _render_job(i)[1]
-                persons = compute_persons(w, street_shown)
-                for i, t in it:
-                    truths[i] = t
-        finally:
-            _JOB = None
-    else:
-        for i, plan in enumerate(plans):
-            rf = render_file(plan, w, cfg, render_seed)
-            write_file(rf, src_dir)
-            truths[i] = rf.truth
-            del rf
-        persons = compute_persons(w, street_shown)
+    try:
+        if n_workers > 1 and "fork" in mp.get_all_start_methods():
+            # fork: the workers share the world copy-on-write; they render and write csv/xlsx files
+            # (no polars in the workers), the parent writes the parquet files and computes the truth.
+            global _JOB
+            _JOB = (w, plans, books, cfg, render_seed, src_dir, convert_dir)
+            cost = {
+                b: sum(len(plans[i].records) * (len(plans[i].keys) + 1) * (1 if plans[i].fmt == "csv" else 4)
+                       for i in ix)
+                for b, ix in enumerate(books)
+            }  # fmt: skip
+            child = sorted(
+                (b for b, ix in enumerate(books) if plans[ix[0]].fmt != "parquet"), key=lambda b: -cost[b]
+            )
+            try:
+                with mp.get_context("fork").Pool(n_workers) as pool:
+                    it = pool.imap_unordered(_render_job, child, chunksize=1)
+                    for b, ix in enumerate(books):
+                        if plans[ix[0]].fmt == "parquet":
+                            truths[b] = _render_job(b)[1]
+                    persons = compute_persons(w, street_shown)
+                    for b, t in it:
+                        truths[b] = t
+            finally:
+                _JOB = None
+        else:
+            for b, ix in enumerate(books):
+                rfs = [render_file(plans[i], w, cfg, render_seed) for i in ix]
+                write_book(rfs, src_dir, convert_dir)
+                truths[b] = [rf.truth for rf in rfs]
+                del rfs
+            persons = compute_persons(w, street_shown)
+        for fmt in ("xls", "ods"):
+            todo = [convert_dir / (plans[ix[0]].name.rsplit(".", 1)[0] + ".xlsx") for ix in books
+                    if plans[ix[0]].fmt == fmt]  # fmt: skip
+            convert(todo, fmt, src_dir)
+    finally:
+        shutil.rmtree(convert_dir, ignore_errors=True)
     if len(present) < w.n:
         persons = persons.filter(pl.Series([p in present for p in range(w.n)]))
 
     file_rows: list[dict] = []
     rows_per_source: Counter[str] = Counter()
     parts = []
-    for i, plan in enumerate(plans):
-        t = truths.pop(i)
-        parts.append(pa.table({k: pa.array(t[k], type=ROWS_ARROW[k]) for k in ROWS_ARROW}))
-        m = len(t["row"])
-        counts = Counter(t["expected"])
+    damaged: set[str] = set()
+    for b, ix in enumerate(books):
+        plan = plans[ix[0]]
+        m = 0
+        counts: Counter[str] = Counter()
+        for tr in truths.pop(b):
+            parts.append(pa.table({k: pa.array(tr[k], type=ROWS_ARROW[k]) for k in ROWS_ARROW}))
+            m += len(tr["row"])
+            counts.update(tr["expected"])
+            if plan.source == "household" and plan.shape is not None:
+                damaged.update(
+                    pid for pid, r in zip(tr["person_id"], tr["quarantine_reason"], strict=True)
+                    if r == "base_id_unusable"
+                )  # fmt: skip
         file_rows.append(
             {
                 "file": plan.name,
@@ -337,6 +388,8 @@ def write_world(
         )
         rows_per_source[plan.source] += m
     rows = cast(pl.DataFrame, pl.from_arrow(pa.concat_tables(parts)))
+    if shapes is not None and shapes.real_shaped:
+        persons = persons.with_columns(id_damaged=pl.col("id_number").is_in(sorted(damaged)))
     rows.write_parquet(truth_dir / "rows.parquet", compression="zstd", statistics=False)
     persons.write_parquet(truth_dir / "persons.parquet", compression="zstd", statistics=False)
     pl.DataFrame(file_rows).write_csv(truth_dir / "files.csv")

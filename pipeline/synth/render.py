@@ -19,6 +19,7 @@ import xlsxwriter
 from . import dirt as D
 from . import names as N
 from .dirt import DirtConfig
+from .shapes import INSTRUCTIONS, WORKBOOK_FORMATS, SheetShape
 from .world import LOCAL, NONLOCAL, OUTSIDER, World
 
 # --------------------------------------------------------------------------- headers
@@ -157,12 +158,14 @@ CLERKS = ("李燕", "张丽萍", "王建华", "赵敏", "杨晓东")
 class FilePlan:
     name: str
     source: str
-    fmt: str  # csv | xlsx | parquet
+    fmt: str  # csv | xlsx | xls | ods | parquet
     encoding: str | None  # utf-8 | utf-8-sig | gb18030 (csv only)
     keys: list[str]  # canonical keys and extras (_note, _clerk, _date), in column order; _seq added in front
     records: list[dict]
     seq: bool = False
     alt_rate: float = 0.08  # share of rows using another accepted spelling of a category value
+    sheet: str = "Sheet1"  # workbooks: the sheet this plan fills (several plans may share a workbook)
+    shape: SheetShape | None = None  # None: a tidy file (header in row 1, one sheet)
 
 
 @dataclass
@@ -393,7 +396,8 @@ def _amount(v: float, style: str) -> str:
 
 
 def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> RenderedFile:
-    rng = random.Random(f"{seed}-render-{plan.name}")
+    shp = plan.shape
+    rng = random.Random(f"{seed}-render-{plan.name}" + (f"#{plan.sheet}" if shp is not None else ""))
     src = plan.source
     hh = src == "household"
     headers = choose_headers(plan, rng)
@@ -500,17 +504,31 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
                 ids[i] = rng.choice(D.ID_PLACEHOLDERS) or None
                 mark(i, "id_blank")
                 terminal.add(i)
-        # What Excel does to an 18-digit ID: in a CSV opened and saved (scientific notation), or
-        # typed into a workbook as a number.
-        excel = {"csv": ("id_excel_sci", D.id_excel_sci), "xlsx": ("id_excel_numeric", D.id_excel_numeric)}
-        if plan.fmt in excel:
-            kind, damage = excel[plan.fmt]
+        if plan.fmt == "csv":
             elig = [i for i in range(n) if i not in content and i not in terminal and destroyable[i]
                     and ids[i].isdigit() and len(ids[i]) == 18]  # fmt: skip
-            for i in D.sample(rng, elig, rate(kind)):
-                ids[i] = damage(ids[i])
-                mark(i, kind)
+            for i in D.sample(rng, elig, rate("id_excel_sci")):
+                ids[i] = D.id_excel_sci(ids[i])
+                mark(i, "id_excel_sci")
                 terminal.add(i)
+        if plan.fmt in WORKBOOK_FORMATS:
+            elig = [i for i in range(n) if i not in content and i not in terminal and destroyable[i]
+                    and ids[i].isdigit() and len(ids[i]) == 18]  # fmt: skip
+            numeric = (
+                rate("id_excel_numeric") if shp is None else max(rate("id_excel_numeric"), shp.number_cells)
+            )
+            for i in D.sample(rng, elig, numeric):
+                ids[i] = D.id_excel_numeric(ids[i])
+                mark(i, "id_excel_numeric")
+                terminal.add(i)
+    damaged: set[int] = set()  # household rows whose ID is a number cell: quarantined, the person unknown
+    if ids is not None and hh and shp is not None and shp.damageable:
+        elig = [i for i in range(n) if P[i] in shp.damageable and ids[i].isdigit() and len(ids[i]) == 18]
+        for i in D.sample(rng, elig, shp.number_cells):
+            ids[i] = D.id_excel_numeric(ids[i])
+            mark(i, "id_excel_numeric")
+            terminal.add(i)
+            damaged.add(i)
     if ids is not None:
         fmt_kinds = ["id_lower_x", "id_fullwidth", "id_spaces"]
         if not hh:
@@ -578,7 +596,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
     if not hh and n >= 1:
         for _ in range(int(n * rate("row_no_identity") + rng.random())):
             order.append((rng.randint(0, n), 0, rng.random(), "x", rng.randrange(n)))
-    if rng.random() < rate("row_total") and n:
+    if (rng.random() < rate("row_total") or (shp is not None and shp.footer is not None)) and n:
         order.append((n + 1, 0, 0.0, "t", -1))
     order.sort()
 
@@ -601,7 +619,9 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
             if plan.seq:
                 row = (str(seq_no), *row)
             p = P[i]
-            if row in seen:
+            if i in damaged:
+                exp = "quarantined"
+            elif row in seen:
                 exp = "duplicate"
             else:
                 exp = "unmatched" if (match_only and w.kind[p] == OUTSIDER) else "person"
@@ -610,7 +630,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
             t_pid.append(w.pid[p])
             t_dirt.append(",".join(kinds.get(i, ())))
             t_exp.append(exp)
-            t_reason.append(None)
+            t_reason.append("base_id_unusable" if i in damaged else None)
         elif kind == "d":
             row = base_rows[i]
             if plan.seq:
@@ -619,8 +639,8 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
             rows.append(row)
             t_pid.append(w.pid[P[i]])
             t_dirt.append(",".join([*kinds.get(i, ()), "row_duplicate"]))
-            t_exp.append("duplicate")
-            t_reason.append(None)
+            t_exp.append("quarantined" if i in damaged else "duplicate")
+            t_reason.append("base_id_unusable" if i in damaged else None)
         elif kind == "e":
             rows.append((None,) * ncols)
             t_pid.append(None)
@@ -646,7 +666,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
             t_reason.append(None if dup else "no_identity")
         else:  # total
             row = [None] * ncols
-            row[0] = "合计"
+            row[0] = shp.total_word if shp is not None else "合计"
             full_keys = (["_seq"] if plan.seq else []) + keys
             count_col = next((c for c in range(1, ncols) if full_keys[c] != "id_number"), 0)
             if count_col:
@@ -657,15 +677,47 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
             t_exp.append("quarantined")
             t_reason.append("total_row")
 
+    t_shape = [""] * len(rows)
+    first_row = 2
+    if shp is not None:
+        base_shape = ",".join(shp.kinds)
+        t_shape = [
+            base_shape + ",number_cell_id" if "id_excel_numeric" in d.split(",") else base_shape
+            for d in t_dirt
+        ]
+        first_row = shp.header_height() + 1
+        if shp.footer is not None:
+            footer: list[tuple] = [(None,) * ncols] * shp.footer_blanks
+            reasons = ["empty_row"] * shp.footer_blanks
+            texts = (shp.clerk, shp.auditor, shp.fill_date)
+            if shp.footer == "one_row" and ncols >= 3:
+                row = [None] * ncols
+                for j, t in enumerate(texts):
+                    row[j * (ncols // 3)] = t
+                footer.append(tuple(row))
+                reasons.append("footer_row")
+            else:
+                for t in texts:
+                    footer.append((t,) + (None,) * (ncols - 1))
+                    reasons.append("footer_row")
+            rows.extend(footer)
+            t_pid.extend([None] * len(footer))
+            t_dirt.extend([""] * len(footer))
+            t_exp.extend(["quarantined"] * len(footer))
+            t_reason.extend(reasons)
+            t_shape.extend([base_shape] * len(footer))
+
     m = len(rows)
     truth: dict[str, list] = {
         "source": [src] * m,
         "file": [plan.name] * m,
-        "row": list(range(2, m + 2)),
+        "sheet": [plan.sheet if plan.fmt in WORKBOOK_FORMATS else ""] * m,
+        "row": list(range(first_row, first_row + m)),
         "person_id": t_pid,
         "dirt": t_dirt,
         "expected": t_exp,
         "quarantine_reason": t_reason,
+        "shape": t_shape,
     }
     return RenderedFile(plan, headers, rows, truth)
 
@@ -726,3 +778,91 @@ def write_file(rf: RenderedFile, out: Path) -> None:
     text = buf.getvalue()
     blob = ("\ufeff" + text).encode("utf-8") if enc == "utf-8-sig" else text.encode(enc)
     path.write_bytes(blob)
+
+
+def _span(ws, row: int, c0: int, c1: int, text: str, fmt) -> None:
+    """``text`` in one cell, merged across columns ``c0``..``c1`` when there are several."""
+    if c1 > c0:
+        ws.merge_range(row, c0, row, c1, text, fmt)
+    else:
+        ws.write_string(row, c0, text, fmt)
+
+
+def write_book(rfs: list[RenderedFile], out: Path, convert_dir: Path) -> None:
+    """Write one extract file: a tidy file (one plan) or a shaped workbook (one plan per sheet).
+
+    A ``.xls`` / ``.ods`` workbook is written as ``convert_dir/<stem>.xlsx``, for
+    :func:`pipeline.synth.shapes.convert` to turn into the final format.
+    """
+    plan = rfs[0].plan
+    if plan.shape is None:
+        write_file(rfs[0], out)
+        return
+    name = plan.name
+    path = out / name if plan.fmt == "xlsx" else convert_dir / (name.rsplit(".", 1)[0] + ".xlsx")
+    big = sum(len(rf.rows) * len(rf.headers) for rf in rfs) > 2_000_000
+    wb = xlsxwriter.Workbook(
+        str(path),
+        {
+            "constant_memory": big,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
+    wb.set_properties({"created": datetime(2026, 1, 1), "author": "kuomian-synth"})
+    title_fmt = wb.add_format({"bold": True, "font_size": 16, "align": "center", "valign": "vcenter"})
+    group_fmt = wb.add_format({"bold": True, "align": "center", "border": 1})
+    head_fmt = wb.add_format({"bold": True, "border": 1})
+    if (first := rfs[0].plan.shape) is not None and first.instructions:
+        ws = wb.add_worksheet("填表说明")
+        for r, line in enumerate(INSTRUCTIONS):
+            ws.write_string(r, 0, line)
+    for rf in rfs:
+        shp = rf.plan.shape
+        assert shp is not None
+        ws = wb.add_worksheet(rf.plan.sheet)
+        ncols = len(rf.headers)
+        r = 0
+
+        if shp.title is not None:
+            _span(ws, r, 0, ncols - 1, shp.title, title_fmt)
+            r += 1
+        if shp.unit_line is not None:
+            unit, when = shp.unit_line
+            half = max(1, ncols // 2)
+            if ncols >= 4:
+                _span(ws, r, 0, half - 1, unit, None)
+                _span(ws, r, half, ncols - 1, when, None)
+            else:
+                ws.write_string(r, 0, f"{unit}    {when}")
+            r += 1
+        if shp.blank_after_title:
+            r += 1
+        if shp.groups:
+            keys = (["_seq"] if rf.plan.seq else []) + rf.plan.keys
+            labels = [shp.groups.get(k) for k in keys]
+            c = 0
+            while c < ncols:
+                e = c
+                while e + 1 < ncols and labels[e + 1] == labels[c]:
+                    e += 1
+                if (label := labels[c]) is not None:
+                    _span(ws, r, c, e, label, group_fmt)
+                c = e + 1
+            r += 1
+        for c, h in enumerate(rf.headers):
+            ws.write_string(r, c, h, head_fmt)
+        r += 1
+        for row in rf.rows:
+            for c, v in enumerate(row):
+                if v is None:
+                    continue
+                if isinstance(v, str):
+                    ws.write_string(r, c, v)
+                else:
+                    ws.write_number(r, c, v)
+            r += 1
+        if shp.empty_sheet:
+            wb.add_worksheet(shp.empty_sheet)
+    wb.close()
