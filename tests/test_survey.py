@@ -263,3 +263,48 @@ def test_help_has_example():
     res = runner.invoke(app, ["survey", "import", "--help"])
     assert res.exit_code == 0
     assert "Example: kuomian survey import" in res.stdout
+
+
+def _fill_workbook(src: Path, dst: Path, answers: dict[str, dict[str, str]]) -> Path:
+    """The refresh's own hand-off workbook filled in as a street office does, sheet by sheet
+    (``answers``: sheet name -> {header: value}, written on the first person's row)."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(src)
+    for sheet, values in answers.items():
+        ws = wb[sheet]
+        header = [c.value for c in ws[1]]
+        for h, v in values.items():
+            ws.cell(row=2, column=header.index(h) + 1, value=v)
+    wb.save(dst)
+    return dst
+
+
+def test_answers_typed_into_a_community_sheet_are_read(out, tmp_path):
+    (book,) = (out / "handoff").glob(f"{STREET}_*.xlsx")
+    from openpyxl import load_workbook
+
+    sheets = load_workbook(book, read_only=True).sheetnames
+    assert len(sheets) == 2 and sheets[1] == "金湖社区", sheets  # the street's sheet, then one per community
+    key = handoff_rows(out)[1][0][0]
+    f = _fill_workbook(
+        book, tmp_path / book.name, {"金湖社区": {"缴费能力": "有缴费能力", "未参保原因": "年龄偏大"}}
+    )
+    res = runner.invoke(app, ["-q", "survey", "import", str(f), "--registry", str(out)])
+    assert res.exit_code == 0, res.stderr
+    assert "applied 1" in res.stdout
+    got = survey_of(pl.read_parquet(out / "persons.parquet"), key)
+    assert (got["ability_to_pay"], got["reason_not_enrolled"]) == ("有缴费能力", "年龄偏大")
+
+
+def test_one_person_answered_differently_in_two_sheets_is_a_conflict(out, tmp_path):
+    (book,) = (out / "handoff").glob(f"{STREET}_*.xlsx")
+    key = handoff_rows(out)[1][0][0]
+    f = _fill_workbook(
+        book, tmp_path / book.name,
+        {"入户调查": {"缴费能力": "有缴费能力"}, "金湖社区": {"缴费能力": "无缴费能力"}},
+    )  # fmt: skip
+    res = runner.invoke(app, ["-q", "survey", "import", str(f), "--registry", str(out)])
+    assert res.exit_code == 1
+    assert "入户调查" in res.stdout + res.stderr and "金湖社区" in res.stdout + res.stderr
+    assert survey_of(pl.read_parquet(out / "persons.parquet"), key)["ability_to_pay"] is None

@@ -136,19 +136,36 @@ class FileAnswers:
 
 
 def read_answers(path: Path) -> FileAnswers:
-    """The answers of one filled-in hand-off (every cell as text, any encoding Excel writes)."""
-    from ..stages.load import ROW_COL, read_any
+    """The answers of one filled-in hand-off (every cell as text, any encoding Excel writes).
+
+    Every sheet holding the hand-off's columns is read: the street's full sheet and the one
+    sheet per community that the refresh writes, so answers typed into either count (a row
+    left blank in one sheet is not an answer, so the same person answered in one sheet only is
+    no conflict)."""
+    from ..stages.load import read_every
 
     path = Path(path)
     if not path.is_file():
         raise KuomianError(f"{path}: no such file. Give the filled-in hand-off (.csv or .xlsx).")
     expected = {*KEY_HEADERS, *(c.header for c in survey_columns())}
-    header, body, *_ = read_any(path, expected)  # the sheet and header row holding these columns
+    _, tables = read_every(path, expected)  # each sheet's header row holding these columns
+    out = FileAnswers()
+    for table, body in tables:
+        label = f"{path.name} [{table.sheet}]" if len(tables) > 1 else path.name
+        _read_sheet_answers(path, label, table.header, body, out)
+    return out
+
+
+def _read_sheet_answers(
+    path: Path, label: str, header: list[str], body: pl.DataFrame, out: FileAnswers
+) -> None:
+    from ..stages.load import ROW_COL
+
     norm = [normalise_header(h) for h in header]
     key_j = next((j for j, h in enumerate(norm) if h in {normalise_header(k) for k in KEY_HEADERS}), None)
     if key_j is None:
         raise FileProblem(
-            path, "there is no 编号 column (the person_key of the hand-off)",
+            path, f"there is no 编号 column (the person_key of the hand-off) in {label}",
             "Use the hand-off the refresh wrote and keep its header row as it is.",
         )  # fmt: skip
     cols = [
@@ -159,10 +176,11 @@ def read_answers(path: Path) -> FileAnswers:
     if not cols:
         raise FileProblem(
             path,
-            "none of the survey columns (" + " / ".join(c.header for c in survey_columns()) + ") is there",
+            "none of the survey columns ("
+            + " / ".join(c.header for c in survey_columns())
+            + f") is in {label}",
             "Use the hand-off the refresh wrote and keep its header row as it is.",
         )
-    out = FileAnswers()
     wanted = [key_j] + [j for _, j in cols]
     records = body.select([pl.col(f"c{j}") for j in wanted] + [pl.col(ROW_COL)]).rows()
     for rec in records:
@@ -177,7 +195,7 @@ def read_answers(path: Path) -> FileAnswers:
             out.blank += 1
             continue
         if not key:
-            out.rejected.append((path.name, row, "编号 is empty: the row cannot be matched to a person"))
+            out.rejected.append((label, row, "编号 is empty: the row cannot be matched to a person"))
             continue
         values, reasons = {}, []
         for c, _ in cols:
@@ -189,10 +207,9 @@ def read_answers(path: Path) -> FileAnswers:
             else:
                 values[c.field] = v
         if reasons:
-            out.rejected.append((path.name, row, "; ".join(reasons)))
+            out.rejected.append((label, row, "; ".join(reasons)))
             continue
-        out.answers.append(AnswerRow(path.name, row, key, values))
-    return out
+        out.answers.append(AnswerRow(label, row, key, values))
 
 
 # ---------------------------------------------------------------- writing answers

@@ -891,9 +891,13 @@ def header_finder(wanted: set[str]):
     return choose
 
 
-def read_any(path: Path, wanted: set[str] | None = None) -> tuple[list[str], pl.DataFrame, str, str, int]:
-    """(header, body with columns c0… and ``row``, format, encoding, sheet index) of one file's
-    first table: with ``wanted`` (header names) the sheet and row holding most of them."""
+def read_every(
+    path: Path, wanted: set[str] | None = None
+) -> tuple[ReadResult, list[tuple[Table, pl.DataFrame]]]:
+    """Every table of one file that the tool reads back (a filled-in hand-off, a review, a list):
+    with ``wanted`` (header names) each sheet's row holding most of them is its header, and
+    sheets holding none are skipped. Each table comes with its body (columns c0… and ``row``,
+    the row the user sees)."""
     if wanted and path.suffix.lower() in (".csv", ".txt"):
         src = Source("_wanted", "", False, "match_only", (), {w: Field(w, (w,)) for w in wanted})
         res = read_tables(path, source=src)
@@ -905,10 +909,23 @@ def read_any(path: Path, wanted: set[str] | None = None) -> tuple[list[str], pl.
             "no sheet holds the expected column headers" if wanted else "the workbook is empty",
             "Use the file the tool wrote and keep its header row as it is.",
         )
-    t = res.tables[0]
-    body = t.body.with_columns(
-        pl.int_range(t.first_row, t.first_row + t.body.height, dtype=pl.Int64).alias(ROW_COL)
-    )
+    bodies = [
+        (
+            t,
+            t.body.with_columns(
+                pl.int_range(t.first_row, t.first_row + t.body.height, dtype=pl.Int64).alias(ROW_COL)
+            ),
+        )
+        for t in res.tables
+    ]
+    return res, bodies
+
+
+def read_any(path: Path, wanted: set[str] | None = None) -> tuple[list[str], pl.DataFrame, str, str, int]:
+    """(header, body with columns c0… and ``row``, format, encoding, sheet index) of one file's
+    first table: with ``wanted`` (header names) the sheet and row holding most of them."""
+    res, bodies = read_every(path, wanted)
+    t, body = bodies[0]
     return t.header, body, res.format, res.encoding, t.index
 
 
