@@ -18,7 +18,7 @@ Usage::
 
     python -m bench.speed [--sizes 100000,500000] [--big] [--splink] [--threads N]
                              [--memory-limit 4GB] [--big-memory-limit 8GB]
-                             [--workdir output/bench] [--seed 1]
+                             [--workdir output/bench] [--seed 1] [--shapes tidy|real]
 
 ``--big`` adds the 8.5M-person world (Kunming: 17 Anning-sized districts, generated one
 after the other, ~3.3 GB of extracts; its refresh keeps DuckDB's tables on disk). ``--threads``
@@ -69,17 +69,19 @@ LINEAR_TOLERANCE = 1.3  # µs/row at the largest size within 30 % of the smalles
 
 
 def _w_generate(p: dict) -> dict:
-    from kuomian.synth import generate, generate_sharded
+    from kuomian.synth import ShapeConfig, generate, generate_sharded
 
     world = Path(p["world"])
     as_of = date.fromisoformat(p["as_of"])
+    shapes = ShapeConfig.real() if p.get("shapes") == "real" else ShapeConfig()
     if p["people"] > SHARD_PEOPLE:
         # Kunming: 17 Anning-sized districts, one after the other (one would not fit in memory)
         summary = generate_sharded(world, p["people"], p["seed"], as_of, shard_people=SHARD_PEOPLE,
-                                   progress=lambda m: print(m, flush=True))  # fmt: skip
+                                   progress=lambda m: print(m, flush=True), shapes=shapes)  # fmt: skip
     else:
-        summary = generate(world, people=p["people"], seed=p["seed"], as_of=as_of)
+        summary = generate(world, people=p["people"], seed=p["seed"], as_of=as_of, shapes=shapes)
     meta = {"people": p["people"], "seed": p["seed"], "as_of": p["as_of"], "summary": summary,
+            "shapes": p.get("shapes", "tidy"),
             "generated_at": datetime.now().isoformat(timespec="seconds")}  # fmt: skip
     (world / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return meta
@@ -368,16 +370,17 @@ def _fingerprint(paths: list[Path]) -> str:
 
 
 def ensure_world(size: int, args, workdir: Path, env: dict) -> Path:
-    world = workdir / "worlds" / f"p{size}_s{args.seed}"
+    world = workdir / "worlds" / f"p{size}_s{args.seed}{'_real' if args.shapes == 'real' else ''}"
     meta = world / "world.json"
     if meta.exists():
         m = json.loads(meta.read_text(encoding="utf-8"))
-        if m.get("people") == size and m.get("seed") == args.seed and m.get("as_of") == AS_OF:
+        made = (m.get("people"), m.get("seed"), m.get("as_of"), m.get("shapes", "tidy"))
+        if made == (size, args.seed, AS_OF, args.shapes):
             say(f"world {size:,} people (seed {args.seed}): cached in {world}")
             return world
     say(f"world {size:,} people (seed {args.seed}): generating into {world} …")
     meta.unlink(missing_ok=True)
-    params = {"world": str(world), "people": size, "seed": args.seed, "as_of": AS_OF}
+    params = {"world": str(world), "people": size, "seed": args.seed, "as_of": AS_OF, "shapes": args.shapes}
     r = run_child(_worker_cmd("generate", params, workdir / "logs" / f"generate_{size}.json"),
                   log=workdir / "logs" / f"generate_{size}.log",
                   result=workdir / "logs" / f"generate_{size}.json", env=env)  # fmt: skip
@@ -473,7 +476,7 @@ def _measured(kind: str, params: dict, logs: Path, env: dict, what: str) -> tupl
 
 def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None) -> dict:
     world = ensure_world(size, args, workdir, env)
-    run_dir = workdir / "runs" / f"p{size}_s{args.seed}"
+    run_dir = workdir / "runs" / f"p{size}_s{args.seed}{'_real' if args.shapes == 'real' else ''}"
     logs = run_dir / "logs"
     rec: dict = {"size": size, "world": str(world)}
     formats: dict[str, int] = {}
@@ -720,6 +723,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", default="output/bench", help="cache of worlds and runs (default output/bench)"
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--shapes", choices=["tidy", "real"], default="tidy",
+        help="tidy files (default, comparable with earlier figures) or files shaped as departments "
+        "send them (title rows, several sheets, .xls/.ods, footers, number-cell IDs)",
+    )  # fmt: skip
     ap.add_argument(
         "--splink-timeout", type=float, default=900.0, help="seconds before a Splink run is stopped"
     )
