@@ -48,10 +48,13 @@ class Scores:
 
 
 def _links_and_truth(out_dir: Path, truth_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
-    """links.parquet, the truth rows and the columns joining them (``sheet`` only when links has it)."""
+    """links.parquet, the truth rows and the columns joining them (``sheet`` only when both have it:
+    a world generated before the truth knew sheets, e.g. one cached by the bench, has one table
+    per file, so (source, file, row) identifies its rows)."""
     links = pl.read_parquet(out_dir / "links.parquet")
     truth = pl.read_parquet(truth_dir / "rows.parquet").with_columns(pl.col("row").cast(pl.Int64))
     if "sheet" not in truth.columns:
+        links = links.drop("sheet", strict=False)
         truth = truth.with_columns(sheet=pl.lit(""))
     if "shape" not in truth.columns:
         truth = truth.with_columns(shape=pl.lit(""))
