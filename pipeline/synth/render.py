@@ -733,21 +733,27 @@ def _text(v) -> str | None:
     return str(v)
 
 
+def _workbook(path: Path, cells: int) -> xlsxwriter.Workbook:
+    """An xlsxwriter workbook that writes text as text (never a number, formula or link), with a
+    fixed creation date so that a seed gives the same bytes; row by row above 2M cells."""
+    wb = xlsxwriter.Workbook(
+        str(path),
+        {
+            "constant_memory": cells > 2_000_000,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
+    wb.set_properties({"created": datetime(2026, 1, 1), "author": "kuomian-synth"})
+    return wb
+
+
 def write_file(rf: RenderedFile, out: Path) -> None:
     plan = rf.plan
     path = out / plan.name
     if plan.fmt == "xlsx":
-        big = len(rf.rows) * len(rf.headers) > 2_000_000
-        wb = xlsxwriter.Workbook(
-            str(path),
-            {
-                "constant_memory": big,
-                "strings_to_numbers": False,
-                "strings_to_formulas": False,
-                "strings_to_urls": False,
-            },
-        )
-        wb.set_properties({"created": datetime(2026, 1, 1), "author": "kuomian-synth"})
+        wb = _workbook(path, cells=len(rf.rows) * len(rf.headers))
         ws = wb.add_worksheet("Sheet1")
         for c, h in enumerate(rf.headers):
             ws.write_string(0, c, h)
@@ -800,17 +806,7 @@ def write_book(rfs: list[RenderedFile], out: Path, convert_dir: Path) -> None:
         return
     name = plan.name
     path = out / name if plan.fmt == "xlsx" else convert_dir / (name.rsplit(".", 1)[0] + ".xlsx")
-    big = sum(len(rf.rows) * len(rf.headers) for rf in rfs) > 2_000_000
-    wb = xlsxwriter.Workbook(
-        str(path),
-        {
-            "constant_memory": big,
-            "strings_to_numbers": False,
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-        },
-    )
-    wb.set_properties({"created": datetime(2026, 1, 1), "author": "kuomian-synth"})
+    wb = _workbook(path, cells=sum(len(rf.rows) * len(rf.headers) for rf in rfs))
     title_fmt = wb.add_format({"bold": True, "font_size": 16, "align": "center", "valign": "vcenter"})
     group_fmt = wb.add_format({"bold": True, "align": "center", "border": 1})
     head_fmt = wb.add_format({"bold": True, "border": 1})
