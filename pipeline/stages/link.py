@@ -418,14 +418,14 @@ def cascade(con: duckdb.DuckDBPyConnection, t: LinkTables, progress=lambda msg: 
 def persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
     """A published ``persons.parquet`` frame as the cascade's persons table (name keys, match columns
     added by :func:`match_to_persons`)."""
-    uniq = persons["name"].fill_null("").unique().to_list()
-    keys = {n: names.name_keys(n) for n in uniq}
-    return persons.select(
+    # the name keys as standardise computes them: every distinct name once, in one vectorised pass
+    keyed = names.add_name_keys(persons.with_columns(pl.col("name").fill_null("")), raw_col="name")
+    return keyed.select(
         pl.col("id_number").alias("person_id"),
         pl.col("hukou_local"),
-        pl.col("name").fill_null(""),
-        pl.col("name").fill_null("").replace_strict({n: k[0] for n, k in keys.items()}).alias("name_key"),
-        pl.col("name").fill_null("").replace_strict({n: k[1] for n, k in keys.items()}).alias("name_py"),
+        pl.col("name"),
+        pl.col("name_key"),
+        pl.col("name_py"),
         pl.col("sex"),
         pl.col("birth_date"),
         pl.col("street_code"),
