@@ -490,6 +490,7 @@ def progress_cmd(
         str | None, typer.Option("--as-of", help="Date of the extract YYYY-MM-DD (default: today).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder.")] = False,
+    rules: RulesOpt = None,
 ):
     """The quarterly bulletin (进度通报): who of the registry has enrolled since listing, per street and community, against the tasks.
 
@@ -501,6 +502,7 @@ def progress_cmd(
 
     Example: kuomian progress output/2026 参保信息_2026Q2.xlsx --as-of 2026-06-30 --out output/2026_Q2
     """
+    use_rules(rules)
     from .commands.progress import OUTCOMES, run_progress
 
     res = run_progress(registry, files, out, as_of=_as_of(as_of), force=force, progress=progress)

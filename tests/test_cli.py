@@ -10,21 +10,73 @@ from tests.conftest import LI, ZHANG, assert_no_full_id
 
 runner = CliRunner()
 
-COMMANDS = [["refresh"], ["validate"], ["demo"], ["review", "import"], ["survey", "import"], ["progress"]]
+
+def _leaf_commands():
+    """Every command the typer app registers (groups walked), as (path, click command)."""
+    import typer
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield path, cmd
+
+    return list(walk(typer.main.get_command(app), []))
 
 
-@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c))
-def test_every_command_has_help_with_an_example(cmd):
-    res = runner.invoke(app, [*cmd, "--help"])
+COMMANDS = _leaf_commands()
+IDS = [" ".join(path) for path, _ in COMMANDS]
+
+
+def test_the_command_list_is_read_from_the_app():
+    names = set(IDS)
+    # the walk finds the nested groups' commands too
+    assert {"refresh", "validate", "review import", "survey import", "rules check"} <= names
+    assert len(names) >= 11
+
+
+@pytest.mark.parametrize("path,cmd", COMMANDS, ids=IDS)
+def test_every_command_has_help_with_an_example(path, cmd):
+    res = runner.invoke(app, [*path, "--help"])
     assert res.exit_code == 0
     assert "Example: kuomian" in res.stdout
+    parent = runner.invoke(app, [*path[:-1], "--help"])
+    assert path[-1] in parent.stdout
 
 
-def test_top_level_help_lists_commands():
-    res = runner.invoke(app, ["--help"])
-    assert res.exit_code == 0
-    for name in ("refresh", "validate", "demo", "review", "survey", "progress"):
-        assert name in res.stdout
+def _bad_invocation(path, cmd, tmp_path) -> list[str]:
+    """The command with every required argument and option, and its policy folder, pointing at
+    paths that do not exist (``rules export`` writes a new folder, so it gets a file instead)."""
+    args: list[str] = [*path]
+    for p in cmd.params:
+        if not p.required:
+            continue
+        value = tmp_path / f"nope-{p.name}"
+        if path == ["rules", "export"]:
+            value.write_text("not a folder", encoding="utf-8")
+        if p.param_type_name == "argument":
+            args.append(str(value))
+        else:
+            args += [p.opts[0], f"{value}.csv" if p.name == "out" else str(value)]
+    if any(p.name == "rules" for p in cmd.params):
+        args += ["--rules", str(tmp_path / "nope-rules")]
+    return args
+
+
+# `clean` takes no input: there is nothing a user can hand it wrongly.
+WITH_INPUT = [(path, cmd) for path, cmd in COMMANDS if path != ["clean"]]
+
+
+@pytest.mark.parametrize("path,cmd", WITH_INPUT, ids=[" ".join(p) for p, _ in WITH_INPUT])
+def test_every_command_fails_with_one_line(path, cmd, tmp_path):
+    res = runner.invoke(app, _bad_invocation(path, cmd, tmp_path))
+    assert res.exit_code == 1, (res.stdout, res.stderr)
+    # progress lines ("[hh:mm:ss] …") may come first; the error itself is one line
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in res.stderr
 
 
 def test_survey_import_help_gives_the_exit_codes():
