@@ -211,3 +211,46 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     assert manifest["counts"]["registry"] > 0
     assert (out / "persons.parquet").stat().st_size > 0
     assert (out / "report.html").read_text("utf-8").rstrip().endswith("</html>")
+
+
+# Imports run one way: cli → commands → stages → report → readers → core (synth → core; the
+# pandera schemas beside the stages; cli.py is kuomian.cli). A module may import its own layer or a lower one, at the top
+# or inside a function. A new sub-package must be placed here before it can be imported.
+LAYERS = {
+    "cli": 6, "commands": 5, "stages": 4, "schemas": 4, "report": 3, "readers": 2, "synth": 1, "core": 0,
+}  # fmt: skip
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "core"  # kuomian/__init__ holds only __version__
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    out = []
+    for mod, targets in sorted(graph.items()):
+        for t in sorted(targets):
+            a, b = layer_of(mod), layer_of(t)
+            assert a in LAYERS and b in LAYERS, f"place the sub-package of {mod} / {t} in LAYERS"
+            if LAYERS[b] > LAYERS[a]:
+                out.append(f"{mod} -> {t}")
+    return out
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {
+        "kuomian.core.reconcile": {"kuomian.stages.link"},
+        "kuomian.stages.link": {"kuomian.core.decisions"},
+        "kuomian.synth.world": {"kuomian.report.html"},
+    }
+    assert upward_imports(graph) == [
+        "kuomian.core.reconcile -> kuomian.stages.link",
+        "kuomian.synth.world -> kuomian.report.html",
+    ]
+
+
+def test_imports_run_one_way_through_the_layers():
+    graph = import_graph()
+    # function-level imports count: cli imports the commands inside its functions
+    assert "kuomian.commands.run" in graph["kuomian.cli"]
+    assert upward_imports(graph) == []

@@ -24,6 +24,7 @@ import polars as pl
 from .. import __version__
 from ..core.config import home
 from ..core.db import connect
+from ..core.decisions import stored_decisions
 from ..core.errors import KuomianError
 from ..core.fileio import check_output_target, publishing
 from ..core.ids import redact_ids
@@ -36,7 +37,6 @@ from ..stages.link import LinkReport, link
 from ..stages.load import LoadReport, file_manifest, file_rules, load
 from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
-from .review import stored_decisions
 from .survey import keep_imported_answers
 
 

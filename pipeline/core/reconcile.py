@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..stages.link import OUTCOMES
-
 KEYS = ["source", "file", "sheet"]
+# Where every extract row ends (links.parquet ``outcome``): the terms of the balance.
+OUTCOMES = ("linked", "new_person", "duplicate", "quarantined", "review", "unmatched")
 
 
 def reconciliation_frame(

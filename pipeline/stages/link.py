@@ -34,8 +34,6 @@ from ..core.config import load_rules, load_sources
 from ..core.db import connect, first_row, frame, rows, scalar, store
 from ..core.privacy import fingerprint_sql, key_params
 
-OUTCOMES = ("linked", "new_person", "duplicate", "quarantined", "review", "unmatched")
-
 
 @dataclass
 class LinkReport:
@@ -485,7 +483,7 @@ def _match_in(
 def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes, decisions: pl.DataFrame | None = None) -> int:
     """Review decisions of the registries this run follows: ``link_forbidden`` (否) and
     ``link_confirmed`` (是, only while the candidate's name is the one the reviewer saw)."""
-    from ..commands.review import decisions_for_link
+    from ..core.decisions import decisions_for_link
 
     if decisions is not None and decisions.height:
         ids = [r[0] for r in rows(con, "SELECT person_id FROM link_persons")]
@@ -582,7 +580,7 @@ def link(
     """Resolve every standardised row; see the module docstring for the tables written.
 
     ``decisions``: the review decisions carried from the registries this run follows
-    (:func:`kuomian.commands.review.stored_decisions`)."""
+    (:func:`kuomian.core.decisions.stored_decisions`)."""
     progress("link: building the population")
     build_population(con)
     t = REFRESH_TABLES

@@ -159,10 +159,11 @@ def publish(
 
     ``stage/state/`` keeps what the next run and the imports need: the review pairs offered and
     the review ``decisions`` carried forward."""
-    from ..commands.review import decisions_path, offers_path, write_review_xlsx
+    from ..core.decisions import decisions_path, offers_path
     from ..core.reconcile import reconciliation_frame
     from ..report.handoff import write_handoffs
     from ..report.html import write_report
+    from ..report.review_sheet import write_review_xlsx
 
     report = PublishReport()
     persons = persons_frame(con, key, as_of, previous)
