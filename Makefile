@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PEOPLE ?= 20000
 OUT    ?= output/demo
 
-.PHONY: setup demo test eval bench lint report-check clean
+.PHONY: setup demo test eval bench lint report-check clean catalogues
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ bench: setup
 report-check: demo
 	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk)
 	$(BIN)/python -m bench.render_check $(OUT)/registry/report.html --png $(OUT)/report.png
+
+## Compile the Chinese message catalogues (pipeline/locale/zh_CN/LC_MESSAGES/*.po -> .mo; GNU gettext's msgfmt)
+catalogues:
+	for po in pipeline/locale/*/LC_MESSAGES/*.po; do msgfmt --check -o "$${po%.po}.mo" "$$po" || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check pipeline schemas tests bench

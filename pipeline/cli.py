@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from .core.errors import KuomianError
+from .core.i18n import _
 from .core.ids import redact_ids
 
 app = typer.Typer(
@@ -66,7 +67,7 @@ def friendly_errors(fn):
                 raise
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted: nothing was published", 130) from None
+            raise fail(_("interrupted: nothing was published"), 130) from None
         except OSError as e:
             if STATE["debug"]:
                 raise

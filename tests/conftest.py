@@ -80,3 +80,5 @@ def assert_no_full_id(text: str) -> None:
 
 
 os.environ.setdefault("POLARS_MAX_THREADS", "2")
+# Tests of message text run in English, whatever the machine's locale (tests/test_i18n.py checks the Chinese).
+os.environ["KUOMIAN_LANG"] = "en"
