@@ -195,7 +195,7 @@ def refresh(
     """
     use_rules(rules)
     from .commands.run import refresh as run_refresh
-    from .stages.load import parse_overrides
+    from .readers import parse_overrides
 
     res = run_refresh(
         sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
@@ -231,7 +231,7 @@ def validate(
     """
     use_rules(rules)
     from .commands.run import validate as run_validate
-    from .stages.load import parse_overrides
+    from .readers import parse_overrides
 
     lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
     for f in lr.files:

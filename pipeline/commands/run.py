@@ -32,9 +32,10 @@ from ..core.policy import differences as policy_differences
 from ..core.policy import fingerprint as policy_fingerprint
 from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
+from ..readers import file_rules
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
-from ..stages.load import LoadReport, file_manifest, file_rules, load
+from ..stages.load import LoadReport, file_manifest, load
 from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
 from .survey import keep_imported_answers

@@ -23,7 +23,8 @@ from ..core import dates, ids, names
 from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
 from ..core.db import store
 from ..core.text import nfkc, on_distinct
-from .load import EXTRA_COL, NUMERIC_ID_COL, LoadReport, empty_frame
+from ..readers import EXTRA_COL, NUMERIC_ID_COL, file_rules
+from .load import LoadReport, empty_frame
 
 IDENTITY_COLUMNS = [
     "row_id", "source", "file", "sheet", "row", "row_state", "reason",
@@ -37,8 +38,6 @@ NOT_DATA = ("empty_row", "total_row", "footer_row")  # rows that are not people
 
 def _row_patterns() -> dict[str, str]:
     """``rules/files.yaml`` ``rows``: reason → pattern of a row that is not a person (totals, footers)."""
-    from .load import file_rules
-
     return dict(file_rules()["rows"])
 
 
