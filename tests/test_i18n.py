@@ -29,6 +29,11 @@ def test_the_language_comes_from_kuomian_lang_or_the_locale(env, lang, monkeypat
     assert i18n.system_language(env) == lang
 
 
+def _unescape(parts: list[str]) -> str:
+    """A .po string's pieces joined, its C escapes (\\n, \\") read."""
+    return "".join(parts).encode().decode("unicode_escape").encode("latin-1").decode()
+
+
 def _po_entries(text: str) -> dict[str, str]:
     """msgid -> msgstr of a .po file (the subset of the format the catalogues use)."""
     out: dict[str, str] = {}
@@ -43,10 +48,7 @@ def _po_entries(text: str) -> dict[str, str]:
         elif line.startswith('"') and key:
             cur[key].append(line[1:-1])
         elif not line and "msgid" in cur:
-            unescape = lambda parts: (
-                "".join(parts).encode().decode("unicode_escape").encode("latin-1").decode()
-            )  # noqa: E731
-            out[unescape(cur["msgid"])] = unescape(cur.get("msgstr", [""]))
+            out[_unescape(cur["msgid"])] = _unescape(cur.get("msgstr", [""]))
             cur, key = {}, None
     out.pop("", None)  # the header
     return out
@@ -69,12 +71,15 @@ def test_every_catalogue_is_compiled_from_its_po():
             )
 
 
+def _placeholders(s: str) -> list[str]:
+    return sorted(re.findall(r"\{(\w*)(?:[:!][^}]*)?\}", s))
+
+
 def test_a_translation_keeps_the_placeholders():
     folder = i18n.LOCALE_DIR / "zh_CN" / "LC_MESSAGES"
     for po in sorted(folder.glob("*.po")):
         for msgid, msgstr in _po_entries(po.read_text("utf-8")).items():
-            names = lambda s: sorted(re.findall(r"\{(\w*)(?:[:!][^}]*)?\}", s))  # noqa: E731
-            assert names(msgid) == names(msgstr), f"{po.name}: {msgid!r} -> {msgstr!r}"
+            assert _placeholders(msgid) == _placeholders(msgstr), f"{po.name}: {msgid!r} -> {msgstr!r}"
 
 
 def test_chinese_and_english_answers(monkeypatch):
