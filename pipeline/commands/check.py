@@ -73,17 +73,12 @@ class CheckReport:
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
     """(header, records) of the result: the list as read plus the five result columns."""
     from ..readers import FileInfo
-    from ..stages.link import match_to_persons
-    from ..stages.load import load_file
-    from ..stages.standardise import StandardiseReport, standardise_frame
+    from ..stages.match_list import match_list, read_list
 
     src = list_source()
     tables: list = []  # the sheets read, as read: every original cell goes back out
-    loaded = load_file(list_file, src, FileInfo(list_file, src.name, "override"), tables_out=tables)
-    std = standardise_frame(loaded, src, StandardiseReport())
-    std = std.with_columns(row_id=pl.col("_seq").cast(pl.Int64))
-    usable = std.filter(pl.col("row_state") != "quarantined")
-    decisions = match_to_persons(usable, persons).select("row_id", "outcome", "person_id", "match_rule")
+    std = read_list(list_file, src, FileInfo(list_file, src.name, "override"), tables_out=tables)
+    decisions = match_list(std, persons, pl.col("row_state") != "quarantined")
 
     people = {
         r["id_number"]: r

@@ -186,8 +186,8 @@ class ProgressReport:
 def read_extracts(files: list[Path], progress=lambda m: None) -> tuple[pl.DataFrame, dict[str, int]]:
     """Every row of the enrolment files, standardised as the refresh does; and rows read per file."""
     from ..readers import FileInfo
-    from ..stages.load import load_file
-    from ..stages.standardise import Duplicates, StandardiseReport, standardise_frame
+    from ..stages.match_list import read_list
+    from ..stages.standardise import Duplicates
 
     src = load_sources()["enrollment"]
     dups = Duplicates()
@@ -202,12 +202,10 @@ def read_extracts(files: list[Path], progress=lambda m: None) -> tuple[pl.DataFr
         info = FileInfo(f, src.name, "argument")
         if names[f.name] > 1:
             info.shown_as = f"{f.parent.name}/{f.name}"
-        loaded = load_file(f, src, info)
+        std = read_list(f, src, info, dups=dups, offset=offset)
         if info.name in rows_read:
             raise KuomianError(f"{f}: given twice. Give each extract once.")
         rows_read[info.name] = info.rows
-        std = standardise_frame(loaded, src, StandardiseReport(), dups)
-        std = std.with_columns(row_id=(pl.col("_seq").cast(pl.Int64) + offset))
         offset += std.height
         parts.append(std)
     return pl.concat(parts, how="diagonal_relaxed"), rows_read
@@ -216,25 +214,13 @@ def read_extracts(files: list[Path], progress=lambda m: None) -> tuple[pl.DataFr
 def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     """Per extract row: source, file, row, outcome, person_id, person_key, match_rule, reason,
     scheme, enroll_status (outcome: a key of OUTCOMES)."""
-    from ..stages.link import match_to_persons
+    from ..stages.match_list import match_list
 
-    usable = std.filter(pl.col("row_state") == "ok")
-    decisions = (
-        match_to_persons(usable, persons).select("row_id", "outcome", "person_id", "match_rule")
-        if usable.height
-        else None
-    )
+    decisions = match_list(std, persons, pl.col("row_state") == "ok")
     rows = std.select(
         "row_id", "source", "file", "sheet", "row", "row_state", "reason", "scheme", "enroll_status"
     )  # fmt: skip
-    if decisions is not None:
-        rows = rows.join(decisions.rename({"outcome": "decision"}), on="row_id", how="left")
-    else:
-        rows = rows.with_columns(
-            decision=pl.lit(None, dtype=pl.String),
-            person_id=pl.lit(None, dtype=pl.String),
-            match_rule=pl.lit(None, dtype=pl.String),
-        )
+    rows = rows.join(decisions.rename({"outcome": "decision"}), on="row_id", how="left")
     who = persons.select(
         pl.col("id_number").alias("person_id"),
         "person_key",
