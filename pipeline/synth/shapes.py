@@ -378,7 +378,9 @@ def _round_two(plans: list, cfg: ShapeConfig, seed: int | str, year: int) -> lis
             and rng.random() < cfg.merged_cells
         ):
             merged = tuple(k for k in ("community", "household_no") if k in p.keys)
-            p = replace(p, shape=replace(add(p.shape, "merged_cells"), merged=merged))
+            # a list formatted for printing is sorted by community (households kept together)
+            recs = sorted(p.records, key=lambda r: r.get("community") or "")
+            p = replace(p, records=recs, shape=replace(add(p.shape, "merged_cells"), merged=merged))
         elif p.shape is None and cfg.web_formats and p.name == "平台从业人员.csv":
             shape = SheetShape(kinds=("title_rows", "html_xls"), title=f"安宁市{year}年平台从业人员信息表")
             p = replace(p, name="平台从业人员.xls", fmt="html", encoding="gbk", sheet="", shape=shape)
