@@ -256,7 +256,7 @@ def _previous_findings(
     for src, by_street in sorted(prev.items()):
         before = sum(v["rows"] for v in by_street.values())
         now = now_total.get(src, 0)
-        if before >= min_rows and now > before * p["rows_growth"]:
+        if before >= min_rows and now > before * p["rows_growth"] and now - before >= min_rows:
             grown.add(src)
             findings.append(
                 Finding(
@@ -276,7 +276,8 @@ def _previous_findings(
             street = names.get(code, "no street given" if code == NO_STREET else code)
             if before < min_rows:
                 continue
-            if now < before * (1 - p["rows_fall"]) and not (src in base and now == 0 and code in names):
+            fell = now < before * (1 - p["rows_fall"]) and before - now >= min_rows
+            if fell and not (src in base and now == 0 and code in names):
                 findings.append(
                     Finding(
                         f"{street}, {src} ({label}): {now} rows, the previous run had {before} (the run stops "
@@ -285,7 +286,7 @@ def _previous_findings(
                         DRIFT_FLAG,
                     )
                 )
-            elif src not in grown and now > before * p["rows_growth"]:
+            elif src not in grown and now > before * p["rows_growth"] and now - before >= min_rows:
                 findings.append(
                     Finding(
                         f"{street}, {src} ({label}): {now} rows, {now / before:.1f} times the previous run's "
