@@ -178,7 +178,9 @@ def test_a_street_without_household_rows_stops_the_run_naming_the_street(years, 
     assert res.exit_code == 1 and f"{street}: no household rows" in res.stderr
     res = _refresh(src, out, years, "--accept-missing-streets")
     assert res.exit_code == 0, res.stderr
-    assert f"\x1b[31m  WARNING: accepted (--accept-missing-streets): {street}: no household rows" in res.stdout
+    assert (
+        f"\x1b[31m  WARNING: accepted (--accept-missing-streets): {street}: no household rows" in res.stdout
+    )
     html = (out / "report.html").read_text("utf-8")
     assert f"{street}: no household rows" in html and "全部平衡" not in html
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
@@ -212,7 +214,9 @@ def test_a_streets_rows_far_below_the_previous_runs_stop_the_run(years, tmp_path
     for p in sorted(src.glob("参保信息_*.csv")):
         rows, enc = _read_csv(p)
         heads = [h.strip() for h in rows[0]]
-        col = next((i for i, h in enumerate(heads) if h in ("街道", "所属街道", "乡镇(街道)", "街道(乡镇)")), None)
+        col = next(
+            (i for i, h in enumerate(heads) if h in ("街道", "所属街道", "乡镇(街道)", "街道(乡镇)")), None
+        )
         if col is None:
             continue
         _write_csv(p, rows[:1] + [r for r in rows[1:] if len(r) <= col or r[col].strip() != name], enc)
@@ -231,3 +235,25 @@ def test_an_older_previous_manifest_means_not_applicable_said_once(years, tmp_pa
     rep = check_guards(lr, sr, previous=prev, progress=said.append)
     assert rep.findings == [] and rep.previous_note and "predates" in rep.previous_note
     assert len([m for m in said if "not applicable" in m]) == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda g: g["figures"]["streets"]["household"].update({"530181001000": {"rows": "many", "fill": {}}}),
+        lambda g: g["figures"]["streets"]["household"]["530181001000"]["fill"].update(
+            {"community": float("nan")}
+        ),
+        lambda g: g["figures"]["streets"].update({"household": [1, 2]}),
+    ],
+    ids=["rows-text", "fill-nan", "street-list"],
+)
+def test_a_damaged_previous_manifest_is_not_applicable_never_a_traceback(years, tmp_path, damage):
+    prev = tmp_path / "prev"
+    shutil.copytree(years / "out1", prev)
+    m = json.loads((prev / "manifest.json").read_text("utf-8"))
+    damage(m["guards"])
+    (prev / "manifest.json").write_text(json.dumps(m, ensure_ascii=False), "utf-8")
+    lr, sr = validate(years / "year2" / "sources")
+    rep = check_guards(lr, sr, previous=prev)
+    assert rep.findings == [] and rep.previous_note and "damaged" in rep.previous_note

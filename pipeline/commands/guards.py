@@ -140,12 +140,14 @@ def _previous_figures(previous: Path) -> tuple[dict | None, str | None]:
         for code, v in by_street.items():
             rows = v.get("rows") if isinstance(v, dict) else None
             fill = v.get("fill") if isinstance(v, dict) else None
-            ok = isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 and isinstance(fill, dict)
-            ok = ok and all(
+            if not (
+                isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 and isinstance(fill, dict)
+            ):
+                return None, f"{redact_ids(str(path))}: its guard figures are damaged"
+            if not all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and 0 <= x <= 1
                 for x in fill.values()
-            )
-            if not ok:
+            ):
                 return None, f"{redact_ids(str(path))}: its guard figures are damaged"
             clean.setdefault(str(src), {})[str(code)] = {"rows": rows, "fill": dict(fill)}
     codes = fig.get("street_codes")
