@@ -175,6 +175,22 @@ def refresh(
             "the summary and the report then warn in red.",
         ),
     ] = False,
+    accept_drift: Annotated[
+        bool,
+        typer.Option(
+            "--accept-drift",
+            help="Publish even when what was read does not look like what should have been read (a column "
+            "a source normally fills mostly empty; with --previous, a street's rows or fill rates far from "
+            "last year's); the summary and the report then warn in red.",
+        ),
+    ] = False,
+    accept_missing_streets: Annotated[
+        bool,
+        typer.Option(
+            "--accept-missing-streets",
+            help="Publish even when a street has no household rows; the summary and the report then warn in red.",
+        ),
+    ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="DuckDB threads.")] = None,
     memory_limit: Annotated[
         str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB.")
@@ -200,7 +216,8 @@ def refresh(
     res = run_refresh(
         sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
         overrides=parse_overrides(source or []), skip_bad_files=skip_bad_files,
-        accept_damaged_ids=accept_damaged_ids, threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
+        accept_damaged_ids=accept_damaged_ids, accept_drift=accept_drift,
+        accept_missing_streets=accept_missing_streets, threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
     )  # fmt: skip
     _print_refresh_summary(res)
 
@@ -223,17 +240,26 @@ def _print_refresh_summary(res) -> None:
 def validate(
     sources_dir: Annotated[Path, typer.Argument(help="Folder holding the extracts.")],
     source: SourceOpt = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous", help="Last run's OUT_DIR: compare rows and fill rates per street with it."
+        ),
+    ] = None,
     rules: RulesOpt = None,
 ):
-    """Load and check the extracts only: per file, its source, rows read, rows quarantined by reason.
+    """Load and check the extracts only: per file, its source, rows read, rows quarantined by reason,
+    the fill rate of the columns the guards watch; then every finding of the guards.
 
-    Example: kuomian validate extracts/2026
+    Example: kuomian validate extracts/2026 --previous output/2025
     """
     use_rules(rules)
+    from .commands.guards import check_guards
     from .commands.run import validate as run_validate
     from .readers import parse_overrides
 
     lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
+    guards = check_guards(lr, sr, previous=previous, stop=False, progress=progress)
     for f in lr.files:
         if f.how == "ignored":
             say(f"{f.name}: ignored — {f.problem}")
@@ -249,6 +275,12 @@ def validate(
                 say(f"    sheet {s.name!r}: skipped — {s.skipped}")
             elif s.name:
                 say(f"    sheet {s.name!r}: {s.rows} rows (header in row {s.header_row})")
+            fill = guards.file_fill.get((f.source, f.name, s.name))
+            if fill and s.skipped is None:
+                say(
+                    f"    {'sheet ' + repr(s.name) + ' ' if s.name else ''}filled: "
+                    + ", ".join(f"{fld} {rate:.0%}" for fld, (_k, _n, rate) in fill.items())
+                )
         q = {r: n for (s, fl, r), n in sr.quarantined.items() if s == f.source and fl == f.name}
         d = sr.duplicates.get((f.source, f.name), 0)
         if q:
@@ -279,6 +311,10 @@ def validate(
         typer.secho(
             redact_ids(f"WARNING: {w.removeprefix('ID damage accepted (--accept-damaged-ids): ')}"), fg="red"
         )
+    for w in guards.warnings:
+        typer.secho(redact_ids(f"WARNING: {w}"), fg="red")
+    if previous is not None and guards.previous_note:
+        say(f"guards against the previous run: not applicable — {guards.previous_note}")
     total = sum(sr.rows.values())
     say(
         f"{len([f for f in lr.files if f.source])} files, {total} rows, {sum(sr.quarantined.values())} quarantined"

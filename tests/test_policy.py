@@ -169,6 +169,16 @@ MISTAKES = [
     ("rules/files.yaml", "max_columns: 1000", "max_columns: many", "limits.max_columns", "expected a number"),
     ("rules/files.yaml", "file_share: 0.20", "file_share: 20", "damage.file_share", "out of range"),
     ("rules/files.yaml", "search_rows: 10", "search_row: 10", "header", "unknown key 'search_row'"),
+    ("rules/files.yaml", "fill_drop: 0.4", "fill_drop: .nan", "guards.fill_drop", "expected a finite number"),
+    ("rules/files.yaml", "rows_fall: 0.3", "rows_fall: 1.3", "guards.previous.rows_fall", "out of range"),
+    ("rules/files.yaml", "rows_growth: 1.5", "rows_growth: .inf", "guards.previous.rows_growth",
+     "expected a finite number"),
+    ("rules/files.yaml", "{annual_income: 0.95}", "{annual_incom: 0.95}", "guards.expected_fill.income.annual_incom",
+     "unknown column of income 'annual_incom'"),
+    ("rules/files.yaml", "  roster: {category: 0.95}", "  rosters: {category: 0.95}", "guards.expected_fill.rosters",
+     "unknown source 'rosters'"),
+    ("rules/files.yaml", "{student_status: 0.95}", "{student_status: 95}", "guards.expected_fill.student.student_status",
+     "out of range"),
     ("sources/income.yaml", "type: number", "type: money", "fields.annual_income.type", "unknown type 'money'"),
     ("sources/tax.yaml", "vocabulary: entity_size", "vocabulary: entity_sizes", "fields.entity_size.vocabulary",
      "unknown vocabulary 'entity_sizes'"),
@@ -477,5 +487,27 @@ def test_a_policy_folder_from_before_files_yaml_reads_files_with_the_defaults(tm
         edit(edit_target, "max_columns: 1000", "max_columns: 50")
         use_policy(pol)  # the bureau's own limit is the one in force
         assert file_rules()["limits"]["max_columns"] == 50
+    finally:
+        use_policy(None)
+
+
+def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
+    import re
+
+    from kuomian.commands.guards import guard_rules
+    from kuomian.core.config import use_policy
+    from kuomian.stages.load import file_rules
+
+    pol = exported(tmp_path)
+    f = pol / "rules" / "files.yaml"
+    f.write_text(re.sub(r"\n# Guards against.*", "\n", f.read_text("utf-8"), flags=re.S), "utf-8")
+    load_policy(pol)  # still a valid policy folder
+    use_policy(pol)
+    try:
+        assert "guards" not in file_rules()
+        assert (
+            guard_rules()["min_rows"] == 50
+            and guard_rules()["expected_fill"]["household"]["community"] == 0.95
+        )
     finally:
         use_policy(None)

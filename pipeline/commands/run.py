@@ -38,6 +38,7 @@ from ..stages.link import LinkReport, link
 from ..stages.load import LoadReport, file_manifest, load
 from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
+from .guards import GuardReport, check_guards, manifest_section
 from .survey import keep_imported_answers
 
 
@@ -120,9 +121,9 @@ def input_bytes(sources_dir: Path) -> int:
 def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
     """The damage guard (``rules/files.yaml`` ``damage``): too many rows without a usable ID in a
     required source or in one file or sheet stops the run with one message, unless ``accept``;
-    then the findings come back as warnings. A street of the base source with no rows is a
-    warning too. Returns the warnings (for the summary, the manifest and the report)."""
-    from ..core.config import load_sources, streets
+    then the findings come back as warnings. Returns the warnings (for the summary, the
+    manifest and the report). Streets without household rows: the guards (guards.py)."""
+    from ..core.config import load_sources
 
     cfg = file_rules()["damage"]
     sources = load_sources()
@@ -161,12 +162,7 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
             + ". Nothing was published. Fix the files and run again, or add --accept-damaged-ids to publish "
             "anyway (those rows are then quarantined or matched only with the name)."
         )
-    warnings = [f"ID damage accepted (--accept-damaged-ids): {f}" for f in findings]
-    if sr.base_streets or any(k[0] in sources and sources[k[0]].role == "base" for k in sr.person_rows):
-        for st in streets():
-            if not sr.base_streets.get(st.code):
-                warnings.append(f"{st.name}: no household rows — is a file or sheet missing?")
-    return warnings
+    return [f"ID damage accepted (--accept-damaged-ids): {f}" for f in findings]
 
 
 @dataclass
@@ -186,7 +182,9 @@ class Run:
     overrides: dict[Path, str] | None = None
     skip_bad_files: bool = False
     accept_damaged_ids: bool = False
-    check_damage: bool = True  # the damage guard (refresh; not validate)
+    accept_drift: bool = False
+    accept_missing_streets: bool = False
+    check_damage: bool = True  # the damage guard and the guards (refresh; not validate)
     settings: dict = field(default_factory=dict)
     started: datetime = field(default_factory=datetime.now)
     progress: Callable[[str], None] = lambda m: None
@@ -198,6 +196,7 @@ class Run:
     link: LinkReport | None = None
     classify: ClassifyReport | None = None
     publish: PublishReport | None = None
+    guards: GuardReport | None = None
 
 
 def _load(r: Run) -> None:
@@ -213,6 +212,12 @@ def _standardise(r: Run) -> None:
     r.progress(r.standardise.summary())
     if r.check_damage:
         r.warnings = damage_check(r.standardise, accept=r.accept_damaged_ids)
+        assert r.load is not None
+        r.guards = check_guards(
+            r.load, r.standardise, previous=r.previous, accept_drift=r.accept_drift,
+            accept_missing_streets=r.accept_missing_streets, progress=r.progress,
+        )  # fmt: skip
+        r.warnings += r.guards.warnings
         for w in r.warnings:
             r.progress(f"WARNING {w}")
 
@@ -246,6 +251,7 @@ def _publish(r: Run) -> None:
         "sources_present": lr.sources_present,
         "sources_missing": lr.sources_missing,
         "warnings": r.warnings,
+        "guards": manifest_section(r.guards, previous=r.previous) if r.guards else None,
         "policy": policy_manifest(),
         "rules": rules_fingerprint(),
         "settings": r.settings,
@@ -318,6 +324,8 @@ def refresh(
     overrides=None,
     skip_bad_files: bool = False,
     accept_damaged_ids: bool = False,
+    accept_drift: bool = False,
+    accept_missing_streets: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
     on_disk: bool | None = None,
@@ -357,13 +365,16 @@ def refresh(
                 "on_disk": on_disk,
                 "skip_bad_files": skip_bad_files,
                 "accept_damaged_ids": accept_damaged_ids,
+                "accept_drift": accept_drift,
+                "accept_missing_streets": accept_missing_streets,
                 "person_key_file": redact_ids(str(key_path())),
                 "python": platform.python_version(),
             }  # fmt: skip
             r = Run(
                 Path(sources_dir), con, as_of=as_of, key=load_key(announce=progress), staging=stage,
                 out_dir=out_dir, previous=previous, overrides=overrides, skip_bad_files=skip_bad_files,
-                accept_damaged_ids=accept_damaged_ids, settings=settings, started=started, progress=progress,
+                accept_damaged_ids=accept_damaged_ids, accept_drift=accept_drift,
+                accept_missing_streets=accept_missing_streets, settings=settings, started=started, progress=progress,
             )  # fmt: skip
             run_stages(r, STAGES, [Timer(), *_installed, *(hooks or [])])
             con.close()

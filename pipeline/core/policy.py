@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -282,6 +283,8 @@ class _Ctx:
     def num(self, value, where: str, lo: float | None = None, hi: float | None = None) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(where, f"expected a number, got {_kind(value)}")
+        if not math.isfinite(value):
+            raise self.fail(where, f"expected a finite number, got {value}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise self.fail(where, f"{value} is out of range ({lo}…{hi})")
         return float(value)
@@ -703,7 +706,7 @@ def _load(root: Path) -> Policy:
 
     retirement = _retirement(root, groups_p, statuses, vocabularies)
     _check_tasks(root, codes, vocabularies)
-    _check_files(root)
+    _check_files(root, sources)
     files = fingerprint(root)
     return Policy(
         root=root,
@@ -721,13 +724,13 @@ def _load(root: Path) -> Policy:
     )
 
 
-def _check_files(root: Path) -> None:
+def _check_files(root: Path, sources: dict[str, Source]) -> None:
     """rules/files.yaml (read by the load stage): header search, row patterns, unreadable formats,
     reading limits, the damage guard. Optional: a folder without it uses the installed default."""
     if not (root / "rules" / "files.yaml").is_file():
         return
     ctx, f = _rules_file(root, "files")
-    f = ctx.mapping(f, "top level", ("header", "rows", "cannot_read", "limits", "damage"))
+    f = ctx.mapping(f, "top level", ("header", "rows", "cannot_read", "limits", "damage"), ("guards",))
     h = ctx.mapping(f["header"], "header", ("search_rows", "data_sheet_matches"))
     ctx.int_(h["search_rows"], "header.search_rows", 1, 100)
     ctx.int_(h["data_sheet_matches"], "header.data_sheet_matches", 1, 100)
@@ -749,6 +752,28 @@ def _check_files(root: Path) -> None:
     ctx.num(d["required_source_share"], "damage.required_source_share", 0, 1)
     ctx.num(d["file_share"], "damage.file_share", 0, 1)
     ctx.int_(d["min_rows"], "damage.min_rows", 0)
+    if "guards" in f:  # optional: a bureau's file that predates the guards uses the installed default's
+        _check_guards(ctx, f["guards"], {n: tuple(src.fields) for n, src in sources.items()})
+
+
+def _check_guards(ctx, g, sources: dict[str, tuple[str, ...]]) -> None:
+    """rules/files.yaml ``guards`` (commands/guards.py): shares in 0–1, known sources and columns."""
+    g = ctx.mapping(g, "guards", ("min_rows", "expected_fill", "fill_drop", "previous"))
+    ctx.int_(g["min_rows"], "guards.min_rows", 0)
+    ctx.num(g["fill_drop"], "guards.fill_drop", 0, 1)
+    exp = g["expected_fill"]
+    for src in ctx.mapping(exp, "guards.expected_fill", (), tuple(exp) if isinstance(exp, dict) else ()):
+        ctx.one_of(src, f"guards.expected_fill.{src}", sources, "source")
+        cols = exp[src] or {}
+        for col in ctx.mapping(
+            cols, f"guards.expected_fill.{src}", (), tuple(cols) if isinstance(cols, dict) else ()
+        ):
+            ctx.one_of(col, f"guards.expected_fill.{src}.{col}", sources[src], f"column of {src}")
+            ctx.num(cols[col], f"guards.expected_fill.{src}.{col}", 0, 1)
+    p = ctx.mapping(g["previous"], "guards.previous", ("rows_fall", "rows_growth", "fill_drop"))
+    ctx.num(p["rows_fall"], "guards.previous.rows_fall", 0, 1)
+    ctx.num(p["rows_growth"], "guards.previous.rows_growth", 1, 1000)
+    ctx.num(p["fill_drop"], "guards.previous.fill_drop", 0, 1)
 
 
 def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None:

@@ -58,6 +58,11 @@ class StandardiseReport:
     no_usable_id: Counter = field(default_factory=Counter)
     numeric_ids: Counter = field(default_factory=Counter)
     base_streets: Counter = field(default_factory=Counter)  # street_code -> usable rows of the base source
+    # the guards (commands/guards.py): per (source, file, sheet, field) and per (source, street_code
+    # or "", field), person rows whose raw cell is filled; per (source, street_code or ""), person rows
+    filled: Counter = field(default_factory=Counter)
+    street_rows: Counter = field(default_factory=Counter)
+    street_filled: Counter = field(default_factory=Counter)
 
     def summary(self) -> str:
         q = sum(self.quarantined.values())
@@ -256,6 +261,7 @@ def standardise_frame(
     if source.role == "base":
         for code, n in out.filter(pl.col("row_state") == "ok").group_by("street_code").len().iter_rows():
             report.base_streets[code] += n
+    _count_filled(out, source, report)
     for kind, n in out.group_by("id_kind").len().iter_rows():
         report.id_kinds[(source.name, kind)] += n
     for flag in ("flag_birth_mismatch", "flag_sex_mismatch"):
@@ -271,6 +277,24 @@ def standardise_frame(
     ]
     drop += list(DUP_HASHES)
     return out.drop(drop)
+
+
+def _count_filled(out: pl.DataFrame, source: Source, report: StandardiseReport) -> None:
+    """The guards' figures: how many person rows (not empty, total or footer rows) have each
+    field's raw cell filled, per file and sheet and per street (``street_code``, "" unknown)."""
+    fields = [f for f in source.fields if f not in ("id_number", "name")]
+    person = out.filter(pl.col("reason").is_null() | ~pl.col("reason").is_in(list(NOT_DATA)))
+    if not person.height:
+        return
+    filled = [(~_blank(pl.col(f"raw_{f}").cast(pl.String))).sum().alias(f) for f in fields]
+    for r in person.group_by("file", "sheet").agg(filled).iter_rows(named=True):
+        for f in fields:
+            report.filled[(source.name, r["file"], r["sheet"], f)] += r[f]
+    street = pl.col("street_code").fill_null("").alias("street_code")
+    for r in person.group_by(street).agg(pl.len().alias("_n"), *filled).iter_rows(named=True):
+        report.street_rows[(source.name, r["street_code"])] += r["_n"]
+        for f in fields:
+            report.street_filled[(source.name, r["street_code"], f)] += r[f]
 
 
 DUP_HASHES = {"_dup_h1": 1, "_dup_h2": 2}  # column -> hash seed
@@ -394,7 +418,8 @@ def standardise(
         part_report, quarantined = done[name]
         for attr in (
             "rows", "quarantined", "duplicates", "id_kinds", "unknown_values", "unparsed", "flags",
-            "person_rows", "no_usable_id", "numeric_ids", "base_streets",
+            "person_rows", "no_usable_id", "numeric_ids", "base_streets", "filled", "street_rows",
+            "street_filled",
         ):  # fmt: skip
             getattr(report, attr).update(getattr(part_report, attr))
         # kept here, not by the workers: two writers to one table wait on each other

@@ -27,7 +27,10 @@ already directly in those two folders):
 ``shapes=ShapeConfig.real()`` gives a real-shaped world (``shapes.py``): some files become
 workbooks as departments send them (title rows, two-row headers, a sheet per street or category,
 an instructions sheet, an empty sheet, footers, .xls / .ods through LibreOffice, number cells in ID
-columns); its truth persons have ``id_damaged`` (the person's only row has a number-cell ID).
+columns; and, files round 2: merged 社区 / 户号 cells, an HTML-table and a SpreadsheetML ".xls", a
+.tsv, a UTF-16 .txt, a CSV ending in Ctrl-Z, ``="…"`` ID cells, and ``2025备份/`` with copies of some
+files, which are not extracts and are not in the truth; the summary lists them as ``not_read``);
+its truth persons have ``id_damaged`` (the person's only row has a number-cell ID).
 
 ``people`` is the size of the household (户籍) population; non-local people (in the
 tax, income, market, low-income, platform and roster extracts only) and outsiders (in
@@ -65,7 +68,7 @@ from .age import CATEGORIES, AgeRates, age_world, transitions
 from .bad import write_bad_files
 from .dirt import DIRT_KINDS, DirtConfig
 from .render import build_plans, render_file, write_book, write_file
-from .shapes import SHAPE_KINDS, ShapeConfig, apply_shapes, convert
+from .shapes import BACKUP_FOLDER, SHAPE_KINDS, ShapeConfig, apply_shapes, convert, write_backups
 from .truth import compute_persons
 from .world import LOCAL, NONLOCAL, World, _Gen, build_world
 
@@ -297,6 +300,7 @@ def write_world(
     src_dir = out / "sources"
     truth_dir = out / "truth"
     _clear(src_dir)
+    shutil.rmtree(src_dir / BACKUP_FOLDER, ignore_errors=True)
     _clear(truth_dir)
 
     plans = build_plans(w, random.Random(f"{seed}-plans"), people)
@@ -354,6 +358,7 @@ def write_world(
             todo = [convert_dir / (plans[ix[0]].name.rsplit(".", 1)[0] + ".xlsx") for ix in books
                     if plans[ix[0]].fmt == fmt]  # fmt: skip
             convert(todo, fmt, src_dir)
+        backups = write_backups(plans, src_dir, shapes)
     finally:
         shutil.rmtree(convert_dir, ignore_errors=True)
     if len(present) < w.n:
@@ -401,6 +406,7 @@ def write_world(
         "persons": persons.height,
         "population": int(persons["in_population"].sum()),
         "household_persons": sum(1 for k in w.kind if k == LOCAL),
+        "not_read": backups,  # copies in a subfolder of SOURCES_DIR: never extracts
         "seed": seed,
         "as_of": w.as_of.isoformat(),
         "seconds": round(time.perf_counter() - t0, 2),

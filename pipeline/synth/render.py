@@ -19,7 +19,7 @@ import xlsxwriter
 from . import dirt as D
 from . import names as N
 from .dirt import DirtConfig
-from .shapes import INSTRUCTIONS, WORKBOOK_FORMATS, SheetShape
+from .shapes import INSTRUCTIONS, TEXT_FORMATS, WEB_FORMATS, WORKBOOK_FORMATS, SheetShape
 from .world import LOCAL, NONLOCAL, OUTSIDER, World
 
 # --------------------------------------------------------------------------- headers
@@ -504,7 +504,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
                 ids[i] = rng.choice(D.ID_PLACEHOLDERS) or None
                 mark(i, "id_blank")
                 terminal.add(i)
-        if plan.fmt == "csv":
+        if plan.fmt in ("csv", *TEXT_FORMATS):
             elig = [i for i in range(n) if i not in content and i not in terminal and destroyable[i]
                     and ids[i].isdigit() and len(ids[i]) == 18]  # fmt: skip
             for i in D.sample(rng, elig, rate("id_excel_sci")):
@@ -711,7 +711,7 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
     truth: dict[str, list] = {
         "source": [src] * m,
         "file": [plan.name] * m,
-        "sheet": [plan.sheet if plan.fmt in WORKBOOK_FORMATS else ""] * m,
+        "sheet": [plan.sheet if plan.fmt in (*WORKBOOK_FORMATS, "xml") else ""] * m,
         "row": list(range(first_row, first_row + m)),
         "person_id": t_pid,
         "dirt": t_dirt,
@@ -769,21 +769,95 @@ def write_file(rf: RenderedFile, out: Path) -> None:
                     ws_n(r, c, v)
         wb.close()
         return
+    if plan.fmt in WEB_FORMATS:
+        (_write_html if plan.fmt == "html" else _write_spreadsheetml)(rf, path)
+        return
     if plan.fmt == "parquet":
         columns = list(zip(*rf.rows, strict=True)) if rf.rows else [() for _ in rf.headers]
         data = {h: [_text(v) for v in col] for h, col in zip(rf.headers, columns, strict=True)}
         df = pl.DataFrame(data, schema={h: pl.String for h in rf.headers})
         df.write_parquet(path, compression="zstd", statistics=False)
         return
-    # CSV with the csv module (no polars here: this may run in a forked worker)
+    # CSV (or tab-separated text) with the csv module (no polars here: this may run in a forked worker)
     enc = plan.encoding or "utf-8"
+    kinds = plan.shape.kinds if plan.shape is not None else ()
+    rows = rf.rows
+    if "formula_id" in kinds:  # ="530…": what users write to keep Excel from damaging the IDs
+        c = ((["_seq"] if plan.seq else []) + plan.keys).index("id_number")
+        rows = [(*r[:c], f'="{r[c]}"' if r[c] else r[c], *r[c + 1 :]) for r in rows]
     buf = io.StringIO()
-    wr = csv.writer(buf, lineterminator="\r\n" if enc == "gb18030" else "\n")
+    crlf = enc in ("gb18030", "utf-16")
+    if plan.fmt == "tsv":
+        wr = csv.writer(buf, delimiter="\t", lineterminator="\r\n" if crlf else "\n")
+    else:
+        wr = csv.writer(buf, lineterminator="\r\n" if crlf else "\n")
     wr.writerow(rf.headers)
-    wr.writerows(rf.rows)
+    wr.writerows(rows)
     text = buf.getvalue()
+    # utf-16: Excel's "Unicode text" (little-endian with its BOM)
     blob = ("\ufeff" + text).encode("utf-8") if enc == "utf-8-sig" else text.encode(enc)
+    if "ctrl_z" in kinds:
+        blob += b"\x1a"  # a DOS end-of-file mark, as old tools write it
     path.write_bytes(blob)
+
+
+def _write_html(rf: RenderedFile, path: Path) -> None:
+    """What government web systems export as ".xls": an HTML table in GBK (characters outside it
+    as character references), a title row spanning every column, the header in ``<th>``."""
+    import html
+
+    shp = rf.plan.shape
+    n = len(rf.headers)
+    esc = html.escape
+    out = [
+        '<html xmlns:o="urn:schemas-microsoft-com:office:office" xmlns:x="urn:schemas-microsoft-com:office:excel">',
+        '<head><meta http-equiv="Content-Type" content="text/html; charset=GBK"></head><body>',
+        '<table border="1">',
+    ]
+    if shp is not None and shp.title:
+        out.append(f'<tr><td colspan="{n}" align="center"><b>{esc(shp.title)}</b></td></tr>')
+    out.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in rf.headers) + "</tr>")
+    text = "style=\"mso-number-format:'\\@'\""
+    for row in rf.rows:
+        out.append("<tr>" + "".join(f"<td {text}>{esc(_text(v) or '')}</td>" for v in row) + "</tr>")
+    out.append("</table></body></html>")
+    path.write_bytes("\r\n".join(out).encode("gbk", errors="xmlcharrefreplace"))
+
+
+def _write_spreadsheetml(rf: RenderedFile, path: Path) -> None:
+    """Excel 2003 XML ("XML 电子表格") named .xls: one worksheet, a title merged across the columns."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    shp = rf.plan.shape
+    n = len(rf.headers)
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<?mso-application progid="Excel.Sheet"?>',
+        '<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" xmlns:o="urn:schemas-microsoft-com:office:office" '
+        'xmlns:x="urn:schemas-microsoft-com:office:excel" xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet" '
+        'xmlns:html="http://www.w3.org/TR/REC-html40">',
+        ' <Styles><Style ss:ID="Default" ss:Name="Normal"/><Style ss:ID="title"><Alignment ss:Horizontal="Center"/>'
+        '<Font ss:Bold="1" ss:Size="16"/></Style><Style ss:ID="head"><Font ss:Bold="1"/></Style></Styles>',
+        f" <Worksheet ss:Name={quoteattr(rf.plan.sheet)}>",
+        "  <Table>",
+    ]
+
+    def cell(v, style: str = "") -> str:
+        st = f' ss:StyleID="{style}"' if style else ""
+        if v is None:
+            return f"<Cell{st}/>"
+        return f'<Cell{st}><Data ss:Type="String">{escape(_text(v) or "")}</Data></Cell>'
+
+    if shp is not None and shp.title:
+        out.append(
+            f'   <Row><Cell ss:MergeAcross="{n - 1}" ss:StyleID="title"><Data ss:Type="String">'
+            f"{escape(shp.title)}</Data></Cell></Row>"
+        )
+    out.append("   <Row>" + "".join(cell(h, "head") for h in rf.headers) + "</Row>")
+    for row in rf.rows:
+        out.append("   <Row>" + "".join(cell(v) for v in row) + "</Row>")
+    out += ["  </Table>", " </Worksheet>", "</Workbook>", ""]
+    path.write_bytes("\n".join(out).encode("utf-8"))
 
 
 def _span(ws, row: int, c0: int, c1: int, text: str, fmt) -> None:
@@ -801,7 +875,7 @@ def write_book(rfs: list[RenderedFile], out: Path, convert_dir: Path) -> None:
     :func:`pipeline.synth.shapes.convert` to turn into the final format.
     """
     plan = rfs[0].plan
-    if plan.shape is None:
+    if plan.shape is None or plan.fmt not in WORKBOOK_FORMATS:
         write_file(rfs[0], out)
         return
     name = plan.name
@@ -810,6 +884,7 @@ def write_book(rfs: list[RenderedFile], out: Path, convert_dir: Path) -> None:
     title_fmt = wb.add_format({"bold": True, "font_size": 16, "align": "center", "valign": "vcenter"})
     group_fmt = wb.add_format({"bold": True, "align": "center", "border": 1})
     head_fmt = wb.add_format({"bold": True, "border": 1})
+    merge_fmt = wb.add_format({"valign": "vcenter"})
     if (first := rfs[0].plan.shape) is not None and first.instructions:
         ws = wb.add_worksheet("填表说明")
         for r, line in enumerate(INSTRUCTIONS):
@@ -850,9 +925,26 @@ def write_book(rfs: list[RenderedFile], out: Path, convert_dir: Path) -> None:
         for c, h in enumerate(rf.headers):
             ws.write_string(r, c, h, head_fmt)
         r += 1
-        for row in rf.rows:
+        # merged cells: each run of equal consecutive values of a merged column is one range, the
+        # value in its top cell (what a list formatted for printing looks like)
+        covered: set[tuple[int, int]] = set()
+        if shp.merged:
+            keys = (["_seq"] if rf.plan.seq else []) + rf.plan.keys
+            for k in shp.merged:
+                c = keys.index(k)
+                i = 0
+                while i < len(rf.rows):
+                    v = rf.rows[i][c]
+                    j = i
+                    while isinstance(v, str) and v and j + 1 < len(rf.rows) and rf.rows[j + 1][c] == v:
+                        j += 1
+                    if j > i:
+                        ws.merge_range(r + i, c, r + j, c, v, merge_fmt)
+                        covered.update((i2, c) for i2 in range(i, j + 1))
+                    i = j + 1
+        for i, row in enumerate(rf.rows):
             for c, v in enumerate(row):
-                if v is None:
+                if v is None or (i, c) in covered:
                     continue
                 if isinstance(v, str):
                     ws.write_string(r, c, v)

@@ -24,6 +24,22 @@ shaped"); the other files stay as they are:
   only be quarantined (``base_id_unusable``), so the tool cannot know them (``id_damaged`` in the
   truth persons) and nothing else of theirs depends on it.
 
+Files round 2 (issue 19; their own random stream, so the shapes above are unchanged):
+
+* ``merged_cells``: in some shaped household and low-income sheets, every run of equal
+  consecutive 社区 (and 户号) cells is one vertically merged range holding the value in its top
+  cell (xlsx written with xlsxwriter's ``merge_range``; .xls / .ods keep the ranges through
+  LibreOffice). The truth is unchanged: the value belongs to every row the range spans;
+* ``html_xls``: the platform list as what government web systems export, an HTML table named
+  ``.xls`` (GBK declared, a ``colspan`` title row, ``<th>`` header; truth sheet ""), and
+  ``xml_xls``: the ride-hailing list as SpreadsheetML 2003 XML named ``.xls`` (a merged title row;
+  truth sheet = its worksheet's name). Row numbers count the title row, as Excel shows them;
+* ``tsv``: a tab-separated ``.tsv``; ``utf16_txt``: Excel's "Unicode text" ``.txt`` (UTF-16 with
+  its BOM, tabs, CRLF); ``ctrl_z``: a GB18030 CSV with CRLF ending in a DOS end-of-file mark;
+  ``formula_id``: a CSV whose ID cells are written ``="530…"``;
+* ``2025备份/`` inside SOURCES_DIR with copies of a household and an enrolment file: not
+  extracts (only the files directly in SOURCES_DIR are), so not in the truth.
+
 Every decision is drawn from ``random.Random(f"{seed}-shapes")``: the shaped plans depend only on
 the world, the seed and the config; a tidy world is byte for byte what it was without shapes.
 """
@@ -52,7 +68,22 @@ SHAPE_KINDS = (
     "xls",
     "ods",
     "number_cell_id",
+    "merged_cells",
+    "html_xls",
+    "xml_xls",
+    "tsv",
+    "utf16_txt",
+    "ctrl_z",
+    "formula_id",
 )
+# Files of other formats than the workbooks: an HTML table or SpreadsheetML 2003 XML named .xls,
+# tab-separated text (.tsv, or Excel's UTF-16 "Unicode text" .txt)
+TEXT_FORMATS = ("tsv",)
+WEB_FORMATS = ("html", "xml")
+# Workbooks above this many cells are written row by row (xlsxwriter's constant_memory), where a
+# merged range cannot be written: their sheets are never merged.
+MERGE_MAX_CELLS = 2_000_000
+BACKUP_FOLDER = "2025备份"
 WORKBOOK_FORMATS = ("xlsx", "xls", "ods")
 XLS_MAX_ROWS = 60_000  # .xls holds 65,536 rows per sheet; LibreOffice is slow on big files anyway
 
@@ -75,6 +106,12 @@ class ShapeConfig:
     number_cell_ids: float = 0.004
     multi_sheet: bool = True
     office_formats: bool = True  # .xls and .ods through LibreOffice
+    # of the shaped household and low-income sheets: 社区 and 户号 merged over consecutive equal rows
+    merged_cells: float = 0.6
+    web_formats: bool = True  # the platform list as an HTML-table ".xls", the ride-hailing one as XML ".xls"
+    text_formats: bool = True  # a .tsv, a UTF-16 "Unicode text" .txt, a GB18030 CSV ending in Ctrl-Z
+    formula_ids: bool = True  # one CSV writes its IDs as ="530…" (to keep Excel from damaging them)
+    backup_folder: bool = True  # 2025备份/ inside SOURCES_DIR with copies of some files (never read)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -91,7 +128,7 @@ class ShapeConfig:
         """Every shaped sheet gets every shape (for tests)."""
         return cls(
             real_shaped=True, title_rows=1.0, unit_line=1.0, blank_after_title=0.5, two_row_header=1.0,
-            footer=1.0, instructions_sheet=1.0, empty_sheet=1.0, number_cell_ids=0.05,
+            footer=1.0, instructions_sheet=1.0, empty_sheet=1.0, number_cell_ids=0.05, merged_cells=1.0,
         )  # fmt: skip
 
 
@@ -114,6 +151,7 @@ class SheetShape:
     damageable: frozenset[int] = frozenset()  # household sheets: persons whose ID may be a number cell
     instructions: bool = False  # workbook: a 填表说明 sheet first (set on its first sheet)
     empty_sheet: str | None = None  # workbook: an empty sheet after this one (set on its last sheet)
+    merged: tuple[str, ...] = ()  # keys whose runs of equal consecutive cells are merged vertically
 
     def title_height(self) -> int:
         return (self.title is not None) + (self.unit_line is not None) + self.blank_after_title
@@ -313,7 +351,73 @@ def apply_shapes(plans: list, w, cfg: ShapeConfig | None, seed: int | str) -> li
     out = []
     for p in plans:
         out.extend(replaced.get(p.name, [p]))
+    return _round_two(out, cfg, seed, year)
+
+
+def _round_two(plans: list, cfg: ShapeConfig, seed: int | str, year: int) -> list:
+    """The shapes of files round 2 (issue 19), drawn from their own random stream so that the
+    shapes above stay what they were: merged 社区 / 户号 cells, an HTML-table and a SpreadsheetML
+    ".xls", a .tsv and a UTF-16 .txt, a CSV ending in Ctrl-Z, ``="…"`` ID cells."""
+    rng = random.Random(f"{seed}-shapes-round2")
+    cells: dict[str, int] = {}
+    for p in plans:
+        cells[p.name] = cells.get(p.name, 0) + len(p.records) * (len(p.keys) + 1)
+
+    def add(shape: SheetShape, kind: str) -> SheetShape:
+        kinds = set(shape.kinds) | {kind}
+        return replace(shape, kinds=tuple(k for k in SHAPE_KINDS if k in kinds))
+
+    out = []
+    for p in plans:
+        if (
+            p.shape is not None
+            and p.source in ("household", "lowincome")
+            and p.fmt in WORKBOOK_FORMATS
+            and "community" in p.keys
+            and cells[p.name] <= MERGE_MAX_CELLS
+            and rng.random() < cfg.merged_cells
+        ):
+            merged = tuple(k for k in ("community", "household_no") if k in p.keys)
+            # a list formatted for printing is sorted by community (households kept together)
+            recs = sorted(p.records, key=lambda r: r.get("community") or "")
+            p = replace(p, records=recs, shape=replace(add(p.shape, "merged_cells"), merged=merged))
+        elif p.shape is None and cfg.web_formats and p.name == "平台从业人员.csv":
+            shape = SheetShape(kinds=("title_rows", "html_xls"), title=f"安宁市{year}年平台从业人员信息表")
+            p = replace(p, name="平台从业人员.xls", fmt="html", encoding="gbk", sheet="", shape=shape)
+        elif p.shape is None and cfg.web_formats and p.name == "新就业形态_网约车.xlsx":
+            shape = SheetShape(kinds=("title_rows", "xml_xls"), title=f"安宁市{year}年网约车驾驶员名单")
+            p = replace(
+                p, name="新就业形态_网约车.xls", fmt="xml", encoding=None, sheet="网约车驾驶员", shape=shape
+            )
+        elif p.shape is None and cfg.text_formats and p.name == "中职学生学籍.csv":
+            p = replace(p, name="中职学生学籍.tsv", fmt="tsv", shape=SheetShape(kinds=("tsv",)))
+        elif p.shape is None and cfg.text_formats and p.name == "被征地农民名单.csv":
+            shape = SheetShape(kinds=("tsv", "utf16_txt"))
+            p = replace(p, name="被征地农民名单.txt", fmt="tsv", encoding="utf-16", shape=shape)
+        elif p.shape is None and cfg.text_formats and p.name == "参保信息_城乡居民.csv":
+            p = replace(p, encoding="gb18030", shape=SheetShape(kinds=("ctrl_z",)))
+        elif p.shape is None and cfg.formula_ids and p.name == "参保信息_企业职工.csv":
+            p = replace(p, shape=SheetShape(kinds=("formula_id",)))
+        out.append(p)
     return out
+
+
+def write_backups(plans: list, src_dir: Path, cfg: ShapeConfig | None) -> list[str]:
+    """``2025备份/`` inside SOURCES_DIR with copies of the first household file and the
+    enrolment files, as a clerk keeps them: only the files directly in SOURCES_DIR are extracts,
+    so these are never read (listed as not read). Returns the copies' paths (relative)."""
+    if cfg is None or not cfg.real_shaped or not cfg.backup_folder:
+        return []
+    names = [p.name for p in plans if p.source == "household"][:1]
+    names += [p.name for p in plans if p.source == "enrollment" and p.fmt in ("csv", "xlsx")][:1]
+    folder = src_dir / BACKUP_FOLDER
+    folder.mkdir(exist_ok=True)
+    done = []
+    for name in dict.fromkeys(names):
+        if (src_dir / name).is_file():
+            shutil.copy2(src_dir / name, folder / name)
+            done.append(f"{BACKUP_FOLDER}/{name}")
+    return done
 
 
 # --------------------------------------------------------------------------- LibreOffice
