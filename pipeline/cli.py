@@ -94,13 +94,35 @@ def progress(msg: str) -> None:
         typer.echo(f"[{datetime.now():%H:%M:%S}] {redact_ids(msg)}", err=True)
 
 
+AS_OF_RANGE = (
+    date(1990, 1, 1),
+    date(2100, 12, 31),
+)  # the 18-digit ID exists since 1999; nobody plans past 2100
+
+
 def _as_of(value: str | None) -> date:
     if not value:
         return date.today()
     try:
-        return date.fromisoformat(value)
+        d = date.fromisoformat(value)
     except ValueError:
         raise KuomianError(f"--as-of {value!r}: write the date as YYYY-MM-DD, e.g. 2026-03-01.") from None
+    lo, hi = AS_OF_RANGE
+    if not lo <= d <= hi:
+        raise KuomianError(
+            f"--as-of {value}: outside {lo}…{hi}. Give the reference date of the extracts, e.g. 2026-03-01."
+        )
+    return d
+
+
+def _run_options(threads: int | None, memory_limit: str | None) -> None:
+    """--threads and --memory-limit, checked before anything is read (they reach DuckDB's SET)."""
+    from .core.db import check_memory_limit
+
+    if threads is not None and not 1 <= threads <= 256:
+        raise KuomianError(f"--threads {threads}: give a number of threads from 1 to 256, e.g. 2.")
+    if memory_limit is not None:
+        check_memory_limit(memory_limit)
 
 
 @app.callback()
@@ -192,12 +214,14 @@ def refresh(
 
     Example: kuomian refresh extracts/2026 --out output/2026 --as-of 2026-03-01 --previous output/2025
     """
+    d = _as_of(as_of)
+    _run_options(threads, memory_limit)
     use_rules(rules)
     from .commands.run import refresh as run_refresh
     from .stages.load import parse_overrides
 
     res = run_refresh(
-        sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
+        sources_dir, out, as_of=d, previous=previous, force=force,
         overrides=parse_overrides(source or []), skip_bad_files=skip_bad_files,
         accept_damaged_ids=accept_damaged_ids, threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
     )  # fmt: skip
@@ -284,6 +308,9 @@ def validate(
     )
 
 
+MIN_DEMO_PEOPLE = 500
+
+
 @app.command()
 @friendly_errors
 def demo(
@@ -308,6 +335,12 @@ def demo(
 
     Example: kuomian demo --people 20000 --out output/demo
     """
+    if people < MIN_DEMO_PEOPLE:
+        # fewer people leave some street or some department's file without rows: not a demo
+        raise KuomianError(
+            f"--people {people}: the demo needs at least {MIN_DEMO_PEOPLE} people so that every street and "
+            f"every department's file has rows. Give --people {MIN_DEMO_PEOPLE} or more."
+        )
     use_rules(rules)
     import shutil
 

@@ -365,7 +365,33 @@ def published_persons(folder: Path, *, name: str, hint: str) -> Path:
     path = folder / "persons.parquet"
     if not path.exists():
         raise KuomianError(f"{where}: not a kuomian output folder (no persons.parquet). {hint}")
+    check_registry_file(path, where=where, hint=hint)
     return path
+
+
+# What every persons.parquet kuomian published holds (the columns the commands that read one need).
+REGISTRY_COLUMNS = ("id_number", "person_key", "name", "street_code", "status", "group")
+
+
+def check_registry_file(
+    path: Path, *, where: str, hint: str, columns: tuple[str, ...] = REGISTRY_COLUMNS
+) -> None:
+    """``path`` is a persons.parquet of a registry: Parquet, with ``columns``, and at least one
+    person; else one line naming the file (its footer only is read, not the data)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+        names = set(meta.schema.names)
+    except Exception:  # pyarrow raises ArrowInvalid / OSError on a file that is not Parquet
+        raise KuomianError(f"{where}: {path} is not a Parquet file kuomian wrote. {hint}") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise KuomianError(
+            f"{where}: {path} is not a kuomian registry (no column {', '.join(missing)}). {hint}"
+        )
+    if meta.num_rows == 0:
+        raise KuomianError(f"{where}: {path} holds no persons, so it is no registry to build on. {hint}")
 
 
 def check_output_target(

@@ -314,13 +314,13 @@ def _odd_characters(name: str) -> str:
     """What makes ``name`` no street's name (control characters, quotes, ``;``, ``\\``, length), or ''."""
     import unicodedata
 
-    if len(name) > STREET_NAME_MAX:
-        return f"{len(name)} characters (more than {STREET_NAME_MAX})"
     for ch in name:
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
             return f"the control character U+{ord(ch):04X}"
-        if ch in "'\"`;\\":
+        if ch in "'\"`;\\/":  # quotes and ; are SQL's, / and \\ a path's (a hand-off is named by its street)
             return f"the character {ch!r}"
+    if len(name) > STREET_NAME_MAX:
+        return f"{len(name)} characters (more than {STREET_NAME_MAX})"
     return ""
 
 

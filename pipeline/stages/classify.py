@@ -19,6 +19,7 @@ import polars as pl
 
 from ..core.config import load_rules, load_sources, street_names
 from ..core.db import frame, ident, rows, sql_literal, store
+from ..core.errors import KuomianError
 from ..core.policy import policy
 from ..core.rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
@@ -141,6 +142,15 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
 
     progress("classify: person features")
     build_features(con, as_of)
+    born_later, with_birth = rows(
+        con, "SELECT count(*) FILTER (WHERE age < 0), count(age) FROM cls_base WHERE hukou_local"
+    )[0]
+    if with_birth and born_later * 2 > with_birth:
+        # An as-of date before most people were born is a mistyped date, not a registry.
+        raise KuomianError(
+            f"--as-of {as_of}: {born_later} of {with_birth} household persons were born after it. "
+            "Give the reference date of the extracts (e.g. the day they were drawn)."
+        )
     groups_cfg = load_rules("groups")
     statuses_cfg = load_rules("statuses")
     groups = sorted(groups_cfg["groups"], key=lambda g: g["priority"])
