@@ -65,11 +65,13 @@ def friendly_errors(fn):
             if STATE["debug"]:
                 raise
             raise fail(str(e), e.exit_code) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted: nothing was published", 130) from None
+        except KeyboardInterrupt as e:
+            raise _interrupted(getattr(e, "signum", None)) from None
         except OSError as e:
             if STATE["debug"]:
                 raise
+            if _disk_full(e):
+                raise _no_space(e) from None
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             raise fail(
                 f"{e.strerror or e}{where}. Nothing was published; free the space or fix the permission and run again.",
@@ -78,6 +80,11 @@ def friendly_errors(fn):
         except Exception as e:  # the last line of defence: never a traceback, never an ID
             if STATE["debug"]:
                 raise
+            if _disk_full(e):  # DuckDB's IOException, polars' errors: no errno, only the text
+                raise _no_space(e) from None
+            if "Query interrupted" in str(e) or type(e).__name__ == "InterruptException":
+                # DuckDB noticed Ctrl-C / SIGTERM (our handler ran) and raised its own error
+                raise _interrupted(None) from None
             raise fail(
                 f"unexpected {type(e).__name__}: {str(e)[:300]}. Run again with --debug and report it.", 70
             ) from None
@@ -87,6 +94,55 @@ def friendly_errors(fn):
             raise fail(f"unexpected {type(e).__name__}. Run again with --debug and report it.", 70) from None
 
     return wrapper
+
+
+def _interrupted(signum: int | None) -> typer.Exit:
+    """Ctrl-C or SIGTERM: exit 130 / 143, saying whether the run had already published."""
+    import signal
+
+    from .core.errors import last_signal
+    from .core.fileio import published_in_this_run
+
+    signum = signum or last_signal() or signal.SIGINT
+    done = published_in_this_run()
+    if done is not None:
+        return fail(
+            f"interrupted after {done} was published (that run is complete). Nothing more needs doing.",
+            128 + signum,
+        )
+    return fail(
+        "interrupted: nothing was published, and the previous output is unchanged. Run the command again.",
+        128 + signum,
+    )
+
+
+def _disk_full(e: BaseException) -> bool:
+    import errno
+
+    return getattr(e, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or (
+        "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
+    )
+
+
+def _no_space(e: BaseException) -> typer.Exit:
+    """One line for a full disk: which folder, how much is free."""
+    import shutil
+
+    from .core.fileio import current_target
+
+    filename = getattr(e, "filename", None)
+    folder = Path(filename).parent if filename else (current_target() or Path.cwd())
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = f"free {shutil.disk_usage(folder).free // 1_000_000} MB"
+    except OSError:
+        free = "free space unknown"
+    return fail(
+        f"not enough space in {folder}: {free} (No space left on device). Nothing was published; "
+        "free the space (or choose another --out) and run again.",
+        1,
+    )
 
 
 def progress(msg: str) -> None:
@@ -624,6 +680,9 @@ def rules_check(rules: RulesOpt = None):
 
 def main() -> None:
     """Console entry point."""
+    from .core.errors import install_signal_handlers
+
+    install_signal_handlers()
     app()
 
 

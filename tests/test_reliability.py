@@ -314,10 +314,12 @@ def test_interrupt_cleans_up_and_keeps_the_previous_out_dir(sources, previous, t
 
 
 def test_a_run_killed_between_its_two_renames_is_repaired(tmp_path):
-    # move_into_place renames OUT_DIR to .OUT_DIR.old-<pid>, then the staging folder to OUT_DIR;
-    # killed in between, there is no OUT_DIR: the next run puts the old one back.
+    # move_into_place writes .OUT_DIR.swap-<pid>, renames OUT_DIR to .OUT_DIR.old-<pid>, then the
+    # staging folder to OUT_DIR; killed in between, there is no OUT_DIR: the next run puts the old
+    # one back (the swap marker says the run died between the renames).
     out = tmp_path / "out"
     old = tmp_path / ".out.old-4242"
+    (tmp_path / ".out.swap-4242").touch()
     old.mkdir()
     (old / "persons.parquet").write_bytes(b"the previous run")
     (old / "manifest.json").write_text('{"tool": "kuomian"}', "utf-8")  # only kuomian's own copy is restored

@@ -311,3 +311,246 @@ def test_demo_with_no_or_few_people(tmp_path):
 
 
 _ = (LI, date)
+
+
+# ---------------------------------------------------------------- 5. Ctrl-C, SIGTERM, SIGKILL, a full disk
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+LAUNCHER = [sys.executable, str(Path(__file__).with_name("fault_launcher.py"))]
+KUOMIAN = Path(sys.executable).with_name("kuomian")
+CMD = [str(KUOMIAN)] if KUOMIAN.exists() else [sys.executable, "-m", "kuomian.cli"]
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def run_id(out: Path) -> str:
+    m = json.loads((out / "manifest.json").read_text("utf-8"))
+    return json.dumps({k: m.get(k) for k in ("started", "finished", "run_id", "created")}, sort_keys=True)
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("KUOMIAN_") or k == "KUOMIAN_STATE"}
+    e["POLARS_MAX_THREADS"] = "2"
+    return e
+
+
+@contextmanager
+def paused(kind: str, moment: str, tmp: Path, args: list, go: Path | None = None):
+    """The real CLI in a subprocess, paused (certainly) at ``moment``: the end of a stage
+    (``kind`` "pause") or a point of publishing's swap (``kind`` "swap")."""
+    marker = tmp / f"paused-{moment}"
+    marker.unlink(missing_ok=True)
+    fault = [kind, moment, str(marker), *([str(go)] if go else []), "--"]
+    with open(tmp / "run.stdout", "w") as so, open(tmp / "run.stderr", "w") as se:
+        proc = subprocess.Popen([*LAUNCHER, *fault, *map(str, args)], stdout=so, stderr=se, env=env())
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended before {moment}: {(tmp / 'run.stderr').read_text()}")
+            assert time.monotonic() < deadline, f"the run did not reach {moment} in time"
+            time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # only the process this test started, by its id
+            proc.wait(30)
+
+
+@pytest.fixture
+def published(tmp_path) -> tuple[Path, Path, dict]:
+    """Sources, an OUT_DIR published from them, and its digest."""
+    src = write_tiny_sources(tmp_path / "src")
+    out = tmp_path / "out"
+    res = cli("refresh", src, "--out", out, "--as-of", AS_OF)
+    assert res.exit_code == 0, res.stderr
+    return src, out, digest(out)
+
+
+@pytest.mark.parametrize(
+    ("stage", "sig"),
+    [
+        ("load", signal.SIGTERM),
+        ("standardise", signal.SIGINT),
+        ("link", signal.SIGTERM),
+        ("classify", signal.SIGINT),
+        ("publish", signal.SIGTERM),
+        ("publish", signal.SIGINT),
+    ],
+)
+def test_ctrl_c_and_sigterm_at_every_stage_publish_nothing(published, tmp_path, stage, sig):
+    src, out, before = published
+    args = ["-q", "refresh", src, "--out", out, "--as-of", AS_OF, "--force"]
+    with paused("pause", stage, tmp_path, args) as proc:
+        os.kill(proc.pid, sig)
+        assert proc.wait(60) == 128 + sig
+    err = (tmp_path / "run.stderr").read_text("utf-8")
+    assert "interrupted: nothing was published" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert digest(out) == before, "the previous OUT_DIR is intact"
+    assert leftovers(out) == [], "staging removed"
+
+
+def test_ctrl_c_between_the_two_renames_waits_for_the_swap_and_says_it_published(published, tmp_path):
+    src, out, before = published
+    go = tmp_path / "go"
+    args = ["-q", "refresh", src, "--out", out, "--as-of", "2026-03-02", "--force"]
+    with paused("swap", "between_renames", tmp_path, args, go=go) as proc:
+        assert not out.exists() and leftovers(out)  # OUT_DIR is aside right now
+        os.kill(proc.pid, signal.SIGINT)  # held until the swap is done
+        time.sleep(0.3)
+        assert proc.poll() is None, "Ctrl-C does not cut the swap"
+        go.touch()
+        assert proc.wait(60) == 130
+    err = (tmp_path / "run.stderr").read_text("utf-8")
+    assert "interrupted after" in err and "was published" in err and "Traceback" not in err, err
+    assert (
+        digest(out) != before
+        and json.loads((out / "manifest.json").read_text("utf-8"))["as_of"] == "2026-03-02"
+    )
+    assert leftovers(out) == [], "the old copy is removed, no marker stays"
+
+
+def test_sigkill_between_the_two_renames_is_repaired_by_clean(published, tmp_path):
+    src, out, before = published
+    args = ["-q", "refresh", src, "--out", out, "--as-of", "2026-03-02", "--force"]
+    with paused("swap", "between_renames", tmp_path, args) as proc:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    assert not out.exists()
+    assert any(".old-" in n for n in leftovers(out)) and any(".swap-" in n for n in leftovers(out))
+    res = subprocess.run([*CMD, "clean"], capture_output=True, text=True, env=env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert digest(out) == before, "the previous OUT_DIR is put back"
+    assert leftovers(out) == []
+
+
+def test_a_stale_old_copy_is_never_restored_over_a_newer_run(published, tmp_path):
+    """A run killed after its second rename leaves .OUT.old-PID (no swap marker). The user then
+    removes OUT_DIR: the next run must not bring last year's copy back (it did, and exited 3)."""
+    src, out, before = published
+    # what a kill after the second rename leaves: the old copy beside OUT_DIR, no swap marker
+    stale = tmp_path / ".out.old-4244"
+    shutil.copytree(out, stale)
+    shutil.rmtree(out)
+    res = cli("refresh", src, "--out", out, "--as-of", "2026-03-03")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads((out / "manifest.json").read_text("utf-8"))["as_of"] == "2026-03-03"
+    assert leftovers(out) == [], "the stale copy is removed"
+    # kuomian clean removes one too, for a run whose record says it died
+    from kuomian.core.fileio import clean_leftovers
+
+    shutil.copytree(out, stale)
+    clean_leftovers(out)
+    assert (
+        not stale.exists() and json.loads((out / "manifest.json").read_text("utf-8"))["as_of"] == "2026-03-03"
+    )
+
+
+def test_ctrl_c_during_a_duckdb_query_is_exit_130_not_a_bug(tmp_path):
+    """DuckDB turns a signal into RuntimeError("Query interrupted"): still an interruption."""
+    script = (
+        "import duckdb, sys\n"
+        "from kuomian.cli import friendly_errors\n"
+        "from kuomian.core.errors import install_signal_handlers\n"
+        "install_signal_handlers()\n"
+        "@friendly_errors\n"
+        "def long():\n"
+        "    print('started', flush=True)\n"
+        "    duckdb.connect().execute('SELECT count(*) FROM range(100000000000) a').fetchall()\n"
+        "try:\n"
+        "    long()\n"
+        "except SystemExit as e:\n"
+        "    sys.exit(e.code)\n"
+        "except BaseException as e:\n"
+        "    sys.exit(getattr(e, 'exit_code', 99))\n"
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(0.5)
+        os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + sig, (proc.returncode, err)
+        assert "interrupted: nothing was published" in err and "report it" not in err
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    )
+    return res.returncode == 0
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_the_free_space(tmp_path):
+    """OUT_DIR on a tmpfs with 24 KB free (the tiny run writes more): 'not enough space in …: free N MB',
+    exit 1, nothing left on the small disk. Without the right to mount, the same through the
+    fault hook raising ENOSPC (tests/fault_launcher.py)."""
+    src = write_tiny_sources(tmp_path / "src")
+    disk = tmp_path / "small disk"
+    mounted = _mount_tmpfs(disk, "1m")
+    try:
+        if mounted:  # leave 24 KB free: the tiny run's outputs take ~200 KB
+            (disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(disk).free - 24 * 1024))
+        out = disk / "out"
+        args = ["-q", "refresh", src, "--out", out, "--as-of", AS_OF]
+        if mounted:
+            res = subprocess.run(
+                [*CMD, *map(str, args)], capture_output=True, text=True, env=env(), timeout=300
+            )
+        else:
+            res = subprocess.run(
+                [*LAUNCHER, "fail", "publish", "--", *map(str, args)],
+                capture_output=True, text=True, env=env(), timeout=300,
+            )  # fmt: skip
+        assert res.returncode == 1, (mounted, res.returncode, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in res.stderr, lines
+        assert "not enough space in " in lines[0] and " MB" in lines[0] and "free" in lines[0], lines[0]
+        assert str(disk) in lines[0] or not mounted
+        assert not out.exists()
+        assert [p.name for p in disk.iterdir() if not p.name.endswith(".lock")] == (
+            ["filler"] if mounted else []
+        )
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_duckdb_s_no_space_error_is_the_same_one_line(tmp_path):
+    import duckdb
+
+    from kuomian.cli import friendly_errors
+
+    @friendly_errors
+    def fails():
+        raise duckdb.IOException(
+            f'IO Error: Could not write file "{tmp_path}/x.tmp": No space left on device'
+        )
+
+    import typer
+
+    with pytest.raises(typer.Exit) as e:
+        fails()
+    assert e.value.exit_code == 1
