@@ -66,11 +66,13 @@ def friendly_errors(fn):
             if STATE["debug"]:
                 raise
             raise fail(str(e), e.exit_code) from None
-        except KeyboardInterrupt:
-            raise fail(_("interrupted: nothing was published"), 130) from None
+        except KeyboardInterrupt as e:
+            raise _interrupted(getattr(e, "signum", None)) from None
         except OSError as e:
             if STATE["debug"]:
                 raise
+            if _disk_full(e):
+                raise _no_space(e) from None
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             raise fail(
                 f"{e.strerror or e}{where}. Nothing was published; free the space or fix the permission and run again.",
@@ -79,6 +81,11 @@ def friendly_errors(fn):
         except Exception as e:  # the last line of defence: never a traceback, never an ID
             if STATE["debug"]:
                 raise
+            if _disk_full(e):  # DuckDB's IOException, polars' errors: no errno, only the text
+                raise _no_space(e) from None
+            if "Query interrupted" in str(e) or type(e).__name__ == "InterruptException":
+                # DuckDB noticed Ctrl-C / SIGTERM (our handler ran) and raised its own error
+                raise _interrupted(None) from None
             raise fail(
                 f"unexpected {type(e).__name__}: {str(e)[:300]}. Run again with --debug and report it.", 70
             ) from None
@@ -90,18 +97,91 @@ def friendly_errors(fn):
     return wrapper
 
 
+def _interrupted(signum: int | None) -> typer.Exit:
+    """Ctrl-C or SIGTERM: exit 130 / 143, saying whether the run had already published."""
+    import signal
+
+    from .core.errors import last_signal
+    from .core.fileio import published_in_this_run
+
+    signum = signum or last_signal() or signal.SIGINT
+    done = published_in_this_run()
+    if done is not None:
+        return fail(
+            _(
+                "interrupted after {folder} was published (that run is complete). Nothing more needs doing."
+            ).format(folder=done),
+            128 + signum,
+        )
+    return fail(
+        _("interrupted: nothing was published, and the previous output is unchanged. Run the command again."),
+        128 + signum,
+    )
+
+
+def _disk_full(e: BaseException) -> bool:
+    import errno
+
+    return getattr(e, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or (
+        "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
+    )
+
+
+def _no_space(e: BaseException) -> typer.Exit:
+    """One line for a full disk: which folder, how much is free."""
+    import shutil
+
+    from .core.fileio import current_target
+
+    filename = getattr(e, "filename", None)
+    folder = Path(filename).parent if filename else (current_target() or Path.cwd())
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = f"free {shutil.disk_usage(folder).free // 1_000_000} MB"
+    except OSError:
+        free = "free space unknown"
+    return fail(
+        f"not enough space in {folder}: {free} (No space left on device). Nothing was published; "
+        "free the space (or choose another --out) and run again.",
+        1,
+    )
+
+
 def progress(msg: str) -> None:
     if not STATE["quiet"]:
         typer.echo(f"[{datetime.now():%H:%M:%S}] {redact_ids(msg)}", err=True)
+
+
+AS_OF_RANGE = (
+    date(1990, 1, 1),
+    date(2100, 12, 31),
+)  # the 18-digit ID exists since 1999; nobody plans past 2100
 
 
 def _as_of(value: str | None) -> date:
     if not value:
         return date.today()
     try:
-        return date.fromisoformat(value)
+        d = date.fromisoformat(value)
     except ValueError:
         raise KuomianError(f"--as-of {value!r}: write the date as YYYY-MM-DD, e.g. 2026-03-01.") from None
+    lo, hi = AS_OF_RANGE
+    if not lo <= d <= hi:
+        raise KuomianError(
+            f"--as-of {value}: outside {lo}…{hi}. Give the reference date of the extracts, e.g. 2026-03-01."
+        )
+    return d
+
+
+def _run_options(threads: int | None, memory_limit: str | None) -> None:
+    """--threads and --memory-limit, checked before anything is read (they reach DuckDB's SET)."""
+    from .core.db import check_memory_limit
+
+    if threads is not None and not 1 <= threads <= 256:
+        raise KuomianError(f"--threads {threads}: give a number of threads from 1 to 256, e.g. 2.")
+    if memory_limit is not None:
+        check_memory_limit(memory_limit)
 
 
 @app.callback()
@@ -209,12 +289,14 @@ def refresh(
 
     Example: kuomian refresh extracts/2026 --out output/2026 --as-of 2026-03-01 --previous output/2025
     """
+    d = _as_of(as_of)
+    _run_options(threads, memory_limit)
     use_rules(rules)
     from .commands.run import refresh as run_refresh
     from .readers import parse_overrides
 
     res = run_refresh(
-        sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
+        sources_dir, out, as_of=d, previous=previous, force=force,
         overrides=parse_overrides(source or []), skip_bad_files=skip_bad_files,
         accept_damaged_ids=accept_damaged_ids, accept_drift=accept_drift,
         accept_missing_streets=accept_missing_streets, threads=threads, memory_limit=memory_limit, on_disk=on_disk, progress=progress,
@@ -321,6 +403,9 @@ def validate(
     )
 
 
+MIN_DEMO_PEOPLE = 500
+
+
 @app.command()
 @friendly_errors
 def demo(
@@ -345,6 +430,12 @@ def demo(
 
     Example: kuomian demo --people 20000 --out output/demo
     """
+    if people < MIN_DEMO_PEOPLE:
+        # fewer people leave some street or some department's file without rows: not a demo
+        raise KuomianError(
+            f"--people {people}: the demo needs at least {MIN_DEMO_PEOPLE} people so that every street and "
+            f"every department's file has rows. Give --people {MIN_DEMO_PEOPLE} or more."
+        )
     use_rules(rules)
     import shutil
 
@@ -630,6 +721,9 @@ def rules_check(rules: RulesOpt = None):
 
 def main() -> None:
     """Console entry point."""
+    from .core.errors import install_signal_handlers
+
+    install_signal_handlers()
     app()
 
 

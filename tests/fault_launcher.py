@@ -4,7 +4,10 @@
         raise a simulated "disk full" (OSError 28) when STAGE has finished;
     python -m tests.fault_launcher pause STAGE MARKER [GO] -- ARGS…
         when STAGE has finished, write MARKER and wait (up to 600 s) until the file GO exists,
-        so that a test can kill or interrupt the process at a known point, or let it go on.
+        so that a test can kill or interrupt the process at a known point, or let it go on;
+    python -m tests.fault_launcher swap MOMENT MARKER [GO] -- ARGS…
+        the same pause inside publishing's swap (MOMENT: ``swap`` before the first rename,
+        ``between_renames``), through ``kuomian.core.fileio.SWAP_HOOKS``.
 
 The hook goes in through :func:`kuomian.commands.run.install_hook`; nothing in the package
 reads the environment for this.
@@ -46,6 +49,11 @@ def main(argv: list[str]) -> None:
     what, stage, *rest = argv[:sep]
     if what == "fail":
         install_hook(FailAfter(stage))
+    elif what == "swap":
+        from kuomian.core import fileio
+
+        pause = PauseAfter(stage, Path(rest[0]), Path(rest[1]) if len(rest) > 1 else None)
+        fileio.SWAP_HOOKS.append(lambda moment: pause.after(moment, None))
     elif what == "pause":
         install_hook(PauseAfter(stage, Path(rest[0]), Path(rest[1]) if len(rest) > 1 else None))
     else:

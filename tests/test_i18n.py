@@ -85,10 +85,17 @@ def test_a_translation_keeps_the_placeholders():
 def test_chinese_and_english_answers(monkeypatch):
     try:
         i18n.set_language("zh")
-        zh = i18n._("interrupted: nothing was published")
+        zh = i18n._(
+            "interrupted: nothing was published, and the previous output is unchanged. Run the command again."
+        )
         i18n.set_language("en")
-        en = i18n._("interrupted: nothing was published")
+        en = i18n._(
+            "interrupted: nothing was published, and the previous output is unchanged. Run the command again."
+        )
     finally:
         i18n.set_language("en")
-    assert en == "interrupted: nothing was published"
+    assert (
+        en
+        == "interrupted: nothing was published, and the previous output is unchanged. Run the command again."
+    )
     assert zh != en and re.search(r"[\u4e00-\u9fff]", zh)

@@ -169,10 +169,10 @@ MISTAKES = [
     ("rules/files.yaml", "max_columns: 1000", "max_columns: many", "limits.max_columns", "expected a number"),
     ("rules/files.yaml", "file_share: 0.20", "file_share: 20", "damage.file_share", "out of range"),
     ("rules/files.yaml", "search_rows: 10", "search_row: 10", "header", "unknown key 'search_row'"),
-    ("rules/files.yaml", "fill_drop: 0.4", "fill_drop: .nan", "guards.fill_drop", "expected a finite number"),
+    ("rules/files.yaml", "fill_drop: 0.4", "fill_drop: .nan", "guards.fill_drop", "not a finite number"),
     ("rules/files.yaml", "rows_fall: 0.3", "rows_fall: 1.3", "guards.previous.rows_fall", "out of range"),
     ("rules/files.yaml", "rows_growth: 1.5", "rows_growth: .inf", "guards.previous.rows_growth",
-     "expected a finite number"),
+     "not a finite number"),
     ("rules/files.yaml", "{annual_income: 0.95}", "{annual_incom: 0.95}", "guards.expected_fill.income.annual_incom",
      "unknown column of income 'annual_incom'"),
     ("rules/files.yaml", "  roster: {category: 0.95}", "  rosters: {category: 0.95}", "guards.expected_fill.rosters",
@@ -496,7 +496,7 @@ def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
 
     from kuomian.commands.guards import guard_rules
     from kuomian.core.config import use_policy
-    from kuomian.stages.load import file_rules
+    from kuomian.readers import file_rules
 
     pol = exported(tmp_path)
     f = pol / "rules" / "files.yaml"

@@ -26,7 +26,7 @@ from ..core.config import home
 from ..core.db import connect
 from ..core.decisions import stored_decisions
 from ..core.errors import KuomianError
-from ..core.fileio import check_output_target, publishing
+from ..core.fileio import check_output_target, published_persons, publishing
 from ..core.ids import redact_ids
 from ..core.policy import differences as policy_differences
 from ..core.policy import fingerprint as policy_fingerprint
@@ -341,10 +341,8 @@ def refresh(
     """
     load_policy()  # every policy file checked before any data is read
     as_of = as_of or date.today()
-    if previous is not None and not (Path(previous) / "persons.parquet").exists():
-        raise KuomianError(
-            f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR."
-        )
+    if previous is not None:
+        published_persons(previous, name="--previous", hint="Point it at last year's OUT_DIR.")
     out_dir = check_output_target(out_dir, force=force, inputs=(Path(sources_dir),))
     prev = Path(previous).resolve() if previous is not None else None
     started = datetime.now()

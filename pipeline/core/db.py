@@ -6,13 +6,76 @@ query here is fully fetched before the next one runs.
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from .errors import KuomianError
+
 DEFAULT_MEMORY_LIMIT = "1GB"
+MIN_MEMORY_LIMIT = 256 * 1000**2  # bytes; below this DuckDB runs out of memory on the smallest world
+# What DuckDB's SET memory_limit takes, and nothing else: a number and a unit.
+MEMORY_LIMIT_RE = re.compile(r"^\d{1,6}(\.\d{1,3})?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+# A name kuomian puts into SQL as an identifier (a table, a column): a code-owned word, or a
+# policy name that core/policy.py checked against the same form.
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def sql_literal(value) -> str:
+    """The one way a value becomes SQL text where DuckDB takes no parameter (``SET``, paths in
+    ``COPY``/``read_*``, constants compiled from rules/): a SQL literal, never code.
+
+    Text (and a path) is quoted with every ``'`` doubled; a NUL character is refused (DuckDB
+    would cut the text there). Numbers must be finite; booleans and dates become their literals.
+    """
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"a number that is not finite ({value!r}) cannot go into SQL")
+        return repr(float(value))
+    if isinstance(value, date):  # a datetime too: its date
+        return f"DATE '{value.isoformat()[:10]}'"
+    if isinstance(value, Path):
+        value = value.as_posix()
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__} cannot go into SQL as a literal")
+    if "\x00" in value:
+        raise ValueError("a text holding a NUL character cannot go into SQL")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """``name`` as a SQL identifier, after checking it is a plain word (letters, digits, _)."""
+    if not isinstance(name, str) or not IDENT_RE.match(name):
+        raise ValueError(f"{name!r} is not a plain identifier and cannot go into SQL")
+    return name
+
+
+def check_memory_limit(value: str, where: str = "--memory-limit") -> str:
+    """``value`` if it is a DuckDB memory size such as ``4GB`` or ``512 MiB``; else one line, exit 1."""
+    text = str(value).strip()
+    m = MEMORY_LIMIT_RE.match(text)
+    if not m:
+        raise KuomianError(
+            f"{where} {value!r}: not a memory size. Write a number and a unit, e.g. 4GB or 512MiB."
+        )
+    unit = m.group(2)
+    size = (
+        float(text[: m.start(2)])
+        * (1024 if "i" in unit else 1000) ** "KMGT".index(unit[0])
+        * (1024 if "i" in unit else 1000)
+    )
+    if size < MIN_MEMORY_LIMIT:
+        raise KuomianError(f"{where} {value!r}: too little for a run. Give at least 256MB, e.g. 4GB.")
+    return text
 
 
 def connect(
@@ -33,17 +96,20 @@ def connect(
         temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     con = duckdb.connect((temp_dir / "run.duckdb").as_posix() if on_disk and temp_dir else ":memory:")
     if temp_dir is not None:
-        con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
+        con.execute(f"SET temp_directory = {sql_literal(temp_dir)}")
     if threads:
-        con.execute(f"SET threads = {int(threads)}")
+        con.execute(f"SET threads = {sql_literal(int(threads))}")
     # DuckDB's own default is 80% of RAM: nothing would spill and every intermediate table
     # would stay resident. A modest default keeps the run's footprint small (it spills to
     # the private temp folder when needed); --memory-limit or KUOMIAN_MEMORY_LIMIT override.
-    memory_limit = (
-        memory_limit or os.environ.get("KUOMIAN_MEMORY_LIMIT") or (DEFAULT_MEMORY_LIMIT if temp_dir else None)
-    )
     if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+        memory_limit = check_memory_limit(memory_limit)
+    elif os.environ.get("KUOMIAN_MEMORY_LIMIT"):
+        memory_limit = check_memory_limit(os.environ["KUOMIAN_MEMORY_LIMIT"], "KUOMIAN_MEMORY_LIMIT")
+    elif temp_dir:
+        memory_limit = DEFAULT_MEMORY_LIMIT
+    if memory_limit:
+        con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
     con.execute("SET preserve_insertion_order = true")
     return con
 
@@ -72,8 +138,8 @@ def store(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame, *, appen
     con.register("_kuomian_frame", df)
     try:
         if append:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _kuomian_frame")
+            con.execute(f"INSERT INTO {ident(table)} BY NAME SELECT * FROM _kuomian_frame")
         else:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _kuomian_frame")
+            con.execute(f"CREATE OR REPLACE TABLE {ident(table)} AS SELECT * FROM _kuomian_frame")
     finally:
         con.unregister("_kuomian_frame")

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .errors import KuomianError, OutputExists
+from .errors import KuomianError, OutputExists, signals_held
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -270,6 +270,11 @@ def sweep_dead_runs(progress: Callable[[str], None] = lambda m: None) -> list[Pa
             if dead and staging is not None and remove_tree(staging):
                 removed.append(staging)
                 progress(f"removed the leftovers of an interrupted run ({staging.name})")
+            if staging is not None and staging.name.startswith(".") and ".staging-" in staging.name:
+                # killed while replacing its OUT_DIR: put the old copy back, or remove a stale one
+                out_name, _, pid = staging.name[1:].rpartition(".staging-")
+                with contextlib.suppress(OSError):
+                    repair_swap(staging.parent / out_name, progress, pid=pid)
             with contextlib.suppress(OSError):
                 rec.unlink()
         finally:
@@ -340,13 +345,39 @@ def clean_leftovers(out_dir: Path, progress: Callable[[str], None] = lambda m: N
             progress(f"removed the leftovers of an interrupted run ({p.name})")
         else:
             progress(f"left {p.name} alone: it is a link or not yours")
-    olds = sorted(p for p in out_dir.parent.glob(f".{out_dir.name}.old-*") if is_ours(p) and p.is_dir())
-    if olds and not os.path.lexists(out_dir) and _is_kuomian_output(olds[-1]):
-        os.replace(olds[-1], out_dir)
-        progress(f"restored {out_dir} from an interrupted replacement")
-        olds = olds[:-1]
+    repair_swap(out_dir, progress)
+
+
+def _swap_marker(out_dir: Path, pid: int | str) -> Path:
+    return out_dir.parent / f".{out_dir.name}.swap-{pid}"
+
+
+def repair_swap(
+    out_dir: Path, progress: Callable[[str], None] = lambda m: None, *, pid: str | None = None
+) -> None:
+    """Finish what a run killed while replacing OUT_DIR left (:func:`move_into_place`).
+
+    An old copy ``.OUT.old-PID`` is put back only when its run's swap marker ``.OUT.swap-PID``
+    (written before the first rename, removed after the second) says the run died between the
+    two renames and OUT_DIR is absent. Any other old copy is stale (its run published the newer
+    OUT_DIR, which someone may have removed since): it is removed, never restored."""
+    out_dir = Path(out_dir)
+    which = pid or "*"  # one dead run's (kuomian clean, without OUT_DIR's lock), or all (under it)
+    olds = sorted(p for p in out_dir.parent.glob(f".{out_dir.name}.old-{which}") if is_ours(p) and p.is_dir())
     for p in olds:
-        remove_tree(p)
+        pid = p.name.rsplit("-", 1)[-1]
+        marker = _swap_marker(out_dir, pid)
+        cut = is_ours(marker) and not os.path.lexists(out_dir)
+        if cut and _is_kuomian_output(p):
+            os.replace(p, out_dir)
+            fsync_dir(out_dir.parent)
+            progress(f"restored {out_dir} from an interrupted replacement")
+        elif remove_tree(p):
+            progress(f"removed {p.name}, an old copy of {out_dir.name} that a finished run left")
+    for m in out_dir.parent.glob(f".{out_dir.name}.swap-{which}"):
+        if is_ours(m):
+            with contextlib.suppress(OSError):
+                m.unlink()
 
 
 def _refuse(out_dir: Path, why: str) -> KuomianError:
@@ -365,7 +396,33 @@ def published_persons(folder: Path, *, name: str, hint: str) -> Path:
     path = folder / "persons.parquet"
     if not path.exists():
         raise KuomianError(f"{where}: not a kuomian output folder (no persons.parquet). {hint}")
+    check_registry_file(path, where=where, hint=hint)
     return path
+
+
+# What every persons.parquet kuomian published holds (the columns the commands that read one need).
+REGISTRY_COLUMNS = ("id_number", "person_key", "name", "street_code", "status", "group")
+
+
+def check_registry_file(
+    path: Path, *, where: str, hint: str, columns: tuple[str, ...] = REGISTRY_COLUMNS
+) -> None:
+    """``path`` is a persons.parquet of a registry: Parquet, with ``columns``, and at least one
+    person; else one line naming the file (its footer only is read, not the data)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+        names = set(meta.schema.names)
+    except Exception:  # pyarrow raises ArrowInvalid / OSError on a file that is not Parquet
+        raise KuomianError(f"{where}: {path} is not a Parquet file kuomian wrote. {hint}") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise KuomianError(
+            f"{where}: {path} is not a kuomian registry (no column {', '.join(missing)}). {hint}"
+        )
+    if meta.num_rows == 0:
+        raise KuomianError(f"{where}: {path} holds no persons, so it is no registry to build on. {hint}")
 
 
 def check_output_target(
@@ -411,25 +468,72 @@ def check_output_target(
     return resolved
 
 
+# The OUT_DIR this process is writing (for a "disk full" message) and the one it published.
+_target: list[Path] = []
+_published: list[Path] = []
+
+
+def current_target() -> Path | None:
+    return _target[-1] if _target else None
+
+
+def published_in_this_run() -> Path | None:
+    """The OUT_DIR this process has published, if it has (an interruption after that is no loss)."""
+    return _published[-1] if _published else None
+
+
 def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
-    """fsync the staging folder, then rename it to OUT_DIR (the old one aside, then removed)."""
+    """fsync the staging folder, then rename it to OUT_DIR (the old one aside, then removed).
+
+    The swap runs with SIGINT/SIGTERM held, between a swap marker written before the first
+    rename and removed after the second (:func:`repair_swap` reads it after a SIGKILL)."""
     fsync_tree(stage)
-    if os.path.lexists(out_dir):
-        if not force:
-            raise OutputExists(
-                f"{out_dir} already exists. Add --force to replace it, or choose another --out."
-            )
-        if not is_ours(out_dir) or not (_is_kuomian_output(out_dir) or not any(Path(out_dir).iterdir())):
-            raise _refuse(out_dir, "it is not a folder kuomian published, so --force will not replace it")
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if os.path.lexists(old) and not remove_tree(old):
-            raise _refuse(out_dir, f"{old.name} beside it is a link or not yours")
-        os.replace(out_dir, old)
-        os.replace(stage, out_dir)
-        remove_tree(old)
-    else:
-        os.replace(stage, out_dir)
-    fsync_dir(out_dir.parent)
+    try:
+        _swap(stage, out_dir, force, old_holder := [])
+    finally:
+        # after publishing, even when a held Ctrl-C is delivered as the signals come back
+        if old_holder and published_in_this_run() == Path(out_dir):
+            remove_tree(old_holder[0])
+
+
+def _swap(stage: Path, out_dir: Path, force: bool, old_holder: list[Path]) -> None:
+    with signals_held():
+        if os.path.lexists(out_dir):
+            if not force:
+                raise OutputExists(
+                    f"{out_dir} already exists. Add --force to replace it, or choose another --out."
+                )
+            if not is_ours(out_dir) or not (_is_kuomian_output(out_dir) or not any(Path(out_dir).iterdir())):
+                raise _refuse(out_dir, "it is not a folder kuomian published, so --force will not replace it")
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            old_holder.append(old)
+            if os.path.lexists(old) and not remove_tree(old):
+                raise _refuse(out_dir, f"{old.name} beside it is a link or not yours")
+            marker = _swap_marker(out_dir, os.getpid())
+            if os.path.lexists(marker) and not remove_tree(marker):
+                raise _refuse(out_dir, f"{marker.name} beside it is a link or not yours")
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            os.close(fd)
+            fsync_dir(out_dir.parent)
+            _hook("swap")  # tests: a kill between marker and renames
+            os.replace(out_dir, old)
+            _hook("between_renames")  # tests: a kill (or a held Ctrl-C) between the two renames
+            os.replace(stage, out_dir)
+            fsync_dir(out_dir.parent)
+            marker.unlink()
+        else:
+            os.replace(stage, out_dir)
+        fsync_dir(out_dir.parent)
+        _published.append(Path(out_dir))
+
+
+# Test-only pauses inside the swap (tests/fault_launcher.py installs them); never set otherwise.
+SWAP_HOOKS: list[Callable[[str], None]] = []
+
+
+def _hook(moment: str) -> None:
+    for h in SWAP_HOOKS:
+        h(moment)
 
 
 @contextlib.contextmanager
@@ -451,6 +555,7 @@ def publishing(
     """
     out_dir = Path(out_dir)
     sweep_dead_runs(progress)
+    _target.append(out_dir.absolute())
     with private_umask(), output_lock(out_dir), contextlib.ExitStack() as held:
         if also_lock is not None and Path(also_lock).resolve() != out_dir.resolve():
             held.enter_context(

@@ -283,8 +283,8 @@ class _Ctx:
     def num(self, value, where: str, lo: float | None = None, hi: float | None = None) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(where, f"expected a number, got {_kind(value)}")
-        if not math.isfinite(value):
-            raise self.fail(where, f"expected a finite number, got {value}")
+        if not math.isfinite(value):  # YAML's .nan / .inf are numbers too
+            raise self.fail(where, f"{value} is not a finite number")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise self.fail(where, f"{value} is out of range ({lo}…{hi})")
         return float(value)
@@ -305,6 +305,23 @@ class _Ctx:
         if value not in allowed:
             raise self.fail(where, f"unknown {what} {value!r} (allowed: {', '.join(map(str, allowed))})")
         return value
+
+
+STREET_NAME_MAX = 40  # characters; the longest township name in Yunnan has about a dozen
+
+
+def _odd_characters(name: str) -> str:
+    """What makes ``name`` no street's name (control characters, quotes, ``;``, ``\\``, length), or ''."""
+    import unicodedata
+
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            return f"the control character U+{ord(ch):04X}"
+        if ch in "'\"`;\\/":  # quotes and ; are SQL's, / and \\ a path's (a hand-off is named by its street)
+            return f"the character {ch!r}"
+    if len(name) > STREET_NAME_MAX:
+        return f"{len(name)} characters (more than {STREET_NAME_MAX})"
+    return ""
 
 
 def _kind(value) -> str:
@@ -371,7 +388,7 @@ class _Conditions:
             self.predicate(ctx, pred, where, PERSON_FIELDS[name])
         elif "age" in cond:
             ctx.mapping(cond, where, ("age",))
-            self.predicate(ctx, cond["age"], f"{where}.age", "number")
+            self.predicate(ctx, cond["age"], f"{where}.age", "age")
         elif "groups_any" in cond:
             if not groups_any:
                 raise ctx.fail(where, "groups_any is allowed in statuses.yaml's statuses only")
@@ -411,14 +428,16 @@ class _Conditions:
                     f"{v!r} is not a value of vocabulary {vocab} (allowed: {', '.join(sorted(allowed))})",
                 )
         elif kind == "number":
-            ctx.num(v, where)
+            ctx.num(v, where, -NUMBER_LIMIT, NUMBER_LIMIT)
+        elif kind == "age":
+            ctx.num(v, where, 0, 150)
         elif kind == "bool":
             ctx.bool_(v, where)
         elif kind == "date":
             if isinstance(v, dict):
                 ctx.mapping(v, where, ("as_of",))
                 rel = ctx.mapping(v["as_of"] or {}, f"{where}.as_of", (), ("years",))
-                ctx.int_(rel.get("years", 0), f"{where}.as_of.years")
+                ctx.int_(rel.get("years", 0), f"{where}.as_of.years", -150, 150)
             elif not isinstance(v, date):
                 raise ctx.fail(
                     where, f"expected a date (YYYY-MM-DD) or {{as_of: {{years: N}}}}, got {_kind(v)}"
@@ -526,7 +545,7 @@ def _load(root: Path) -> Policy:
     groups, prios, fallback = [], set(), 0
     for i, grp in enumerate(raw_groups):
         w = f"groups[{i}]"
-        prio = ctx.int_(grp["priority"], f"{w}.priority", 1)
+        prio = ctx.int_(grp["priority"], f"{w}.priority", 1, 1000)
         if prio in prios:
             raise ctx.fail(f"{w}.priority", f"priority {prio} is used twice")
         prios.add(prio)
@@ -701,6 +720,12 @@ def _load(root: Path) -> Policy:
                 )
             if r["street_code"] in codes:
                 raise PolicyError(f"{path}, row {n}: street_code {r['street_code']} is listed twice.")
+            bad = _odd_characters(r["street_name"].strip())
+            if bad:
+                raise PolicyError(
+                    f"{path}, row {n}: street_name holds {bad}, which no street's name has. "
+                    "Write the name as the street is called (e.g. 连然街道)."
+                )
             codes.add(r["street_code"])
             street_list.append(Street(r["street_code"], r["street_name"].strip()))
 
@@ -724,6 +749,17 @@ def _load(root: Path) -> Policy:
     )
 
 
+# rules/files.yaml limits: the sane range of each (a limit of 0 or below refuses every file).
+FILE_LIMITS = {
+    "max_unpacked_mb": (1, 1_000_000),
+    "max_compression_ratio": (1, 10_000),
+    "max_columns": (10, 100_000),
+    "max_cell_mb": (0.001, 1024),
+    "max_cells_per_byte": (0.001, 10_000),
+}
+NUMBER_LIMIT = 1e12  # a number compared with a field in a condition (months, amounts, sizes)
+
+
 def _check_files(root: Path, sources: dict[str, Source]) -> None:
     """rules/files.yaml (read by the load stage): header search, row patterns, unreadable formats,
     reading limits, the damage guard. Optional: a folder without it uses the installed default."""
@@ -744,14 +780,13 @@ def _check_files(root: Path, sources: dict[str, Source]) -> None:
     for suffix in ctx.mapping(f["cannot_read"], "cannot_read", (), tuple(kinds)):
         ctx.str_(suffix, f"cannot_read.{suffix}", re.compile(r"^\.[a-z0-9]+$"))
         ctx.str_(kinds[suffix], f"cannot_read.{suffix}")
-    keys = ("max_unpacked_mb", "max_compression_ratio", "max_columns", "max_cell_mb", "max_cells_per_byte")
-    lim = ctx.mapping(f["limits"], "limits", keys)
-    for k in keys:
-        ctx.num(lim[k], f"limits.{k}", 0)
+    lim = ctx.mapping(f["limits"], "limits", tuple(FILE_LIMITS))
+    for k, (lo, hi) in FILE_LIMITS.items():
+        ctx.num(lim[k], f"limits.{k}", lo, hi)
     d = ctx.mapping(f["damage"], "damage", ("required_source_share", "file_share", "min_rows"))
     ctx.num(d["required_source_share"], "damage.required_source_share", 0, 1)
     ctx.num(d["file_share"], "damage.file_share", 0, 1)
-    ctx.int_(d["min_rows"], "damage.min_rows", 0)
+    ctx.int_(d["min_rows"], "damage.min_rows", 0, 10**9)
     if "guards" in f:  # optional: a bureau's file that predates the guards uses the installed default's
         _check_guards(ctx, f["guards"], {n: tuple(src.fields) for n, src in sources.items()})
 
@@ -759,7 +794,7 @@ def _check_files(root: Path, sources: dict[str, Source]) -> None:
 def _check_guards(ctx, g, sources: dict[str, tuple[str, ...]]) -> None:
     """rules/files.yaml ``guards`` (commands/guards.py): shares in 0–1, known sources and columns."""
     g = ctx.mapping(g, "guards", ("min_rows", "expected_fill", "fill_drop", "previous"))
-    ctx.int_(g["min_rows"], "guards.min_rows", 0)
+    ctx.int_(g["min_rows"], "guards.min_rows", 0, 10**9)
     ctx.num(g["fill_drop"], "guards.fill_drop", 0, 1)
     exp = g["expected_fill"]
     for src in ctx.mapping(exp, "guards.expected_fill", (), tuple(exp) if isinstance(exp, dict) else ()):
@@ -801,7 +836,7 @@ def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None
             task = ctx.mapping(task or {}, w, (), ("enrolment", "employee"))
             for k, v in task.items():
                 if v is not None:
-                    ctx.int_(v, f"{w}.{k}", 0)
+                    ctx.int_(v, f"{w}.{k}", 0, 10**8)
     for key, vocab in (
         ("enrolled_statuses", "enroll_status"),
         ("employee_schemes", "scheme"),

@@ -51,6 +51,24 @@ _NEW_KEY = (
 )
 
 
+MAX_KEY_FILE_BYTES = 4096  # a key is 64 hex digits; a bigger "key file" is something else
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+
+    for test, what in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return what
+    return "not a file"
+
+
 def check_key_file(path: Path) -> bytes:
     """The key in ``path``, or one line saying what is wrong with the file and how to fix it.
 
@@ -61,11 +79,32 @@ def check_key_file(path: Path) -> bytes:
 
     try:
         st = os.stat(path)
-        raw = path.read_bytes()
+        if not stat.S_ISREG(st.st_mode):
+            # a FIFO would block forever, /dev/zero would fill memory, a folder cannot be read
+            raise KuomianError(
+                f"{path}: the person_key secret must be a regular file, and this is {_file_kind(st.st_mode)}. "
+                f"Point KUOMIAN_KEY_FILE at the key file itself, {_NEW_KEY}."
+            )
+        # O_NONBLOCK: should it be swapped for a FIFO after the check, opening it does not hang
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise KuomianError(
+                    f"{path}: the person_key secret must be a regular file. Point KUOMIAN_KEY_FILE at the key "
+                    f"file itself, {_NEW_KEY}."
+                )
+            raw = os.read(fd, MAX_KEY_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
     except OSError as e:
         raise KuomianError(
             f"{path}: the person_key secret cannot be read ({e.strerror}). Fix its permissions, {_NEW_KEY}."
         ) from None
+    if len(raw) > MAX_KEY_FILE_BYTES:
+        raise KuomianError(
+            f"{path}: the person_key secret is larger than {MAX_KEY_FILE_BYTES} bytes, so it is not a key file. "
+            f"Point KUOMIAN_KEY_FILE at the key file itself, {_NEW_KEY}."
+        )
     text = raw.decode("ascii", errors="replace").strip()
     if not text:
         raise KuomianError(

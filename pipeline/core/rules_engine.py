@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from .db import ident, sql_literal
+
 OPS = {"==": "=", ">=": ">=", ">": ">", "<=": "<=", "<": "<"}
 
 
@@ -40,16 +42,14 @@ def shift_years(d: date, years: int) -> date:
 
 
 def literal(value, as_of: date) -> str:
+    """A rules/ value as SQL text, through :func:`pipeline.core.db.sql_literal` (never code);
+    ``{as_of: {years: N}}`` is the as-of date shifted by N years."""
     if isinstance(value, dict) and "as_of" in value:
         years = int((value["as_of"] or {}).get("years", 0))
-        return f"DATE '{shift_years(as_of, years).isoformat()}'"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, date):
-        return f"DATE '{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
+        return sql_literal(shift_years(as_of, years))
+    if isinstance(value, (bool, int, float, date)):
+        return sql_literal(value)
+    return sql_literal(str(value))
 
 
 def predicate(column: str, pred, as_of: date) -> str:
@@ -93,18 +93,20 @@ def compile_condition(cond, as_of: date, *, group_flags: dict[int, str] | None =
         return "TRUE" if cond["always"] else "FALSE"
     if "source" in cond:
         src = cond["source"]
-        where = " AND ".join(predicate(f"r.{f}", p, as_of) for f, p in (cond.get("where") or {}).items())
+        where = " AND ".join(
+            predicate(f"r.{ident(f)}", p, as_of) for f, p in (cond.get("where") or {}).items()
+        )
         return (
-            f"EXISTS (SELECT 1 FROM cls_rows_{src} r WHERE r.person_id = p.person_id"
+            f"EXISTS (SELECT 1 FROM {ident('cls_rows_' + src)} r WHERE r.person_id = p.person_id"
             + (f" AND {where}" if where else "")
             + ")"
         )
     if "entity" in cond:
-        where = " AND ".join(predicate(f"e.{f}", p, as_of) for f, p in cond["entity"].items())
+        where = " AND ".join(predicate(f"e.{ident(f)}", p, as_of) for f, p in cond["entity"].items())
         return f"EXISTS (SELECT 1 FROM cls_person_entities e WHERE e.person_id = p.person_id AND {where})"
     if "person" in cond:
         pred = {k: v for k, v in cond.items() if k != "person"}
-        return predicate(f"p.{cond['person']}", pred, as_of)
+        return predicate(f"p.{ident(cond['person'])}", pred, as_of)
     if "age" in cond:
         return predicate("p.age", cond["age"], as_of)
     if "groups_any" in cond:

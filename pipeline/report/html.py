@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from ..core.config import load_rules, street_names
-from ..core.db import frame
+from ..core.db import frame, sql_literal
 from ..core.labels import (
     EXTRA_RULE_LABELS,
     ID_KIND_LABELS,
@@ -293,7 +293,7 @@ def _measures_table(con: duckdb.DuckDBPyConnection) -> str:
     """实名库人员按建议措施 (rules/retirement.yaml, groups.yaml), one column per street."""
     m = frame(
         con,
-        f"""SELECT measure, coalesce(street_name, '{UNASSIGNED_STREET}') AS street, count(*) AS n
+        f"""SELECT measure, coalesce(street_name, {sql_literal(UNASSIGNED_STREET)}) AS street, count(*) AS n
             FROM cls_persons WHERE measure IS NOT NULL GROUP BY ALL""",
     )
     if not m.height:

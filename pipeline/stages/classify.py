@@ -18,7 +18,8 @@ import duckdb
 import polars as pl
 
 from ..core.config import load_rules, load_sources, street_names
-from ..core.db import frame, rows, store
+from ..core.db import frame, ident, rows, sql_literal, store
+from ..core.errors import KuomianError
 from ..core.policy import policy
 from ..core.rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
@@ -48,11 +49,14 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     )
     for name, src in load_sources().items():
         # Only the fields rules can name, not the identity columns: narrow tables, fast to build.
-        fields = ", ".join(f"s.{f}" for f in src.fields if f not in ("id_number", "name"))
+        # source and field names are identifiers checked by core/policy.py (IDENT); the source
+        # filter is a parameter.
+        fields = ", ".join(f"s.{ident(f)}" for f in src.fields if f not in ("id_number", "name"))
         con.execute(
-            f"""CREATE OR REPLACE TABLE cls_rows_{name} AS
-            SELECT l.person_id, s.row_id, {fields} FROM std_{name} s
-            JOIN (SELECT row_id, person_id FROM cls_matched WHERE source = '{name}') l USING (row_id)"""
+            f"""CREATE OR REPLACE TABLE {ident("cls_rows_" + name)} AS
+            SELECT l.person_id, s.row_id, {fields} FROM {ident("std_" + name)} s
+            JOIN (SELECT row_id, person_id FROM cls_matched WHERE source = ?) l USING (row_id)""",
+            [name],
         )
     con.execute(
         """
@@ -84,8 +88,8 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     )
     as_of_sql = literal(as_of, as_of)
     names = sorted(load_sources())  # a person's sources are listed in this (alphabetical) order
-    source_bits = " ".join(f"WHEN '{n}' THEN {i}" for i, n in enumerate(names))
-    source_names = "[" + ", ".join(f"'{n}'" for n in names) + "]"
+    source_bits = " ".join(f"WHEN {sql_literal(n)} THEN {i}" for i, n in enumerate(names))
+    source_names = "[" + ", ".join(sql_literal(n) for n in names) + "]"
     con.execute(
         f"""
         CREATE OR REPLACE TABLE cls_base AS
@@ -138,6 +142,15 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
 
     progress("classify: person features")
     build_features(con, as_of)
+    born_later, with_birth = rows(
+        con, "SELECT count(*) FILTER (WHERE age < 0), count(age) FROM cls_base WHERE hukou_local"
+    )[0]
+    if with_birth and born_later * 2 > with_birth:
+        # An as-of date before most people were born is a mistyped date, not a registry.
+        raise KuomianError(
+            f"--as-of {as_of}: {born_later} of {with_birth} household persons were born after it. "
+            "Give the reference date of the extracts (e.g. the day they were drawn)."
+        )
     groups_cfg = load_rules("groups")
     statuses_cfg = load_rules("statuses")
     groups = sorted(groups_cfg["groups"], key=lambda g: g["priority"])
@@ -157,17 +170,17 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     group_flags = {g["group"]: f"p.c{g['group']}" for g in groups}
     excl = statuses_cfg["excluded"]
     reason_cases = " ".join(
-        f"WHEN {compile_condition(r['when'], as_of)} THEN '{r['reason']}'" for r in excl["reasons"]
+        f"WHEN {compile_condition(r['when'], as_of)} THEN {sql_literal(r['reason'])}" for r in excl["reasons"]
     )
     status_cases = " ".join(
-        f"WHEN {compile_condition(s['when'], as_of, group_flags=group_flags)} THEN '{s['status']}'"
+        f"WHEN {compile_condition(s['when'], as_of, group_flags=group_flags)} THEN {sql_literal(s['status'])}"
         for s in statuses_cfg["statuses"]
     )
     # One pass: the exclusion reason, then the status.
     con.execute(
         f"""
         CREATE OR REPLACE TABLE cls_status2 AS
-        SELECT p.*, CASE WHEN p.exclusion_reason IS NOT NULL THEN '{excl["status"]}' {status_cases} END AS status
+        SELECT p.*, CASE WHEN p.exclusion_reason IS NOT NULL THEN {sql_literal(excl["status"])} {status_cases} END AS status
         FROM (SELECT p.*, CASE {reason_cases} END AS exclusion_reason FROM cls_flags p) p
         """
     )
@@ -185,7 +198,16 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
             f"CASE WHEN {in_registry} AND {cond} AND (status <> 'resident_upgradable' OR {n} IN ({allowed_for_upgradable})) "
             f"THEN {n} END"
         )
-    streets_sql = " ".join(f"WHEN '{c}' THEN '{n}'" for c, n in street_names().items())
+    # The street names (rules/streets.csv) go in as a table, never as SQL text.
+    names = street_names()
+    store(
+        con,
+        "cls_street_names",
+        pl.DataFrame(
+            {"street_code": list(names), "street_name": list(names.values())},
+            schema={"street_code": pl.String, "street_name": pl.String},
+        ),
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE cls_persons AS
@@ -195,7 +217,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
         )
         SELECT s.*, {measure_sql(as_of)} AS measure FROM (
             SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
-                   s.street_code, CASE s.street_code {streets_sql} END AS street_name,
+                   s.street_code, (SELECT n.street_name FROM cls_street_names n WHERE n.street_code = s.street_code) AS street_name,
                    s.community, s.address, s.ethnicity, s.household_no, s.person_status,
                    s.status, s.exclusion_reason,
                    CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
@@ -228,9 +250,17 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     report.employers = rows(con, "SELECT count(*) FROM cls_employers")[0][0]
     # The features are scratch once the persons are classified (publish reads cls_persons,
     # cls_indicators and cls_employers only).
-    scratch = ["cls_flags", "cls_status2", "cls_base", "cls_matched", "cls_person_entities", "cls_entities"]
+    scratch = [
+        "cls_street_names",
+        "cls_flags",
+        "cls_status2",
+        "cls_base",
+        "cls_matched",
+        "cls_person_entities",
+        "cls_entities",
+    ]
     for name in [*scratch, *(f"cls_rows_{s}" for s in load_sources())]:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
     return report
 
 
@@ -254,7 +284,7 @@ def minimum_months_sql(on: str) -> str:
     r = policy().retirement
     base, top, rf = round(r.minimum_years * 12), round(r.maximum_years * 12), r.rise_from
     steps = f"(year({on}) - {rf.year} + CASE WHEN (month({on}), day({on})) >= ({rf.month}, {rf.day}) THEN 1 ELSE 0 END)"
-    return f"CASE WHEN {on} < DATE '{rf.isoformat()}' THEN {base} ELSE least({top}, {base} + {steps} * {r.rise_months_per_year}) END"
+    return f"CASE WHEN {on} < {sql_literal(rf)} THEN {base} ELSE least({top}, {base} + {steps} * {r.rise_months_per_year}) END"
 
 
 def measure_sql(as_of: date) -> str:
@@ -295,7 +325,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
     groups = sorted(g["group"] for g in load_rules("groups")["groups"])
 
     def q(values):
-        return ", ".join("'" + v + "'" for v in values)
+        return ", ".join(sql_literal(v) for v in values)
 
     base = frame(
         con,
@@ -366,7 +396,7 @@ def build_employers(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TABLE cls_employers AS
         SELECT r.employer, count(DISTINCT r.person_id) AS registry_persons
         FROM cls_rows_income r JOIN cls_persons p USING (person_id)
-        WHERE p."group" IS NOT NULL AND r.withheld_months >= {months} AND r.employer IS NOT NULL AND r.employer <> ''
+        WHERE p."group" IS NOT NULL AND r.withheld_months >= {sql_literal(months)} AND r.employer IS NOT NULL AND r.employer <> ''
         GROUP BY r.employer ORDER BY registry_persons DESC, r.employer
         """
     )

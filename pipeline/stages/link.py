@@ -31,7 +31,7 @@ import polars as pl
 
 from ..core import names
 from ..core.config import load_rules, load_sources
-from ..core.db import connect, first_row, frame, rows, scalar, store
+from ..core.db import connect, first_row, frame, rows, scalar, sql_literal, store
 from ..core.privacy import fingerprint_sql, key_params
 
 
@@ -128,7 +128,7 @@ MATCH_COLUMNS = """left(person_id, 15) AS prefix15,
 
 
 def _sql_list(values: list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return ", ".join(sql_literal(v) for v in values)
 
 
 # ---------------------------------------------------------------- the cascade, as steps over named tables
@@ -200,8 +200,10 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
             "SELECT NULL::BIGINT AS row_id, NULL::VARCHAR AS person_id, NULL::VARCHAR AS rule, "
             "NULL::DOUBLE AS confidence WHERE false",
         )
-    cases = " ".join(f"WHEN '{k}' THEN '{r['rule']}'" for k, r in by_kind.items())
-    conf = " ".join(f"WHEN '{k}' THEN {float(r['confidence'])}" for k, r in by_kind.items())
+    cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(r['rule'])}" for k, r in by_kind.items())
+    conf = " ".join(
+        f"WHEN {sql_literal(k)} THEN {sql_literal(float(r['confidence']))}" for k, r in by_kind.items()
+    )
     return Step(
         t.out("trivial"),
         f"""
@@ -242,7 +244,9 @@ def candidates_step(t: LinkTables) -> Step:
     for order, rule in enumerate(rules):
         kinds = _sql_list(rule["id_kinds"])
         name, how = rule["rule"], rule["candidates"]
-        head = f"SELECT r.row_id, p.person_id, '{name}' AS rule, {order} AS rule_order"
+        head = (
+            f"SELECT r.row_id, p.person_id, {sql_literal(name)} AS rule, {sql_literal(order)} AS rule_order"
+        )
         rows = f"(SELECT * FROM {t.rows} WHERE id_kind IN ({kinds}))"
         if how == "id_equal":
             parts.append(f"{head} FROM {rows} r JOIN {P} p ON p.person_id = r.id_canonical")
@@ -270,7 +274,7 @@ def candidates_step(t: LinkTables) -> Step:
             # Excel rounds to 15 significant digits (others truncate): accept either form.
             for prefix in ("p.prefix15", "p.prefix15_rounded"):
                 parts.append(
-                    f"{head} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {n}"
+                    f"{head} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {sql_literal(n)}"
                 )
         elif how in NAME_JOINS:
             # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
@@ -309,10 +313,11 @@ def _rules_values() -> str:
     values = []
     for r in cfg["rules"]:
         threshold = float(same if r.get("name") == "same" else agree)
-        band = str(r.get("band", "auto")).replace("'", "''")
+        band = str(r.get("band", "auto"))
         values.append(
-            f"('{r['rule']}', {threshold!r}::DOUBLE, '{band}', {float(r['confidence'])!r}::DOUBLE, "
-            f"{bool(r.get('prefer_same_street', False))}, {r['candidates'] == 'id_equal'})"
+            f"({sql_literal(r['rule'])}, {sql_literal(threshold)}::DOUBLE, {sql_literal(band)}, "
+            f"{sql_literal(float(r['confidence']))}::DOUBLE, "
+            f"{sql_literal(bool(r.get('prefer_same_street', False)))}, {sql_literal(r['candidates'] == 'id_equal')})"
         )
     return (
         "(SELECT * FROM (VALUES " + ", ".join(values) + ") "

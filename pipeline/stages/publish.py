@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from ..core.cells import write_people_csv
-from ..core.db import frame, scalar, store
+from ..core.db import frame, scalar, sql_literal, store
 from ..core.errors import KuomianError
 from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported for callers of publish
     clean_leftovers,
@@ -174,7 +174,6 @@ def publish(
     keys = persons.select("id_number", "person_key")
     # links.parquet straight from DuckDB: a million rows never pass through Python.
     store(con, "pub_keys", keys)
-    links_path = (stage / "links.parquet").as_posix().replace("'", "''")
     con.execute(
         f"""
         COPY (
@@ -182,7 +181,7 @@ def publish(
                    l.confidence, l.reason
             FROM links l LEFT JOIN pub_keys k ON k.id_number = l.person_id
             ORDER BY l.row_id
-        ) TO '{links_path}' (FORMAT parquet)
+        ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
         """
     )
     report.files["links.parquet"] = scalar(con, "SELECT count(*) FROM links")

@@ -21,7 +21,7 @@ import polars as pl
 
 from ..core import dates, ids, names
 from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
-from ..core.db import store
+from ..core.db import ident, sql_literal, store
 from ..core.text import nfkc, on_distinct
 from ..readers import EXTRA_COL, NUMERIC_ID_COL, file_rules
 from .load import LoadReport, empty_frame
@@ -424,7 +424,7 @@ def standardise(
             getattr(report, attr).update(getattr(part_report, attr))
         # kept here, not by the workers: two writers to one table wait on each other
         _keep_quarantined_raw(con, pl.concat(quarantined), sources[name])
-    selects = [f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM std_{name}" for name in sources]
+    selects = [f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM {ident('std_' + name)}" for name in sources]
     con.execute("CREATE OR REPLACE VIEW std_rows AS " + " UNION ALL ".join(selects))
     return report
 
@@ -438,7 +438,7 @@ def _keep_quarantined_raw(con, raw: pl.DataFrame, source: Source) -> None:
         return
     con.register("_kuomian_raw", raw)
     try:
-        raw_cols = ", ".join(f"'{f}', {f}" for f in source.fields)
+        raw_cols = ", ".join(f"{sql_literal(f)}, {ident(f)}" for f in source.fields)
         con.execute(
             f"INSERT INTO std_quarantine_raw SELECT source, file, sheet, row, "
             f"CAST(json_object({raw_cols}) AS VARCHAR), {EXTRA_COL} FROM _kuomian_raw"
