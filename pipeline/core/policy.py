@@ -742,9 +742,13 @@ def _check_files(root: Path) -> None:
         ctx.str_(suffix, f"cannot_read.{suffix}", re.compile(r"^\.[a-z0-9]+$"))
         ctx.str_(kinds[suffix], f"cannot_read.{suffix}")
     keys = ("max_unpacked_mb", "max_compression_ratio", "max_columns", "max_cell_mb", "max_cells_per_byte")
-    lim = ctx.mapping(f["limits"], "limits", keys)
-    for k in keys:
+    counts = ("max_sheets", "max_parquet_rows")
+    sizes = ("max_text_mb", "max_line_mb", "max_parquet_mb")
+    lim = ctx.mapping(f["limits"], "limits", keys + counts + sizes)
+    for k in keys + sizes:
         ctx.num(lim[k], f"limits.{k}", 0)
+    for k in counts:
+        ctx.int_(lim[k], f"limits.{k}", 1)
     d = ctx.mapping(f["damage"], "damage", ("required_source_share", "file_share", "min_rows"))
     ctx.num(d["required_source_share"], "damage.required_source_share", 0, 1)
     ctx.num(d["file_share"], "damage.file_share", 0, 1)

@@ -14,6 +14,7 @@ import polars as pl
 from ..core.errors import FileProblem
 from .base import Table, limits
 from .sheetxml import _col_index, _stream, _xlsx_sheet_names, _xlsx_sheet_parts
+from .xls import OLE_SIGNATURE, check_xls
 
 
 def _too_big(path: Path, problem: str, sheet: str | None = None, row: int | None = None) -> FileProblem:
@@ -30,8 +31,16 @@ def check_workbook_bounds(path: Path) -> None:
     """Refuse, before the heavy read, a workbook whose parts unpack past the limits, a sheet grid
     far bigger than its XML (a few cells very far apart) or a row with too many columns."""
     lim = limits()
-    if path.suffix.lower() == ".xls":
-        return  # a BIFF file holds its cells as they are: its size is its size
+    with open(path, "rb") as fh:
+        start = fh.read(8)
+    if start == OLE_SIGNATURE:  # an .xls (whatever its name): calamine reads it whole, then every sheet
+        size = path.stat().st_size
+        if size > lim["max_unpacked_mb"] * (1 << 20):
+            raise _too_big(
+                path, f"the workbook is {size / (1 << 20):,.0f} MB (limit {lim['max_unpacked_mb']} MB)"
+            )
+        check_xls(path, path.read_bytes(), lim["max_cells_per_byte"], lim["max_sheets"])
+        return
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
