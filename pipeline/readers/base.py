@@ -107,6 +107,14 @@ class ReadResult:
     tables: list[Table]
     skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (sheet index, name, why)
     reader: object = None  # a workbook's fastexcel reader (for the cell types)
+    # an .xlsx opened once for the cell types of all its sheets (see workbook.numeric_cells)
+    opened: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Close what was opened for the cell types (the zip of an .xlsx)."""
+        z = self.opened.pop("zip", None)
+        if z is not None:
+            z.close()
 
 
 def _cell_text(v) -> str:

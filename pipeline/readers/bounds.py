@@ -14,7 +14,7 @@ import polars as pl
 from ..core.errors import FileProblem
 from .base import Table, limits
 from .sheetxml import _col_index, _stream, _xlsx_sheet_names, _xlsx_sheet_parts
-from .xls import OLE_SIGNATURE, check_xls
+from .xls import OLE_SIGNATURE, check_xls, too_many_sheets
 
 
 def _too_big(path: Path, problem: str, sheet: str | None = None, row: int | None = None) -> FileProblem:
@@ -58,9 +58,12 @@ def check_workbook_bounds(path: Path) -> None:
             )
         try:
             if path.suffix.lower() in (".xlsx", ".xlsm"):
-                names = dict(zip(_xlsx_sheet_parts(z), _xlsx_sheet_names(z), strict=False))
+                parts = _xlsx_sheet_parts(z)
+                _check_sheet_count(path, len(parts), lim)
+                names = dict(zip(parts, _xlsx_sheet_names(z), strict=False))
+                present = set(z.namelist())
                 for part, name in names.items():
-                    if part in z.namelist():
+                    if part in present:
                         _check_sheet_xml(path, z, part, name, lim)
             elif path.suffix.lower() == ".ods" and "content.xml" in z.namelist():
                 _check_ods(path, z, lim)
@@ -128,11 +131,19 @@ def _check_sheet_xml(path: Path, z: zipfile.ZipFile, part: str, sheet: str, lim:
 _ODS_REPEAT_RE = re.compile(rb'number-(columns|rows)-repeated="([0-9]+)"((?:(?!/>)[^>])*)(/?)>')
 
 
+def _check_sheet_count(path: Path, n: int, lim: dict) -> None:
+    if n > lim["max_sheets"]:
+        raise too_many_sheets(path, n, lim["max_sheets"])
+
+
 def _check_ods(path: Path, z: zipfile.ZipFile, lim: dict) -> None:
-    """A repeated cell or row that holds a value (not the empty filler LibreOffice writes) and
-    would make a huge grid."""
+    """More sheets than the limit, or a repeated cell or row that holds a value (not the empty
+    filler LibreOffice writes) and would make a huge grid."""
+    sheets = [0]
 
     def scan(buf: bytes) -> None:
+        sheets[0] += buf.count(b"<table:table ") + buf.count(b"<table:table>")
+        _check_sheet_count(path, sheets[0], lim)
         for m in _ODS_REPEAT_RE.finditer(buf):
             n = int(m.group(2))
             if m.group(1) == b"columns" and n > lim["max_columns"] and not m.group(4):

@@ -16,7 +16,7 @@ from .bounds import _check_width
 from .headers import choose_header
 from .parquet import read_parquet
 from .tables import _refuse_unreadable
-from .text import _csv_records, _decode, _sniff_delimiter
+from .text import _csv_records, _decode, _sniff_delimiter, check_text_bounds
 from .workbook import WORKBOOK_FORMATS, _chart_sheets, open_workbook, read_sheet_grid
 
 READABLE = {".csv", ".txt", ".xlsx", ".xlsm", ".xls", ".ods", ".parquet"}
@@ -46,6 +46,7 @@ def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
     heads: list[list[list[str]]] = []
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt"):
+        check_text_bounds(path)
         data = path.read_bytes()
         if not data.strip():
             raise FileProblem(path, "the file is empty", "Ask the department to export it again.")

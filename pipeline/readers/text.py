@@ -85,6 +85,49 @@ def _reject_binary(path: Path, data: bytes) -> NoReturn:
     )
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def check_text_bounds(path: Path) -> None:
+    """Refuse, before a CSV / TSV / TXT / HTML file is read whole, one that holds binary data in its
+    first bytes (a workbook or a disk image named .csv), is larger than ``max_text_mb`` or has a
+    line longer than ``max_line_mb`` (the file is streamed 1 MB at a time for that)."""
+    lim = limits()
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if b"\x00" in head and not head.startswith(_UTF16_BOMS):
+        _reject_binary(path, head)
+    size = path.stat().st_size
+    if size > lim["max_text_mb"] * (1 << 20):
+        raise FileProblem(
+            path,
+            f"the file is {size / (1 << 20):,.0f} MB, more than the {lim['max_text_mb']:g} MB a text extract may be",
+            "Check it is the right file; a list this long should come as .xlsx, or split by street.",
+        )
+    cap = int(lim["max_line_mb"] * (1 << 20))
+    step = max(1, min(1 << 20, cap))  # a line wholly inside one piece is shorter than the cap
+    since = 0  # bytes since the last line break
+    line = 1
+    with open(path, "rb") as fh:
+        while piece := fh.read(step):
+            first = min((i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0), default=-1)
+            if first < 0:
+                since += len(piece)
+            else:
+                since += first
+            if since > cap:
+                raise FileProblem(
+                    path,
+                    f"a line longer than {lim['max_line_mb']:g} MB (no line break in it)",
+                    "This is not an extract as departments export them; check it is the right file "
+                    "and export it again as .xlsx.",
+                    row=line,
+                )
+            if first >= 0:
+                since = len(piece) - 1 - max(piece.rfind(b"\n"), piece.rfind(b"\r"))
+                line += piece.count(b"\n") + piece.count(b"\r") - piece.count(b"\r\n")
+
+
 def _sniff_delimiter(first_line: str) -> str:
     counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=counts.__getitem__)
@@ -143,6 +186,7 @@ def _unclosed_quote(path: Path, row: int, e: csv.Error) -> FileProblem:
 def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, str]:
     """A CSV as one table. With ``source`` the header row is searched for among the first
     rows; without, it is the first line."""
+    check_text_bounds(path)
     data = path.read_bytes()
     if not data.strip():
         raise FileProblem(path, "the file is empty", "Ask the department to export it again.")

@@ -20,10 +20,14 @@ _TEXT_TYPE_RE = re.compile(rb'\bt="(?:s|str|inlineStr|b|e)"')
 WORKBOOK_FORMATS = (".xlsx", ".xlsm", ".xls", ".ods")
 
 
-def numeric_cells(path: Path, sheet_index: int, col_indices: list[int]) -> set[int]:
+def numeric_cells(
+    path: Path, sheet_index: int, col_indices: list[int], opened: dict | None = None
+) -> set[int]:
     """Row numbers (as the user sees them) whose cell in one of these sheet columns (0 = A) is
     stored as a number, in an .xlsx: the cell types are read from the sheet XML (streamed, regex
-    only); fastexcel returns a number cell as text indistinguishable from a typed one."""
+    only); fastexcel returns a number cell as text indistinguishable from a typed one.
+    ``opened`` (a :class:`ReadResult`'s): the zip is opened and its sheet list read once for all
+    the sheets of the file (per sheet, a 5,000-sheet workbook took minutes); its owner closes it."""
     letters = sorted({_col_letter(i).encode() for i in col_indices})
     if not letters:
         return set()
@@ -37,14 +41,22 @@ def numeric_cells(path: Path, sheet_index: int, col_indices: list[int]) -> set[i
             if not _TEXT_TYPE_RE.search(m.group(2)):  # no t="…" or t="n": a number cell
                 out.add(int(m.group(1)))
 
+    own = opened is None
+    opened = {} if opened is None else opened
     try:
-        with zipfile.ZipFile(path) as z:
-            parts = _xlsx_sheet_parts(z)
-            if sheet_index >= len(parts) or parts[sheet_index] not in z.namelist():
-                return out
-            _stream(z, parts[sheet_index], scan)
+        if "zip" not in opened:
+            opened["zip"] = zipfile.ZipFile(path)
+            opened["parts"] = _xlsx_sheet_parts(opened["zip"])
+            opened["present"] = set(opened["zip"].namelist())
+        z, parts = opened["zip"], opened["parts"]
+        if sheet_index >= len(parts) or parts[sheet_index] not in opened["present"]:
+            return out
+        _stream(z, parts[sheet_index], scan)
     except (zipfile.BadZipFile, OSError, KeyError):
         return set()
+    finally:
+        if own and "zip" in opened:
+            opened["zip"].close()
     return out
 
 

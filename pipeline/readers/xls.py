@@ -46,6 +46,14 @@ def damaged(path: Path, what: str, sheet: str | None = None) -> FileProblem:
     )
 
 
+def too_many_sheets(path: Path, n: int, limit: int) -> FileProblem:
+    return FileProblem(
+        path,
+        f"the workbook has {n:,} sheets (more than {limit:,})",
+        "No department exports that many; keep the sheets of the list and save it again as .xlsx.",
+    )
+
+
 class _Compound:
     """An OLE compound file held in memory, read only through bounded, loop-free sector chains."""
 
@@ -271,11 +279,7 @@ def check_xls(path: Path, data: bytes, cells_per_byte: float, max_sheets: int) -
             return  # an encrypted .xlsx, a Word file named .xls: the reader says what it is
         sheets = _sheets(stream)
         if len(sheets) > max_sheets:
-            raise FileProblem(
-                path,
-                f"the workbook has {len(sheets):,} sheets (more than {max_sheets:,})",
-                "No department exports that many; keep the sheets of the list and save it again as .xlsx.",
-            )
+            raise too_many_sheets(path, len(sheets), max_sheets)
         budget = max(_GRID_FLOOR, int(cells_per_byte * len(stream)))
         for pos, name in sheets:
             sheet = name  # named in the message if this sheet is damaged

@@ -97,10 +97,13 @@ def load_file(path: Path, source: Source, info: FileInfo, tables_out: list | Non
             source=source.name,
         )
     frames = []
-    for t in res.tables:
-        df, sheet_info = _load_table(path, source, t, res, info.name)
-        info.sheets.append(sheet_info)
-        frames.append(df)
+    try:
+        for t in res.tables:
+            df, sheet_info = _load_table(path, source, t, res, info.name)
+            info.sheets.append(sheet_info)
+            frames.append(df)
+    finally:
+        res.close()
     info.sheets.sort(key=lambda s: s.index)
     read = [s for s in info.sheets if s.skipped is None]
     info.rows = sum(s.rows for s in read)
@@ -184,7 +187,7 @@ def _load_table(
         exprs.append(pl.lit(None, dtype=pl.String).alias(EXTRA_COL))
     numeric_rows: set[int] = set()
     if "id_number" in field_cols and res.format in ("xlsx", "xlsm"):
-        numeric_rows = numeric_cells(path, t.index, [t.col_offset + field_cols["id_number"]])
+        numeric_rows = numeric_cells(path, t.index, [t.col_offset + field_cols["id_number"]], res.opened)
     elif "id_number" in field_cols and res.format in ("xls", "ods"):
         numeric_rows = _number_cells_by_type(res.reader, path, t.index, field_cols["id_number"])
     numeric_rows = {r for r in numeric_rows if r >= t.first_row}
@@ -225,8 +228,9 @@ def load(
 
     def read(info: FileInfo) -> pl.DataFrame:
         progress(f"reading {info.name} as {info.source}")
-        info.sha256 = _sha256(info.path)
-        return load_file(info.path, sources[cast(str, info.source)], info)
+        df = load_file(info.path, sources[cast(str, info.source)], info)
+        info.sha256 = _sha256(info.path)  # after the reader's bounds: a 3 GB file is refused, not hashed
+        return df
 
     # Files are handled in order: the first bad one (in file order) is the one reported.
     for info, (df, problem) in zip(todo, in_parallel(read, todo), strict=True):
