@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 import xlsxwriter
 from typer.testing import CliRunner
@@ -264,6 +265,19 @@ def test_a_small_parquet_declaring_30_million_rows_is_refused_from_its_footer(tm
     res = validate_capped(tmp_path)
     assert res.returncode == 1, res.stderr[-2000:]
     assert res.stderr.count("\n") == 1 and "declares 30,000,000 rows" in res.stderr
+
+
+def test_a_parquet_declaring_more_data_than_the_limit_is_refused(tmp_path, household, monkeypatch):
+    import kuomian.readers.parquet as parquet_mod
+
+    lim = dict(limits(), max_parquet_mb=0.001)
+    monkeypatch.setattr(parquet_mod, "limits", lambda: lim)
+    path = tmp_path / "户籍人口.parquet"
+    pl.DataFrame({"公民身份号码": [f"{i:018d}" for i in range(2000)], "姓名": ["张三"] * 2000}).write_parquet(
+        path
+    )
+    e = read(path, household)
+    assert "MB of data unpacked (more than 0.001 MB)" in e.problem
 
 
 def test_a_parquet_footer_that_is_not_one_is_one_line(tmp_path, household):

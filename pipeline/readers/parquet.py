@@ -27,12 +27,17 @@ def check_parquet_bounds(path: Path) -> None:
         unpacked = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
     except BaseException as e:  # pyarrow's errors for a damaged footer
         raise _unreadable(path, e) from None
-    if rows > lim["max_parquet_rows"] or unpacked > lim["max_parquet_mb"] * (1 << 20):
+    too_big = "Check it is the right file; an extract that large should be split by street."
+    if rows > lim["max_parquet_rows"]:
+        raise FileProblem(
+            path, f"the Parquet file declares {rows:,} rows (more than {lim['max_parquet_rows']:,})", too_big
+        )
+    if unpacked > lim["max_parquet_mb"] * (1 << 20):
         raise FileProblem(
             path,
-            f"the Parquet file declares {rows:,} rows and {unpacked / (1 << 20):,.0f} MB of data "
-            f"(limits {lim['max_parquet_rows']:,} rows, {lim['max_parquet_mb']:g} MB)",
-            "Check it is the right file; an extract that large should be split by street.",
+            f"the Parquet file declares {unpacked / (1 << 20):,.0f} MB of data unpacked "
+            f"(more than {lim['max_parquet_mb']:g} MB)",
+            too_big,
         )
     if cols > lim["max_columns"]:
         raise FileProblem(
