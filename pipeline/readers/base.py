@@ -91,6 +91,9 @@ class Table:
     body: pl.DataFrame
     first_row: int
     col_offset: int = 0
+    # (user row, body column) of the cells stored as numbers, when the reader knows them from the
+    # markup (SpreadsheetML ``ss:Type="Number"``, HTML ``sdval`` / ``x:num``); None for the others
+    number_cells: set[tuple[int, int]] | None = None
 
 
 @dataclass
@@ -107,14 +110,13 @@ class ReadResult:
     tables: list[Table]
     skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (sheet index, name, why)
     reader: object = None  # a workbook's fastexcel reader (for the cell types)
-    # an .xlsx opened once for the cell types of all its sheets (see workbook.numeric_cells)
-    opened: dict = field(default_factory=dict)
+    parts: object = None  # an .xlsx's zip, opened once for the whole read (workbook.XlsxParts)
 
     def close(self) -> None:
-        """Close what was opened for the cell types (the zip of an .xlsx)."""
-        z = self.opened.pop("zip", None)
-        if z is not None:
-            z.close()
+        """Close what the read keeps open (an .xlsx's zip)."""
+        close = getattr(self.parts, "close", None)
+        if close is not None:
+            close()
 
 
 def _cell_text(v) -> str:

@@ -128,7 +128,40 @@ def check_text_bounds(path: Path) -> None:
                 line += piece.count(b"\n") + piece.count(b"\r") - piece.count(b"\r\n")
 
 
-def _sniff_delimiter(first_line: str) -> str:
+def text_of(path: Path, data: bytes) -> tuple[str, str]:
+    """The text of a CSV / TSV / TXT file with ``\\n`` newlines, and its encoding. A DOS end-of-file
+    mark (Ctrl-Z, 0x1A) at the very end, which old tools append, is removed."""
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        data = data.rstrip(b"\x1a")
+    text, encoding = _decode(path, data)
+    text = text.rstrip("\x1a").replace("\r\n", "\n").replace("\r", "\n")
+    return text, encoding
+
+
+def unwrap_text_formula(cell: str) -> str:
+    """``="530181…"`` (Excel's way of keeping a value as text in a CSV) -> ``530181…``."""
+    if cell.startswith('="') and cell.endswith('"') and len(cell) >= 3:
+        return cell[2:-1].replace('""', '"')
+    return cell
+
+
+def unwrap_text_formulas(df: pl.DataFrame) -> pl.DataFrame:
+    """:func:`unwrap_text_formula` over every cell of a body, touching only the columns that hold one."""
+    cols = [c for c in df.columns if df.get_column(c).str.starts_with('="').any()]
+    if not cols:
+        return df
+    return df.with_columns(
+        pl.when(pl.col(c).str.contains(r'^=".*"$'))
+        .then(pl.col(c).str.slice(2).str.head(-1).str.replace_all('""', '"', literal=True))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in cols
+    )
+
+
+def _sniff_delimiter(first_line: str, path: Path | None = None) -> str:
+    if path is not None and path.suffix.lower() == ".tsv" and "\t" in first_line:
+        return "\t"
     counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=counts.__getitem__)
     return best if counts[best] > 0 else ","
@@ -190,13 +223,13 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
     data = path.read_bytes()
     if not data.strip():
         raise FileProblem(path, "the file is empty", "Ask the department to export it again.")
-    text, encoding = _decode(path, data)
+    text, encoding = text_of(path, data)
     del data
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
     first_line = text[: text.find("\n")] if "\n" in text else text
-    delim = _sniff_delimiter(first_line[:100_000])
+    delim = _sniff_delimiter(first_line[:100_000], path)
     n = file_rules()["header"]["search_rows"] if source is not None else 1
     records, ends = _csv_records(path, text, delim, n)
+    records = [[unwrap_text_formula(c) for c in r] for r in records]
     k = 0
     if source is not None:
         choice = choose_header(records, source)
@@ -247,7 +280,7 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
         except BaseException as e:  # a Rust panic (pyo3 PanicException) is a BaseException
             _reraise_interrupts(e)
             raise _csv_slow_problem(path, body_text, delim, width, header_line) from None
-    return Table("", 0, header, header_line, df, header_line + 1), encoding
+    return Table("", 0, header, header_line, unwrap_text_formulas(df), header_line + 1), encoding
 
 
 def _csv_slow_problem(path: Path, body_text: str, delim: str, width: int, header_line: int) -> FileProblem:
