@@ -95,6 +95,19 @@ def test_a_cell_outside_biff8_is_refused_through_the_cli(tmp_path):
     assert "sheet '城乡居民基本养老保险': the workbook is damaged (a cell in column 301" in res.stderr
 
 
+def test_sparse_sheets_are_bounded_together(tmp_path):
+    """calamine holds every sheet's grid at once: two sheets of 960,000 cells each (a cell moved
+    to row 60,000, column 16) pass one by one and are refused together."""
+    data = XLS.read_bytes()
+    for sheet in (0, 1):
+        pos = _record(data, 0x00FD, sheet)
+        data = _patch(data, pos + 4, "<HH", 59_999, 15)
+    path = tmp_path / "参保信息.xls"
+    path.write_bytes(data)
+    msg = refused(path)
+    assert "sheet '城乡居民基本养老保险': the workbook is damaged (with this sheet" in msg
+
+
 def test_dimensions_past_biff8_or_inverted_are_refused(tmp_path):
     data = XLS.read_bytes()
     pos = _record(data, 0x0200)

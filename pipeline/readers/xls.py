@@ -208,7 +208,7 @@ def _outside(col: int) -> Damaged:
     return Damaged(f"a cell in column {col + 1}, past the {BIFF8_COLS} columns of an .xls")
 
 
-def _check_sheet(stream: bytes, pos: int, budget: int) -> None:
+def _check_sheet(stream: bytes, pos: int, budget: int) -> int:
     """Every cell, ROW and DIMENSIONS record of one sheet within BIFF8's grid, and the extent of its
     cells (what calamine allocates) within ``budget`` cells. One pass over the record headers,
     reading only the positions (a sheet of 650,000 cells: well under a second)."""
@@ -271,12 +271,14 @@ def _check_sheet(stream: bytes, pos: int, budget: int) -> None:
                 raise Damaged(
                     f"the sheet declares {r1 - r0:,} rows × {c1 - c0:,} columns, far more than it holds"
                 )
-    if hi_r >= 0:
-        rows, cols = hi_r - lo_r + 1, hi_c - lo_c + 1
-        if rows * cols > budget:
-            raise Damaged(
-                f"its cells are spread over {rows:,} rows × {cols:,} columns, far more than the values it holds"
-            )
+    if hi_r < 0:
+        return 0
+    rows, cols = hi_r - lo_r + 1, hi_c - lo_c + 1
+    if rows * cols > budget:
+        raise Damaged(
+            f"its cells are spread over {rows:,} rows × {cols:,} columns, far more than the values it holds"
+        )
+    return rows * cols
 
 
 def check_xls(path: Path, data: bytes, cells_per_byte: float, max_sheets: int) -> None:
@@ -299,9 +301,15 @@ def check_xls(path: Path, data: bytes, cells_per_byte: float, max_sheets: int) -
         if len(sheets) > max_sheets:
             raise too_many_sheets(path, len(sheets), max_sheets)
         budget = max(_GRID_FLOOR, int(cells_per_byte * len(stream)))
+        total = 0  # calamine holds every sheet's grid at once
         for pos, name in sheets:
             sheet = name  # named in the message if this sheet is damaged
-            _check_sheet(stream, pos, budget)
+            total += _check_sheet(stream, pos, budget)
+            if total > budget:
+                raise Damaged(
+                    f"with this sheet the workbook's cells are spread over {total:,} cells, "
+                    "far more than the values it holds"
+                )
     except Damaged as e:
         raise damaged(path, str(e), sheet) from None
     except (struct.error, IndexError, ValueError) as e:  # a field read past a record's end
