@@ -78,7 +78,7 @@ class _Compound:
             raise Damaged("its header counts more mini FAT sectors than a workbook has")
         per = self.ssz // 4
         difat = list(struct.unpack_from("<109I", data, 76))
-        sid, seen = difat_start, set()
+        sid, seen = difat_start, set[int]()
         while sid < _RESERVED:
             if sid in seen or len(seen) >= self.nsectors:
                 raise Damaged("a loop in its sector allocation table")
@@ -123,7 +123,7 @@ class _Compound:
     def chain(self, sid: int, fat: list[int], size: int, count: int, length: int | None) -> bytes:
         """The bytes of a sector chain (``size``-byte sectors, at most ``count`` of them), cut at
         ``length``; a loop, a sector outside the file or a chain shorter than ``length`` is damage."""
-        out, seen = bytearray(), set()
+        out, seen = bytearray(), set[int]()
         while sid != _ENDOFCHAIN and (length is None or len(out) < length):
             if sid in seen or sid >= count or sid >= len(fat):
                 raise Damaged("a broken chain of sectors (a loop, or a sector past the file)")
