@@ -346,6 +346,9 @@ def validate(
         if f.how == "ignored":
             say(f"{f.name}: ignored — {f.problem}")
             continue
+        if f.how in ("not read", "copy"):  # a subfolder, not a regular file, a copy of another file
+            say(f"{f.name}: not read — {f.problem}")
+            continue
         if f.source is None:
             say(f"{f.name}: not recognised (its name and headers fit no source) — ignored")
             continue

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 import xlsxwriter
 from typer.testing import CliRunner
@@ -188,3 +191,146 @@ def test_a_panic_reading_one_sheet_names_the_sheet(tmp_path, household, monkeypa
     shutil.copy(OFFICE / "户籍人口.ods", tmp_path / "户籍人口.ods")
     e = read(tmp_path / "户籍人口.ods", household)
     assert "sheet '连然街道'" in e.problem
+
+
+# --- issue #21 item 2: every reader bounded before the heavy read -------------------------------
+
+CHILD = "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29)); from kuomian.cli import app; app(sys.argv[1:])"
+
+
+def validate_capped(folder: Path) -> subprocess.CompletedProcess:
+    """``kuomian validate`` in a process whose address space is capped at 1.5 GiB."""
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, "-q", "validate", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_3_gb_file_named_like_a_source_is_refused_from_its_first_bytes(tmp_path):
+    """It was read whole (4.9 GB) before the "binary data" message."""
+    with open(tmp_path / "户籍人口.csv", "wb") as fh:
+        fh.truncate(3 << 30)  # sparse: 3 GB of NUL bytes that take no disk
+    res = validate_capped(tmp_path)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert res.stderr.count("\n") == 1 and "binary data (NUL bytes)" in res.stderr
+
+
+def test_a_text_file_past_the_size_limit_is_refused_before_it_is_read(tmp_path, household):
+    path = tmp_path / "户籍人口.csv"
+    with open(path, "wb") as fh:
+        fh.write(("公民身份号码,姓名\n" + f"{ID1},张三\n" * 4000).encode())
+        fh.seek((limits()["max_text_mb"] + 1) << 20)  # the rest sparse
+        fh.write(f"{ID1},李四\n".encode())
+    e = read(path, household)
+    assert f"more than the {limits()['max_text_mb']:g} MB a text extract may be" in e.problem
+
+
+def test_a_line_past_the_limit_is_refused_with_its_row(tmp_path, household):
+    path = tmp_path / "户籍人口.csv"
+    cap = int(limits()["max_line_mb"] * (1 << 20))
+    path.write_bytes(f"公民身份号码,姓名\n{ID1},张三\n".encode() + b"x" * (cap + 10) + b"\n")
+    e = read(path, household)
+    assert e.row == 3 and "a line longer than" in e.problem
+
+
+def test_short_lines_ending_in_cr_only_are_not_one_long_line(tmp_path, household):
+    """Excel for Mac's CSV ends lines with CR alone: 6 MB of them is not a 6 MB line."""
+    path = tmp_path / "户籍人口.csv"
+    path.write_bytes(("公民身份号码,姓名\r" + f"{ID1},张三\r" * 200_000).encode())
+    assert path.stat().st_size > limits()["max_line_mb"] * (1 << 20)
+    df = load_file(path, household, FileInfo(path, "household", "glob"))
+    assert df.height == 200_000
+
+
+def test_a_small_parquet_declaring_30_million_rows_is_refused_from_its_footer(tmp_path):
+    """448 KB holding 30 M rows took 5.2 GB and aborted (exit 134)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    idx = pa.array(np.zeros(30_000_000, dtype=np.int8))
+    pq.write_table(
+        pa.table(
+            {
+                "公民身份号码": pa.DictionaryArray.from_arrays(idx, pa.array([ID1])),
+                "姓名": pa.DictionaryArray.from_arrays(idx, pa.array(["张三"])),
+            }
+        ),
+        tmp_path / "户籍人口.parquet",
+    )
+    del idx
+    assert (tmp_path / "户籍人口.parquet").stat().st_size < 1 << 20
+    res = validate_capped(tmp_path)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert res.stderr.count("\n") == 1 and "declares 30,000,000 rows" in res.stderr
+
+
+def test_a_parquet_declaring_more_data_than_the_limit_is_refused(tmp_path, household, monkeypatch):
+    import kuomian.readers.parquet as parquet_mod
+
+    lim = dict(limits(), max_parquet_mb=0.001)
+    monkeypatch.setattr(parquet_mod, "limits", lambda: lim)
+    path = tmp_path / "户籍人口.parquet"
+    pl.DataFrame({"公民身份号码": [f"{i:018d}" for i in range(2000)], "姓名": ["张三"] * 2000}).write_parquet(
+        path
+    )
+    e = read(path, household)
+    assert "MB of data unpacked (more than 0.001 MB)" in e.problem
+
+
+def test_a_parquet_footer_that_is_not_one_is_one_line(tmp_path, household):
+    path = tmp_path / "户籍人口.parquet"
+    path.write_bytes(b"PAR1" + b"\x00" * 100 + b"\xff\xff\xff\x7fPAR1")
+    e = read(path, household)
+    assert "the Parquet file cannot be read" in e.problem
+
+
+def test_a_workbook_with_more_sheets_than_the_limit_is_refused(tmp_path, household):
+    path = tmp_path / "户籍人口.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    for i in range(limits()["max_sheets"] + 1):
+        wb.add_worksheet(f"S{i}").write_row(0, 0, ["公民身份号码", "姓名"])
+    wb.close()
+    e = read(path, household)
+    assert f"the workbook has {limits()['max_sheets'] + 1:,} sheets" in e.problem
+
+
+@pytest.mark.parametrize("name", ["参保信息.xls", "户籍人口.ods"])
+def test_sheet_count_is_bounded_in_xls_and_ods_too(tmp_path, household, monkeypatch, name):
+    lim = dict(limits(), max_sheets=1)
+    monkeypatch.setattr(bounds_mod, "limits", lambda: lim)
+    shutil.copy(OFFICE / name, tmp_path / ("户籍人口" + Path(name).suffix))
+    e = read(tmp_path / ("户籍人口" + Path(name).suffix), household)
+    assert "sheets (more than 1)" in e.problem
+
+
+def test_an_xlsx_is_opened_a_fixed_number_of_times_whatever_its_sheets(tmp_path, household, monkeypatch):
+    """A 5,000-sheet workbook took 5 min 19 s: the zip was reopened (and its sheet list parsed) per sheet."""
+    opens = []
+    real = zipfile.ZipFile.__init__
+
+    def counting(self, file, *a, **k):
+        opens.append(file)
+        real(self, file, *a, **k)
+
+    def workbook(n: int) -> Path:
+        path = tmp_path / f"{n}" / "户籍人口.xlsx"
+        path.parent.mkdir()
+        wb = xlsxwriter.Workbook(str(path))
+        for i in range(n):
+            wb.add_worksheet(f"S{i}").write_row(0, 0, ["公民身份号码", "姓名"])
+            wb.get_worksheet_by_name(f"S{i}").write_row(1, 0, [ID1, "张三"])
+        wb.close()
+        return path
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", counting)
+    counts = []
+    for n in (2, 40):
+        path = workbook(n)
+        opens.clear()
+        df = load_file(path, household, FileInfo(path, "household", "glob"))
+        assert df.height == n
+        counts.append(len(opens))
+    assert counts[0] == counts[1] <= 4, counts

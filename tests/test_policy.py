@@ -167,6 +167,8 @@ MISTAKES = [
     ("rules/tasks.yaml", "tasks: {}", "tasks: {'2026': {'530181099000': {enrolment: 5}}}", "tasks.2026.530181099000",
      "not a street code"),
     ("rules/files.yaml", "max_columns: 1000", "max_columns: many", "limits.max_columns", "expected a number"),
+    ("rules/files.yaml", "max_sheets: 500", "max_sheets: 0", "limits.max_sheets", "out of range"),
+    ("rules/files.yaml", "max_line_mb: 4", "max_line_mb: -4", "limits.max_line_mb", "out of range"),
     ("rules/files.yaml", "file_share: 0.20", "file_share: 20", "damage.file_share", "out of range"),
     ("rules/files.yaml", "search_rows: 10", "search_row: 10", "header", "unknown key 'search_row'"),
     ("rules/files.yaml", "fill_drop: 0.4", "fill_drop: .nan", "guards.fill_drop", "not a finite number"),

@@ -756,7 +756,13 @@ FILE_LIMITS = {
     "max_columns": (10, 100_000),
     "max_cell_mb": (0.001, 1024),
     "max_cells_per_byte": (0.001, 10_000),
+    "max_sheets": (1, 1_000_000),
+    "max_text_mb": (1, 1_000_000),
+    "max_line_mb": (0.001, 100_000),
+    "max_parquet_rows": (1, 10**12),
+    "max_parquet_mb": (1, 1_000_000),
 }
+FILE_COUNT_LIMITS = {"max_sheets", "max_parquet_rows"}  # whole numbers
 NUMBER_LIMIT = 1e12  # a number compared with a field in a condition (months, amounts, sizes)
 
 
@@ -782,7 +788,10 @@ def _check_files(root: Path, sources: dict[str, Source]) -> None:
         ctx.str_(kinds[suffix], f"cannot_read.{suffix}")
     lim = ctx.mapping(f["limits"], "limits", tuple(FILE_LIMITS))
     for k, (lo, hi) in FILE_LIMITS.items():
-        ctx.num(lim[k], f"limits.{k}", lo, hi)
+        if k in FILE_COUNT_LIMITS:
+            ctx.int_(lim[k], f"limits.{k}", int(lo), int(hi))
+        else:
+            ctx.num(lim[k], f"limits.{k}", lo, hi)
     d = ctx.mapping(f["damage"], "damage", ("required_source_share", "file_share", "min_rows"))
     ctx.num(d["required_source_share"], "damage.required_source_share", 0, 1)
     ctx.num(d["file_share"], "damage.file_share", 0, 1)

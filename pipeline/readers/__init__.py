@@ -24,7 +24,7 @@ from .headers import choose_header, header_finder
 from .parquet import read_parquet
 from .recognise import READABLE, discover, parse_overrides, recognise, sources_by_glob, sources_in_file
 from .tables import read_any, read_every, read_tables
-from .text import read_csv, read_csv_tables
+from .text import check_text_bounds, read_csv, read_csv_tables
 from .workbook import WORKBOOK_FORMATS, numeric_cells, open_workbook, read_sheet_grid, workbook_tables
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "ReadResult",
     "SheetInfo",
     "Table",
+    "check_text_bounds",
     "check_workbook_bounds",
     "choose_header",
     "discover",

@@ -91,6 +91,9 @@ class Table:
     body: pl.DataFrame
     first_row: int
     col_offset: int = 0
+    # (user row, body column) of the cells stored as numbers, when the reader knows them from the
+    # markup (SpreadsheetML ``ss:Type="Number"``, HTML ``sdval`` / ``x:num``); None for the others
+    number_cells: set[tuple[int, int]] | None = None
 
 
 @dataclass
@@ -107,6 +110,13 @@ class ReadResult:
     tables: list[Table]
     skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (sheet index, name, why)
     reader: object = None  # a workbook's fastexcel reader (for the cell types)
+    parts: object = None  # an .xlsx's zip, opened once for the whole read (workbook.XlsxParts)
+
+    def close(self) -> None:
+        """Close what the read keeps open (an .xlsx's zip)."""
+        close = getattr(self.parts, "close", None)
+        if close is not None:
+            close()
 
 
 def _cell_text(v) -> str:

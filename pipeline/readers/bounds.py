@@ -14,6 +14,7 @@ import polars as pl
 from ..core.errors import FileProblem
 from .base import Table, limits
 from .sheetxml import _col_index, _stream, _xlsx_sheet_names, _xlsx_sheet_parts
+from .xls import OLE_SIGNATURE, check_xls, too_many_sheets
 
 
 def _too_big(path: Path, problem: str, sheet: str | None = None, row: int | None = None) -> FileProblem:
@@ -26,12 +27,24 @@ def _too_big(path: Path, problem: str, sheet: str | None = None, row: int | None
     )
 
 
-def check_workbook_bounds(path: Path) -> None:
+def check_workbook_bounds(path: Path, fmt: str | None = None) -> None:
     """Refuse, before the heavy read, a workbook whose parts unpack past the limits, a sheet grid
-    far bigger than its XML (a few cells very far apart) or a row with too many columns."""
+    far bigger than its XML (a few cells very far apart) or a row with too many columns.
+    ``fmt``: what the file really is (``xlsx``, ``ods``, ``xls``…), by default its extension."""
     lim = limits()
-    if path.suffix.lower() == ".xls":
-        return  # a BIFF file holds its cells as they are: its size is its size
+    fmt = fmt or path.suffix.lower().lstrip(".")
+    with open(path, "rb") as fh:
+        start = fh.read(8)
+    if start == OLE_SIGNATURE:  # an .xls (whatever its name): calamine reads it whole, then every sheet
+        size = path.stat().st_size
+        if size > lim["max_unpacked_mb"] * (1 << 20):
+            raise _too_big(
+                path, f"the workbook is {size / (1 << 20):,.0f} MB (limit {lim['max_unpacked_mb']} MB)"
+            )
+        check_xls(path, path.read_bytes(), lim["max_cells_per_byte"], lim["max_sheets"])
+        return
+    if fmt == "xls":
+        return  # not an OLE file: the reader says what it is
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
@@ -48,12 +61,14 @@ def check_workbook_bounds(path: Path) -> None:
                 f"(limit {lim['max_unpacked_mb']} MB, at most {lim['max_compression_ratio']} times its size)",
             )
         try:
-            if path.suffix.lower() in (".xlsx", ".xlsm"):
-                names = dict(zip(_xlsx_sheet_parts(z), _xlsx_sheet_names(z), strict=False))
+            if fmt in ("xlsx", "xlsm"):
+                parts = _xlsx_sheet_parts(z)
+                _check_sheet_count(path, len(parts), lim)
+                names = dict(zip(parts, _xlsx_sheet_names(z), strict=False))
                 for part, name in names.items():
-                    if part in z.namelist():
+                    if part in z.NameToInfo:  # a dict: namelist() per sheet was quadratic
                         _check_sheet_xml(path, z, part, name, lim)
-            elif path.suffix.lower() == ".ods" and "content.xml" in z.namelist():
+            elif fmt == "ods" and "content.xml" in z.NameToInfo:
                 _check_ods(path, z, lim)
         except (KeyError, zipfile.BadZipFile, OSError, EOFError, zlib.error):
             return  # a damaged workbook: the reader says what is wrong
@@ -119,11 +134,19 @@ def _check_sheet_xml(path: Path, z: zipfile.ZipFile, part: str, sheet: str, lim:
 _ODS_REPEAT_RE = re.compile(rb'number-(columns|rows)-repeated="([0-9]+)"((?:(?!/>)[^>])*)(/?)>')
 
 
+def _check_sheet_count(path: Path, n: int, lim: dict) -> None:
+    if n > lim["max_sheets"]:
+        raise too_many_sheets(path, n, lim["max_sheets"])
+
+
 def _check_ods(path: Path, z: zipfile.ZipFile, lim: dict) -> None:
-    """A repeated cell or row that holds a value (not the empty filler LibreOffice writes) and
-    would make a huge grid."""
+    """More sheets than the limit, or a repeated cell or row that holds a value (not the empty
+    filler LibreOffice writes) and would make a huge grid."""
+    sheets = [0]
 
     def scan(buf: bytes) -> None:
+        sheets[0] += buf.count(b"<table:table ") + buf.count(b"<table:table>")
+        _check_sheet_count(path, sheets[0], lim)
         for m in _ODS_REPEAT_RE.finditer(buf):
             n = int(m.group(2))
             if m.group(1) == b"columns" and n > lim["max_columns"] and not m.group(4):

@@ -5,33 +5,96 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
+import stat
 from collections import Counter
 from pathlib import Path
 
 from ..core.config import Source, load_sources
 from ..core.errors import FileProblem, KuomianError
 from ..core.ids import redact_ids
-from .base import FileInfo, _cell_text, file_rules
-from .bounds import _check_width
+from .base import FileInfo, file_rules
 from .headers import choose_header
 from .parquet import read_parquet
-from .tables import _refuse_unreadable
-from .text import _csv_records, _decode, _sniff_delimiter
-from .workbook import WORKBOOK_FORMATS, _chart_sheets, open_workbook, read_sheet_grid
+from .sniff import real_format
+from .tables import _refuse_unreadable, read_tables
+from .text import _csv_records, _sniff_delimiter, check_text_bounds, text_of, unwrap_text_formula
 
-READABLE = {".csv", ".txt", ".xlsx", ".xlsm", ".xls", ".ods", ".parquet"}
+READABLE = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".ods", ".parquet", ".htm", ".html", ".xml"}
 
 
 def discover(sources_dir: Path) -> list[Path]:
-    """Every file below SOURCES_DIR, in a stable order; Office lock files and hidden files skipped."""
+    """The regular files directly in SOURCES_DIR (a link to one counts), in a stable order; Office
+    lock files and hidden files skipped. Subfolders and what is not a regular file are
+    :func:`not_files`."""
+    return [p for p, kind in _entries(sources_dir) if kind is None]
+
+
+def not_files(sources_dir: Path) -> list[tuple[Path, str]]:
+    """What else SOURCES_DIR holds, with what it is: subfolders (last year's copies, backups) and
+    anything that is not a regular file (a named pipe, a device, a socket, a broken link). They are
+    listed, never opened."""
+    return [(p, kind) for p, kind in _entries(sources_dir) if kind is not None]
+
+
+def _entries(sources_dir: Path) -> list[tuple[Path, str | None]]:
     if not sources_dir.is_dir():
         raise KuomianError(f"{sources_dir}: no such folder. Give the folder that holds the extracts.")
-    out = []
-    for p in sorted(sources_dir.rglob("*")):
-        if not p.is_file() or p.name.startswith((".", "~$")):
+    out: list[tuple[Path, str | None]] = []
+    for p in sorted(sources_dir.iterdir()):
+        if p.name.startswith((".", "~$")):
             continue
-        out.append(p)
+        try:
+            mode = os.stat(p).st_mode  # follows a link; never opens the file
+        except OSError:
+            out.append((p, "a broken link"))
+            continue
+        if stat.S_ISREG(mode):
+            out.append((p, None))
+        elif stat.S_ISDIR(mode):
+            out.append((p, "a subfolder"))
+        else:
+            kind = (
+                "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file"
+            )  # fmt: skip
+            out.append((p, kind))
     return out
+
+
+def _not_read(p: Path, kind: str) -> FileInfo:
+    """A FileInfo for a subfolder or something that is not a regular file."""
+    if kind == "a subfolder":
+        problem = "a subfolder: not read (only the files directly in the sources folder are extracts)"
+        return FileInfo(p, None, "not read", problem=problem, shown_as=redact_ids(p.name) + "/")
+    return FileInfo(p, None, "not read", problem=f"{kind}, not a regular file: never opened")
+
+
+def _copies(files: list[Path], overrides: dict[Path, str]) -> tuple[dict[Path, Path], dict[Path, str]]:
+    """Readable files whose content (SHA-256) an earlier one already has -> that one, and every
+    readable file's SHA-256. A file named with ``--source`` is the one read when it has a copy."""
+    first: dict[str, Path] = {}
+    hashes: dict[Path, str] = {}
+    candidates = [p for p in overrides] + [p for p in files if p.resolve() not in overrides]
+    sizes: dict[Path, int] = {}
+    for p in candidates:
+        if p.suffix.lower() in READABLE:
+            try:
+                sizes[p] = p.stat().st_size
+            except OSError:
+                continue  # the reader says what is wrong
+    shared = Counter(sizes.values())
+    for p, size in sizes.items():
+        if shared[size] < 2:
+            continue  # no other file of its size: no copy (hashed after its reader's bounds)
+        try:
+            hashes[p] = _sha256(p)
+        except OSError:
+            continue
+        first.setdefault(hashes[p], p)
+    return {p: first[h] for p, h in hashes.items() if first[h] != p}, hashes
 
 
 def sources_by_glob(name: str, sources: dict[str, Source]) -> list[str]:
@@ -44,27 +107,25 @@ def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
     (the best-matching source per sheet)."""
     n = file_rules()["header"]["search_rows"]
     heads: list[list[list[str]]] = []
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt"):
+    fmt = real_format(path)
+    if fmt == "csv":
+        check_text_bounds(path)
         data = path.read_bytes()
         if not data.strip():
             raise FileProblem(path, "the file is empty", "Ask the department to export it again.")
-        text, _ = _decode(path, data)
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text, _ = text_of(path, data)
         first = text[: text.find("\n")] if "\n" in text else text
-        heads.append(_csv_records(path, text, _sniff_delimiter(first[:100_000]), n)[0])
-    elif suffix in WORKBOOK_FORMATS:
-        reader = open_workbook(path)
-        charts = _chart_sheets(path)
-        for i, name in enumerate(reader.sheet_names):
-            if i in charts:
-                continue
-            grid, _ = read_sheet_grid(reader, path, i, name)
-            _check_width(path, grid, name)
-            heads.append([[_cell_text(v) for v in r] for r in grid.head(n).rows()])
-    else:
+        records = _csv_records(path, text, _sniff_delimiter(first[:100_000], path), n)[0]
+        heads.append([[unwrap_text_formula(c) for c in r] for r in records])
+    elif fmt == "parquet":
         header, _ = read_parquet(path)
         heads.append([header])
+    else:  # every sheet's first rows, as the reader sees them (merged ranges filled)
+
+        def keep(rows: list[list[str]]) -> None:
+            heads.append(rows)
+
+        read_tables(path, keep).close()
     found: set[str] = set()
     for rows in heads:
         hits = []
@@ -109,10 +170,16 @@ def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> li
     overrides = overrides or {}
     infos: list[FileInfo] = []
     files = discover(sources_dir)
+    copy_of, hashes = _copies(files, overrides)
     seen = set()
     for p in files:
         rp = p.resolve()
         seen.add(rp)
+        first = copy_of.get(p) or copy_of.get(rp)
+        if first is not None:
+            shown = redact_ids(first.name if first.parent == p.parent else str(first))
+            infos.append(FileInfo(p, None, "copy", problem=f"a copy of {shown} (the same content): not read"))
+            continue
         hits = sources_by_glob(p.name, sources)
         if p.suffix.lower() not in READABLE:
             kind = file_rules()["cannot_read"].get(p.suffix.lower())
@@ -148,6 +215,8 @@ def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> li
             infos.append(FileInfo(rp, name, "override"))
     for info in infos:
         info.size = info.path.stat().st_size
+        info.sha256 = hashes.get(info.path, "")
+    infos += [_not_read(p, kind) for p, kind in not_files(sources_dir)]
     _disambiguate(infos, sources_dir)
     return infos
 

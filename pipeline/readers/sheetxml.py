@@ -44,13 +44,13 @@ def _xlsx_sheet_parts(z: zipfile.ZipFile) -> list[str]:
     return parts
 
 
-def _stream(z: zipfile.ZipFile, part: str, fn) -> None:
-    """Feed a zip entry to ``fn`` in 1 MB pieces cut before a ``<c `` or ``<row`` tag."""
+def _stream(z: zipfile.ZipFile, part: str, fn, cut: tuple[bytes, ...] = (b"<c ", b"<row")) -> None:
+    """Feed a zip entry to ``fn`` in 1 MB pieces cut before one of the tags ``cut``."""
     with z.open(part) as fh:
         tail = b""
         while chunk := fh.read(1 << 20):
             buf = tail + chunk
-            last = max(buf.rfind(b"<c "), buf.rfind(b"<row"))
+            last = max(buf.rfind(t) for t in cut)
             body, tail = (buf[:last], buf[last:]) if last > 0 else (buf, b"")
             fn(body)
         fn(tail)

@@ -12,30 +12,49 @@ from ..core.errors import FileProblem
 from .base import ROW_COL, HeaderChoice, ReadResult, Table, file_rules
 from .bounds import _check_cells
 from .headers import header_finder
+from .markup import MarkupSheet, markup_sheets
 from .parquet import read_parquet
+from .sniff import real_format
 from .text import read_csv_tables
-from .workbook import WORKBOOK_FORMATS, workbook_tables
+from .workbook import WORKBOOK_FORMATS, grid_tables, workbook_tables
 
 
 def read_tables(path: Path, choose=None, source: Source | None = None) -> ReadResult:
-    """Every table of one file. ``choose(rows)`` picks a workbook sheet's header row (None: skip
-    the sheet); ``source`` picks a CSV's (None: the first line)."""
-    suffix = path.suffix.lower()
+    """Every table of one file, whatever its extension says (:func:`.sniff.real_format`).
+    ``choose(rows)`` picks a sheet's header row (None: skip the sheet); ``source`` picks a CSV's
+    (None: the first line). The caller closes the result (:meth:`ReadResult.close`)."""
     _refuse_unreadable(path)
-    if suffix in (".csv", ".txt"):
+    fmt = real_format(path)
+    if fmt == "csv":
         table, enc = read_csv_tables(path, source)
         _check_cells(path, table)
         return ReadResult("csv", enc, [table])
-    if suffix in WORKBOOK_FORMATS:
-        choose = choose or (lambda rows: HeaderChoice(0, rows[0], set()))
-        tables, skipped, reader = workbook_tables(path, choose)
-        for t in tables:
-            _check_cells(path, t)
-        return ReadResult(suffix.lstrip("."), "", tables, skipped, reader)
-    if suffix == ".parquet":
+    if fmt == "parquet":
         header, df = read_parquet(path)
         return ReadResult("parquet", "", [Table("", 0, header, 1, df, 2)])
-    raise FileProblem(path, f"files of type {suffix} are not read", "Save it as .xlsx or .csv.")
+    choose = choose or (lambda rows: HeaderChoice(0, rows[0], set()))
+    if fmt in ("html", "xml"):
+        sheets, enc = markup_sheets(path, fmt)
+        tables, skipped = grid_tables(path, (_markup_grid(i, s) for i, s in enumerate(sheets)), choose)
+        parts = None
+        if not sheets:
+            skipped = [(0, "", "empty")]
+        reader = None
+    elif "." + fmt in WORKBOOK_FORMATS:
+        enc = ""
+        tables, skipped, reader, parts = workbook_tables(path, choose, fmt)
+    else:
+        raise FileProblem(path, f"files of type {path.suffix} are not read", "Save it as .xlsx or .csv.")
+    for t in tables:
+        _check_cells(path, t)
+    return ReadResult(fmt, enc, tables, skipped, reader, parts)
+
+
+def _markup_grid(i: int, sheet: MarkupSheet):
+    """A markup sheet as :func:`.workbook.grid_tables` takes it (columns c0…, every cell text)."""
+    width = max((len(r) for r in sheet.rows), default=0)
+    cols = {f"c{j}": [r[j] if j < len(r) else None for r in sheet.rows] for j in range(width)}
+    return i, sheet.name, pl.DataFrame(cols, schema={c: pl.String for c in cols}), 0, sheet.numbers
 
 
 def _refuse_unreadable(path: Path) -> None:
@@ -55,11 +74,12 @@ def read_every(
     with ``wanted`` (header names) each sheet's row holding most of them is its header, and
     sheets holding none are skipped. Each table comes with its body (columns c0… and ``row``,
     the row the user sees)."""
-    if wanted and path.suffix.lower() in (".csv", ".txt"):
+    if wanted and real_format(path) == "csv":
         src = Source("_wanted", "", False, "match_only", (), {w: Field(w, (w,)) for w in wanted})
         res = read_tables(path, source=src)
     else:
         res = read_tables(path, header_finder(wanted) if wanted else None)
+    res.close()  # the cell types of an .xlsx are not asked for here
     if not res.tables:
         raise FileProblem(
             path,

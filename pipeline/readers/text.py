@@ -85,7 +85,83 @@ def _reject_binary(path: Path, data: bytes) -> NoReturn:
     )
 
 
-def _sniff_delimiter(first_line: str) -> str:
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def check_text_bounds(path: Path) -> None:
+    """Refuse, before a CSV / TSV / TXT / HTML file is read whole, one that holds binary data in its
+    first bytes (a workbook or a disk image named .csv), is larger than ``max_text_mb`` or has a
+    line longer than ``max_line_mb`` (the file is streamed 1 MB at a time for that)."""
+    lim = limits()
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if b"\x00" in head and not head.startswith(_UTF16_BOMS):
+        _reject_binary(path, head)
+    size = path.stat().st_size
+    if size > lim["max_text_mb"] * (1 << 20):
+        raise FileProblem(
+            path,
+            f"the file is {size / (1 << 20):,.0f} MB, more than the {lim['max_text_mb']:g} MB a text extract may be",
+            "Check it is the right file; a list this long should come as .xlsx, or split by street.",
+        )
+    cap = int(lim["max_line_mb"] * (1 << 20))
+    step = max(1, min(1 << 20, cap))  # a line wholly inside one piece is shorter than the cap
+    since = 0  # bytes since the last line break
+    line = 1
+    with open(path, "rb") as fh:
+        while piece := fh.read(step):
+            first = min((i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0), default=-1)
+            if first < 0:
+                since += len(piece)
+            else:
+                since += first
+            if since > cap:
+                raise FileProblem(
+                    path,
+                    f"a line longer than {lim['max_line_mb']:g} MB (no line break in it)",
+                    "This is not an extract as departments export them; check it is the right file "
+                    "and export it again as .xlsx.",
+                    row=line,
+                )
+            if first >= 0:
+                since = len(piece) - 1 - max(piece.rfind(b"\n"), piece.rfind(b"\r"))
+                line += piece.count(b"\n") + piece.count(b"\r") - piece.count(b"\r\n")
+
+
+def text_of(path: Path, data: bytes) -> tuple[str, str]:
+    """The text of a CSV / TSV / TXT file with ``\\n`` newlines, and its encoding. A DOS end-of-file
+    mark (Ctrl-Z, 0x1A) at the very end, which old tools append, is removed."""
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        data = data.rstrip(b"\x1a")
+    text, encoding = _decode(path, data)
+    text = text.rstrip("\x1a").replace("\r\n", "\n").replace("\r", "\n")
+    return text, encoding
+
+
+def unwrap_text_formula(cell: str) -> str:
+    """``="530181…"`` (Excel's way of keeping a value as text in a CSV) -> ``530181…``."""
+    if cell.startswith('="') and cell.endswith('"') and len(cell) >= 3:
+        return cell[2:-1].replace('""', '"')
+    return cell
+
+
+def unwrap_text_formulas(df: pl.DataFrame) -> pl.DataFrame:
+    """:func:`unwrap_text_formula` over every cell of a body, touching only the columns that hold one."""
+    cols = [c for c in df.columns if df.get_column(c).str.starts_with('="').any()]
+    if not cols:
+        return df
+    return df.with_columns(
+        pl.when(pl.col(c).str.contains(r'^=".*"$'))
+        .then(pl.col(c).str.slice(2).str.head(-1).str.replace_all('""', '"', literal=True))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in cols
+    )
+
+
+def _sniff_delimiter(first_line: str, path: Path | None = None) -> str:
+    if path is not None and path.suffix.lower() == ".tsv" and "\t" in first_line:
+        return "\t"
     counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=counts.__getitem__)
     return best if counts[best] > 0 else ","
@@ -143,16 +219,17 @@ def _unclosed_quote(path: Path, row: int, e: csv.Error) -> FileProblem:
 def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, str]:
     """A CSV as one table. With ``source`` the header row is searched for among the first
     rows; without, it is the first line."""
+    check_text_bounds(path)
     data = path.read_bytes()
     if not data.strip():
         raise FileProblem(path, "the file is empty", "Ask the department to export it again.")
-    text, encoding = _decode(path, data)
+    text, encoding = text_of(path, data)
     del data
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
     first_line = text[: text.find("\n")] if "\n" in text else text
-    delim = _sniff_delimiter(first_line[:100_000])
+    delim = _sniff_delimiter(first_line[:100_000], path)
     n = file_rules()["header"]["search_rows"] if source is not None else 1
     records, ends = _csv_records(path, text, delim, n)
+    records = [[unwrap_text_formula(c) for c in r] for r in records]
     k = 0
     if source is not None:
         choice = choose_header(records, source)
@@ -203,7 +280,7 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
         except BaseException as e:  # a Rust panic (pyo3 PanicException) is a BaseException
             _reraise_interrupts(e)
             raise _csv_slow_problem(path, body_text, delim, width, header_line) from None
-    return Table("", 0, header, header_line, df, header_line + 1), encoding
+    return Table("", 0, header, header_line, unwrap_text_formulas(df), header_line + 1), encoding
 
 
 def _csv_slow_problem(path: Path, body_text: str, delim: str, width: int, header_line: int) -> FileProblem:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import polars as pl
 
 from ..core.errors import FileProblem
 from .base import Table, _cell_text, _reraise_interrupts, file_rules
+from .biff import xls_merges
 from .bounds import _check_width, check_workbook_bounds
+from .merges import fill_merges, ods_merges, xlsx_merges
 from .sheetxml import _col_letter, _stream, _xlsx_sheet_parts
 
 _TEXT_TYPE_RE = re.compile(rb'\bt="(?:s|str|inlineStr|b|e)"')
@@ -20,7 +23,43 @@ _TEXT_TYPE_RE = re.compile(rb'\bt="(?:s|str|inlineStr|b|e)"')
 WORKBOOK_FORMATS = (".xlsx", ".xlsm", ".xls", ".ods")
 
 
-def numeric_cells(path: Path, sheet_index: int, col_indices: list[int]) -> set[int]:
+class XlsxParts:
+    """An .xlsx's zip, opened once for one read: its sheet parts (in fastexcel's order), chart
+    sheets, merged ranges and number cells are all looked up in it (reopening the zip per sheet
+    made a workbook of 5,000 sheets take minutes)."""
+
+    def __init__(self, path: Path):
+        self.zip = zipfile.ZipFile(path)
+        try:
+            self.parts = _xlsx_sheet_parts(self.zip)
+        except (zipfile.BadZipFile, OSError, KeyError, UnicodeDecodeError):
+            self.parts = []
+
+    def part(self, index: int) -> str | None:
+        """The XML part of sheet ``index``, when the zip holds it."""
+        if index < len(self.parts) and self.parts[index] in self.zip.NameToInfo:
+            return self.parts[index]
+        return None
+
+    def charts(self) -> set[int]:
+        return {i for i, part in enumerate(self.parts) if "/chartsheets/" in part}
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def _open_parts(path: Path, fmt: str) -> XlsxParts | None:
+    if fmt not in ("xlsx", "xlsm"):
+        return None
+    try:
+        return XlsxParts(path)
+    except (zipfile.BadZipFile, OSError):
+        return None  # the reader says what is wrong
+
+
+def numeric_cells(
+    path: Path, sheet_index: int, col_indices: list[int], parts: XlsxParts | None = None
+) -> set[int]:
     """Row numbers (as the user sees them) whose cell in one of these sheet columns (0 = A) is
     stored as a number, in an .xlsx: the cell types are read from the sheet XML (streamed, regex
     only); fastexcel returns a number cell as text indistinguishable from a typed one."""
@@ -37,13 +76,17 @@ def numeric_cells(path: Path, sheet_index: int, col_indices: list[int]) -> set[i
             if not _TEXT_TYPE_RE.search(m.group(2)):  # no t="…" or t="n": a number cell
                 out.add(int(m.group(1)))
 
+    own = parts is None
     try:
-        with zipfile.ZipFile(path) as z:
-            parts = _xlsx_sheet_parts(z)
-            if sheet_index >= len(parts) or parts[sheet_index] not in z.namelist():
-                return out
-            _stream(z, parts[sheet_index], scan)
-    except (zipfile.BadZipFile, OSError, KeyError):
+        parts = parts or XlsxParts(path)
+        try:
+            part = parts.part(sheet_index)
+            if part is not None:
+                _stream(parts.zip, part, scan)
+        finally:
+            if own:
+                parts.close()
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error):
         return set()
     return out
 
@@ -71,14 +114,18 @@ def _workbook_problem(path: Path, e: BaseException, sheet: str | None = None) ->
     )
 
 
-def open_workbook(path: Path):
-    """A fastexcel reader for an .xlsx / .xls / .ods, after the size checks."""
+def open_workbook(path: Path, fmt: str | None = None):
+    """A fastexcel reader for an .xlsx / .xls / .ods, after the size checks. ``fmt``: what the
+    file really is (:func:`.sniff.real_format`) when its extension says otherwise."""
     import fastexcel
 
     if path.stat().st_size == 0:
         raise FileProblem(path, "the file is empty (0 bytes)", "Ask the department to export it again.")
-    check_workbook_bounds(path)
+    fmt = fmt or path.suffix.lower().lstrip(".")
+    check_workbook_bounds(path, fmt)
     try:
+        if fmt != path.suffix.lower().lstrip("."):  # the reader goes by the extension: give it the bytes
+            return fastexcel.read_excel(path.read_bytes())
         return fastexcel.read_excel(str(path))
     except BaseException as e:  # fastexcel's own errors for every kind of damage, and Rust panics
         raise _workbook_problem(path, e) from None
@@ -108,19 +155,63 @@ def _chart_sheets(path: Path) -> set[int]:
         return set()
 
 
-def workbook_tables(path: Path, choose) -> tuple[list[Table], list[tuple[int, str, str]], object]:
+def workbook_tables(
+    path: Path, choose, fmt: str | None = None
+) -> tuple[list[Table], list[tuple[int, str, str]], object, XlsxParts | None]:
     """Every sheet of a workbook with a header row ``choose`` recognises, the sheets skipped
-    (index, name, why) and the reader. ``choose(rows) -> HeaderChoice | None``."""
-    reader = open_workbook(path)
+    (index, name, why), the reader and the open .xlsx parts (the caller closes them).
+    ``choose(rows) -> HeaderChoice | None``. Merged ranges that span rows are filled first."""
+    fmt = fmt or path.suffix.lower().lstrip(".")
+    reader = open_workbook(path, fmt)
+    parts = _open_parts(path, fmt)
+    try:
+        charts = parts.charts() if parts else set()
+        ods = _ods_merges(path) if fmt == "ods" else {}
+        xls = xls_merges(path) if fmt == "xls" else {}
+
+        def sheets():
+            for i, name in enumerate(reader.sheet_names):
+                if i in charts:
+                    yield i, name, "a chart", 0, None
+                    continue
+                grid, offset = read_sheet_grid(reader, path, i, name)
+                part = parts.part(i) if parts else None
+                ranges = _xlsx_merges(parts, part) if parts and part else ods.get(i) or xls.get(name) or []
+                yield i, name, fill_merges(grid, ranges, offset) if ranges else grid, offset, None
+
+        tables, skipped = grid_tables(path, sheets(), choose)
+    except BaseException:
+        if parts:
+            parts.close()
+        raise
+    return tables, skipped, reader, parts
+
+
+def _xlsx_merges(parts: XlsxParts, part: str) -> list:
+    try:
+        return xlsx_merges(parts.zip, part)
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error):
+        return []  # a damaged part: the reader has said what is wrong, or reads what it can
+
+
+def _ods_merges(path: Path) -> dict:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return ods_merges(z)
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error):
+        return {}
+
+
+def grid_tables(path: Path, sheets, choose) -> tuple[list[Table], list[tuple[int, str, str]]]:
+    """The tables of ``sheets`` — (index, name, grid or why it is skipped, column of c0, number
+    cells or None) — whose header row ``choose`` recognises, and the sheets skipped."""
     n = file_rules()["header"]["search_rows"]
     tables: list[Table] = []
     skipped: list[tuple[int, str, str]] = []  # (index, name, why)
-    charts = _chart_sheets(path)
-    for i, name in enumerate(reader.sheet_names):
-        if i in charts:
-            skipped.append((i, name, "a chart"))
+    for i, name, grid, offset, numbers in sheets:
+        if isinstance(grid, str):
+            skipped.append((i, name, grid))
             continue
-        grid, offset = read_sheet_grid(reader, path, i, name)
         _check_width(path, grid, name)
         if grid.height == 0 or grid.width == 0:
             skipped.append((i, name, "empty"))
@@ -134,5 +225,6 @@ def workbook_tables(path: Path, choose) -> tuple[list[Table], list[tuple[int, st
             skipped.append((i, name, choice))
             continue
         body = grid.slice(choice.k + 1)
-        tables.append(Table(name, i, choice.cells, choice.k + 1, body, choice.k + 2, offset))
-    return tables, skipped, reader
+        cells = None if numbers is None else {(r + 1, c) for r, c in numbers if r > choice.k}
+        tables.append(Table(name, i, choice.cells, choice.k + 1, body, choice.k + 2, offset, cells))
+    return tables, skipped

@@ -45,7 +45,7 @@ from ..readers.base import (
 from ..readers.headers import _first_rows_text, _source_chooser
 from ..readers.recognise import _sha256, recognise
 from ..readers.tables import read_tables
-from ..readers.workbook import _number_cells_by_type, numeric_cells
+from ..readers.workbook import XlsxParts, _number_cells_by_type, numeric_cells
 
 
 @dataclass
@@ -76,6 +76,13 @@ def load_file(path: Path, source: Source, info: FileInfo, tables_out: list | Non
     recognisable header, one after the other, each row with its sheet and row number.
     ``tables_out``: a list that receives the :class:`Table` of every sheet read (as read)."""
     res = read_tables(path, _source_chooser(source), source)
+    try:
+        return _load_tables(path, source, info, res, tables_out)
+    finally:
+        res.close()
+
+
+def _load_tables(path: Path, source: Source, info: FileInfo, res: ReadResult, tables_out) -> pl.DataFrame:
     if tables_out is not None:
         tables_out.extend(res.tables)
     info.format, info.encoding = res.format, res.encoding
@@ -97,10 +104,13 @@ def load_file(path: Path, source: Source, info: FileInfo, tables_out: list | Non
             source=source.name,
         )
     frames = []
-    for t in res.tables:
-        df, sheet_info = _load_table(path, source, t, res, info.name)
-        info.sheets.append(sheet_info)
-        frames.append(df)
+    try:
+        for t in res.tables:
+            df, sheet_info = _load_table(path, source, t, res, info.name)
+            info.sheets.append(sheet_info)
+            frames.append(df)
+    finally:
+        res.close()
     info.sheets.sort(key=lambda s: s.index)
     read = [s for s in info.sheets if s.skipped is None]
     info.rows = sum(s.rows for s in read)
@@ -183,8 +193,12 @@ def _load_table(
     else:
         exprs.append(pl.lit(None, dtype=pl.String).alias(EXTRA_COL))
     numeric_rows: set[int] = set()
-    if "id_number" in field_cols and res.format in ("xlsx", "xlsm"):
-        numeric_rows = numeric_cells(path, t.index, [t.col_offset + field_cols["id_number"]])
+    if "id_number" in field_cols and t.number_cells is not None:
+        numeric_rows = {r for r, c in t.number_cells if c == field_cols["id_number"]}
+    elif "id_number" in field_cols and res.format in ("xlsx", "xlsm"):
+        numeric_rows = numeric_cells(
+            path, t.index, [t.col_offset + field_cols["id_number"]], cast(XlsxParts | None, res.parts)
+        )
     elif "id_number" in field_cols and res.format in ("xls", "ods"):
         numeric_rows = _number_cells_by_type(res.reader, path, t.index, field_cols["id_number"])
     numeric_rows = {r for r in numeric_rows if r >= t.first_row}
@@ -225,8 +239,11 @@ def load(
 
     def read(info: FileInfo) -> pl.DataFrame:
         progress(f"reading {info.name} as {info.source}")
-        info.sha256 = _sha256(info.path)
-        return load_file(info.path, sources[cast(str, info.source)], info)
+        df = load_file(info.path, sources[cast(str, info.source)], info)
+        info.sha256 = info.sha256 or _sha256(
+            info.path
+        )  # after the reader's bounds: a 3 GB file is refused, not hashed
+        return df
 
     # Files are handled in order: the first bad one (in file order) is the one reported.
     for info, (df, problem) in zip(todo, in_parallel(read, todo), strict=True):
