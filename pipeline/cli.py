@@ -384,9 +384,23 @@ def survey_import(
     any_street: Annotated[
         bool, typer.Option("--any-street", help="Apply rows for people of other streets too (not advised).")
     ] = False,
+    any_registry: Annotated[
+        bool,
+        typer.Option(
+            "--any-registry",
+            help="Accept a hand-off written from another registry (another year's, another run's; not advised).",
+        ),
+    ] = False,
     rules: RulesOpt = None,
 ):
-    """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR.
+    """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR; the answers act.
+
+    走访结果 已死亡 / 已迁出本市 take the person off the registry (excluded, with the survey as the
+    reason); 已在外地参保 makes them enrolled_elsewhere (counted as insured, self-reported); not found
+    on two visits flags them for the bureau; this year's key targets (重点等级, rules/targets.yaml) are
+    recomputed. A hand-off belongs to the registry that wrote it (its 实名库批次 column): a file of
+    another registry is refused unless --any-registry; answers dated before the registry's as-of
+    date are not applied.
 
     Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not answers.
     A file changes only the street its name names (a row for a person of another street is reported,
@@ -403,11 +417,22 @@ def survey_import(
     use_rules(rules)
     from .commands.survey import import_answers
 
-    res = import_answers(files, registry, any_street=any_street, progress=progress)
+    res = import_answers(files, registry, any_street=any_street, any_registry=any_registry, progress=progress)
     say(
         f"rows {res.rows}: applied {len(res.applied)}, unchanged {res.unchanged}, rejected {len(res.rejected)}, "
-        f"not found {len(res.not_found)}, without answers {res.blank}"
+        f"not found {len(res.not_found)}, without answers {res.blank}, dated before the registry {len(res.too_early)}"
     )
+    if res.effects:
+        e = res.effects
+        say(
+            "in the registry now: "
+            + ", ".join(f"{k} {v}" for k, v in e.items())
+            + " (persons whose answers act: excluded by the survey, insured elsewhere, not found on two visits)"
+        )
+    for f, their in res.other_registry:
+        say(f"  {f}: written from registry {their}, imported with --any-registry")
+    for f, row, on in res.too_early[:30]:
+        say(f"  not applied {f} row {row}: 调查日期 {on} is before the registry's as-of date")
     for f, row, why in res.rejected[:30]:
         say(redact_ids(f"  rejected {f} row {row}: {why}"))
     for f, row, key in res.not_found[:30]:
@@ -422,7 +447,7 @@ def survey_import(
         say(f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed")
     else:
         say(f"unchanged: {registry} already holds these answers")
-    if res.rejected or res.not_found or res.other_street or res.conflicts:
+    if res.rejected or res.not_found or res.other_street or res.conflicts or res.too_early:
         raise fail(
             f"{len(res.rejected)} rows rejected, {len(res.not_found)} not found, {len(res.other_street)} of "
             f"another street, {len(res.conflicts)} in conflict (the other rows were stored): "
