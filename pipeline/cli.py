@@ -213,6 +213,12 @@ def _print_refresh_summary(res) -> None:
     )
     say("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
     say("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
+    pr = res.publish
+    if pr.survey_statuses or pr.disagreements:
+        say(
+            f"  survey answers carried: {pr.survey_statuses} persons take their status from the survey; "
+            f"{pr.disagreements} answers disagree with this year's extracts (see survey_disagreements.csv)"
+        )
     for w in res.warnings:
         typer.secho(redact_ids(f"  WARNING: {w}"), fg="red")
 
@@ -450,8 +456,8 @@ def survey_import(
     if res.rejected or res.not_found or res.other_street or res.conflicts or res.too_early:
         raise fail(
             f"{len(res.rejected)} rows rejected, {len(res.not_found)} not found, {len(res.other_street)} of "
-            f"another street, {len(res.conflicts)} in conflict (the other rows were stored): "
-            "correct the rows listed above and import the file again",
+            f"another street, {len(res.conflicts)} in conflict, {len(res.too_early)} dated before the registry's "
+            "as-of date (the other rows were stored): correct the rows listed above and import the file again",
             1,
         )
 
@@ -536,7 +542,8 @@ def progress_cmd(
     )
     say(
         f"registry {res.registry}: enrolled since listing {res.enrolled} (employee {res.by_scheme['employee']}, "
-        f"resident {res.by_scheme['resident']}), switched to the employee scheme {res.switched}, surveyed {res.surveyed}"
+        f"resident {res.by_scheme['resident']}, insured elsewhere as the survey reports {res.by_scheme['elsewhere']}), "
+        f"switched to the employee scheme {res.switched}, surveyed {res.surveyed}"
     )
     say(
         f"previous bulletin: {res.previous or 'none this year'}; bulletins this year: "

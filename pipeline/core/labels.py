@@ -28,7 +28,10 @@ def status_labels() -> dict[str, str]:
 def reason_labels() -> dict[str, str]:
     """exclusion reason → label (statuses.yaml)."""
     p = policy()
-    return {**{r.reason: r.label for r in p.statuses.reasons}, **{x.reason: x.label for x in p.survey.exclude}}
+    return {
+        **{r.reason: r.label for r in p.statuses.reasons},
+        **{x.reason: x.label for x in p.survey.exclude},
+    }
 
 
 def group_labels() -> dict[int, str]:

@@ -107,7 +107,7 @@ def persons_and_disagreements(
             surveyed_on=pl.lit(None, dtype=pl.Date),
         )
     else:
-        keep = ["id_number", "status", "extract_status", "group", "first_listed", *SURVEY_FIELDS,
+        keep = ["id_number", "status", "extract_status", "group", "extract_group", "first_listed", *SURVEY_FIELDS,
                 *CARRIED_EVIDENCE]  # fmt: skip
         prev = prev.select([c for c in keep if c in prev.columns]).rename(
             {c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns}
@@ -116,7 +116,12 @@ def persons_and_disagreements(
         if (
             "prev_extract_status" in df.columns
         ):  # last year's status from its extracts, before the answers acted
-            df = df.with_columns(prev_status=pl.coalesce("prev_extract_status", "prev_status"))
+            df = df.with_columns(
+                prev_status=pl.coalesce("prev_extract_status", "prev_status"),
+                prev_group=pl.when(pl.col("prev_extract_status").is_not_null())
+                .then(pl.col("prev_extract_group").cast(pl.Int8))
+                .otherwise(pl.col("prev_group").cast(pl.Int8)),
+            )
         was = pl.col("prev_status").is_in(registry_statuses).fill_null(False)
         enrolled_now = pl.col("status").is_in(list(policy().enrolled_outside_registry))
         df = df.with_columns(
