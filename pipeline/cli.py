@@ -339,15 +339,41 @@ def demo(
     say(
         f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}"
     )
+    _demo_survey(out, d, seed)
     later_as_of = date.fromisoformat(summary["later_as_of"])
     progress(f"the bulletin: the enrolment extract of {later_as_of} against the registry")
     pr = run_progress(out / "registry", later, out / "bulletin", as_of=later_as_of, progress=progress)
     say(
         f"bulletin {later_as_of}: registry {pr.registry}, enrolled since listing {pr.enrolled} "
-        f"(employee {pr.by_scheme['employee']}, resident {pr.by_scheme['resident']}), "
+        f"(employee {pr.by_scheme['employee']}, resident {pr.by_scheme['resident']}, "
+        f"insured elsewhere as the survey reports {pr.by_scheme['elsewhere']}), "
         f"switched to the employee scheme {pr.switched}"
     )
     say(f"  open {out / 'bulletin' / 'bulletin.html'}; the later extract is in {out / 'enrolment_later'}")
+
+
+def _demo_survey(out: Path, as_of: date, seed: int) -> None:
+    """The demo's survey: the first two streets' hand-offs filled in as workbooks (every kind of
+    answer), imported; then a second visit to those not found, imported."""
+    from .commands.survey import import_answers
+    from .synth.survey import fill_handoff, second_visit
+
+    folder = out / "survey"
+    folder.mkdir(exist_ok=True)
+    handoffs = sorted((out / "registry" / "handoff").glob("5301810*.csv"))[:2]
+    first = [
+        fill_handoff(h, folder / f"{h.stem}_已填.xlsx", as_of=as_of, seed=seed + i)
+        for i, h in enumerate(handoffs)
+    ]
+    res = import_answers(first, out / "registry", progress=progress)
+    again = [second_visit(f, folder / f.name.replace("_已填", "_第二次走访")) for f in first]
+    res2 = import_answers(again, out / "registry", progress=progress)
+    e = res2.effects
+    say(
+        f"survey: {len(first)} streets' hand-offs filled in ({folder}); applied {len(res.applied)} answers, "
+        f"then {len(res2.applied)} of a second visit"
+    )
+    say("  the answers acted: " + ", ".join(f"{k} {v}" for k, v in e.items()))
 
 
 @review_app.command("import")

@@ -112,7 +112,9 @@ def make_fixture(out_folder: Path) -> None:
     use_fixed_key(tmp)
     os.environ["KUOMIAN_STATE"] = str(tmp / "state")
     src = write_sources(tmp / "sources")
-    res = CliRunner().invoke(app, ["-q", "refresh", str(src), "--out", str(tmp / "out"), "--as-of", str(AS_OF)])
+    res = CliRunner().invoke(
+        app, ["-q", "refresh", str(src), "--out", str(tmp / "out"), "--as-of", str(AS_OF)]
+    )
     assert res.exit_code == 0, res.stderr
     (handoff,) = (tmp / "out" / "handoff").glob(f"{STREET}_*.xlsx")
     filled = fill_workbook(handoff, tmp / "filled.xlsx")

@@ -146,10 +146,20 @@ def _condition(cond: dict, as_of: date, p: Policy) -> pl.Expr:
         if cond["pension"] == "before":
             return before
         # as-of + the minimum period that applies on the pension date reaches it at the latest
+        # the minimum period depends on the pension date's year and on whether it falls before
+        # rise_from's day in that year (retirement.yaml), so it is looked up, not computed per person
         r = p.retirement
-        reach = pl.col("pension_date").map_elements(
-            lambda d: _add_months(as_of, r.minimum_months(d)), return_dtype=pl.Date
-        )
+        rise = r.rise_from
+        years = range(1900, 2200)
+        after = {y: r.minimum_months(date(y, rise.month, min(rise.day, 28))) for y in years}
+        before_day = {y: r.minimum_months(date(y, 1, 1)) if (rise.month, rise.day) != (1, 1) else after[y]
+                      for y in years}  # fmt: skip
+        pd = pl.col("pension_date")
+        on_or_after = (pd.dt.month() * 100 + pd.dt.day()) >= rise.month * 100 + rise.day
+        need = pl.when(on_or_after).then(
+            pd.dt.year().replace_strict(after, default=None, return_dtype=pl.Int64)
+        ).otherwise(pd.dt.year().replace_strict(before_day, default=None, return_dtype=pl.Int64))
+        reach = pl.lit(as_of).dt.offset_by(pl.format("{}mo", need))
         return before & (reach <= pl.col("pension_date")).fill_null(False)
     return pl.lit(True)  # always: true
 
