@@ -17,10 +17,13 @@ route as ``kuomian check`` (:func:`kuomian.stages.link.match_to_persons`, agains
 of persons.parquet, so that a row of someone outside the registry is not taken for a
 registry person) — and publishes OUT_DIR atomically:
 
-* ``progress.parquet`` — one row per registry person: ``person_key``, ``street_code``,
-  ``street_name``, ``community``, ``group``, ``status`` (at listing), ``enrolled`` (an enrolment
-  row in ``enrolled_statuses`` — 参保缴费 or 待遇领取 — now exists), ``scheme``
-  (``employee`` / ``resident`` / null), ``surveyed`` (visited: answers or a survey date imported);
+* ``progress.parquet`` — one row per registry person (and per person a survey answer says is
+  insured elsewhere; not those it took off as deceased or moved out): ``person_key``,
+  ``street_code``, ``street_name``, ``community``, ``group``, ``status`` (at listing, from the
+  extracts), ``enrolled`` (an enrolment row in ``enrolled_statuses`` — 参保缴费 or 待遇领取 — now
+  exists, or the survey's 已在外地参保), ``scheme`` (``employee`` / ``resident`` / ``elsewhere``
+  (self-reported) / null), ``surveyed`` (visited: answers or a survey date imported),
+  ``target_priority`` (this year's key targets, rules/targets.yaml);
 * ``progress_rows.parquet`` — one row per extract row: ``source``, ``file``, ``sheet``, ``row``,
   ``outcome``, ``person_key`` (no ID number), ``match_rule``, ``reason``;
 * ``reconciliation.csv`` — per file: rows read = registry + not in registry + unmatched +
