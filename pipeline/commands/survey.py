@@ -384,6 +384,9 @@ def import_answers(
     )
     if not files:
         raise KuomianError("give at least one filled-in hand-off file (.csv or .xlsx).")
+    from ..core.policy import policy
+
+    policy()  # the policy (survey.yaml's answers and effects, targets.yaml) is checked before any file is read
     report = SurveyReport(files=[Path(f).name for f in files])
     reg_id, as_of = registry_identity(registry)
     answers: list[AnswerRow] = []
@@ -446,12 +449,12 @@ def import_answers(
             report.unchanged += len(rows) - 1
 
         carried = [*SURVEY_FIELDS, "survey_file", "survey_row", "not_found_visits", "not_found_on"]
-        schema = {f: pl.String for f in SURVEY_FIELDS if f != "surveyed_on"} | {
-            "surveyed_on": pl.Date, **{c: EVIDENCE_SCHEMA[c] for c in carried[len(SURVEY_FIELDS):]}
-        }  # fmt: skip
+        schema: dict[str, pl.DataType] = {"person_key": pl.String()}
+        schema.update({f: pl.String() for f in SURVEY_FIELDS if f != "surveyed_on"})
+        schema["surveyed_on"] = pl.Date()
+        schema.update({c: EVIDENCE_SCHEMA[c] for c in carried[len(SURVEY_FIELDS) :]})
         updates = pl.DataFrame(
-            [{"person_key": k, **{f: v.get(f) for f in carried}} for k, v in merged.items()],
-            schema={"person_key": pl.String, **schema},
+            [{"person_key": k, **{f: v.get(f) for f in carried}} for k, v in merged.items()], schema=schema
         )
         new_persons = _apply(persons, updates, carried)
         # the answers act (rules.md "After the survey"), and this year's key targets follow them

@@ -193,9 +193,6 @@ class Survey:
     def stored(self) -> tuple[SurveyColumn, ...]:
         return tuple(c for c in self.columns if c.stored)
 
-    def column(self, field: str) -> SurveyColumn:
-        return next(c for c in self.columns if c.field == field)
-
 
 @dataclass(frozen=True)
 class TargetRule:
@@ -760,7 +757,7 @@ def _load(root: Path) -> Policy:
             "columns", f"the survey columns {', '.join(missing)} are missing (persons.parquet stores them)"
         )
     survey_p = _survey_effects(ctx, sv["effects"], tuple(survey), statuses)
-    targets = _targets(root, survey_p, groups_p)
+    key_targets = _targets(root, survey_p, groups_p)
 
     # streets
     path = root / "rules" / "streets.csv"
@@ -800,7 +797,7 @@ def _load(root: Path) -> Policy:
         matching=matching,
         vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
         streets=tuple(street_list),
-        targets=targets,
+        targets=key_targets,
     )
 
 

@@ -41,11 +41,6 @@ EVIDENCE_SCHEMA: dict[str, pl.DataType] = {
 EVIDENCE_COLUMNS = tuple(EVIDENCE_SCHEMA)
 
 
-def survey_fields(p: Policy | None = None) -> list[str]:
-    """The stored survey columns (persons.parquet), in survey.yaml's order."""
-    return [c.field for c in (p or policy()).survey.stored]
-
-
 def with_evidence_columns(df: pl.DataFrame) -> pl.DataFrame:
     """``df`` with every evidence column (null where missing), the extract's status filled in."""
     add = [pl.lit(None, dtype=t).alias(c) for c, t in EVIDENCE_SCHEMA.items() if c not in df.columns]
@@ -156,9 +151,11 @@ def _condition(cond: dict, as_of: date, p: Policy) -> pl.Expr:
                       for y in years}  # fmt: skip
         pd = pl.col("pension_date")
         on_or_after = (pd.dt.month() * 100 + pd.dt.day()) >= rise.month * 100 + rise.day
-        need = pl.when(on_or_after).then(
-            pd.dt.year().replace_strict(after, default=None, return_dtype=pl.Int64)
-        ).otherwise(pd.dt.year().replace_strict(before_day, default=None, return_dtype=pl.Int64))
+        need = (
+            pl.when(on_or_after)
+            .then(pd.dt.year().replace_strict(after, default=None, return_dtype=pl.Int64))
+            .otherwise(pd.dt.year().replace_strict(before_day, default=None, return_dtype=pl.Int64))
+        )
         reach = pl.lit(as_of).dt.offset_by(pl.format("{}mo", need))
         return before & (reach <= pl.col("pension_date")).fill_null(False)
     return pl.lit(True)  # always: true

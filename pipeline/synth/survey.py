@@ -58,7 +58,7 @@ def _write(path: Path, header: list[str], body: list[list[object]]) -> Path:
             if isinstance(v, datetime):
                 ws.write_datetime(i, j, v, datefmt)  # a real date cell, as Excel keeps a typed date
             elif header[j] == "年龄" and str(v).isdigit():
-                ws.write_number(i, j, int(v))
+                ws.write_number(i, j, int(str(v)))
             elif v not in (None, ""):
                 ws.write_string(i, j, str(v))
     wb.close()
@@ -93,8 +93,8 @@ def second_visit(first: Path, dst: Path, *, days_later: int = 30) -> Path:
     header, body = FILLED[Path(first)]
     j_result, j_date = header.index("走访结果"), header.index("调查日期")
     again = [
-        [*r[:j_date], r[j_date] + timedelta(days=days_later), *r[j_date + 1 :]]
+        [*r[:j_date], d + timedelta(days=days_later), *r[j_date + 1 :]]
         for r in body
-        if r[j_result] in ("查无此人", "人户分离未见到") and isinstance(r[j_date], datetime)
+        if r[j_result] in ("查无此人", "人户分离未见到") and isinstance(d := r[j_date], datetime)
     ]
     return _write(dst, header, again)
