@@ -404,3 +404,10 @@ def test_progress_and_the_next_refresh(reg, tmp_path, world):
     assert (ind["应参保人数"], ind["已参保人数"]) == ("12", "3")  # 卯参保, 丁外地 here, 丙外地 elsewhere
     report = (nxt / "report.html").read_text("utf-8")
     assert "外地参保(自报)" in report and "survey_disagreements.csv" in report
+    # next year's bulletin: 丙外地 said so last year; that is no enrolment since this listing
+    res = invoke("progress", str(nxt), str(src2 / "参保信息.csv"), "--as-of", "2027-06-30",
+                 "--out", str(tmp_path / "q2_2027"))  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    assert "insured elsewhere as the survey reports 0" in res.stdout
+    prog = pl.read_parquet(tmp_path / "q2_2027" / "progress.parquet")
+    assert p[ID["丙外地"]]["person_key"] not in set(prog["person_key"].to_list())

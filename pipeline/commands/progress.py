@@ -269,8 +269,10 @@ def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """progress.parquet: one row per registry person (see the module docstring)."""
+def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame, listed_on: date | None = None) -> pl.DataFrame:
+    """progress.parquet: one row per registry person (see the module docstring). ``listed_on``: the
+    registry's as-of date; an answer 已在外地参保 older than it (carried from an earlier year's
+    registry) is no enrolment since this listing, so that person is not counted again."""
     rules = counting_rules()
     hits = rows.filter(
         (pl.col("outcome") == "registry") & pl.col("enroll_status").is_in(rules["enrolled_statuses"])
@@ -283,8 +285,16 @@ def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     elsewhere = p.survey.elsewhere_status
     # listed: the registry, and those a survey answer says are insured elsewhere (self-reported:
     # they count as enrolled since listing); those the survey took off (deceased, moved out) are not
-    reg = persons.filter(pl.col("status").is_in([*p.statuses.registry, elsewhere]))
-    for f in (*ANSWER_FIELDS, "surveyed_on", "extract_status", "extract_group", "target_priority"):
+    for f in ("extract_status", "extract_group", "target_priority"):
+        if f not in persons.columns:
+            persons = persons.with_columns(pl.lit(None, dtype=pl.String).alias(f))
+    if "surveyed_on" not in persons.columns:
+        persons = persons.with_columns(surveyed_on=pl.lit(None, dtype=pl.Date))
+    told_since = pl.lit(True) if listed_on is None else (pl.col("surveyed_on") >= listed_on).fill_null(True)
+    reg = persons.filter(
+        pl.col("status").is_in(list(p.statuses.registry)) | ((pl.col("status") == elsewhere) & told_since)
+    )
+    for f in (*ANSWER_FIELDS, "surveyed_on"):
         if f not in reg.columns:
             reg = reg.with_columns(pl.lit(None, dtype=pl.String).alias(f))
     self_reported = pl.col("status") == elsewhere
@@ -557,7 +567,9 @@ def run_progress(
 
     recon = reconciliation(rows, rows_read)
     report.balanced = bool(recon["balanced"].all())
-    prog = progress_frame(persons, rows)
+    from .survey import registry_identity
+
+    prog = progress_frame(persons, rows, registry_identity(registry)[1])
     indicators = read_indicators(registry)
     if indicators is None:
         report.notes.append(
