@@ -380,7 +380,7 @@ def test_progress_and_the_next_refresh(reg, tmp_path, world):
     # next year: 丁外地 enrolled here now; the household extract still lists 甲死亡 and 乙迁出
     src2 = tmp_path / "sources2"
     shutil.copytree(world / "sources", src2)
-    write_enrolment(src2, [PEOPLE[-1][1], ID["丁外地"]])
+    write_enrolment(src2, [PEOPLE[-1][1], ID["丁外地"], ID["癸动员"]])  # 癸动员 (B) enrolled too
     nxt = tmp_path / "run2"
     res = invoke("refresh", str(src2), "--out", str(nxt), "--as-of", "2027-03-01", "--previous", str(reg))
     assert res.exit_code == 0, res.stderr
@@ -401,9 +401,20 @@ def test_progress_and_the_next_refresh(reg, tmp_path, world):
     assert all(r["调查来源"].startswith(LO_XLSX.name) and r["行号"] for r in rows)
     assert "户籍: 正常" in next(r["数据所示"] for r in rows if r["姓名"] == "甲死亡")
     ind = pl.read_csv(nxt / "indicators.csv", infer_schema=False).row(0, named=True)
-    assert (ind["应参保人数"], ind["已参保人数"]) == ("12", "3")  # 卯参保, 丁外地 here, 丙外地 elsewhere
+    assert (ind["应参保人数"], ind["已参保人数"]) == (
+        "12",
+        "4",
+    )  # 卯参保, 丁外地, 癸动员 here, 丙外地 elsewhere
     report = (nxt / "report.html").read_text("utf-8")
     assert "外地参保(自报)" in report and "survey_disagreements.csv" in report
+    assert p[ID["癸动员"]]["change"] == "enrolled" and p[ID["癸动员"]]["prev_target_priority"] == "B"
+    from kuomian.report.survey_progress import survey_effects_table
+
+    city = survey_effects_table(pl.read_parquet(nxt / "persons.parquet")).filter(
+        pl.col("street_name") == "全市"
+    )
+    assert city.select("target_B_enrolled", "target_A_enrolled", "enrolled_elsewhere").row(0) == (1, 0, 1)
+    assert "上年B级已参保" in report
     # next year's bulletin: 丙外地 said so last year; that is no enrolment since this listing
     res = invoke("progress", str(nxt), str(src2 / "参保信息.csv"), "--as-of", "2027-06-30",
                  "--out", str(tmp_path / "q2_2027"))  # fmt: skip

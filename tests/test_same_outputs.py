@@ -29,6 +29,7 @@ AS_OF = date(2026, 3, 1)
 SURVEY_COLUMNS = (
     "visit_result", "income_band", "employment", "survey_file", "survey_row", "not_found_visits", "not_found_on",
     "survey_flag", "extract_status", "extract_exclusion_reason", "extract_group", "target_priority", "target_reason",
+    "prev_target_priority",
 )  # fmt: skip
 NEW_COLUMNS = ("pension_date", "measure", "id_number", *SURVEY_COLUMNS)
 

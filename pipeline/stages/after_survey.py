@@ -37,6 +37,7 @@ EVIDENCE_SCHEMA: dict[str, pl.DataType] = {
     "extract_group": pl.Int8(),
     "target_priority": pl.String(),  # A / B / C / D (rules/targets.yaml)
     "target_reason": pl.String(),
+    "prev_target_priority": pl.String(),  # the level in the previous registry (--previous), to count who enrolled
 }
 EVIDENCE_COLUMNS = tuple(EVIDENCE_SCHEMA)
 

@@ -107,7 +107,8 @@ def persons_and_disagreements(
             surveyed_on=pl.lit(None, dtype=pl.Date),
         )
     else:
-        keep = ["id_number", "status", "extract_status", "group", "extract_group", "first_listed", *SURVEY_FIELDS,
+        keep = ["id_number", "status", "extract_status", "group", "extract_group", "first_listed", "target_priority",
+                *SURVEY_FIELDS,
                 *CARRIED_EVIDENCE]  # fmt: skip
         prev = prev.select([c for c in keep if c in prev.columns]).rename(
             {c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns}
@@ -146,7 +147,11 @@ def persons_and_disagreements(
                 for f in [*SURVEY_FIELDS, *CARRIED_EVIDENCE]
             },
         )
+        if "prev_target_priority" in df.columns:
+            df = df.rename({"prev_target_priority": "_listed_priority"})
         df = df.drop([c for c in df.columns if c.startswith("prev_")])
+        if "_listed_priority" in df.columns:
+            df = df.rename({"_listed_priority": "prev_target_priority"})
     df = df.with_columns(
         pl.col("surveyed_on").cast(pl.Date), *[pl.col(f).cast(pl.String) for f in ANSWER_FIELDS],
         *[pl.col(c).cast(t) if c in df.columns else pl.lit(None, dtype=t).alias(c)
