@@ -462,9 +462,9 @@ def survey_import(
             + " (persons whose answers act: excluded by the survey, insured elsewhere, not found on two visits)"
         )
     for f, their in res.other_registry:
-        say(f"  {f}: written from registry {their}, imported with --any-registry")
+        say(redact_ids(f"  {f}: written from registry {their}, imported with --any-registry"))
     for f, row, on in res.too_early[:30]:
-        say(f"  not applied {f} row {row}: 调查日期 {on} is before the registry's as-of date")
+        say(redact_ids(f"  not applied {f} row {row}: 调查日期 {on} is before the registry's as-of date"))
     for f, row, why in res.rejected[:30]:
         say(redact_ids(f"  rejected {f} row {row}: {why}"))
     for f, row, key in res.not_found[:30]:

@@ -443,7 +443,7 @@ def import_answers(
                 report.unchanged += len(rows)
                 continue
             # the evidence of the answer: its file ([sheet]) and row; its date is surveyed_on
-            merged[key] = {**a.values, "survey_file": a.file, "survey_row": a.row,
+            merged[key] = {**a.values, "survey_file": redact_ids(a.file), "survey_row": a.row,
                            "not_found_visits": visits, "not_found_on": last}  # fmt: skip
             report.applied.append((a.file, a.row, key))
             report.unchanged += len(rows) - 1
