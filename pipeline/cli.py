@@ -463,6 +463,8 @@ def survey_import(
         )
     for f, their in res.other_registry:
         say(redact_ids(f"  {f}: written from registry {their}, imported with --any-registry"))
+    if res.superseded:
+        say(f"  kept the later visit: {len(res.superseded)} rows are dated before the answer already stored")
     for f, row, on in res.too_early[:30]:
         say(redact_ids(f"  not applied {f} row {row}: 调查日期 {on} is before the registry's as-of date"))
     for f, row, why in res.rejected[:30]:

@@ -324,6 +324,10 @@ def test_not_found_on_two_visits_with_different_dates_is_flagged(reg):
     p = persons(reg)
     assert p[ID["戊无人"]]["needs_review"] and p[ID["戊无人"]]["survey_flag"] == "not found on two visits"
     assert p[ID["戊无人"]]["not_found_visits"] == 2 and not p[ID["己分离"]]["needs_review"]
+    before = (reg / "persons.parquet").read_bytes()
+    again = invoke("survey", "import", str(reg.parent / f"{STREET}_1.csv"), "--registry", str(reg))
+    assert again.exit_code == 0 and "kept the later visit: 1 rows" in again.stdout, again.stdout
+    assert (reg / "persons.parquet").read_bytes() == before  # the first round again changes nothing
     visit("戊无人", "已见到本人", "2026-06-01", "5")  # found at last
     p = persons(reg)[ID["戊无人"]]
     assert p["survey_flag"] is None and p["not_found_visits"] == 0

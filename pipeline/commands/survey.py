@@ -239,12 +239,12 @@ class SurveyReport:
     not_found: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, 编号)
     other_street: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, 编号): not written
     conflicts: list[tuple[str, int, str, int]] = field(default_factory=list)  # (file, row, other file, row)
-    too_early: list[tuple[str, int, str]] = field(
-        default_factory=list
-    )  # (file, row, date): before the as-of date
-    other_registry: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (file, its registry) let in by --any-registry
+    # (file, row, date): dated before the registry's as-of date, not applied
+    too_early: list[tuple[str, int, str]] = field(default_factory=list)
+    # (file, row, date): older than the answer already stored (a later visit is kept)
+    superseded: list[tuple[str, int, str]] = field(default_factory=list)
+    # (file, its registry): written from another registry, let in by --any-registry
+    other_registry: list[tuple[str, str]] = field(default_factory=list)
     effects: dict[str, int] = field(default_factory=dict)  # persons per status/flag the answers give now
     persons_changed: int = 0
     files_written: list[str] = field(default_factory=list)
@@ -438,6 +438,11 @@ def import_answers(
                 continue
             a = rows[0]
             old = current[key]
+            on, stored_on = a.values.get("surveyed_on"), old.get("surveyed_on")
+            if isinstance(on, date) and isinstance(stored_on, date) and on < stored_on:
+                # an earlier visit never overwrites a later one (a first round imported again)
+                report.superseded.extend((r.file, r.row, on.isoformat()) for r in rows)
+                continue
             visits, last = note_visits(old, a.values)
             if all(old[k] == v for k, v in a.values.items()):
                 report.unchanged += len(rows)
