@@ -309,8 +309,9 @@ def demo(
     ] = False,
 ):
     """Generate a realistic synthetic Anning (with every kind of dirt and, unless --tidy, files shaped
-    as departments send them), run the refresh on it, then the bulletin (kuomian progress) with the
-    bureau's enrolment extract of a year later.
+    as departments send them), run the refresh on it, import two streets' filled-in hand-offs (every
+    kind of answer, then a second visit to those not found), then the bulletin (kuomian progress)
+    with the bureau's enrolment extract of a year later.
 
     Example: kuomian demo --people 20000 --out output/demo
     """
