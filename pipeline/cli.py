@@ -313,6 +313,12 @@ def _print_refresh_summary(res) -> None:
     )
     say("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
     say("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
+    pr = res.publish
+    if pr.survey_statuses or pr.disagreements:
+        say(
+            f"  survey answers carried: {pr.survey_statuses} persons take their status from the survey; "
+            f"{pr.disagreements} answers disagree with this year's extracts (see survey_disagreements.csv)"
+        )
     for w in res.warnings:
         typer.secho(redact_ids(f"  WARNING: {w}"), fg="red")
 
@@ -428,8 +434,9 @@ def demo(
     ] = False,
 ):
     """Generate a realistic synthetic Anning (with every kind of dirt and, unless --tidy, files shaped
-    as departments send them), run the refresh on it, then the bulletin (kuomian progress) with the
-    bureau's enrolment extract of a year later.
+    as departments send them), run the refresh on it, import two streets' filled-in hand-offs (every
+    kind of answer, then a second visit to those not found), then the bulletin (kuomian progress)
+    with the bureau's enrolment extract of a year later.
 
     Example: kuomian demo --people 20000 --out output/demo
     """
@@ -464,15 +471,41 @@ def demo(
     say(
         f"  open {out / 'registry' / 'report.html'} in a browser; hand-offs in {out / 'registry' / 'handoff'}"
     )
+    _demo_survey(out, d, seed)
     later_as_of = date.fromisoformat(summary["later_as_of"])
     progress(f"the bulletin: the enrolment extract of {later_as_of} against the registry")
     pr = run_progress(out / "registry", later, out / "bulletin", as_of=later_as_of, progress=progress)
     say(
         f"bulletin {later_as_of}: registry {pr.registry}, enrolled since listing {pr.enrolled} "
-        f"(employee {pr.by_scheme['employee']}, resident {pr.by_scheme['resident']}), "
+        f"(employee {pr.by_scheme['employee']}, resident {pr.by_scheme['resident']}, "
+        f"insured elsewhere as the survey reports {pr.by_scheme['elsewhere']}), "
         f"switched to the employee scheme {pr.switched}"
     )
     say(f"  open {out / 'bulletin' / 'bulletin.html'}; the later extract is in {out / 'enrolment_later'}")
+
+
+def _demo_survey(out: Path, as_of: date, seed: int) -> None:
+    """The demo's survey: the first two streets' hand-offs filled in as workbooks (every kind of
+    answer), imported; then a second visit to those not found, imported."""
+    from .commands.survey import import_answers
+    from .synth.survey import fill_handoff, second_visit
+
+    folder = out / "survey"
+    folder.mkdir(exist_ok=True)
+    handoffs = sorted((out / "registry" / "handoff").glob("5301810*.csv"))[:2]
+    first = [
+        fill_handoff(h, folder / f"{h.stem}_已填.xlsx", as_of=as_of, seed=seed + i)
+        for i, h in enumerate(handoffs)
+    ]
+    res = import_answers(first, out / "registry", progress=progress)
+    again = [second_visit(f, folder / f.name.replace("_已填", "_第二次走访")) for f in first]
+    res2 = import_answers(again, out / "registry", progress=progress)
+    e = res2.effects
+    say(
+        f"survey: {len(first)} streets' hand-offs filled in ({folder}); applied {len(res.applied)} answers, "
+        f"then {len(res2.applied)} of a second visit"
+    )
+    say("  the answers acted: " + ", ".join(f"{k} {v}" for k, v in e.items()))
 
 
 @review_app.command("import")
@@ -515,9 +548,23 @@ def survey_import(
     any_street: Annotated[
         bool, typer.Option("--any-street", help="Apply rows for people of other streets too (not advised).")
     ] = False,
+    any_registry: Annotated[
+        bool,
+        typer.Option(
+            "--any-registry",
+            help="Accept a hand-off written from another registry (another year's, another run's; not advised).",
+        ),
+    ] = False,
     rules: RulesOpt = None,
 ):
-    """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR.
+    """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR; the answers act.
+
+    走访结果 已死亡 / 已迁出本市 take the person off the registry (excluded, with the survey as the
+    reason); 已在外地参保 makes them enrolled_elsewhere (counted as insured, self-reported); not found
+    on two visits flags them for the bureau; this year's key targets (重点等级, rules/targets.yaml) are
+    recomputed. A hand-off belongs to the registry that wrote it (its 实名库批次 column): a file of
+    another registry is refused unless --any-registry; answers dated before the registry's as-of
+    date are not applied.
 
     Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not answers.
     A file changes only the street its name names (a row for a person of another street is reported,
@@ -534,11 +581,24 @@ def survey_import(
     use_rules(rules)
     from .commands.survey import import_answers
 
-    res = import_answers(files, registry, any_street=any_street, progress=progress)
+    res = import_answers(files, registry, any_street=any_street, any_registry=any_registry, progress=progress)
     say(
         f"rows {res.rows}: applied {len(res.applied)}, unchanged {res.unchanged}, rejected {len(res.rejected)}, "
-        f"not found {len(res.not_found)}, without answers {res.blank}"
+        f"not found {len(res.not_found)}, without answers {res.blank}, dated before the registry {len(res.too_early)}"
     )
+    if res.effects:
+        e = res.effects
+        say(
+            "in the registry now: "
+            + ", ".join(f"{k} {v}" for k, v in e.items())
+            + " (persons whose answers act: excluded by the survey, insured elsewhere, not found on two visits)"
+        )
+    for f, their in res.other_registry:
+        say(redact_ids(f"  {f}: written from registry {their}, imported with --any-registry"))
+    if res.superseded:
+        say(f"  kept the later visit: {len(res.superseded)} rows are dated before the answer already stored")
+    for f, row, on in res.too_early[:30]:
+        say(redact_ids(f"  not applied {f} row {row}: 调查日期 {on} is before the registry's as-of date"))
     for f, row, why in res.rejected[:30]:
         say(redact_ids(f"  rejected {f} row {row}: {why}"))
     for f, row, key in res.not_found[:30]:
@@ -553,11 +613,11 @@ def survey_import(
         say(f"wrote {len(res.files_written)} files in {registry}: {res.persons_changed} persons changed")
     else:
         say(f"unchanged: {registry} already holds these answers")
-    if res.rejected or res.not_found or res.other_street or res.conflicts:
+    if res.rejected or res.not_found or res.other_street or res.conflicts or res.too_early:
         raise fail(
             f"{len(res.rejected)} rows rejected, {len(res.not_found)} not found, {len(res.other_street)} of "
-            f"another street, {len(res.conflicts)} in conflict (the other rows were stored): "
-            "correct the rows listed above and import the file again",
+            f"another street, {len(res.conflicts)} in conflict, {len(res.too_early)} dated before the registry's "
+            "as-of date (the other rows were stored): correct the rows listed above and import the file again",
             1,
         )
 
@@ -644,7 +704,8 @@ def progress_cmd(
     )
     say(
         f"registry {res.registry}: enrolled since listing {res.enrolled} (employee {res.by_scheme['employee']}, "
-        f"resident {res.by_scheme['resident']}), switched to the employee scheme {res.switched}, surveyed {res.surveyed}"
+        f"resident {res.by_scheme['resident']}, insured elsewhere as the survey reports {res.by_scheme['elsewhere']}), "
+        f"switched to the employee scheme {res.switched}, surveyed {res.surveyed}"
     )
     say(
         f"previous bulletin: {res.previous or 'none this year'}; bulletins this year: "

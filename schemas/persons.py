@@ -36,7 +36,8 @@ class Persons(pa.DataFrameModel):
 
     @pa.dataframe_check
     def reason_known(cls, data) -> pl.LazyFrame:
-        reasons = [r.reason for r in policy().statuses.reasons]
+        p = policy()
+        reasons = [r.reason for r in p.statuses.reasons] + [x.reason for x in p.survey.exclude]
         return data.lazyframe.select(
             pl.col("exclusion_reason").is_null() | pl.col("exclusion_reason").is_in(reasons)
         )

@@ -158,7 +158,7 @@ MISTAKES = [
     ("rules/indicators.yaml", '"2025": 0.95', '"2025": 95', "targets.coverage.2025", "out of range"),
     ("rules/matching.yaml", "candidates: one_edit", "candidates: one_typo", "rules[3].candidates",
      "unknown candidate method 'one_typo'"),
-    ("rules/survey.yaml", "{field: willingness,", "{field: willing,", "columns[1].field",
+    ("rules/survey.yaml", "{field: willingness,", "{field: willing,", "columns[2].field",
      "unknown survey field 'willing'"),
     ("rules/retirement.yaml", "女: women_55", "女: women_56", "track_by_sex.女", "unknown track 'women_56'"),
     ("rules/retirement.yaml", "cap_age: 63", "cap_age: 63.5", "tracks.men_60.cap_age", "expected a whole number"),
@@ -335,8 +335,8 @@ def _check_targets(out: Path) -> None:
 
 def _enrolled_statuses(pol: Path) -> None:
     edit(pol / "rules" / "indicators.yaml",
-         "enrolled_statuses: [receiving, enrolled_employee, enrolled_resident, resident_upgradable]",
-         "enrolled_statuses: [receiving, enrolled_resident, resident_upgradable]")  # fmt: skip
+         "enrolled_statuses: [receiving, enrolled_employee, enrolled_resident, resident_upgradable, enrolled_elsewhere]",
+         "enrolled_statuses: [receiving, enrolled_resident, resident_upgradable, enrolled_elsewhere]")  # fmt: skip
 
 
 def _check_enrolled(out: Path) -> None:

@@ -89,7 +89,7 @@ def test_handoff_shows_pension_date_and_measure(demo):
             assert cols[cols.index("信息来源") + 1 : cols.index("信息来源") + 4] == [
                 "法定退休时间",
                 "建议措施",
-                "缴费能力",
+                "重点等级",  # this year's key target (issue 25), before the survey columns
             ]
             for row in reader:
                 p = by_key[row["编号"]]

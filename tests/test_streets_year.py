@@ -147,7 +147,7 @@ def test_progress_counts_exactly_the_people_who_enrolled(year):
     assert prog.height == registry.height
     assert set(prog["person_key"]) == set(registry["person_key"])
     assert prog.columns == ["person_key", "street_code", "street_name", "community", "group", "status",
-                            "enrolled", "scheme", "surveyed"]  # fmt: skip
+                            "enrolled", "scheme", "surveyed", "target_priority"]  # fmt: skip
 
     truth = truth_enrolled(root)
     want = {keys[i]: s for i, s in truth.items() if i in keys}

@@ -18,7 +18,8 @@ from tests.conftest import ZHANG, assert_no_full_id, publish_tiny, write_tiny_so
 
 runner = CliRunner()
 STREET = "530181001000"
-SURVEY = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
+SURVEY = ["visit_result", "ability_to_pay", "willingness", "reason_not_enrolled", "income_band", "employment",
+          "surveyed_on"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,11 @@ def write_gb18030(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def survey_of(df: pl.DataFrame, key: str) -> dict:
-    return df.filter(pl.col("person_key") == key).select(SURVEY).row(0, named=True)
+ANSWERS4 = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
+
+
+def survey_of(df: pl.DataFrame, key: str, fields: list[str] = ANSWERS4) -> dict:
+    return df.filter(pl.col("person_key") == key).select(fields).row(0, named=True)
 
 
 def partition(out: Path) -> Path:
@@ -70,7 +74,8 @@ def partition(out: Path) -> Path:
 
 def test_handoff_has_no_full_id_and_survey_columns(out):
     header, rows = handoff_rows(out)
-    assert header[-5:] == ["缴费能力", "参保意愿", "未参保原因", "调查日期", "调查人"]
+    assert header[-10:] == ["重点等级", "走访结果", "缴费能力", "参保意愿", "未参保原因", "年收入", "就业情况",
+                            "调查日期", "调查人", "实名库批次"]  # fmt: skip
     assert len(rows) == 1 and rows[0][header.index("姓名")] == "张伟"
     for p in (out / "handoff").glob("*.csv"):
         assert_no_full_id(p.read_text("utf-8-sig"))

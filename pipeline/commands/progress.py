@@ -17,10 +17,13 @@ route as ``kuomian check`` (:func:`kuomian.stages.link.match_to_persons`, agains
 of persons.parquet, so that a row of someone outside the registry is not taken for a
 registry person) — and publishes OUT_DIR atomically:
 
-* ``progress.parquet`` — one row per registry person: ``person_key``, ``street_code``,
-  ``street_name``, ``community``, ``group``, ``status`` (at listing), ``enrolled`` (an enrolment
-  row in ``enrolled_statuses`` — 参保缴费 or 待遇领取 — now exists), ``scheme``
-  (``employee`` / ``resident`` / null), ``surveyed`` (visited: answers or a survey date imported);
+* ``progress.parquet`` — one row per registry person (and per person a survey answer says is
+  insured elsewhere; not those it took off as deceased or moved out): ``person_key``,
+  ``street_code``, ``street_name``, ``community``, ``group``, ``status`` (at listing, from the
+  extracts), ``enrolled`` (an enrolment row in ``enrolled_statuses`` — 参保缴费 or 待遇领取 — now
+  exists, or the survey's 已在外地参保), ``scheme`` (``employee`` / ``resident`` / ``elsewhere``
+  (self-reported) / null), ``surveyed`` (visited: answers or a survey date imported),
+  ``target_priority`` (this year's key targets, rules/targets.yaml);
 * ``progress_rows.parquet`` — one row per extract row: ``source``, ``file``, ``sheet``, ``row``,
   ``outcome``, ``person_key`` (no ID number), ``match_rule``, ``reason``;
 * ``reconciliation.csv`` — per file: rows read = registry + not in registry + unmatched +
@@ -253,8 +256,10 @@ def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """progress.parquet: one row per registry person (see the module docstring)."""
+def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame, listed_on: date | None = None) -> pl.DataFrame:
+    """progress.parquet: one row per registry person (see the module docstring). ``listed_on``: the
+    registry's as-of date; an answer 已在外地参保 older than it (carried from an earlier year's
+    registry) is no enrolment since this listing, so that person is not counted again."""
     rules = counting_rules()
     hits = rows.filter(
         (pl.col("outcome") == "registry") & pl.col("enroll_status").is_in(rules["enrolled_statuses"])
@@ -263,26 +268,43 @@ def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
         employee=pl.col("scheme").is_in(rules["employee_schemes"]).any(),
         resident=pl.col("scheme").is_in(rules["resident_schemes"]).any(),
     )
-    reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
+    p = policy()
+    elsewhere = p.survey.elsewhere_status
+    # listed: the registry, and those a survey answer says are insured elsewhere (self-reported:
+    # they count as enrolled since listing); those the survey took off (deceased, moved out) are not
+    for f in ("extract_status", "extract_group", "target_priority"):
+        if f not in persons.columns:
+            persons = persons.with_columns(pl.lit(None, dtype=pl.String).alias(f))
+    if "surveyed_on" not in persons.columns:
+        persons = persons.with_columns(surveyed_on=pl.lit(None, dtype=pl.Date))
+    told_since = pl.lit(True) if listed_on is None else (pl.col("surveyed_on") >= listed_on).fill_null(True)
+    reg = persons.filter(
+        pl.col("status").is_in(list(p.statuses.registry)) | ((pl.col("status") == elsewhere) & told_since)
+    )
     for f in (*ANSWER_FIELDS, "surveyed_on"):
         if f not in reg.columns:
-            reg = reg.with_columns(pl.lit(None).alias(f))
+            reg = reg.with_columns(pl.lit(None, dtype=pl.String).alias(f))
+    self_reported = pl.col("status") == elsewhere
+    matched = pl.col("employee").is_not_null()
     out = reg.join(per, on="person_key", how="left").select(
         "person_key",
         "street_code",
         "street_name",
         "community",
-        pl.col("group").cast(pl.Int8),
-        "status",
-        pl.col("employee").is_not_null().alias("enrolled"),
+        pl.coalesce(pl.col("group").cast(pl.Int8), pl.col("extract_group").cast(pl.Int8)).alias("group"),
+        pl.coalesce("extract_status", "status").alias("status"),  # at listing
+        (matched | self_reported).alias("enrolled"),
         pl.when(pl.col("employee"))
         .then(pl.lit("employee"))
-        .when(pl.col("employee").is_not_null())
+        .when(matched)
         .then(pl.lit("resident"))
+        .when(self_reported)
+        .then(pl.lit("elsewhere"))
         .otherwise(None)
         .alias("scheme"),
         visited_expr().alias("surveyed"),
         answered_expr().alias("answered"),
+        pl.col("target_priority").cast(pl.String),
     )
     return out.sort("street_code", "community", "person_key", nulls_last=True)
 
@@ -291,13 +313,25 @@ def progress_frame(persons: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
 
 FIGURES = [
     "registry", "enrolled", "enrolled_employee", "enrolled_resident", "switched", "employee_total",
-    "surveyed", "answered", "left_to_visit",
+    "surveyed", "answered", "left_to_visit", "enrolled_elsewhere",
 ]  # fmt: skip
+
+
+def target_figures() -> list[str]:
+    """Per level of rules/targets.yaml: listed (``target_A``) and enrolled since (``target_A_enrolled``)."""
+    return [f"target_{k}{s}" for k in policy().targets.levels for s in ("", "_enrolled")]
 
 
 def _counts(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     new = (pl.col("status") == "unenrolled") & pl.col("enrolled")
+    targets = []
+    for k in policy().targets.levels:
+        is_k = pl.col("target_priority") == k
+        targets += [is_k.sum().cast(pl.Int64).alias(f"target_{k}"),
+                    (is_k & new).sum().cast(pl.Int64).alias(f"target_{k}_enrolled")]  # fmt: skip
     return df.group_by(by, maintain_order=True).agg(
+        *targets,
+        enrolled_elsewhere=(new & (pl.col("scheme") == "elsewhere")).sum().cast(pl.Int64),
         registry=pl.len().cast(pl.Int64),
         enrolled=new.sum().cast(pl.Int64),
         enrolled_employee=(new & (pl.col("scheme") == "employee")).sum().cast(pl.Int64),
@@ -333,13 +367,17 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
     city = city.with_columns(
         level=pl.lit("city"), street_code=pl.lit(None, pl.String), community=pl.lit(None, pl.String)
     )
-    cols = ["level", "street_code", "community", *FIGURES[:5], "surveyed", "answered"]
+    extra = ["enrolled_elsewhere", *target_figures()]
+    cols = ["level", "street_code", "community", *FIGURES[:5], "surveyed", "answered", *extra]
     df = pl.concat(
         [d.select([c for c in cols if c in d.columns]) for d in (streets, communities, city)],
         how="diagonal_relaxed",
     )
     df = df.with_columns(
-        [pl.col(c).fill_null(0).cast(pl.Int64) for c in ("registry", *FIGURES[1:5], "surveyed", "answered")]
+        [
+            pl.col(c).fill_null(0).cast(pl.Int64)
+            for c in ("registry", *FIGURES[1:5], "surveyed", "answered", *extra)
+        ]
     )
     df = df.with_columns(
         employee_total=pl.col("enrolled_employee") + pl.col("switched"),
@@ -412,7 +450,7 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
     return df.select(
         "as_of", "level", "street_code", "street_name", "community", *FIGURES,
         "task_enrolment", "task_enrolment_basis", "task_employee", "task_employee_basis",
-        "completion", "employee_completion", "enrolled_share", "rank",
+        "completion", "employee_completion", "enrolled_share", "rank", *target_figures(),
     )  # fmt: skip
 
 
@@ -516,7 +554,9 @@ def run_progress(
 
     recon = reconciliation(rows, rows_read)
     report.balanced = bool(recon["balanced"].all())
-    prog = progress_frame(persons, rows)
+    from .survey import registry_identity
+
+    prog = progress_frame(persons, rows, registry_identity(registry)[1])
     indicators = read_indicators(registry)
     if indicators is None:
         report.notes.append(
@@ -532,7 +572,10 @@ def run_progress(
     city = current.filter(pl.col("level") == "city").row(0, named=True)
     report.registry = city["registry"]
     report.enrolled = city["enrolled"]
-    report.by_scheme.update({"employee": city["enrolled_employee"], "resident": city["enrolled_resident"]})
+    report.by_scheme.update(
+        {"employee": city["enrolled_employee"], "resident": city["enrolled_resident"],
+         "elsewhere": city["enrolled_elsewhere"]}
+    )  # fmt: skip
     report.switched = city["switched"]
     report.surveyed = city["surveyed"]
 

@@ -36,6 +36,14 @@ from ..core.dates import parse_date
 from ..core.errors import FileProblem, KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.ids import redact_ids
+from ..report.handoff import REGISTRY_HEADER
+from ..stages.after_survey import (
+    EVIDENCE_SCHEMA,
+    apply_effects,
+    note_visits,
+    with_evidence_columns,
+    with_targets,
+)
 from ..stages.publish import SURVEY_FIELDS
 
 KEY_HEADERS = ("编号", "person_key")
@@ -133,6 +141,7 @@ class FileAnswers:
     rejected: list[tuple[str, int, str]] = field(default_factory=list)
     blank: int = 0
     rows: int = 0
+    registry_ids: set[str] = field(default_factory=set)  # the 实名库批次 of its rows
 
 
 def read_answers(path: Path) -> FileAnswers:
@@ -181,6 +190,10 @@ def _read_sheet_answers(
             + f") is in {label}",
             "Use the hand-off the refresh wrote and keep its header row as it is.",
         )
+    reg_j = next((j for j, h in enumerate(norm) if h == normalise_header(REGISTRY_HEADER)), None)
+    if reg_j is not None:
+        ids = body.select(pl.col(f"c{reg_j}").cast(pl.String)).to_series().drop_nulls().unique().to_list()
+        out.registry_ids.update(_cell(v) for v in ids if _cell(v))
     wanted = [key_j] + [j for _, j in cols]
     records = body.select([pl.col(f"c{j}") for j in wanted] + [pl.col(ROW_COL)]).rows()
     for rec in records:
@@ -226,6 +239,13 @@ class SurveyReport:
     not_found: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, 编号)
     other_street: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, 编号): not written
     conflicts: list[tuple[str, int, str, int]] = field(default_factory=list)  # (file, row, other file, row)
+    # (file, row, date): dated before the registry's as-of date, not applied
+    too_early: list[tuple[str, int, str]] = field(default_factory=list)
+    # (file, row, date): older than the answer already stored (a later visit is kept)
+    superseded: list[tuple[str, int, str]] = field(default_factory=list)
+    # (file, its registry): written from another registry, let in by --any-registry
+    other_registry: list[tuple[str, str]] = field(default_factory=list)
+    effects: dict[str, int] = field(default_factory=dict)  # persons per status/flag the answers give now
     persons_changed: int = 0
     files_written: list[str] = field(default_factory=list)
 
@@ -243,26 +263,112 @@ def _schema_cast(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _apply(df: pl.DataFrame, updates: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """``df`` with the non-null values of ``updates`` (by person_key) written in; and how many rows changed."""
+def _apply(df: pl.DataFrame, updates: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """``df`` with the non-null values of ``updates`` (by person_key) written in (the not-found
+    visits and their date as they are: a found person's count goes back to zero)."""
     if "person_key" not in df.columns or not all(f in df.columns for f in SURVEY_FIELDS):
         raise KuomianError(
             "the registry files lack the survey columns: re-run the refresh with this version of kuomian."
         )
     cols = list(df.columns)
-    df = _schema_cast(df)
-    up = updates.rename({f: f"_new_{f}" for f in SURVEY_FIELDS})
+    up = updates.rename({f: f"_new_{f}" for f in fields}).with_columns(_hit=pl.lit(True))
     joined = df.with_row_index("_pos").join(up, on="person_key", how="left").sort("_pos")
-    changed = pl.lit(False)
-    for f in SURVEY_FIELDS:
-        changed = changed | (pl.col(f"_new_{f}").is_not_null() & pl.col(f).ne_missing(pl.col(f"_new_{f}")))
-    n = int(joined.select(changed.sum()).item())
-    out = joined.with_columns([pl.coalesce(f"_new_{f}", f).alias(f) for f in SURVEY_FIELDS]).select(cols)
-    return out, n
+    exact = ("not_found_visits", "not_found_on")
+    return joined.with_columns(
+        [pl.coalesce(f"_new_{f}", f).alias(f) for f in fields if f not in exact]
+        + [pl.when(pl.col("_hit")).then(pl.col(f"_new_{f}")).otherwise(pl.col(f)).alias(f) for f in exact]
+    ).select(cols)
+
+
+def _column_order(persons: pl.DataFrame) -> list[str]:
+    return list(persons.columns)
+
+
+def _changed_rows(old: pl.DataFrame, new: pl.DataFrame) -> int:
+    """How many persons differ between two persons frames of the same rows."""
+    if old.columns != new.columns or old.height != new.height:
+        return new.height
+    cols = [
+        c
+        for c in new.columns
+        if new.schema[c] != pl.List(pl.String) and not isinstance(new.schema[c], pl.List)
+    ]
+    diff = pl.any_horizontal([old[c].ne_missing(new[c].cast(old.schema[c])) for c in cols])
+    return int(pl.select(diff.sum()).item())
+
+
+def _effects_counts(persons: pl.DataFrame) -> dict[str, int]:
+    from ..core.policy import policy
+
+    sv = policy().survey
+    out = {x.reason: int((persons["exclusion_reason"] == x.reason).sum()) for x in sv.exclude}
+    out[sv.elsewhere_status] = int((persons["status"] == sv.elsewhere_status).sum())
+    out["not_found"] = int(persons["survey_flag"].is_not_null().sum())
+    return out
+
+
+def _write_indicators(registry: Path, persons: pl.DataFrame, report: SurveyReport) -> None:
+    """indicators.csv again, counting the statuses the answers gave (已在外地参保 is insured)."""
+    import os
+    import tempfile
+
+    from ..core.labels import indicator_headers
+    from ..stages.publish import indicators_from_persons, write_frame_csv
+
+    path = registry / "indicators.csv"
+    fd, tmp = tempfile.mkstemp(prefix=".indicators.tmp-", dir=registry)
+    os.close(fd)
+    try:
+        write_frame_csv(Path(tmp), indicators_from_persons(persons), indicator_headers())
+        if path.exists() and Path(tmp).read_bytes() == path.read_bytes():
+            return
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+        report.files_written.append("indicators.csv")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def registry_identity(registry: Path) -> tuple[str | None, date | None]:
+    """(registry_id, as-of date) from OUT_DIR/manifest.json (None for a registry written before
+    hand-offs carried their registry)."""
+    import json
+
+    try:
+        m = json.loads((registry / "manifest.json").read_text("utf-8"))
+        as_of = date.fromisoformat(m["as_of"]) if m.get("as_of") else None
+        return m.get("registry_id"), as_of
+    except (OSError, ValueError, TypeError, KeyError):
+        return None, None
+
+
+def check_registry(path: Path, fa: FileAnswers, registry: Path, reg_id: str, as_of: date | None) -> None:
+    """Refuse a hand-off written from another registry (outputs.md), naming both."""
+    mine = f"{registry} (实名库批次 {reg_id}, as-of {as_of})"
+    if not fa.registry_ids:
+        if not fa.answers:
+            return  # nothing to apply
+        raise KuomianError(
+            f"{path}: the file carries no registry identity (no {REGISTRY_HEADER} column), so it cannot be "
+            f"checked against --registry {mine}. Use a hand-off that registry wrote, or add --any-registry."
+        )
+    if fa.registry_ids != {reg_id}:
+        theirs = " / ".join(sorted(fa.registry_ids))
+        raise KuomianError(
+            f"{path}: this hand-off belongs to registry {theirs}, not to --registry {mine}. Import it into "
+            "the registry that wrote it, or add --any-registry if the answers are meant for this one."
+        )
 
 
 def import_answers(
-    files: list[Path], registry: Path, *, any_street: bool = False, progress=lambda msg: None
+    files: list[Path],
+    registry: Path,
+    *,
+    any_street: bool = False,
+    any_registry: bool = False,
+    progress=lambda msg: None,
 ) -> SurveyReport:
     """Read filled-in hand-offs and write their answers into OUT_DIR (see the module docstring).
 
@@ -278,11 +384,19 @@ def import_answers(
     )
     if not files:
         raise KuomianError("give at least one filled-in hand-off file (.csv or .xlsx).")
+    from ..core.policy import policy
+
+    policy()  # the policy (survey.yaml's answers and effects, targets.yaml) is checked before any file is read
     report = SurveyReport(files=[Path(f).name for f in files])
+    reg_id, as_of = registry_identity(registry)
     answers: list[AnswerRow] = []
     for f in files:
         progress(f"reading {Path(f).name}")
         fa = read_answers(Path(f))
+        if reg_id is not None and not any_registry:
+            check_registry(Path(f), fa, registry, reg_id, as_of)
+        elif reg_id is not None and fa.registry_ids != {reg_id}:
+            report.other_registry.append((Path(f).name, " / ".join(sorted(fa.registry_ids)) or "none"))
         named, street = file_street(Path(f))
         if not named and not any_street:
             raise KuomianError(
@@ -295,15 +409,18 @@ def import_answers(
         report.rejected.extend(fa.rejected)
         for a in fa.answers:
             a.street = street
-        answers.extend(fa.answers)
+            on = a.values.get("surveyed_on")
+            if as_of is not None and isinstance(on, date) and on < as_of:
+                # an answer older than the registry was given about last year's list (issue 21)
+                report.too_early.append((a.file, a.row, on.isoformat()))
+                continue
+            answers.append(a)
 
     what = "another kuomian command is using this folder right now (an import, or a refresh reading it)"
     with output_lock(registry.resolve(), wait=fileio.IMPORT_WAIT, what=what):
-        persons = _schema_cast(pl.read_parquet(persons_path))
-        current = {
-            r["person_key"]: r
-            for r in persons.select("person_key", "street_code", *SURVEY_FIELDS).iter_rows(named=True)
-        }
+        persons = with_evidence_columns(_schema_cast(pl.read_parquet(persons_path)))
+        stored = ["person_key", "street_code", *SURVEY_FIELDS, "not_found_visits", "not_found_on"]
+        current = {r["person_key"]: r for r in persons.select(stored).iter_rows(named=True)}
         by_person: dict[str, list[AnswerRow]] = {}
         for a in answers:
             if a.person_key not in current:
@@ -320,29 +437,60 @@ def import_answers(
                     report.conflicts.append((first.file, first.row, r.file, r.row))
                 continue
             a = rows[0]
-            merged[key] = a.values
-            if all(current[key][k] == v for k, v in a.values.items()):
+            old = current[key]
+            on, stored_on = a.values.get("surveyed_on"), old.get("surveyed_on")
+            if isinstance(on, date) and isinstance(stored_on, date) and on < stored_on:
+                # an earlier visit never overwrites a later one (a first round imported again)
+                report.superseded.extend((r.file, r.row, on.isoformat()) for r in rows)
+                continue
+            visits, last = note_visits(old, a.values)
+            if all(old[k] == v for k, v in a.values.items()):
                 report.unchanged += len(rows)
-            else:
-                report.applied.append((a.file, a.row, key))
-                report.unchanged += len(rows) - 1
+                continue
+            # the evidence of the answer: its file ([sheet]) and row; its date is surveyed_on
+            merged[key] = {**a.values, "survey_file": redact_ids(a.file), "survey_row": a.row,
+                           "not_found_visits": visits, "not_found_on": last}  # fmt: skip
+            report.applied.append((a.file, a.row, key))
+            report.unchanged += len(rows) - 1
 
+        carried = [*SURVEY_FIELDS, "survey_file", "survey_row", "not_found_visits", "not_found_on"]
+        schema: dict[str, pl.DataType] = {"person_key": pl.String()}
+        schema.update({f: pl.String() for f in SURVEY_FIELDS if f != "surveyed_on"})
+        schema["surveyed_on"] = pl.Date()
+        schema.update({c: EVIDENCE_SCHEMA[c] for c in carried[len(SURVEY_FIELDS) :]})
         updates = pl.DataFrame(
-            [{"person_key": k, **{f: v.get(f) for f in SURVEY_FIELDS}} for k, v in merged.items()],
-            schema={"person_key": pl.String, **{f: pl.String for f in SURVEY_FIELDS if f != "surveyed_on"},
-                    "surveyed_on": pl.Date},
-        )  # fmt: skip
-        new_persons, n = _apply(persons, updates)
-        report.persons_changed = n
-        # The registry partitions first, persons.parquet last: if a run is killed in between,
-        # importing the same files again finishes the job (every file is compared, not assumed).
-        for part in sorted((registry / "registry").glob("street_code=*/part-*.parquet")):
-            df = pl.read_parquet(part)
-            new_df, k = _apply(df, updates)
-            if k:
-                write_parquet_atomically(new_df, part)
-                report.files_written.append(str(part.relative_to(registry)))
-        if n:
+            [{"person_key": k, **{f: v.get(f) for f in carried}} for k, v in merged.items()], schema=schema
+        )
+        new_persons = _apply(persons, updates, carried)
+        # the answers act (rules.md "After the survey"), and this year's key targets follow them
+        new_persons = with_targets(apply_effects(new_persons), as_of or date.today())
+        new_persons = new_persons.select(_column_order(persons))
+        old_persons = pl.read_parquet(persons_path)
+        changed = _changed_rows(old_persons, new_persons)
+        report.persons_changed = changed
+        report.effects = _effects_counts(new_persons)
+        # The registry partitions and indicators.csv first, persons.parquet last: if a run is
+        # killed in between, importing the same files again finishes the job (every file is
+        # compared with what it should hold, not assumed).
+        from ..core.policy import policy
+
+        in_registry = new_persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
+        parts = {p.parent.name.removeprefix("street_code="): p
+                 for p in sorted((registry / "registry").glob("street_code=*/part-0.parquet"))}  # fmt: skip
+        codes = set(parts) | set(in_registry["street_code"].fill_null(UNASSIGNED_STEM).unique().to_list())
+        for code in sorted(codes):
+            part = in_registry.filter(pl.col("street_code").fill_null(UNASSIGNED_STEM) == code).drop(
+                "street_code"
+            )
+            path = parts.get(code) or registry / "registry" / f"street_code={code}" / "part-0.parquet"
+            if path.exists() and pl.read_parquet(path).equals(part):
+                continue
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            write_parquet_atomically(part, path)
+            report.files_written.append(str(path.relative_to(registry)))
+        if changed or not (registry / "indicators.csv").exists():
+            _write_indicators(registry, new_persons, report)
+        if not old_persons.equals(new_persons):
             write_parquet_atomically(new_persons, persons_path)
             report.files_written.append("persons.parquet")
     report.rejected = [(f, r, redact_ids(why)) for f, r, why in report.rejected]

@@ -19,12 +19,19 @@ UNASSIGNED_STREET = "未分配街道"
 def status_labels() -> dict[str, str]:
     """status → label (statuses.yaml), the excluded status included."""
     s = policy().statuses
-    return {s.excluded: s.excluded_label, **{r.status: r.label for r in s.statuses}}
+    return {
+        s.excluded: s.excluded_label, **{r.status: r.label for r in s.statuses},
+        **{r.status: r.label for r in s.survey},
+    }  # fmt: skip
 
 
 def reason_labels() -> dict[str, str]:
     """exclusion reason → label (statuses.yaml)."""
-    return {r.reason: r.label for r in policy().statuses.reasons}
+    p = policy()
+    return {
+        **{r.reason: r.label for r in p.statuses.reasons},
+        **{x.reason: x.label for x in p.survey.exclude},
+    }
 
 
 def group_labels() -> dict[int, str]:

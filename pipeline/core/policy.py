@@ -29,7 +29,9 @@ from typing import Any
 from .config import Source, Street, clear_caches, defaults_home, home, load_sources
 from .errors import KuomianError
 
-RULE_FILES = ("statuses", "groups", "indicators", "matching", "vocabularies", "survey", "retirement")
+RULE_FILES = (
+    "statuses", "groups", "indicators", "matching", "vocabularies", "survey", "retirement", "targets",
+)  # fmt: skip
 # Columns of a person row a `{person: FIELD}` condition may name (classify's cls_base).
 PERSON_FIELDS = {
     "hukou_local": "bool", "name": "text", "sex": "category:sex", "birth_date": "date", "age": "number",
@@ -52,7 +54,13 @@ ID_KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")
 CANDIDATES = ("id_equal", "same_household_name", "one_edit", "id_prefix", "name_birth", "name_place",
               "name_prefix")  # fmt: skip
 # Survey answers persons.parquet stores (outputs.md); other columns must say `stored: false`.
-SURVEY_FIELDS = ("ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on")
+SURVEY_FIELDS = (
+    "visit_result", "ability_to_pay", "willingness", "reason_not_enrolled", "income_band", "employment",
+    "surveyed_on",
+)  # fmt: skip
+# The condition keys of rules/targets.yaml (a small language of its own, on persons.parquet).
+TARGET_KEYS = ("answer", "answered", "age", "groups_any", "pension", "always", "any", "all", "not")
+PENSION_CONDITIONS = ("enough_years", "before")
 # Sources the stages name directly (the population base, enrolment, the entity and employer lists).
 NEEDED_SOURCES = ("household", "enrollment", "income", "market", "tax")
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -80,17 +88,27 @@ class StatusRule:
 
 
 @dataclass(frozen=True)
+class SurveyStatus:
+    """A status only a survey answer gives (statuses.yaml ``survey_statuses``)."""
+
+    status: str
+    label: str
+    self_reported: bool
+
+
+@dataclass(frozen=True)
 class Statuses:
     excluded: str
     excluded_label: str
     reasons: tuple[ExclusionReason, ...]
     statuses: tuple[StatusRule, ...]
     registry: tuple[str, ...]
+    survey: tuple[SurveyStatus, ...] = ()  # statuses only a survey answer gives
 
     @property
     def all(self) -> tuple[str, ...]:
-        """Every status a person can have (the excluded one first)."""
-        return (self.excluded, *(s.status for s in self.statuses))
+        """Every status a person can have (the excluded one first, the survey's last)."""
+        return (self.excluded, *(s.status for s in self.statuses), *(s.status for s in self.survey))
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,48 @@ class SurveyColumn:
 
 
 @dataclass(frozen=True)
+class SurveyExclusion:
+    field: str
+    answers: tuple[str, ...]
+    reason: str  # exclusion_reason
+    label: str
+
+
+@dataclass(frozen=True)
+class Survey:
+    """rules/survey.yaml: the hand-off's survey columns and what their answers do."""
+
+    columns: tuple[SurveyColumn, ...]
+    exclude: tuple[SurveyExclusion, ...]
+    elsewhere_status: str  # status of a person insured in another city (self-reported)
+    elsewhere_from: tuple[str, ...]  # … given to persons whose status from the extracts is one of these
+    elsewhere_when: tuple[tuple[str, tuple[str, ...]], ...]  # (field, answers): any applies
+    not_found_field: str
+    not_found_answers: tuple[str, ...]
+    not_found_visits: int
+    not_found_reason: str
+
+    @property
+    def stored(self) -> tuple[SurveyColumn, ...]:
+        return tuple(c for c in self.columns if c.stored)
+
+
+@dataclass(frozen=True)
+class TargetRule:
+    priority: str
+    reason: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class Targets:
+    """rules/targets.yaml: this year's key targets (target_priority, target_reason)."""
+
+    levels: dict[str, str]  # priority → label, in order (A first)
+    rules: tuple[TargetRule, ...]
+
+
+@dataclass(frozen=True)
 class Track:
     """A statutory retirement-age track of the 2024 decision (rules/retirement.yaml)."""
 
@@ -205,13 +265,14 @@ class Policy:
     statuses: Statuses
     groups: Groups
     indicators: Indicators
-    survey: tuple[SurveyColumn, ...]
+    survey: Survey
     retirement: Retirement
     sources: dict[str, Source]
     files: dict[str, str]  # "rules/statuses.yaml" -> SHA-256
     matching: Matching
     vocabularies: dict[str, dict[str, tuple[str, ...]]]  # vocabulary -> canonical -> spellings
     streets: tuple[Street, ...]
+    targets: Targets
 
     @property
     def enrolled_outside_registry(self) -> tuple[str, ...]:
@@ -570,7 +631,7 @@ def _load(root: Path) -> Policy:
 
     # statuses
     ctx, s = _rules_file(root, "statuses")
-    s = ctx.mapping(s, "top level", ("excluded", "statuses", "registry_statuses"))
+    s = ctx.mapping(s, "top level", ("excluded", "statuses", "registry_statuses"), ("survey_statuses",))
     ex = ctx.mapping(s["excluded"], "excluded", ("status", "label", "reasons"))
     excluded = ctx.str_(ex["status"], "excluded.status", IDENT)
     reasons, seen = [], set()
@@ -598,9 +659,25 @@ def _load(root: Path) -> Policy:
         ctx.one_of(x, f"registry_statuses[{i}]", known, "status")
         for i, x in enumerate(ctx.list_(s["registry_statuses"], "registry_statuses"))
     )
+    survey_statuses = []
+    for i, r in enumerate(ctx.list_(s.get("survey_statuses", []), "survey_statuses", nonempty=False)):
+        w = f"survey_statuses[{i}]"
+        ctx.mapping(r, w, ("status", "label"), ("self_reported",))
+        name = ctx.str_(r["status"], f"{w}.status", IDENT)
+        if name in seen:
+            raise ctx.fail(f"{w}.status", f"{name!r} is declared twice")
+        seen.add(name)
+        survey_statuses.append(
+            SurveyStatus(
+                name,
+                ctx.str_(r["label"], f"{w}.label"),
+                ctx.bool_(r.get("self_reported", False), f"{w}.self_reported"),
+            )
+        )
     statuses = Statuses(
-        excluded, ctx.str_(ex["label"], "excluded.label"), tuple(reasons), tuple(rules), registry
-    )
+        excluded, ctx.str_(ex["label"], "excluded.label"), tuple(reasons), tuple(rules), registry,
+        tuple(survey_statuses),
+    )  # fmt: skip
 
     # indicators
     ctx, ind = _rules_file(root, "indicators")
@@ -617,7 +694,7 @@ def _load(root: Path) -> Policy:
         for y in targets[k]:
             if not re.fullmatch(r"\d{4}", y):
                 raise ctx.fail(f"targets.{k}.{y}", 'a target is keyed by its year, e.g. "2025"')
-    all_statuses = [excluded, *known]
+    all_statuses = list(statuses.all)
 
     def status_list(key: str) -> tuple[str, ...]:
         return tuple(
@@ -676,7 +753,7 @@ def _load(root: Path) -> Policy:
 
     # survey
     ctx, sv = _rules_file(root, "survey")
-    sv = ctx.mapping(sv, "top level", ("columns",))
+    sv = ctx.mapping(sv, "top level", ("columns", "effects"))
     survey, seen = [], set()
     for i, c in enumerate(ctx.list_(sv["columns"], "columns")):
         w = f"columns[{i}]"
@@ -701,6 +778,8 @@ def _load(root: Path) -> Policy:
         raise ctx.fail(
             "columns", f"the survey columns {', '.join(missing)} are missing (persons.parquet stores them)"
         )
+    survey_p = _survey_effects(ctx, sv["effects"], tuple(survey), statuses)
+    key_targets = _targets(root, survey_p, groups_p)
 
     # streets
     path = root / "rules" / "streets.csv"
@@ -739,14 +818,137 @@ def _load(root: Path) -> Policy:
         statuses=statuses,
         groups=groups_p,
         indicators=indicators,
-        survey=tuple(survey),
+        survey=survey_p,
         retirement=retirement,
         sources=sources,
         files=files,
         matching=matching,
         vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
         streets=tuple(street_list),
+        targets=key_targets,
     )
+
+
+def _answers(ctx: _Ctx, value, where: str, columns: tuple[SurveyColumn, ...]) -> tuple[str, tuple[str, ...]]:
+    """``{field: F, answers: [...]}``: F a stored survey column with a list, every answer one of it."""
+    by_field = {c.field: c for c in columns if c.stored and c.allowed}
+    f = ctx.one_of(value["field"], f"{where}.field", list(by_field), "survey field with a list of answers")
+    answers = tuple(
+        ctx.one_of(a, f"{where}.answers[{j}]", by_field[f].allowed, f"answer of {by_field[f].header}")
+        for j, a in enumerate(ctx.list_(value["answers"], f"{where}.answers"))
+    )
+    return f, answers
+
+
+def _survey_effects(ctx: _Ctx, e, columns: tuple[SurveyColumn, ...], statuses: Statuses) -> Survey:
+    """survey.yaml ``effects``: what the answers do (rules.md, "After the survey")."""
+    e = ctx.mapping(e, "effects", ("exclude", "insured_elsewhere", "not_found"))
+    exclude, reasons = [], {r.reason for r in statuses.reasons}
+    for i, x in enumerate(ctx.list_(e["exclude"], "effects.exclude", nonempty=False)):
+        w = f"effects.exclude[{i}]"
+        ctx.mapping(x, w, ("field", "answers", "reason", "label"))
+        f, answers = _answers(ctx, x, w, columns)
+        reason = ctx.str_(x["reason"], f"{w}.reason", IDENT)
+        if reason in reasons:
+            raise ctx.fail(
+                f"{w}.reason", f"{reason!r} is already an exclusion reason (statuses.yaml or above)"
+            )
+        reasons.add(reason)
+        exclude.append(SurveyExclusion(f, answers, reason, ctx.str_(x["label"], f"{w}.label")))
+    w = "effects.insured_elsewhere"
+    ie = ctx.mapping(e["insured_elsewhere"], w, ("status", "from", "when"))
+    status = ctx.one_of(ie["status"], f"{w}.status", [s.status for s in statuses.survey],
+                        "status (declare it in statuses.yaml survey_statuses)")  # fmt: skip
+    known = [r.status for r in statuses.statuses]
+    from_ = tuple(
+        ctx.one_of(x, f"{w}.from[{i}]", known, "status")
+        for i, x in enumerate(ctx.list_(ie["from"], f"{w}.from"))
+    )
+    when = []
+    for i, x in enumerate(ctx.list_(ie["when"], f"{w}.when")):
+        ctx.mapping(x, f"{w}.when[{i}]", ("field", "answers"))
+        when.append(_answers(ctx, x, f"{w}.when[{i}]", columns))
+    w = "effects.not_found"
+    nf = ctx.mapping(e["not_found"], w, ("field", "answers", "visits", "reason"))
+    nf_field, nf_answers = _answers(ctx, nf, w, columns)
+    if not any(c.type == "date" and c.field == "surveyed_on" for c in columns):
+        raise ctx.fail("columns", "surveyed_on must be a column of type: date (visits are told apart by it)")
+    return Survey(
+        columns=columns, exclude=tuple(exclude), elsewhere_status=status, elsewhere_from=from_,
+        elsewhere_when=tuple(when), not_found_field=nf_field, not_found_answers=nf_answers,
+        not_found_visits=ctx.int_(nf["visits"], f"{w}.visits", 2, 10),
+        not_found_reason=ctx.str_(nf["reason"], f"{w}.reason"),
+    )  # fmt: skip
+
+
+def _targets(root: Path, survey: Survey, groups: Groups) -> Targets:
+    """rules/targets.yaml: levels, then rules evaluated in order (the first that applies)."""
+    ctx, t = _rules_file(root, "targets")
+    t = ctx.mapping(t, "top level", ("levels", "rules"))
+    lv = t["levels"]
+    levels = {
+        ctx.str_(str(k), "levels", re.compile(r"^[A-Z]$")): ctx.str_(v, f"levels.{k}")
+        for k, v in ctx.mapping(lv, "levels", (), tuple(lv) if isinstance(lv, dict) else ()).items()
+    }
+    if not levels:
+        raise ctx.fail("levels", "name at least one level, e.g. A: 重点")
+    rules = []
+    for i, r in enumerate(ctx.list_(t["rules"], "rules")):
+        w = f"rules[{i}]"
+        ctx.mapping(r, w, ("priority", "reason", "when"))
+        prio = ctx.one_of(r["priority"], f"{w}.priority", list(levels), "level")
+        _target_condition(ctx, r["when"], f"{w}.when", survey, groups)
+        rules.append(TargetRule(prio, ctx.str_(r["reason"], f"{w}.reason"), r["when"]))
+    if rules[-1].when != {"always": True}:
+        raise ctx.fail(
+            f"rules[{len(rules) - 1}].when",
+            "the last rule must be {always: true} (every registry person gets a level)",
+        )
+    return Targets(levels, tuple(rules))
+
+
+def _target_condition(ctx: _Ctx, cond, where: str, survey: Survey, groups: Groups) -> None:
+    if not isinstance(cond, dict) or not cond:
+        raise ctx.fail(where, f"a condition must be a non-empty mapping, got {_kind(cond)}")
+    fields = {c.field: c for c in survey.stored}
+    if "any" in cond or "all" in cond:
+        k = "any" if "any" in cond else "all"
+        ctx.mapping(cond, where, (k,))
+        for i, c in enumerate(ctx.list_(cond[k], f"{where}.{k}")):
+            _target_condition(ctx, c, f"{where}.{k}[{i}]", survey, groups)
+    elif "not" in cond:
+        ctx.mapping(cond, where, ("not",))
+        _target_condition(ctx, cond["not"], f"{where}.not", survey, groups)
+    elif "answer" in cond:
+        ctx.mapping(cond, where, ("answer", "in"))
+        f = ctx.one_of(
+            cond["answer"], f"{where}.answer", [c.field for c in survey.stored if c.allowed], "survey field"
+        )
+        for j, a in enumerate(ctx.list_(cond["in"], f"{where}.in")):
+            ctx.one_of(a, f"{where}.in[{j}]", fields[f].allowed, f"answer of {fields[f].header}")
+    elif "answered" in cond:
+        ctx.mapping(cond, where, ("answered",))
+        ctx.one_of(cond["answered"], f"{where}.answered", list(fields), "survey field")
+    elif "age" in cond:
+        ctx.mapping(cond, where, ("age",))
+        pred = ctx.mapping(cond["age"], f"{where}.age", (), ("==", ">=", ">", "<=", "<"))
+        if not pred:
+            raise ctx.fail(f"{where}.age", "name an operator (==, >=, >, <=, <)")
+        for op, v in pred.items():
+            ctx.int_(v, f"{where}.age.{op}", 0, 150)
+    elif "groups_any" in cond:
+        ctx.mapping(cond, where, ("groups_any",))
+        for i, g in enumerate(ctx.list_(cond["groups_any"], f"{where}.groups_any")):
+            ctx.one_of(g, f"{where}.groups_any[{i}]", sorted(groups.by_id()), "group")
+    elif "pension" in cond:
+        ctx.mapping(cond, where, ("pension",))
+        ctx.one_of(cond["pension"], f"{where}.pension", PENSION_CONDITIONS, "pension condition")
+    elif "always" in cond:
+        ctx.mapping(cond, where, ("always",))
+        if cond["always"] is not True:
+            raise ctx.fail(f"{where}.always", "write always: true")
+    else:
+        raise ctx.fail(where, f"unknown condition (allowed keys: {', '.join(TARGET_KEYS)})")
 
 
 # rules/files.yaml limits: the sane range of each (a limit of 0 or below refuses every file).

@@ -27,6 +27,7 @@ STREET_HEADERS = {
     "enrolled": "新增参保(列入后)",
     "enrolled_employee": "其中职工养老",
     "enrolled_resident": "其中居民养老",
+    "enrolled_elsewhere": "其中外地参保(自报)",
     "switched": "居民转职工",
     "employee_total": "职工养老合计",
     "task_enrolment": "参保任务",
@@ -49,6 +50,7 @@ COMMUNITY_HEADERS = {
     "enrolled": "新增参保(列入后)",
     "enrolled_employee": "其中职工养老",
     "enrolled_resident": "其中居民养老",
+    "enrolled_elsewhere": "其中外地参保(自报)",
     "switched": "居民转职工",
     "enrolled_share": "新增参保占实名库",
     "rank": "街道内排名",
@@ -67,13 +69,28 @@ SURVEY_HEADERS = {
 PERCENT = ("completion", "employee_completion", "enrolled_share", "change_completion")
 NOTES = [
     "实名库人数: 发布的实名库中的人员(未参保 + 居民参保可转职工), 按列入时的街道和社区统计。",
-    "新增参保(列入后): 列入时未参保, 本次参保数据中已有 参保缴费 或 待遇领取 记录的人员; 按险种分职工养老和居民养老。",
+    "新增参保(列入后): 列入时未参保, 本次参保数据中已有 参保缴费 或 待遇领取 记录的人员; 按险种分职工养老和居民养老;"
+    "入户调查答 已在外地参保 的人员计为已参保, 单列为 其中外地参保(自报)(本人自报, 可要求提供参保证明)。"
+    "调查确认已死亡或已迁出本市的人员不再计入实名库人数。",
+    "重点扩面对象: 按 rules/targets.yaml 定级(A 重点 / B 动员 / C 兜底 / D 暂缓), 每次导入调查结果后重算; 列入后参保 = 该等级中列入后已参保的人数。",
     "居民转职工: 列入时为居民参保可转职工, 本次已有职工养老 参保缴费 或 待遇领取 记录的人员。职工养老合计 = 其中职工养老 + 居民转职工。",
     "参保任务完成率 = 新增参保 / 参保任务; 职工任务完成率 = 职工养老合计 / 职工养老任务。"
     "任务来源 任务分解 = rules/tasks.yaml; 默认 = 该街道距目标的缺口(实名库 indicators.csv) (default: gap to target)。",
     "已走访: 已导入调查日期或任一答复; 已答复: 已导入缴费能力、参保意愿或未参保原因; 待走访 = 实名库人数 - 已走访。",
     "排名: 街道按参保任务完成率(相同时按新增参保人数); 社区在本街道内按新增参保占实名库的比例。",
 ]
+
+
+def target_headers(df: pl.DataFrame) -> dict[str, str]:
+    """街道 and, per level of rules/targets.yaml, 人数 and 列入后参保 (the columns the frame has)."""
+    from ..core.policy import policy
+
+    out = {"street_name": "街道"}
+    for k, label in policy().targets.levels.items():
+        if f"target_{k}" in df.columns:
+            out[f"target_{k}"] = f"{k} {label}"
+            out[f"target_{k}_enrolled"] = f"{k} 列入后参保"
+    return out
 
 
 def _levels(current: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -131,6 +148,10 @@ def write_bulletin_xlsx(path: Path, current, history, recon, report) -> None:
     for name, df in (
         ("街道通报", _for_sheet(pl.concat([streets, city], how="diagonal_relaxed"), STREET_HEADERS)),
         ("社区进度", _for_sheet(communities, COMMUNITY_HEADERS)),
+        (
+            "重点扩面对象",
+            _for_sheet(pl.concat([streets, city], how="diagonal_relaxed"), target_headers(current)),
+        ),
         ("全年对比", side_by_side(history)),
         ("对账", _recon_for_sheet(recon)),
         ("说明", pl.DataFrame({"说明": [title, *NOTES, *report.notes]})),
@@ -159,7 +180,7 @@ def bulletin_page(current: pl.DataFrame, history: pl.DataFrame, recon: pl.DataFr
         f"<h1>安宁市扩面工作进度通报 — {_esc(report.as_of.isoformat())}</h1>",
         f"<p class='note'>参保数据: {_esc('、'.join(report.files))} · 上期通报: {_esc(prev)} · "
         f"本年通报 {len(report.bulletins)} 期</p>",
-        "<nav><a href='#streets'>各街道</a><a href='#communities'>各社区</a><a href='#survey'>入户调查</a>"
+        "<nav><a href='#streets'>各街道</a><a href='#communities'>各社区</a><a href='#survey'>入户调查</a><a href='#targets'>重点扩面对象</a>"
         "<a href='#year'>全年对比</a><a href='#reconciliation'>对账</a></nav>",
     ]
     page.append(
@@ -169,6 +190,7 @@ def bulletin_page(current: pl.DataFrame, history: pl.DataFrame, recon: pl.DataFr
                 ("新增参保(列入后)", str(c["enrolled"])),
                 ("其中职工养老", str(c["enrolled_employee"])),
                 ("其中居民养老", str(c["enrolled_resident"])),
+                ("其中外地参保(自报)", str(c.get("enrolled_elsewhere", 0))),
                 ("居民转职工", str(c["switched"])),
                 ("参保任务完成率", _pct(c["completion"]) if c["completion"] is not None else "—"),
                 ("已走访 / 待走访", f"{c['surveyed']} / {c['left_to_visit']}"),
@@ -198,6 +220,12 @@ def bulletin_page(current: pl.DataFrame, history: pl.DataFrame, recon: pl.DataFr
         "<p class='note'>已走访: 已导入调查日期或任一答复; 已答复: 已导入缴费能力、参保意愿或未参保原因。</p>",
         survey_chart(streets),
         _table(pl.concat([streets, city], how="diagonal_relaxed"), SURVEY_HEADERS, total_label="全市"),
+        "</section>",
+        "<section id='targets'><h2>本年度重点扩面对象</h2>",
+        "<p class='note'>按 rules/targets.yaml 定级: A 重点 / B 动员 / C 兜底 / D 暂缓; 列入后参保 = 该等级中列入后已参保的人数。</p>",
+        _table(
+            pl.concat([streets, city], how="diagonal_relaxed"), target_headers(current), total_label="全市"
+        ),
         "</section>",
         "<section id='year'><h2>四、全年通报对比</h2>",
     ]

@@ -28,21 +28,36 @@ from ..core.labels import group_labels, source_labels, status_labels
 from ..core.policy import policy
 
 BASE_HEADERS = list(H.values())
+# This year's key target (rules/targets.yaml), e.g. "A 重点"; the registry a hand-off belongs to
+# (outputs.md), one value in every row: a column survives Excel's and LibreOffice's Save As
+# (CSV in any encoding, xlsx), where a note in a title row or a hidden sheet may not.
+PRIORITY_HEADER = "重点等级"
+REGISTRY_HEADER = "实名库批次"
 
 
 def survey_columns() -> list[dict]:
     return load_rules("survey")["columns"]
 
 
-def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
+def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
     """Registry persons as the streets see them (one frame; split per street by the writer).
 
-    法定退休时间 and 建议措施 are persons.parquet's ``pension_date`` and ``measure``.
+    法定退休时间 and 建议措施 are persons.parquet's ``pension_date`` and ``measure``; 重点等级 its
+    ``target_priority`` with the level's label (A first within each community); 实名库批次 the
+    ``registry_id`` of the refresh that wrote it (``survey import`` checks it).
     """
     statuses = status_labels()
     source_lbl = source_labels()
     reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
-    out = reg.sort(["street_code", "community", "address", "person_key"], nulls_last=True).select(
+    if "target_priority" not in reg.columns:
+        reg = reg.with_columns(target_priority=pl.lit(None, dtype=pl.String))
+    levels = policy().targets.levels
+    rank = {k: i for i, k in enumerate(levels)}
+    reg = reg.with_columns(
+        _rank=pl.col("target_priority").replace_strict(rank, default=len(rank), return_dtype=pl.Int64)
+    )
+    priority = {k: f"{k} {v}" for k, v in levels.items()}
+    out = reg.sort(["street_code", "community", "_rank", "address", "person_key"], nulls_last=True).select(
         pl.col("street_code"),
         pl.col("street_name"),
         pl.col("person_key").alias(H["person_key"]),
@@ -63,9 +78,14 @@ def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
         .alias(H["sources"]),
         pl.col("pension_date").cast(pl.String).alias(H["pension_date"]),
         pl.col("measure").alias(H["measure"]),
+        pl.col("target_priority")
+        .replace_strict(priority, default=None, return_dtype=pl.String)
+        .alias(PRIORITY_HEADER),
     )
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
-    return out.with_columns(**survey)
+    return out.with_columns(**survey).with_columns(
+        pl.lit(registry_id, dtype=pl.String).alias(REGISTRY_HEADER)
+    )
 
 
 def _file_stem(code: str | None, name: str | None) -> str:
@@ -77,9 +97,9 @@ WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息
 NO_COMMUNITY = "未填社区"
 
 
-def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True) -> int:
+def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True, registry_id: str = "") -> int:
     folder.mkdir()
-    df = handoff_frame(persons)
+    df = handoff_frame(persons, registry_id)
     n = 0
     for (code, name), part in df.group_by(["street_code", "street_name"], maintain_order=True):
         body = part.drop("street_code", "street_name")

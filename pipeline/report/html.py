@@ -371,6 +371,17 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
             total_label=None,
         ),  # fmt: skip
     ]
+    from .survey_progress import survey_effects_headers, survey_effects_table
+
+    body += [
+        "<h3>本年度重点扩面对象与调查结果</h3>",
+        "<p class='note'>实名库人员按 rules/targets.yaml 定级(A 重点 / B 动员 / C 兜底 / D 暂缓, 第一条适用的规则); "
+        "上年X级已参保: 上一年实名库(--previous)中定为该级、今年已参保的人数; "
+        "外地参保(自报): 调查答 已在外地参保, 计为已参保(参保率), 不在实名库, 本人自报、可要求提供证明; "
+        "走访确认已死亡、已迁出本市的人员不再是扩面对象; 两次走访(日期不同)未见到的人员交人社局核实。"
+        "与今年户籍、参保数据不一致的调查结果见 survey_disagreements.csv。</p>",
+        _table(survey_effects_table(persons), survey_effects_headers()),
+    ]
     return body
 
 

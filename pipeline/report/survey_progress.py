@@ -64,3 +64,58 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     streets = streets.sort("_o").drop("_o")
     communities = agg(reg, ["street_name", "community"]).sort("_o", "community").drop("_o")
     return streets, communities
+
+
+def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
+    """Per street (and 全市): this year's key targets of the registry by level (rules/targets.yaml,
+    ``target_A`` …) and, with ``--previous``, how many of last year's level enrolled since
+    (``target_A_enrolled``: ``change`` enrolled, ``prev_target_priority`` A), and what the survey's answers did — insured elsewhere (self-reported, counted
+    as insured), taken off as deceased / moved out, flagged as not found on two visits."""
+    p = policy()
+    names = street_names()
+    df = persons
+    for c in ("target_priority", "survey_flag"):
+        if c not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    df = df.with_columns(
+        street_name=pl.col("street_code").replace_strict(
+            names, default=UNASSIGNED_NAME, return_dtype=pl.String
+        )
+    )
+    if "prev_target_priority" not in df.columns:
+        df = df.with_columns(prev_target_priority=pl.lit(None, dtype=pl.String))
+    if "change" not in df.columns:
+        df = df.with_columns(change=pl.lit(None, dtype=pl.String))
+    enrolled = (pl.col("change") == "enrolled").fill_null(False)
+    aggs = []
+    for k in p.targets.levels:
+        aggs += [(pl.col("target_priority") == k).sum().cast(pl.Int64).alias(f"target_{k}"),
+                 ((pl.col("prev_target_priority") == k) & enrolled).sum().cast(pl.Int64).alias(f"target_{k}_enrolled")]  # fmt: skip
+    aggs += [
+        (pl.col("status") == p.survey.elsewhere_status).sum().cast(pl.Int64).alias("enrolled_elsewhere"),
+        *[
+            (pl.col("exclusion_reason") == x.reason).sum().cast(pl.Int64).alias(x.reason)
+            for x in p.survey.exclude
+        ],
+        pl.col("survey_flag").is_not_null().sum().cast(pl.Int64).alias("not_found"),
+    ]
+    out = pl.concat(
+        [
+            df.group_by("street_name").agg(aggs),
+            df.with_columns(street_name=pl.lit(CITY)).group_by("street_name").agg(aggs),
+        ]
+    )
+    order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
+    return out.sort(pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64))
+
+
+def survey_effects_headers() -> dict[str, str]:
+    p = policy()
+    out = {"street_name": "街道"}
+    for k, label in p.targets.levels.items():
+        out[f"target_{k}"] = f"{k} {label}"
+        out[f"target_{k}_enrolled"] = f"上年{k}级已参保"
+    out["enrolled_elsewhere"] = "外地参保(自报)"
+    out.update({x.reason: x.label for x in p.survey.exclude})
+    out["not_found"] = "两次走访未见到"
+    return out

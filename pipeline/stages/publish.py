@@ -30,8 +30,10 @@ from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported f
     staging_dir,
 )
 from ..core.labels import RECON_HEADERS, employer_headers, indicator_headers
+from ..core.policy import SURVEY_FIELDS as POLICY_SURVEY_FIELDS
 from ..core.policy import policy
 from ..core.privacy import key_params, person_key_sql
+from .after_survey import EVIDENCE_COLUMNS, EVIDENCE_SCHEMA, apply_effects, disagreements, with_targets
 
 
 def __getattr__(name: str):
@@ -41,13 +43,19 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-SURVEY_FIELDS = ["ability_to_pay", "willingness", "reason_not_enrolled", "surveyed_on"]
+# The stored survey answers (rules/survey.yaml; persons.parquet), surveyed_on last.
+SURVEY_FIELDS = list(POLICY_SURVEY_FIELDS)
+ANSWER_FIELDS = [f for f in SURVEY_FIELDS if f != "surveyed_on"]
+# Carried from last year's persons with the answers (their evidence, the visits not found).
+CARRIED_EVIDENCE = ["survey_file", "survey_row", "not_found_visits", "not_found_on"]
 UNASSIGNED = "unassigned"
 
 
 @dataclass
 class PublishReport:
     files: dict[str, int] = field(default_factory=dict)  # relative path -> rows
+    disagreements: int = 0  # carried survey answers this year's extracts contradict
+    survey_statuses: int = 0  # persons whose status a carried answer gives
 
     def summary(self) -> str:
         return f"publish: {len(self.files)} files"
@@ -76,6 +84,14 @@ def persons_frame(
     con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None
 ) -> pl.DataFrame:
     """persons.parquet as outputs.md lists it (plus address, used by the hand-offs)."""
+    return persons_and_disagreements(con, key, as_of, previous)[0]
+
+
+def persons_and_disagreements(
+    con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """persons.parquet (answers carried with ``--previous`` acting again, rules.md "After the
+    survey"; this year's key targets) and the carried answers this year's extracts contradict."""
     df = frame(
         con, f"SELECT *, {person_key_sql('person_id')} AS person_key FROM cls_persons", key_params(key)
     )
@@ -87,15 +103,26 @@ def persons_frame(
         df = df.with_columns(
             first_listed=pl.when(in_registry).then(pl.lit(as_of)).otherwise(None).cast(pl.Date),
             change=pl.lit(None, dtype=pl.String),
-            **{f: pl.lit(None, dtype=pl.String) for f in SURVEY_FIELDS[:3]},
+            **{f: pl.lit(None, dtype=pl.String) for f in ANSWER_FIELDS},
             surveyed_on=pl.lit(None, dtype=pl.Date),
         )
     else:
-        keep = ["id_number", "status", "group", "first_listed", *SURVEY_FIELDS]
+        keep = ["id_number", "status", "extract_status", "group", "extract_group", "first_listed", "target_priority",
+                *SURVEY_FIELDS,
+                *CARRIED_EVIDENCE]  # fmt: skip
         prev = prev.select([c for c in keep if c in prev.columns]).rename(
             {c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns}
         )
         df = df.join(prev, on="id_number", how="left")
+        if (
+            "prev_extract_status" in df.columns
+        ):  # last year's status from its extracts, before the answers acted
+            df = df.with_columns(
+                prev_status=pl.coalesce("prev_extract_status", "prev_status"),
+                prev_group=pl.when(pl.col("prev_extract_status").is_not_null())
+                .then(pl.col("prev_extract_group").cast(pl.Int8))
+                .otherwise(pl.col("prev_group").cast(pl.Int8)),
+            )
         was = pl.col("prev_status").is_in(registry_statuses).fill_null(False)
         enrolled_now = pl.col("status").is_in(list(policy().enrolled_outside_registry))
         df = df.with_columns(
@@ -113,24 +140,72 @@ def persons_frame(
             .when(was)
             .then(pl.lit("left"))
             .otherwise(None),
+            # every answer is carried; those of persons out of the registry that act on
+            # nothing are dropped below, once the answers have acted
             **{
-                f: pl.when(in_registry).then(pl.col(f"prev_{f}")).otherwise(None)
-                if f"prev_{f}" in df.columns
-                else pl.lit(None)
-                for f in SURVEY_FIELDS
+                f: pl.col(f"prev_{f}") if f"prev_{f}" in df.columns else pl.lit(None)
+                for f in [*SURVEY_FIELDS, *CARRIED_EVIDENCE]
             },
         )
+        if "prev_target_priority" in df.columns:
+            df = df.rename({"prev_target_priority": "_listed_priority"})
         df = df.drop([c for c in df.columns if c.startswith("prev_")])
+        if "_listed_priority" in df.columns:
+            df = df.rename({"_listed_priority": "prev_target_priority"})
     df = df.with_columns(
-        pl.col("surveyed_on").cast(pl.Date), *[pl.col(f).cast(pl.String) for f in SURVEY_FIELDS[:3]]
+        pl.col("surveyed_on").cast(pl.Date), *[pl.col(f).cast(pl.String) for f in ANSWER_FIELDS],
+        *[pl.col(c).cast(t) if c in df.columns else pl.lit(None, dtype=t).alias(c)
+          for c, t in EVIDENCE_SCHEMA.items()],
+    )  # fmt: skip
+    df = apply_effects(df.with_columns(pl.col("group").cast(pl.Int8)))
+    found = disagreements(df.with_columns(pl.col("surveyed_on")))
+    # answers of persons out of the registry whose answers act on nothing are not kept
+    acted = (pl.col("status") != pl.col("extract_status")) | pl.col("survey_flag").is_not_null()
+    keep_answers = pl.col("extract_status").is_in(registry_statuses) | acted
+    df = df.with_columns(
+        [pl.when(keep_answers).then(pl.col(c)).alias(c) for c in [*SURVEY_FIELDS, *CARRIED_EVIDENCE]]
     )
+    df = with_targets(df, as_of)
     order = [
         "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
         "street_code", "street_name", "community", "address", "household_no", "status", "exclusion_reason", "group",
         "group_tags", "sources", "match_confidence", "needs_review", "pension_date", "measure", "first_listed",
-        "change", *SURVEY_FIELDS,
+        "change", *SURVEY_FIELDS, *EVIDENCE_COLUMNS,
     ]  # fmt: skip
-    return df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))
+    persons = df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))
+    return persons, found
+
+
+def indicators_from_persons(persons: pl.DataFrame) -> pl.DataFrame:
+    """indicators.csv's rows (classify's ``build_indicators``) from a persons frame: after a
+    survey import, or when carried answers changed statuses at the refresh."""
+    from ..core.db import connect
+    from .classify import build_indicators
+
+    con = connect()
+    try:
+        store(con, "cls_persons", persons.rename({"id_number": "person_id"}).select(
+            "person_id", "hukou_local", "street_code", "status", "group"))  # fmt: skip
+        build_indicators(con)
+        return frame(con, "SELECT * FROM cls_indicators")
+    finally:
+        con.close()
+
+
+def _survey_statuses_into(con: duckdb.DuckDBPyConnection, persons: pl.DataFrame) -> int:
+    """Write the statuses the carried answers gave into ``cls_persons`` and rebuild
+    ``cls_indicators``, so that report.html and indicators.csv count them; how many changed."""
+    changed = persons.filter(pl.col("status") != pl.col("extract_status")).select(
+        pl.col("id_number").alias("person_id"), "status", "exclusion_reason", "group"
+    )
+    if changed.height:
+        store(con, "pub_survey_status", changed)
+        con.execute(
+            """UPDATE cls_persons SET status = s.status, exclusion_reason = s.exclusion_reason, "group" = s."group"
+               FROM pub_survey_status s WHERE cls_persons.person_id = s.person_id"""
+        )
+        store(con, "cls_indicators", indicators_from_persons(persons))
+    return changed.height
 
 
 def write_registry(stage: Path, persons: pl.DataFrame) -> int:
@@ -166,8 +241,16 @@ def publish(
     from ..report.review_sheet import write_review_xlsx
 
     report = PublishReport()
-    persons = persons_frame(con, key, as_of, previous)
+    persons, found = persons_and_disagreements(con, key, as_of, previous)
+    report.survey_statuses = _survey_statuses_into(con, persons)
     persons.write_parquet(stage / "persons.parquet")
+    if previous is not None:
+        from .after_survey import DISAGREEMENT_COLUMNS
+
+        report.disagreements = found.height
+        report.files["survey_disagreements.csv"] = write_frame_csv(
+            stage / "survey_disagreements.csv", found, DISAGREEMENT_COLUMNS
+        )
     report.files["persons.parquet"] = persons.height
     report.files["registry/"] = write_registry(stage, persons)
 
@@ -220,7 +303,8 @@ def publish(
     report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys, key, offers_path(stage))
     if decisions is not None and decisions.height:
         decisions.write_parquet(decisions_path(stage))
-    report.files["handoff/"] = write_handoffs(stage / "handoff", persons)
+    manifest["registry_id"] = registry_id(manifest, as_of)
+    report.files["handoff/"] = write_handoffs(stage / "handoff", persons, registry_id=manifest["registry_id"])
     manifest["outputs"] = dict(report.files)
     (stage / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
@@ -228,6 +312,21 @@ def publish(
     write_report(stage / "report.html", con, manifest, recon, persons)
     report.files["report.html"] = 1
     return report
+
+
+def registry_id(manifest: dict, as_of: date) -> str:
+    """The registry's identity (outputs.md: a hand-off belongs to its registry): the as-of date
+    and a digest of the inputs' SHA-256 and the rules in force, e.g. ``20260301-1f0c9a2b``. The
+    same extracts and rules give the same registry, hence the same identity."""
+    import hashlib
+
+    what = {
+        "as_of": as_of.isoformat(),
+        "inputs": sorted(str(f.get("sha256", "")) for f in manifest.get("inputs", [])),
+        "rules": manifest.get("rules"),
+    }
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{as_of:%Y%m%d}-{digest[:8]}"
 
 
 def quarantine_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
