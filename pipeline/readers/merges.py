@@ -21,29 +21,15 @@ from .sheetxml import _col_index, _stream
 _MERGE_RE = re.compile(rb'<mergeCell\s+ref="([A-Z]{1,3})([0-9]{1,7}):([A-Z]{1,3})([0-9]{1,7})"')
 
 
-def xlsx_merges(z: zipfile.ZipFile, part: str) -> list[Range]:
-    """The merged ranges of one sheet part of an .xlsx. They follow the cells (``<mergeCells>``
-    after ``</sheetData>``): the part is inflated once and only its end is searched."""
-    tail = b""
-    found = False
-    with z.open(part) as fh:
-        while chunk := fh.read(1 << 22):
-            if found:
-                tail += chunk
-                continue
-            buf = tail[-16:] + chunk
-            at = buf.find(b"<mergeCell")
-            if at >= 0:
-                found, tail = True, buf[at:]
-            else:
-                tail = buf[-16:]
+def merge_ranges(buf: bytes) -> list[Range]:
+    """The ranges over several rows of the ``<mergeCell ref="A3:A5"/>`` tags in a piece of an
+    .xlsx sheet's XML (read with the bound checks, :func:`.bounds.check_workbook_bounds`)."""
     out: list[Range] = []
-    if found:
-        for m in _MERGE_RE.finditer(tail):
-            r0, r1 = int(m.group(2)) - 1, int(m.group(4)) - 1
-            c0, c1 = _col_index(m.group(1)), _col_index(m.group(3))
-            if r0 < r1 and c0 <= c1:  # only ranges over several rows change what is read
-                out.append((r0, c0, r1, c1))
+    for m in _MERGE_RE.finditer(buf):
+        r0, r1 = int(m.group(2)) - 1, int(m.group(4)) - 1
+        c0, c1 = _col_index(m.group(1)), _col_index(m.group(3))
+        if r0 < r1 and c0 <= c1:  # only ranges over several rows change what is read
+            out.append((r0, c0, r1, c1))
     return out
 
 
