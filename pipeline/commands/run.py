@@ -33,7 +33,7 @@ from ..core.policy import differences as policy_differences
 from ..core.policy import fingerprint as policy_fingerprint
 from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
-from ..readers import file_rules
+from ..readers import discover, file_rules
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
 from ..stages.load import LoadReport, file_manifest, load
@@ -115,8 +115,9 @@ ON_DISK_BYTES = 1 << 30
 
 
 def input_bytes(sources_dir: Path) -> int:
-    """Total size of the files below SOURCES_DIR."""
-    return sum(p.stat().st_size for p in Path(sources_dir).rglob("*") if p.is_file())
+    """Total size of the files the refresh may read: those directly in SOURCES_DIR (a subfolder of
+    backups is not read, so it does not count)."""
+    return sum(p.stat().st_size for p in discover(Path(sources_dir)))
 
 
 # The shapes of ID cells without a usable ID (stages/standardise.py ``_id_shape``): what the guard

@@ -24,7 +24,8 @@ def _u32s(buf: bytes) -> list[int]:
 
 def _chain(start: int, fat: list[int], limit: int) -> list[int]:
     """The sectors of a chain, stopping at its end, a loop or ``limit`` sectors."""
-    out, seen = [], set()
+    out: list[int] = []
+    seen: set[int] = set()
     while start < END and start < len(fat) and start not in seen and len(out) < limit:
         seen.add(start)
         out.append(start)

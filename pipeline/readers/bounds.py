@@ -13,6 +13,7 @@ import polars as pl
 
 from ..core.errors import FileProblem
 from .base import Table, limits
+from .merges import merge_ranges
 from .sheetxml import _col_index, _stream, _xlsx_sheet_names, _xlsx_sheet_parts
 from .xls import OLE_SIGNATURE, check_xls, too_many_sheets
 
@@ -27,10 +28,12 @@ def _too_big(path: Path, problem: str, sheet: str | None = None, row: int | None
     )
 
 
-def check_workbook_bounds(path: Path, fmt: str | None = None) -> None:
+def check_workbook_bounds(path: Path, fmt: str | None = None, merges: dict | None = None) -> None:
     """Refuse, before the heavy read, a workbook whose parts unpack past the limits, a sheet grid
     far bigger than its XML (a few cells very far apart) or a row with too many columns.
-    ``fmt``: what the file really is (``xlsx``, ``ods``, ``xls``…), by default its extension."""
+    ``fmt``: what the file really is (``xlsx``, ``ods``, ``xls``…), by default its extension.
+    ``merges``: a dict that receives each .xlsx sheet part's merged ranges, read in the same pass
+    (a sheet's XML is inflated once for both)."""
     lim = limits()
     fmt = fmt or path.suffix.lower().lstrip(".")
     with open(path, "rb") as fh:
@@ -67,7 +70,7 @@ def check_workbook_bounds(path: Path, fmt: str | None = None) -> None:
                 names = dict(zip(parts, _xlsx_sheet_names(z), strict=False))
                 for part, name in names.items():
                     if part in z.NameToInfo:  # a dict: namelist() per sheet was quadratic
-                        _check_sheet_xml(path, z, part, name, lim)
+                        _check_sheet_xml(path, z, part, name, lim, merges)
             elif fmt == "ods" and "content.xml" in z.NameToInfo:
                 _check_ods(path, z, lim)
         except (KeyError, zipfile.BadZipFile, OSError, EOFError, zlib.error):
@@ -85,7 +88,9 @@ def _has_cells_without_reference(buf: bytes) -> bool:
     return b"<c>" in buf or b"<c/>" in buf or buf.count(b"<c ") != buf.count(b'<c r="')
 
 
-def _check_sheet_xml(path: Path, z: zipfile.ZipFile, part: str, sheet: str, lim: dict) -> None:
+def _check_sheet_xml(
+    path: Path, z: zipfile.ZipFile, part: str, sheet: str, lim: dict, merges: dict | None = None
+) -> None:
     size = z.getinfo(part).file_size
     state = {"rows": 0, "cols": 26, "noref": False}
 
@@ -106,7 +111,17 @@ def _check_sheet_xml(path: Path, z: zipfile.ZipFile, part: str, sheet: str, lim:
         if not state["noref"] and _has_cells_without_reference(buf):
             state["noref"] = True
 
-    _stream(z, part, scan)
+    if merges is not None:
+        ranges = merges.setdefault(part, [])
+
+        def scan_all(buf: bytes) -> None:
+            scan(buf)
+            if b"<mergeCell" in buf:
+                ranges.extend(merge_ranges(buf))
+
+        _stream(z, part, scan_all, cut=(b"<c ", b"<row", b"<mergeCell"))
+    else:
+        _stream(z, part, scan)
     if state["noref"]:
         # cells without a reference: count them row by row
         widest = {"n": 0}

@@ -14,7 +14,7 @@ from ..core.errors import FileProblem
 from .base import Table, _cell_text, _reraise_interrupts, file_rules
 from .biff import xls_merges
 from .bounds import _check_width, check_workbook_bounds
-from .merges import fill_merges, ods_merges, xlsx_merges
+from .merges import fill_merges, ods_merges, spread_merged_headers
 from .sheetxml import _col_letter, _stream, _xlsx_sheet_parts
 
 _TEXT_TYPE_RE = re.compile(rb'\bt="(?:s|str|inlineStr|b|e)"')
@@ -114,15 +114,16 @@ def _workbook_problem(path: Path, e: BaseException, sheet: str | None = None) ->
     )
 
 
-def open_workbook(path: Path, fmt: str | None = None):
+def open_workbook(path: Path, fmt: str | None = None, merges: dict | None = None):
     """A fastexcel reader for an .xlsx / .xls / .ods, after the size checks. ``fmt``: what the
-    file really is (:func:`.sniff.real_format`) when its extension says otherwise."""
+    file really is (:func:`.sniff.real_format`) when its extension says otherwise; ``merges``
+    receives an .xlsx's merged ranges per sheet part (read with the size checks)."""
     import fastexcel
 
     if path.stat().st_size == 0:
         raise FileProblem(path, "the file is empty (0 bytes)", "Ask the department to export it again.")
     fmt = fmt or path.suffix.lower().lstrip(".")
-    check_workbook_bounds(path, fmt)
+    check_workbook_bounds(path, fmt, merges)
     try:
         if fmt != path.suffix.lower().lstrip("."):  # the reader goes by the extension: give it the bytes
             return fastexcel.read_excel(path.read_bytes())
@@ -162,7 +163,8 @@ def workbook_tables(
     (index, name, why), the reader and the open .xlsx parts (the caller closes them).
     ``choose(rows) -> HeaderChoice | None``. Merged ranges that span rows are filled first."""
     fmt = fmt or path.suffix.lower().lstrip(".")
-    reader = open_workbook(path, fmt)
+    xlsx_merges: dict[str, list] = {}
+    reader = open_workbook(path, fmt, xlsx_merges)
     parts = _open_parts(path, fmt)
     try:
         charts = parts.charts() if parts else set()
@@ -172,12 +174,12 @@ def workbook_tables(
         def sheets():
             for i, name in enumerate(reader.sheet_names):
                 if i in charts:
-                    yield i, name, "a chart", 0, None
+                    yield i, name, "a chart", 0, None, []
                     continue
                 grid, offset = read_sheet_grid(reader, path, i, name)
                 part = parts.part(i) if parts else None
-                ranges = _xlsx_merges(parts, part) if parts and part else ods.get(i) or xls.get(name) or []
-                yield i, name, fill_merges(grid, ranges, offset) if ranges else grid, offset, None
+                ranges = xlsx_merges.get(part, []) if part else ods.get(i) or xls.get(name) or []
+                yield i, name, fill_merges(grid, ranges, offset) if ranges else grid, offset, None, ranges
 
         tables, skipped = grid_tables(path, sheets(), choose)
     except BaseException:
@@ -185,13 +187,6 @@ def workbook_tables(
             parts.close()
         raise
     return tables, skipped, reader, parts
-
-
-def _xlsx_merges(parts: XlsxParts, part: str) -> list:
-    try:
-        return xlsx_merges(parts.zip, part)
-    except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error):
-        return []  # a damaged part: the reader has said what is wrong, or reads what it can
 
 
 def _ods_merges(path: Path) -> dict:
@@ -204,11 +199,11 @@ def _ods_merges(path: Path) -> dict:
 
 def grid_tables(path: Path, sheets, choose) -> tuple[list[Table], list[tuple[int, str, str]]]:
     """The tables of ``sheets`` — (index, name, grid or why it is skipped, column of c0, number
-    cells or None) — whose header row ``choose`` recognises, and the sheets skipped."""
+    cells or None, merged ranges) — whose header row ``choose`` recognises, and the sheets skipped."""
     n = file_rules()["header"]["search_rows"]
     tables: list[Table] = []
     skipped: list[tuple[int, str, str]] = []  # (index, name, why)
-    for i, name, grid, offset, numbers in sheets:
+    for i, name, grid, offset, numbers, ranges in sheets:
         if isinstance(grid, str):
             skipped.append((i, name, grid))
             continue
@@ -225,6 +220,8 @@ def grid_tables(path: Path, sheets, choose) -> tuple[list[Table], list[tuple[int
             skipped.append((i, name, choice))
             continue
         body = grid.slice(choice.k + 1)
+        if ranges:
+            choice.cells = spread_merged_headers(choice.cells, body, ranges, choice.k, offset)
         cells = None if numbers is None else {(r + 1, c) for r, c in numbers if r > choice.k}
         tables.append(Table(name, i, choice.cells, choice.k + 1, body, choice.k + 2, offset, cells))
     return tables, skipped
