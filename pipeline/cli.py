@@ -42,14 +42,38 @@ app.add_typer(rules_app, name="rules")
 STATE = {"debug": False, "quiet": False}
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line to show: an ID-like number masked, and a control or bidirectional
+    character (a newline in a file name, U+202E) written as an escape, so that nothing read
+    from a file or folder name can split a line or forge another one."""
+    import unicodedata
+
+    def esc(ch: str) -> str:
+        if ch in _ESCAPES:
+            return _ESCAPES[ch]
+        if (
+            unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+            or "\u200b" <= ch <= "\u200f"
+            or "\u202a" <= ch <= "\u202e"
+        ):
+            return f"\\u{ord(ch):04x}" if ord(ch) > 0xFF else f"\\x{ord(ch):02x}"
+        return ch
+
+    text = redact_ids(text)
+    return "".join(esc(c) for c in text) if any(not c.isprintable() for c in text) else text
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {redact_ids(message)}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     return typer.Exit(code)
 
 
 def say(message: str) -> None:
     """One line on stdout. Any ID-like number in it (a file or folder named by an ID) is masked."""
-    typer.echo(redact_ids(message))
+    typer.echo(one_line(message))
 
 
 def friendly_errors(fn):
@@ -147,7 +171,7 @@ def _no_space(e: BaseException) -> typer.Exit:
 
 def progress(msg: str) -> None:
     if not STATE["quiet"]:
-        typer.echo(f"[{datetime.now():%H:%M:%S}] {redact_ids(msg)}", err=True)
+        typer.echo(f"[{datetime.now():%H:%M:%S}] {one_line(msg)}", err=True)
 
 
 AS_OF_RANGE = (
@@ -294,7 +318,7 @@ def _print_refresh_summary(res) -> None:
     say("  registry by group: " + ", ".join(f"{g}: {n}" for g, n in sorted(c.groups.items())))
     say("  stage seconds: " + ", ".join(f"{s} {t:.1f}" for s, t in res.timings.items()))
     for w in res.warnings:
-        typer.secho(redact_ids(f"  WARNING: {w}"), fg="red")
+        typer.secho(one_line(f"  WARNING: {w}"), fg="red")
 
 
 @app.command()
@@ -356,7 +380,7 @@ def validate(
 
     for w in damage_check(sr, accept=True):
         typer.secho(
-            redact_ids(f"WARNING: {w.removeprefix('ID damage accepted (--accept-damaged-ids): ')}"), fg="red"
+            one_line(f"WARNING: {w.removeprefix('ID damage accepted (--accept-damaged-ids): ')}"), fg="red"
         )
     total = sum(sr.rows.values())
     say(
@@ -458,6 +482,12 @@ def review_import(
         f"stored {res['stored']} decisions in {registry}; a refresh with --previous {registry} "
         "(or --force into it) applies them"
     )
+    if c["rejected"]:  # like survey import: the good rows are stored, the exit code says not all were
+        raise fail(
+            f"{c['rejected']} rows rejected (the other decisions were stored): correct the rows listed "
+            "above and import the file again",
+            1,
+        )
 
 
 @survey_app.command("import")
@@ -498,9 +528,9 @@ def survey_import(
         f"not found {len(res.not_found)}, without answers {res.blank}"
     )
     for f, row, why in res.rejected[:30]:
-        say(redact_ids(f"  rejected {f} row {row}: {why}"))
+        say(f"  rejected {f} row {row}: {why}")
     for f, row, key in res.not_found[:30]:
-        say(redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}"))
+        say(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}")
     for f, row, key in res.other_street[:30]:
         say(
             f"  not written {f} row {row}: 编号 {key} lives in another street (add --any-street if this is right)"

@@ -380,6 +380,14 @@ def repair_swap(
                 m.unlink()
 
 
+def published_folder_holding(path: Path) -> Path | None:
+    """The folder kuomian published (its manifest.json says so) that ``path`` is inside, if any."""
+    for folder in Path(os.path.abspath(path)).parents:
+        if _is_kuomian_output(folder):
+            return folder
+    return None
+
+
 def _refuse(out_dir: Path, why: str) -> KuomianError:
     return KuomianError(
         f"--out {out_dir}: {why}. Choose another --out (a new folder, or one kuomian published)."

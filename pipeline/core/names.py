@@ -42,8 +42,12 @@ def display_name(raw: str | None) -> str:
 
 
 def display_name_expr(col: pl.Expr) -> pl.Expr:
+    from .text import CONTROL_RE, LINE_BREAKS_RE
+
     return (
         col.fill_null("")
+        .str.replace_all(LINE_BREAKS_RE, " ")
+        .str.replace_all(CONTROL_RE, "")  # NUL and control characters are never shown
         .str.replace_all("^" + _SPACE_RE + "+|" + _SPACE_RE + "+$", "")
         .str.replace_all(_DOTS_RE, DOT)
     )
