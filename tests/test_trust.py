@@ -413,8 +413,8 @@ def test_force_refuses_the_sources_a_link_home_and_foreign_folders(tmp_path, mon
     docs.mkdir()
     (docs / "年度报告.docx").write_bytes(b"not ours")
     one_line_error(cli("refresh", src, "--out", docs, "--force"), "not a folder kuomian published")
-    one_line_error(cli("demo", "--people", "50", "--out", docs, "--force"), "not a folder kuomian published")
-    one_line_error(cli("demo", "--people", "50", "--out", tmp_path / "link", "--force"), "symbolic link")
+    one_line_error(cli("demo", "--people", "500", "--out", docs, "--force"), "not a folder kuomian published")
+    one_line_error(cli("demo", "--people", "500", "--out", tmp_path / "link", "--force"), "symbolic link")
     assert (docs / "年度报告.docx").read_bytes() == b"not ours" and _digest(target) == kept
 
     home = tmp_path / "home"
