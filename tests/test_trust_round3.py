@@ -437,6 +437,22 @@ def test_sigkill_between_the_two_renames_is_repaired_by_clean(published, tmp_pat
     assert leftovers(out) == []
 
 
+def test_sigkill_after_the_two_renames_leaves_a_copy_that_clean_removes(published, tmp_path):
+    """Killed after the swap, before the old copy went: OUT_DIR is the new run; `kuomian clean`
+    removes the old copy (it found it through the dead run's record) and never restores it."""
+    src, out, before = published
+    args = ["-q", "refresh", src, "--out", out, "--as-of", "2026-03-02", "--force"]
+    with paused("swap", "after_renames", tmp_path, args) as proc:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    new = digest(out)
+    assert new != before and [n for n in leftovers(out) if ".old-" in n]
+    shutil.rmtree(out)  # the user removes the new run: the old copy must not come back
+    res = subprocess.run([*CMD, "clean"], capture_output=True, text=True, env=env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert not out.exists() and leftovers(out) == []
+
+
 def test_a_stale_old_copy_is_never_restored_over_a_newer_run(published, tmp_path):
     """A run killed after its second rename leaves .OUT.old-PID (no swap marker). The user then
     removes OUT_DIR: the next run must not bring last year's copy back (it did, and exited 3)."""

@@ -496,8 +496,9 @@ def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
     The swap runs with SIGINT/SIGTERM held, between a swap marker written before the first
     rename and removed after the second (:func:`repair_swap` reads it after a SIGKILL)."""
     fsync_tree(stage)
+    old_holder: list[Path] = []
     try:
-        _swap(stage, out_dir, force, old_holder := [])
+        _swap(stage, out_dir, force, old_holder)
     finally:
         # after publishing, even when a held Ctrl-C is delivered as the signals come back
         if old_holder and published_in_this_run() == Path(out_dir):
@@ -529,6 +530,7 @@ def _swap(stage: Path, out_dir: Path, force: bool, old_holder: list[Path]) -> No
             os.replace(stage, out_dir)
             fsync_dir(out_dir.parent)
             marker.unlink()
+            _hook("after_renames")  # tests: a kill before the old copy is removed
         else:
             os.replace(stage, out_dir)
         fsync_dir(out_dir.parent)
