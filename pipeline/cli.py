@@ -154,8 +154,14 @@ def _no_space(e: BaseException) -> typer.Exit:
 
     from .core.fileio import current_target
 
-    filename = getattr(e, "filename", None)
-    folder = Path(filename).parent if filename else (current_target() or Path.cwd())
+    import re
+
+    # the file that did not fit: Python's OSError names it; DuckDB quotes it in its text
+    quoted = [Path(q) for q in re.findall(r'"([^"]+)"', str(e))]
+    named = [Path(f) for f in (getattr(e, "filename", None),) if f]
+    files = [p for p in [*named, *quoted] if p.is_absolute()]
+    target = current_target()
+    folder = files[0].parent if files else (target.parent if target else Path.cwd())
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:

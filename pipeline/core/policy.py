@@ -270,6 +270,8 @@ class _Ctx:
     def str_(self, value, where: str, pattern: re.Pattern | None = None) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(where, f"expected a non-empty text, got {_kind(value)}")
+        if "\x00" in value:
+            raise self.fail(where, "a text holding a NUL character (\\0) is no policy value")
         if pattern and not pattern.match(value):
             raise self.fail(where, f"{value!r} must be lower-case letters, digits and _")
         return value
@@ -450,6 +452,10 @@ class _Conditions:
                 )
         elif isinstance(v, (dict, list)) or v is None:
             raise ctx.fail(where, f"expected a single value, got {_kind(v)}")
+        elif isinstance(v, str) and "\x00" in v:
+            raise ctx.fail(where, "a text holding a NUL character (\\0) is no policy value")
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ctx.fail(where, f"{v} is not a finite number")
 
 
 def _sources(root: Path, vocabularies: dict) -> dict[str, Source]:
