@@ -150,11 +150,10 @@ def _disk_full(e: BaseException) -> bool:
 
 def _no_space(e: BaseException) -> typer.Exit:
     """One line for a full disk: which folder, how much is free."""
+    import re
     import shutil
 
     from .core.fileio import current_target
-
-    import re
 
     # the file that did not fit: Python's OSError names it; DuckDB quotes it in its text
     quoted = [Path(q) for q in re.findall(r'"([^"]+)"', str(e))]
