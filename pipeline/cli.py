@@ -43,14 +43,38 @@ app.add_typer(rules_app, name="rules")
 STATE = {"debug": False, "quiet": False}
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line to show: an ID-like number masked, and a control or bidirectional
+    character (a newline in a file name, U+202E) written as an escape, so that nothing read
+    from a file or folder name can split a line or forge another one."""
+    import unicodedata
+
+    def esc(ch: str) -> str:
+        if ch in _ESCAPES:
+            return _ESCAPES[ch]
+        if (
+            unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+            or "\u200b" <= ch <= "\u200f"
+            or "\u202a" <= ch <= "\u202e"
+        ):
+            return f"\\u{ord(ch):04x}" if ord(ch) > 0xFF else f"\\x{ord(ch):02x}"
+        return ch
+
+    text = redact_ids(text)
+    return "".join(esc(c) for c in text) if any(not c.isprintable() for c in text) else text
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {redact_ids(message)}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     return typer.Exit(code)
 
 
 def say(message: str) -> None:
     """One line on stdout. Any ID-like number in it (a file or folder named by an ID) is masked."""
-    typer.echo(redact_ids(message))
+    typer.echo(one_line(message))
 
 
 def friendly_errors(fn):
@@ -129,12 +153,17 @@ def _disk_full(e: BaseException) -> bool:
 
 def _no_space(e: BaseException) -> typer.Exit:
     """One line for a full disk: which folder, how much is free."""
+    import re
     import shutil
 
     from .core.fileio import current_target
 
-    filename = getattr(e, "filename", None)
-    folder = Path(filename).parent if filename else (current_target() or Path.cwd())
+    # the file that did not fit: Python's OSError names it; DuckDB quotes it in its text
+    quoted = [Path(q) for q in re.findall(r'"([^"]+)"', str(e))]
+    named = [Path(f) for f in (getattr(e, "filename", None),) if f]
+    files = [p for p in [*named, *quoted] if p.is_absolute()]
+    target = current_target()
+    folder = files[0].parent if files else (target.parent if target else Path.cwd())
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
@@ -150,7 +179,7 @@ def _no_space(e: BaseException) -> typer.Exit:
 
 def progress(msg: str) -> None:
     if not STATE["quiet"]:
-        typer.echo(f"[{datetime.now():%H:%M:%S}] {redact_ids(msg)}", err=True)
+        typer.echo(f"[{datetime.now():%H:%M:%S}] {one_line(msg)}", err=True)
 
 
 AS_OF_RANGE = (
@@ -320,7 +349,7 @@ def _print_refresh_summary(res) -> None:
             f"{pr.disagreements} answers disagree with this year's extracts (see survey_disagreements.csv)"
         )
     for w in res.warnings:
-        typer.secho(redact_ids(f"  WARNING: {w}"), fg="red")
+        typer.secho(one_line(f"  WARNING: {w}"), fg="red")
 
 
 @app.command()
@@ -400,7 +429,7 @@ def validate(
 
     for w in damage_check(sr, accept=True):
         typer.secho(
-            redact_ids(f"WARNING: {w.removeprefix('ID damage accepted (--accept-damaged-ids): ')}"), fg="red"
+            one_line(f"WARNING: {w.removeprefix('ID damage accepted (--accept-damaged-ids): ')}"), fg="red"
         )
     for w in guards.warnings:
         typer.secho(redact_ids(f"WARNING: {w}"), fg="red")
@@ -533,6 +562,12 @@ def review_import(
         f"stored {res['stored']} decisions in {registry}; a refresh with --previous {registry} "
         "(or --force into it) applies them"
     )
+    if c["rejected"]:  # like survey import: the good rows are stored, the exit code says not all were
+        raise fail(
+            f"{c['rejected']} rows rejected (the other decisions were stored): correct the rows listed "
+            "above and import the file again",
+            1,
+        )
 
 
 @survey_app.command("import")
@@ -600,9 +635,9 @@ def survey_import(
     for f, row, on in res.too_early[:30]:
         say(redact_ids(f"  not applied {f} row {row}: 调查日期 {on} is before the registry's as-of date"))
     for f, row, why in res.rejected[:30]:
-        say(redact_ids(f"  rejected {f} row {row}: {why}"))
+        say(f"  rejected {f} row {row}: {why}")
     for f, row, key in res.not_found[:30]:
-        say(redact_ids(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}"))
+        say(f"  not found {f} row {row}: 编号 {key} is not in {registry / 'persons.parquet'}")
     for f, row, key in res.other_street[:30]:
         say(
             f"  not written {f} row {row}: 编号 {key} lives in another street (add --any-street if this is right)"

@@ -7,7 +7,8 @@
         so that a test can kill or interrupt the process at a known point, or let it go on;
     python -m tests.fault_launcher swap MOMENT MARKER [GO] -- ARGS…
         the same pause inside publishing's swap (MOMENT: ``swap`` before the first rename,
-        ``between_renames``), through ``kuomian.core.fileio.SWAP_HOOKS``.
+        ``between_renames``, ``after_renames`` before the old copy is removed), through
+        ``kuomian.core.fileio.SWAP_HOOKS``.
 
 The hook goes in through :func:`kuomian.commands.run.install_hook`; nothing in the package
 reads the environment for this.

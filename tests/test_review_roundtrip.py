@@ -81,9 +81,13 @@ def fill_in(xlsx: Path, decisions: dict[tuple[str, int, str], str]) -> dict[tupl
     return written
 
 
-def review_import(xlsx: Path, registry: Path):
+def review_import(xlsx: Path, registry: Path, *, code: int | None = None):
+    """``review import``; exit 0, or 1 when the output says rows were rejected (issue 21)."""
     res = CliRunner().invoke(app, ["review", "import", str(xlsx), "--registry", str(registry)])
-    assert res.exit_code == 0, (res.stdout, res.stderr)
+    rejected = "rejected 0" not in res.stdout
+    assert res.exit_code == (code if code is not None else (1 if rejected else 0)), (res.stdout, res.stderr)
+    if rejected:
+        assert "rows rejected (the other decisions were stored)" in res.stderr
     return res
 
 

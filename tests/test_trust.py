@@ -277,7 +277,7 @@ def test_forged_made_up_and_formula_decisions_are_rejected_with_their_rows(tmp_p
     wb.save(out1 / "review.xlsx")
 
     res = cli("review", "import", out1 / "review.xlsx", "--registry", out1)
-    assert res.exit_code == 0, res.stderr
+    assert res.exit_code == 1, res.stderr  # rows rejected: exit 1 (issue 21), the good ones stored
     for line in (yes_line, made_up):
         assert f"row {line}: 复核编号 and 候选人编号 are not a pair this review offered" in res.stdout
     assert f"row {formula}: " in res.stdout  # a formula cell is no 候选人编号 (read as its value: none)

@@ -252,6 +252,7 @@ def test_non_finite_and_out_of_range_numbers_in_the_policy_are_refused(tmp_path,
         ),
         ("statuses.yaml", '{age: {"<": 16}}', '{age: {"<": -16}}', "out of range"),
         ("statuses.yaml", '{age: {"<": 16}}', '{age: {"<": 1.0e+300}}', "out of range"),
+        ("groups.yaml", "label: 其他应参未参人员", 'label: "其他\\0人员"', "NUL character"),
     ],
 )
 def test_a_condition_number_that_is_not_finite_or_sane_is_refused(tmp_path, file, old, new, says):
@@ -437,6 +438,22 @@ def test_sigkill_between_the_two_renames_is_repaired_by_clean(published, tmp_pat
     assert leftovers(out) == []
 
 
+def test_sigkill_after_the_two_renames_leaves_a_copy_that_clean_removes(published, tmp_path):
+    """Killed after the swap, before the old copy went: OUT_DIR is the new run; `kuomian clean`
+    removes the old copy (it found it through the dead run's record) and never restores it."""
+    src, out, before = published
+    args = ["-q", "refresh", src, "--out", out, "--as-of", "2026-03-02", "--force"]
+    with paused("swap", "after_renames", tmp_path, args) as proc:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    new = digest(out)
+    assert new != before and [n for n in leftovers(out) if ".old-" in n]
+    shutil.rmtree(out)  # the user removes the new run: the old copy must not come back
+    res = subprocess.run([*CMD, "clean"], capture_output=True, text=True, env=env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert not out.exists() and leftovers(out) == []
+
+
 def test_a_stale_old_copy_is_never_restored_over_a_newer_run(published, tmp_path):
     """A run killed after its second rename leaves .OUT.old-PID (no swap marker). The user then
     removes OUT_DIR: the next run must not bring last year's copy back (it did, and exited 3)."""
@@ -534,11 +551,11 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_free_space(tmp_path):
             ["filler"] if mounted else []
         )
     finally:
-        if mounted:
-            subprocess.run(["umount", str(disk)], check=False)
+        if mounted and subprocess.run(["umount", str(disk)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], check=False)  # busy: detach it lazily
 
 
-def test_duckdb_s_no_space_error_is_the_same_one_line(tmp_path):
+def test_duckdb_s_no_space_error_is_the_same_one_line(tmp_path, capsys):
     import duckdb
 
     from kuomian.cli import friendly_errors
@@ -554,3 +571,98 @@ def test_duckdb_s_no_space_error_is_the_same_one_line(tmp_path):
     with pytest.raises(typer.Exit) as e:
         fails()
     assert e.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert f"not enough space in {tmp_path}: free " in err and " MB" in err and "report it" not in err
+
+
+# ---------------------------------------------------------------- 6. the smaller ones
+
+
+def test_check_never_writes_into_a_published_out_dir_even_with_force(published, tmp_path):
+    src, out, before = published
+    lst = tmp_path / "名单.csv"
+    lst.write_text(f"姓名,身份证号\n张伟,{ZHANG}\n", encoding="utf-8")
+    for target in (out / "indicators.csv", out / "new_result.csv", out / "handoff" / "x.xlsx"):
+        res = cli("check", lst, "--registry", out, "--out", target, "--force")
+        one_line(res, "a folder kuomian published", "Choose a file outside it")
+    assert digest(out) == before
+
+
+def test_rules_export_force_never_writes_into_a_folder_of_extracts(tmp_path):
+    src = write_tiny_sources(tmp_path / "src")
+    kept = digest(src)
+    one_line(cli("rules", "export", src, "--force"), str(src), "holds data files")
+    one_line(cli("rules", "export", src), str(src), "holds data files")
+    assert digest(src) == kept and not (src / "rules").exists()
+    # a folder whose sources/ holds extracts (a demo folder): --force would have emptied it
+    demo = tmp_path / "demo"
+    write_tiny_sources(demo / "sources")
+    kept = digest(demo)
+    one_line(cli("rules", "export", demo, "--force"), "sources", "not policy")
+    assert digest(demo) == kept
+    # a real policy folder is still replaced with --force
+    pol = tmp_path / "policy"
+    assert cli("rules", "export", pol).exit_code == 0
+    (pol / "rules" / "groups.yaml").write_text("edited", encoding="utf-8")
+    assert cli("rules", "export", pol, "--force").exit_code == 0
+    assert (pol / "rules" / "groups.yaml").read_text("utf-8") != "edited"
+
+
+def test_an_id_typed_into_a_groups_action_is_masked_everywhere_it_is_shown(tmp_path):
+    from tests.conftest import assert_no_full_id
+
+    pol = tmp_path / "policy"
+    assert cli("rules", "export", pol).exit_code == 0
+    p = pol / "rules" / "groups.yaml"
+    text = p.read_text("utf-8")
+    old = "action: 入户宣传，动员参加城乡居民养老保险"
+    assert old in text
+    p.write_text(text.replace(old, f"action: 入户宣传（联系人 {LI}）", 1), encoding="utf-8")
+    assert cli("rules", "check", "--rules", pol).exit_code == 0
+    out = tmp_path / "out"
+    res = cli("refresh", write_tiny_sources(tmp_path / "src"), "--out", out, "--as-of", AS_OF, "--rules", pol)
+    assert res.exit_code == 0, res.stderr
+    html = (out / "report.html").read_text("utf-8")
+    measures = pl.read_parquet(out / "persons.parquet")["measure"].drop_nulls().to_list()
+    assert any(LI[:6] in m for m in measures), "the action is shown, masked"
+    assert_no_full_id(html)
+    assert_no_full_id(" ".join(measures))
+    for f in (out / "handoff").glob("*.csv"):
+        assert_no_full_id(f.read_text("utf-8-sig"))
+
+
+def test_nul_and_control_characters_never_reach_the_registry(tmp_path):
+    """A Parquet extract (it holds any text; a CSV with NUL reads as UTF-16 and is refused) with
+    NUL, escape sequences, line breaks and a right-to-left override in its text fields."""
+    src = tmp_path / "src"
+    write_tiny_sources(src)
+    p = src / "户籍人口_连然街道.csv"
+    df = pl.read_csv(p, infer_schema=False)
+    p.unlink()
+    df = df.with_columns(
+        住址=pl.Series(["金湖社区\x001号\x07", "金湖社区2号", "金湖\r\n社区1号"]),
+        社区=pl.Series(["金湖社区", "金湖\u202e社区", "金湖社区"]),
+        户号=pl.Series(["H\x00001\r\n2\u202e", "H0002", "H\x1b[31m0001"]),
+    )
+    df.write_parquet(src / "户籍人口_连然街道.parquet")
+    out = tmp_path / "out"
+    res = cli("refresh", src, "--out", out, "--as-of", AS_OF)
+    assert res.exit_code == 0, res.stderr
+    persons = pl.read_parquet(out / "persons.parquet")
+    for col in ("household_no", "address", "name", "community"):
+        for v in persons[col].drop_nulls().to_list():
+            assert not any(ord(c) < 32 or ord(c) == 127 or "\u202a" <= c <= "\u202e" for c in v), (col, v)
+    assert sorted(persons["household_no"].to_list()) == ["H0002", "H001 2", "H[31m0001"], persons[
+        "household_no"
+    ].to_list()
+    assert "金湖社区1号" in persons["address"].to_list() and "金湖 社区1号" in persons["address"].to_list()
+
+
+def test_a_newline_in_a_file_name_does_not_split_a_line(tmp_path):
+    src = write_tiny_sources(tmp_path / "src")
+    (src / "参保信息.csv").rename(src / "参保信息\nerror: forged line.csv")
+    res = runner.invoke(app, ["validate", str(src)])
+    assert res.exit_code == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert not any(ln.startswith("error: forged") for ln in out.splitlines()), out
+    assert "参保信息\\nerror: forged line.csv" in out

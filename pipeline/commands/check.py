@@ -175,7 +175,7 @@ def check_list(
     list_file: Path, registry: Path, out: Path, *, force: bool = False, progress=lambda m: None
 ) -> CheckReport:
     """Match ``list_file`` against ``registry/persons.parquet`` and write ``out`` (see the module docstring)."""
-    from ..core.fileio import published_persons, sweep_dead_runs, write_atomically
+    from ..core.fileio import published_folder_holding, published_persons, sweep_dead_runs, write_atomically
 
     sweep_dead_runs(progress)
 
@@ -190,6 +190,12 @@ def check_list(
         raise KuomianError(f"{list_file}: no such file. Give the list to compare (.xlsx or .csv).")
     if out.resolve() == list_file.resolve():
         raise KuomianError(f"--out {out}: that is the list itself; choose another file name for the result.")
+    inside = published_folder_holding(out)
+    if inside is not None:  # --force or not: a published run's files are the run's
+        raise KuomianError(
+            f"--out {out}: it is inside {inside}, a folder kuomian published, and a result written there "
+            "would change that run. Choose a file outside it."
+        )
     if out.exists() and not force:
         raise OutputExists(f"{out} already exists. Add --force to replace it, or choose another --out.")
     if not out.parent.is_dir():

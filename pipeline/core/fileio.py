@@ -380,6 +380,14 @@ def repair_swap(
                 m.unlink()
 
 
+def published_folder_holding(path: Path) -> Path | None:
+    """The folder kuomian published (its manifest.json says so) that ``path`` is inside, if any."""
+    for folder in Path(os.path.abspath(path)).parents:
+        if _is_kuomian_output(folder):
+            return folder
+    return None
+
+
 def _refuse(out_dir: Path, why: str) -> KuomianError:
     return KuomianError(
         f"--out {out_dir}: {why}. Choose another --out (a new folder, or one kuomian published)."
@@ -488,8 +496,9 @@ def move_into_place(stage: Path, out_dir: Path, force: bool) -> None:
     The swap runs with SIGINT/SIGTERM held, between a swap marker written before the first
     rename and removed after the second (:func:`repair_swap` reads it after a SIGKILL)."""
     fsync_tree(stage)
+    old_holder: list[Path] = []
     try:
-        _swap(stage, out_dir, force, old_holder := [])
+        _swap(stage, out_dir, force, old_holder)
     finally:
         # after publishing, even when a held Ctrl-C is delivered as the signals come back
         if old_holder and published_in_this_run() == Path(out_dir):
@@ -521,6 +530,7 @@ def _swap(stage: Path, out_dir: Path, force: bool, old_holder: list[Path]) -> No
             os.replace(stage, out_dir)
             fsync_dir(out_dir.parent)
             marker.unlink()
+            _hook("after_renames")  # tests: a kill before the old copy is removed
         else:
             os.replace(stage, out_dir)
         fsync_dir(out_dir.parent)

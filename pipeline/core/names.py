@@ -25,6 +25,8 @@ from functools import lru_cache
 import polars as pl
 from rapidfuzz import fuzz, process
 
+from .text import CONTROL_RE, LINE_BREAKS_RE
+
 DOT = "\u00b7"
 # Every character that people type for the separator in 阿依古丽·买买提.
 LOOKALIKE_DOTS = "\u00b7\u2022\u30fb\uff65\u002e\uff0e\u2027\u2219\u22c5\u0387\u16eb\u2e31\u00b7\u318d\u2024"
@@ -37,13 +39,16 @@ def display_name(raw: str | None) -> str:
     """The name as people should see it: trimmed, dots unified to U+00B7."""
     if raw is None:
         return ""
-    s = re.sub(r"^" + _SPACE_RE + "+|" + _SPACE_RE + "+$", "", str(raw))
+    s = re.sub(CONTROL_RE, "", re.sub(LINE_BREAKS_RE, " ", str(raw)))  # as display_name_expr
+    s = re.sub(r"^" + _SPACE_RE + "+|" + _SPACE_RE + "+$", "", s)
     return re.sub(_DOTS_RE, DOT, s)
 
 
 def display_name_expr(col: pl.Expr) -> pl.Expr:
     return (
         col.fill_null("")
+        .str.replace_all(LINE_BREAKS_RE, " ")
+        .str.replace_all(CONTROL_RE, "")  # NUL and control characters are never shown
         .str.replace_all("^" + _SPACE_RE + "+|" + _SPACE_RE + "+$", "")
         .str.replace_all(_DOTS_RE, DOT)
     )
@@ -85,7 +90,8 @@ def _char_keys(ch: str) -> tuple[str, str]:
     return simp, simp.lower()
 
 
-_KEY_STRIP_RE = "(?:" + _DOTS_RE + "|" + _SPACE_RE + ")"
+# control characters too: the key ignores whatever the display drops
+_KEY_STRIP_RE = "(?:" + _DOTS_RE + "|" + _SPACE_RE + "|" + CONTROL_RE + ")"
 
 
 def _clean_for_key(raws: pl.Series) -> pl.Series:

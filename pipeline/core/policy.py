@@ -28,6 +28,7 @@ from typing import Any
 
 from .config import Source, Street, clear_caches, defaults_home, home, load_sources
 from .errors import KuomianError
+from .ids import redact_ids
 
 RULE_FILES = (
     "statuses", "groups", "indicators", "matching", "vocabularies", "survey", "retirement", "targets",
@@ -330,9 +331,16 @@ class _Ctx:
     def str_(self, value, where: str, pattern: re.Pattern | None = None) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(where, f"expected a non-empty text, got {_kind(value)}")
+        if "\x00" in value:
+            raise self.fail(where, "a text holding a NUL character (\\0) is no policy value")
         if pattern and not pattern.match(value):
             raise self.fail(where, f"{value!r} must be lower-case letters, digits and _")
         return value
+
+    def shown(self, value, where: str) -> str:
+        """A text that outputs show (a label, an action, a measure): an ID number typed into it
+        is masked (first 6 + last 4), as everywhere else."""
+        return redact_ids(self.str_(value, where))
 
     def int_(self, value, where: str, lo: int | None = None, hi: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -505,6 +513,10 @@ class _Conditions:
                 )
         elif isinstance(v, (dict, list)) or v is None:
             raise ctx.fail(where, f"expected a single value, got {_kind(v)}")
+        elif isinstance(v, str) and "\x00" in v:
+            raise ctx.fail(where, "a text holding a NUL character (\\0) is no policy value")
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise ctx.fail(where, f"{v} is not a finite number")
 
 
 def _sources(root: Path, vocabularies: dict) -> dict[str, Source]:
@@ -614,8 +626,8 @@ def _load(root: Path) -> Policy:
         from .rules_engine import uses_no_other_group
 
         fallback += uses_no_other_group(grp["when"])
-        groups.append(Group(grp["group"], prio, ctx.str_(grp["label"], f"{w}.label"),
-                            ctx.str_(grp["action"], f"{w}.action"), grp["when"]))  # fmt: skip
+        groups.append(Group(grp["group"], prio, ctx.shown(grp["label"], f"{w}.label"),
+                            ctx.shown(grp["action"], f"{w}.action"), grp["when"]))  # fmt: skip
     if fallback > 1:
         raise ctx.fail("groups", "only one group may use no_other_group")
     upgradable = [
@@ -643,7 +655,7 @@ def _load(root: Path) -> Policy:
             raise ctx.fail(f"{w}.reason", f"{name!r} is declared twice")
         seen.add(name)
         conds.check(ctx, r["when"], f"{w}.when", groups_any=False, no_other_group=False)
-        reasons.append(ExclusionReason(name, ctx.str_(r["label"], f"{w}.label"), r["when"]))
+        reasons.append(ExclusionReason(name, ctx.shown(r["label"], f"{w}.label"), r["when"]))
     rules, seen = [], {excluded}
     for i, r in enumerate(ctx.list_(s["statuses"], "statuses")):
         w = f"statuses[{i}]"
@@ -653,7 +665,7 @@ def _load(root: Path) -> Policy:
             raise ctx.fail(f"{w}.status", f"{name!r} is declared twice")
         seen.add(name)
         conds.check(ctx, r["when"], f"{w}.when", groups_any=True, no_other_group=False)
-        rules.append(StatusRule(name, ctx.str_(r["label"], f"{w}.label"), r["when"]))
+        rules.append(StatusRule(name, ctx.shown(r["label"], f"{w}.label"), r["when"]))
     known = [r.status for r in rules]
     registry = tuple(
         ctx.one_of(x, f"registry_statuses[{i}]", known, "status")
@@ -675,7 +687,7 @@ def _load(root: Path) -> Policy:
             )
         )
     statuses = Statuses(
-        excluded, ctx.str_(ex["label"], "excluded.label"), tuple(reasons), tuple(rules), registry,
+        excluded, ctx.shown(ex["label"], "excluded.label"), tuple(reasons), tuple(rules), registry,
         tuple(survey_statuses),
     )  # fmt: skip
 
@@ -854,7 +866,7 @@ def _survey_effects(ctx: _Ctx, e, columns: tuple[SurveyColumn, ...], statuses: S
                 f"{w}.reason", f"{reason!r} is already an exclusion reason (statuses.yaml or above)"
             )
         reasons.add(reason)
-        exclude.append(SurveyExclusion(f, answers, reason, ctx.str_(x["label"], f"{w}.label")))
+        exclude.append(SurveyExclusion(f, answers, reason, ctx.shown(x["label"], f"{w}.label")))
     w = "effects.insured_elsewhere"
     ie = ctx.mapping(e["insured_elsewhere"], w, ("status", "from", "when"))
     status = ctx.one_of(ie["status"], f"{w}.status", [s.status for s in statuses.survey],
@@ -877,7 +889,7 @@ def _survey_effects(ctx: _Ctx, e, columns: tuple[SurveyColumn, ...], statuses: S
         columns=columns, exclude=tuple(exclude), elsewhere_status=status, elsewhere_from=from_,
         elsewhere_when=tuple(when), not_found_field=nf_field, not_found_answers=nf_answers,
         not_found_visits=ctx.int_(nf["visits"], f"{w}.visits", 2, 10),
-        not_found_reason=ctx.str_(nf["reason"], f"{w}.reason"),
+        not_found_reason=ctx.shown(nf["reason"], f"{w}.reason"),
     )  # fmt: skip
 
 
@@ -887,7 +899,7 @@ def _targets(root: Path, survey: Survey, groups: Groups) -> Targets:
     t = ctx.mapping(t, "top level", ("levels", "rules"))
     lv = t["levels"]
     levels = {
-        ctx.str_(str(k), "levels", re.compile(r"^[A-Z]$")): ctx.str_(v, f"levels.{k}")
+        ctx.str_(str(k), "levels", re.compile(r"^[A-Z]$")): ctx.shown(v, f"levels.{k}")
         for k, v in ctx.mapping(lv, "levels", (), tuple(lv) if isinstance(lv, dict) else ()).items()
     }
     if not levels:
@@ -898,7 +910,7 @@ def _targets(root: Path, survey: Survey, groups: Groups) -> Targets:
         ctx.mapping(r, w, ("priority", "reason", "when"))
         prio = ctx.one_of(r["priority"], f"{w}.priority", list(levels), "level")
         _target_condition(ctx, r["when"], f"{w}.when", survey, groups)
-        rules.append(TargetRule(prio, ctx.str_(r["reason"], f"{w}.reason"), r["when"]))
+        rules.append(TargetRule(prio, ctx.shown(r["reason"], f"{w}.reason"), r["when"]))
     if rules[-1].when != {"always": True}:
         raise ctx.fail(
             f"rules[{len(rules) - 1}].when",
@@ -1112,10 +1124,10 @@ def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: di
         maximum_years=ctx.num(mc["max_years"], "minimum_contribution.max_years", 0, 50),
         elderly_age=ctx.int_(el["min_age"], "measures.elderly_unenrolled.min_age", 40, 100),
         elderly_statuses=tuple(el["statuses"]),
-        elderly_measure=ctx.str_(el["measure"], "measures.elderly_unenrolled.measure"),
-        past_pension_measure=ctx.str_(pp["measure"], "measures.past_pension_date.measure"),
+        elderly_measure=ctx.shown(el["measure"], "measures.elderly_unenrolled.measure"),
+        past_pension_measure=ctx.shown(pp["measure"], "measures.past_pension_date.measure"),
         past_pension_keep_group_action=tuple(keep),
-        short_note=ctx.str_(sm["note"], "measures.short_of_minimum.note"),
+        short_note=ctx.shown(sm["note"], "measures.short_of_minimum.note"),
     )
 
 
@@ -1140,6 +1152,25 @@ def clear_cache() -> None:
     clear_caches()
 
 
+DATA_FILE_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".et", ".csv", ".txt", ".tsv", ".parquet", ".dbf")
+POLICY_FILE_SUFFIXES = (".yaml", ".yml", ".md")
+
+
+def _data_files(folder: Path, *, keep: tuple[str, ...] = (), except_names: tuple[str, ...] = ()) -> list[str]:
+    """Names of the files in ``folder`` (not below) that are data (an extract) or, with ``keep``,
+    anything whose suffix is not in ``keep``; empty when ``folder`` is not a folder."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    found = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.name in except_names or p.name.startswith("."):
+            continue
+        suffix = p.suffix.lower()
+        if (keep and suffix not in keep) or (not keep and suffix in DATA_FILE_SUFFIXES):
+            found.append(p.name)
+    return found
+
+
 def export_defaults(folder: Path, *, force: bool = False) -> int:
     """Copy the installed default ``rules/`` and ``sources/`` into ``folder``; the number of files written."""
     import shutil
@@ -1148,6 +1179,19 @@ def export_defaults(folder: Path, *, force: bool = False) -> int:
     src = defaults_home()
     if folder.resolve() == src.resolve():
         raise PolicyError(f"{folder}: this is the installed defaults' folder. Choose another folder.")
+    extracts = _data_files(folder)
+    if extracts:  # writing rules/ and sources/ among the extracts would mix policy into data
+        raise PolicyError(
+            f"{folder}: it holds data files ({', '.join(extracts[:3])}), so it is not a policy folder. "
+            "Choose an empty or new folder for the policy."
+        )
+    for d in ("rules", "sources"):
+        foreign = _data_files(folder / d, keep=POLICY_FILE_SUFFIXES, except_names=("streets.csv",))
+        if foreign:  # --force replaces a policy folder, never files that are not policy
+            raise PolicyError(
+                f"{folder / d}: it holds files that are not policy ({', '.join(foreign[:3])}), so "
+                "--force will not replace it. Choose another folder."
+            )
     there = [folder / d for d in ("rules", "sources") if (folder / d).exists()]
     if there and not force:
         raise PolicyError(

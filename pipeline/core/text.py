@@ -44,3 +44,14 @@ def on_distinct(
         mapped = mapped.with_columns(pl.col("out").cast(dtype))
     joined = s.to_frame("v").join(mapped, on="v", how="left", nulls_equal=True, maintain_order="left")
     return joined.get_column("out").alias(s.name)
+
+
+# Control and invisible formatting characters: NUL, C0/C1 controls, DEL, zero-width and
+# bidirectional marks, BOM. A tab or a line break becomes a space; the rest are dropped.
+LINE_BREAKS_RE = r"[\t\n\r\x0b\x0c\x85\u2028\u2029]+"
+CONTROL_RE = r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
+
+
+def clean_text(s: pl.Series) -> pl.Series:
+    """A text column as outputs may show it: NFKC, no control characters, trimmed."""
+    return nfkc(s).str.replace_all(LINE_BREAKS_RE, " ").str.replace_all(CONTROL_RE, "").str.strip_chars()

@@ -22,7 +22,7 @@ import polars as pl
 from ..core import dates, ids, names
 from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
 from ..core.db import ident, sql_literal, store
-from ..core.text import nfkc, on_distinct
+from ..core.text import CONTROL_RE, LINE_BREAKS_RE, clean_text, on_distinct
 from ..readers import EXTRA_COL, NUMERIC_ID_COL, file_rules
 from .load import LoadReport, empty_frame
 
@@ -184,7 +184,7 @@ def standardise_frame(
             vocab = vocabulary(f.vocabulary)
             typed.append(on_distinct(col, functools.partial(_category, vocab=vocab), pl.String))
         else:
-            typed.append(nfkc(col).str.strip_chars())
+            typed.append(clean_text(col))  # NUL and control characters never reach an output
     raw = out.select([pl.col(c).alias(f"raw_{c}") for c in value_cols])
     out = pl.concat([out, raw], how="horizontal")
     street_key = on_distinct(
@@ -199,7 +199,7 @@ def standardise_frame(
     out = out.with_columns(
         *typed,
         street_key.alias("street_code"),
-        nfkc(out.get_column("community")).str.strip_chars().alias("community"),
+        clean_text(out.get_column("community")).alias("community"),
     )
     out = out.with_columns(street_name=pl.col("street_code").replace_strict(st_names, default=None))
 
@@ -244,7 +244,13 @@ def standardise_frame(
     # An unknown category value is kept as written (so it is visible downstream).
     out = out.with_columns(
         [
-            pl.coalesce(pl.col(f.name), pl.col(f"raw_{f.name}").str.strip_chars()).alias(f.name)
+            pl.coalesce(
+                pl.col(f.name),
+                pl.col(f"raw_{f.name}")
+                .str.replace_all(LINE_BREAKS_RE, " ")
+                .str.replace_all(CONTROL_RE, "")
+                .str.strip_chars(),
+            ).alias(f.name)
             for f in source.fields.values()
             if f.type == "category"
         ]
