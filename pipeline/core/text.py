@@ -44,3 +44,21 @@ def on_distinct(
         mapped = mapped.with_columns(pl.col("out").cast(dtype))
     joined = s.to_frame("v").join(mapped, on="v", how="left", nulls_equal=True, maintain_order="left")
     return joined.get_column("out").alias(s.name)
+
+
+NATURAL_WIDTH = 20  # digits a number is padded to in a natural sort key (an ID typed in has 18)
+
+
+def natural_key(e: pl.Expr) -> pl.Expr:
+    """A sort key that orders text with numbers as numbers: 1组, 2组, … 11组; 3号 before 12号.
+
+    Every run of ASCII digits is padded with zeros to :data:`NATURAL_WIDTH` digits, so that
+    plain text order is number order (full-width digits are ASCII once standardised, NFKC).
+    """
+    parts = e.str.extract_all(r"[0-9]+|[^0-9]+")
+    padded = parts.list.eval(
+        pl.when(pl.element().str.contains(r"^[0-9]"))
+        .then(pl.element().str.zfill(NATURAL_WIDTH))
+        .otherwise(pl.element())
+    )
+    return padded.list.join("")

@@ -1,7 +1,8 @@
 """Per-street hand-offs for the door-to-door visits.
 
 ``handoff/<street_code>_<street_name>.csv`` (UTF-8 with BOM, Chinese headers,
-masked IDs, ordered by community then address) and the same sheet as
+masked IDs, in the order a visitor walks: community, address with numbers as numbers,
+households together; see :func:`visit_order`) and the same sheet as
 ``.xlsx`` with the survey columns as drop-down lists. Both are written through
 :mod:`kuomian.core.cells` (no cell a spreadsheet would evaluate; an ID typed into
 an address or another text field is masked). People with no street
@@ -26,6 +27,7 @@ from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
 from ..core.labels import group_labels, source_labels, status_labels
 from ..core.policy import policy
+from ..core.text import natural_key
 
 BASE_HEADERS = list(H.values())
 
@@ -42,7 +44,7 @@ def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
     statuses = status_labels()
     source_lbl = source_labels()
     reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
-    out = reg.sort(["street_code", "community", "address", "person_key"], nulls_last=True).select(
+    out = visit_order(reg).select(
         pl.col("street_code"),
         pl.col("street_name"),
         pl.col("person_key").alias(H["person_key"]),
@@ -66,6 +68,24 @@ def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
     )
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey)
+
+
+def visit_order(reg: pl.DataFrame) -> pl.DataFrame:
+    """The order a visitor walks: by street and community, then address with numbers as numbers
+    (1组, 2组, … 11组; 3号 before 12号), the members of one household (household_no) together,
+    at the place of the household's first address; people without a household number alone."""
+    addr = natural_key(pl.col("address"))
+    household = pl.coalesce(pl.col("household_no"), pl.lit("\x00") + pl.col("person_key"))
+    place = ["street_code", "community", household]
+    return reg.sort(
+        pl.col("street_code"),
+        pl.col("community"),
+        addr.min().over(place),
+        household,
+        addr,
+        pl.col("person_key"),
+        nulls_last=True,
+    )
 
 
 def _file_stem(code: str | None, name: str | None) -> str:
