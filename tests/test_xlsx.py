@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from kuomian.cli import app
 from kuomian.core.cells import CUT_MARK, MAX_CELL
-from kuomian.core.xlsx import PrintSetup, Sheet, write_workbook, write_xlsx
+from kuomian.core.xlsx import PrintSetup, Sheet, row_cells, write_workbook, write_xlsx
 
 runner = CliRunner()
 
@@ -124,3 +124,29 @@ def test_validations_by_name_and_print_setup(tmp_path):
         write_workbook(tmp_path / "x.xlsx", [Sheet("s", df, validations={"没有": ["a"]})])
     with pytest.raises(ValueError, match="255"):
         write_xlsx(tmp_path / "y.xlsx", df, validations={"姓名": ["很长的选项" * 10] * 10})
+
+
+def test_rows_built_once_for_a_street_and_its_communities(tmp_path):
+    """Sheets showing rows of one row_cells call (a street, then its communities) get exactly
+    their own rows, each once rendered; a sheet with no rows and an independent sheet too."""
+    df = pl.DataFrame(
+        {"社区": ["甲", "乙", "甲", "乙"], "年龄": [1, None, 3, 4], "备注": ["x", None, "", "y"]}
+    )
+    cells = row_cells(df)
+    sheets = [
+        Sheet("全部", df, cells=cells),
+        Sheet("乙", df[[3, 1]], cells=cells[[3, 1]]),  # any order, not the street's
+        Sheet("甲", df[[0, 2]], cells=cells[[0, 2]]),
+        Sheet("空", df.head(0)),
+        Sheet("另一张", df.reverse()),
+    ]
+    path = tmp_path / "s.xlsx"
+    write_workbook(path, sheets)
+    assert audit(path) == []
+    book = fastexcel.read_excel(path)
+    want = [r for r in df.with_columns(pl.col("年龄").cast(pl.String)).rows()]
+    want = [tuple(None if v == "" else v for v in r) for r in want]
+    got = {n: book.load_sheet(n, dtypes="string").to_polars().rows() for n in book.sheet_names}
+    assert got["全部"] == want
+    assert got["乙"] == [want[3], want[1]] and got["甲"] == [want[0], want[2]]
+    assert got["空"] == [] and got["另一张"] == want[::-1]

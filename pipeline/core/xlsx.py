@@ -20,6 +20,7 @@ columns wrapped, and a footer (street, community, 第 N 页 共 M 页).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import zipfile
@@ -233,6 +234,9 @@ class Sheet:
         return out
 
 
+_ROW_CELLS_CALLS = itertools.count()
+
+
 def _cell_name(j: int) -> str:
     return f"c{j}"
 
@@ -246,8 +250,10 @@ def row_cells(
     A text cell is the text cut at Excel's 32,767 characters and rid of the control characters
     XML forbids, null when blank; a number stays a number. :func:`write_workbook` turns the
     texts into shared strings and writes the XML. Built once, the same rows can go into several
-    sheets (a street's full sheet and its community sheets). Wrapped rows get the height of
-    their longest wrapped text: Excel and LibreOffice do not grow a row when they open a file.
+    sheets (a street's full sheet and its community sheets): ``_src`` (this call) and ``_row``
+    (the row's place in ``df``) let the writer render each row once however many sheets show
+    it. Wrapped rows get the height of their longest wrapped text: Excel and LibreOffice do not
+    grow a row when they open a file.
     """
     header = df.columns
     cells = []
@@ -271,7 +277,12 @@ def row_cells(
         ht: pl.Expr = pl.when(lines > 1).then(lines * LINE_HEIGHT)
     else:
         ht = pl.lit(None, dtype=pl.Int64)
-    return df.select(*cells, ht.cast(pl.Int64).alias("ht"))
+    return df.select(
+        *cells,
+        ht.cast(pl.Int64).alias("ht"),
+        pl.lit(next(_ROW_CELLS_CALLS), dtype=pl.UInt64).alias("_src"),
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+    )
 
 
 def _text_cols(rows: pl.DataFrame, ncols: int) -> list[int]:
@@ -279,36 +290,78 @@ def _text_cols(rows: pl.DataFrame, ncols: int) -> list[int]:
     return [j for j in range(ncols) if schema[_cell_name(j)] == pl.String]
 
 
-def _shared_strings(
-    sheets: Sequence[Sheet], rows: Sequence[pl.DataFrame], layout: Sequence[list[int]]
+def _render(
+    sheets: Sequence[Sheet], rows: Sequence[pl.DataFrame]
 ) -> tuple[list[list[int]], list[pl.DataFrame], str]:
-    """The workbook's shared-strings table: every distinct header and text cell once, in order
-    of first use.
+    """Every sheet's cells as XML, and the workbook's shared-strings table.
 
-    Returns per sheet the headers' indexes and its rows with every text cell (the columns
-    ``layout`` names) replaced by its index (null stays null), and ``sharedStrings.xml``. One
-    hashing pass over all the workbook's texts gives the indexes.
+    Returns per sheet the headers' shared-string indexes and a frame aligned with its rows:
+    ``xml`` (the row's cells) and ``ht``; and ``sharedStrings.xml`` (every distinct header and
+    text once, in order of first use). Sheets whose rows one :func:`row_cells` call built (a
+    street and its communities) are rendered together: each row once (``_row``), then gathered.
     """
-    pieces: list[pl.Series] = []
-    for sh, r, texts in zip(sheets, rows, layout, strict=True):
-        pieces.append(pl.Series([str(h) for h in sh.df.columns], dtype=pl.String))
-        pieces.extend(r[_cell_name(j)] for j in texts)
+    groups: dict[tuple, list[int]] = {}
+    for i, (sh, r) in enumerate(zip(sheets, rows, strict=True)):
+        wrap = sh.print_setup.wrap if sh.print_setup else frozenset()
+        key = (r["_src"][0], wrap, tuple(r.schema.items())) if r.height else ("empty", i)
+        groups.setdefault(key, []).append(i)
+    bases: list[pl.DataFrame] = []
+    for idx in groups.values():
+        if len(idx) == 1:
+            bases.append(rows[idx[0]])
+        else:
+            bases.append(pl.concat([rows[i] for i in idx]).unique("_row", keep="first", maintain_order=True))
+    layouts = [
+        _text_cols(base, sheets[idx[0]].df.width) for base, idx in zip(bases, groups.values(), strict=True)
+    ]
+
+    # one hashing pass over the headers and the distinct rows' texts gives the indexes
+    pieces = [pl.Series([str(h) for h in sh.df.columns], dtype=pl.String) for sh in sheets]
+    for base, texts in zip(bases, layouts, strict=True):
+        pieces.extend(base[_cell_name(j)] for j in texts)
     every = pl.concat(pieces, rechunk=True)
     strings = every.drop_nulls().unique(maintain_order=True)
     ranks = every.replace_strict(
         strings, pl.int_range(0, strings.len(), dtype=pl.UInt32, eager=True), default=None
     )
     heads: list[list[int]] = []
-    out: list[pl.DataFrame] = []
     at = 0
-    for sh, r, texts in zip(sheets, rows, layout, strict=True):
+    for sh in sheets:
         heads.append(ranks.slice(at, sh.df.width).to_list())
         at += sh.df.width
+    count = at  # references to the table: the headers, then every text cell of every sheet
+
+    # The cells carry no reference (``r`` is optional: a cell without one takes the next
+    # column), so a blank cell is an empty <c/>.
+    out: dict[int, pl.DataFrame] = {}
+    for base, texts, idx in zip(bases, layouts, groups.values(), strict=True):
+        sh = sheets[idx[0]]
+        wrap = sh.print_setup.wrap if sh.print_setup else frozenset()
+        cells = []
+        for j in range(sh.df.width):
+            col = pl.col(_cell_name(j))
+            if j in texts:
+                style = "3" if j in wrap else "2"
+                cell = pl.lit(f'<c s="{style}" t="s"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
+                cells.append(pl.when(col.is_null()).then(pl.lit(f'<c s="{style}"/>')).otherwise(cell))
+            else:
+                cell = pl.lit('<c s="4"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
+                cells.append(pl.when(col.is_null()).then(pl.lit("<c/>")).otherwise(cell))
         replaced = []
         for j in texts:
-            replaced.append(ranks.slice(at, r.height).alias(_cell_name(j)))
-            at += r.height
-        out.append(r.with_columns(replaced) if replaced else r)
+            replaced.append(ranks.slice(at, base.height).alias(_cell_name(j)))
+            at += base.height
+        indexed = base.with_columns(replaced) if replaced else base
+        rendered = indexed.select("_row", "ht", pl.concat_str(cells).alias("xml"))
+        for i in idx:
+            r = rows[i]
+            count += sum(r.height - r[_cell_name(j)].null_count() for j in texts)
+            same = len(idx) == 1 or r.height == base.height and r["_row"].equals(base["_row"])
+            out[i] = (
+                rendered
+                if same
+                else r.select("_row").join(rendered, on="_row", how="left", maintain_order="left")
+            )
     t = pl.col("s")
     # leading/trailing blanks and line breaks are kept only with xml:space="preserve"
     keep = t.str.contains(r"^\s|\s$|\n")
@@ -321,9 +374,9 @@ def _shared_strings(
     xml = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-        f'count="{every.len() - every.null_count()}" uniqueCount="{strings.len()}">{body}</sst>'
+        f'count="{count}" uniqueCount="{strings.len()}">{body}</sst>'
     )
-    return heads, out, xml
+    return heads, [out[i] for i in range(len(sheets))], xml
 
 
 def _validation_formula(allowed: Sequence[str]) -> str:
@@ -336,32 +389,15 @@ def _validation_formula(allowed: Sequence[str]) -> str:
     return _text(formula)
 
 
-def _sheet_xml(
-    sh: Sheet, rows: pl.DataFrame, texts: list[int], head_ids: list[int], first: bool = False
-) -> str:
-    """One worksheet's XML; ``rows`` as :func:`row_cells` built them, the text columns ``texts``
-    holding shared-string indexes."""
+def _sheet_xml(sh: Sheet, rendered: pl.DataFrame, head_ids: list[int], first: bool = False) -> str:
+    """One worksheet's XML; ``rendered`` holds its rows' cells (``xml``) and heights (``ht``)."""
     df = sh.df
     header = df.columns
     ncols = len(header)
-    wrap = sh.print_setup.wrap if sh.print_setup else frozenset()
     head = "".join(f'<c r="{_col(j)}1" s="1" t="s"><v>{k}</v></c>' for j, k in enumerate(head_ids))
     n = df.height
     body = ""
     if n:
-        # The cells carry no reference (``r`` is optional: a cell without one takes the next
-        # column), so a blank cell is an empty <c/>.
-        cells = []
-        for j in range(ncols):
-            col = pl.col(_cell_name(j))
-            if j in texts:
-                style = "3" if j in wrap else "2"
-                idx = col.cast(pl.String)
-                cell = pl.lit(f'<c s="{style}" t="s"><v>') + idx + pl.lit("</v></c>")
-                cells.append(pl.when(col.is_null()).then(pl.lit(f'<c s="{style}"/>')).otherwise(cell))
-            else:
-                cell = pl.lit('<c s="4"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
-                cells.append(pl.when(col.is_null()).then(pl.lit("<c/>")).otherwise(cell))
         r = pl.int_range(2, n + 2, dtype=pl.Int64).cast(pl.String)
         row_open = (
             pl.when(pl.col("ht").is_null())
@@ -374,7 +410,7 @@ def _sheet_xml(
                 + pl.lit('" customHeight="1">')
             )
         )
-        body = rows.select(pl.concat_str([row_open, *cells, pl.lit("</row>")]).str.join("")).item()
+        body = rendered.select(pl.concat_str([row_open, pl.col("xml"), pl.lit("</row>")]).str.join("")).item()
     widths = sh.widths or {}
     head_lines = max(
         [math.ceil(display_width(str(h)) / _per_line(widths.get(j, 14))) for j, h in enumerate(header)] + [1]
@@ -475,8 +511,7 @@ def write_workbook(path: Path, sheets: Sequence[Sheet]) -> int:
         else row_cells(sh.df, sh.print_setup.wrap if sh.print_setup else frozenset(), sh.widths)
         for sh in sheets
     ]
-    layout = [_text_cols(r, sh.df.width) for sh, r in zip(sheets, rows, strict=True)]
-    heads, rows, sst_xml = _shared_strings(sheets, rows, layout)
+    heads, rendered, sst_xml = _render(sheets, rows)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         z.writestr("[Content_Types].xml", _content_types(len(sheets)))
         z.writestr("_rels/.rels", _RELS)
@@ -487,7 +522,7 @@ def write_workbook(path: Path, sheets: Sequence[Sheet]) -> int:
         z.writestr("xl/styles.xml", _STYLES)
         z.writestr("xl/theme/theme1.xml", _THEME)
         for i, sh in enumerate(sheets):
-            xml = _sheet_xml(sh, rows[i], layout[i], heads[i], first=i == 0)
+            xml = _sheet_xml(sh, rendered[i], heads[i], first=i == 0)
             z.writestr(f"xl/worksheets/sheet{i + 1}.xml", xml)
         z.writestr("xl/sharedStrings.xml", sst_xml)
     return sum(sh.df.height for sh in sheets[:1])
