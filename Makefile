@@ -5,9 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PEOPLE ?= 20000
+PY     ?= 3.12
 OUT    ?= output/demo
 
-.PHONY: setup demo test eval bench lint report-check clean
+.PHONY: setup demo test eval bench lint report-check wheelhouse clean
 
 setup: $(STAMP)
 
@@ -39,10 +40,15 @@ report-check: demo
 	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk)
 	$(BIN)/python -m bench.render_check $(OUT)/registry/report.html --png $(OUT)/report.png
 
+## Offline install: dist/wheelhouse/ with the project's wheel and every dependency's wheels for
+## win_amd64, manylinux x86_64 and aarch64 (CPython $(PY); PY=3.11 to choose), install.bat, install.sh
+wheelhouse: setup
+	$(BIN)/python -m bench.wheelhouse --python $(PY)
+
 lint: setup
 	$(BIN)/ruff check pipeline schemas tests bench
 	$(BIN)/ruff format --check pipeline schemas tests bench
 	$(BIN)/python -m bench.typecheck
 
 clean:
-	rm -rf $(VENV) output .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) output dist .pytest_cache .ruff_cache .hypothesis
