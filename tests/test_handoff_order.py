@@ -56,3 +56,17 @@ def test_visit_order_walks_communities_addresses_and_households():
     # the hand-off itself (the CSV and workbook rows) is in that order
     out = handoff_frame(df)
     assert out["编号"].to_list() == ["F", "C", "B", "G", "E", "D", "A", "H", "I"]
+
+
+def test_keys_before_the_address_keep_households_together():
+    """A rank before the address (the survey's priority levels) orders households by their
+    members' best rank; a household is never split."""
+    rows = [
+        {**person("A", "金湖社区", BASE + "1组", "H1"), "rank": 2},
+        {**person("B", "金湖社区", BASE + "2组", "H2"), "rank": 2},
+        {**person("C", "金湖社区", BASE + "2组", "H2"), "rank": 0},
+        {**person("D", "金湖社区", BASE + "3组", "H3"), "rank": 1},
+        {**person("E", "东湖社区", BASE + "9组", "H9"), "rank": 5},
+    ]
+    got = visit_order(pl.DataFrame(rows), first=[pl.col("rank")])["person_key"].to_list()
+    assert got == ["E", "B", "C", "D", "A"]

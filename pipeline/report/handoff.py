@@ -17,6 +17,7 @@ wrapped, the footer naming the street, the community and 第 N 页 共 M 页.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -70,16 +71,21 @@ def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(**survey)
 
 
-def visit_order(reg: pl.DataFrame) -> pl.DataFrame:
+def visit_order(reg: pl.DataFrame, first: Sequence[pl.Expr] = ()) -> pl.DataFrame:
     """The order a visitor walks: by street and community, then address with numbers as numbers
     (1组, 2组, … 11组; 3号 before 12号), the members of one household (household_no) together,
-    at the place of the household's first address; people without a household number alone."""
+    at the place of the household's first address; people without a household number alone.
+
+    ``first``: keys that come before the address within a community (e.g. a priority rank); a
+    household takes its members' least value, so it stays together.
+    """
     addr = natural_key(pl.col("address"))
     household = pl.coalesce(pl.col("household_no"), pl.lit("\x00") + pl.col("person_key"))
     place = ["street_code", "community", household]
     return reg.sort(
         pl.col("street_code"),
         pl.col("community"),
+        *[k.min().over(place) for k in first],
         addr.min().over(place),
         household,
         addr,
