@@ -5,9 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PEOPLE ?= 20000
+PY     ?= 3.12
 OUT    ?= output/demo
 
-.PHONY: setup demo test eval bench lint report-check clean catalogues
+.PHONY: setup demo test eval bench lint report-check wheelhouse clean catalogues
 
 setup: $(STAMP)
 
@@ -43,10 +44,15 @@ report-check: demo
 catalogues:
 	for po in pipeline/locale/*/LC_MESSAGES/*.po; do msgfmt --check -o "$${po%.po}.mo" "$$po" || exit 1; done
 
+## Offline install: dist/wheelhouse/ with the project's wheel and every dependency's wheels for
+## win_amd64, manylinux x86_64 and aarch64 (CPython $(PY); PY=3.11 to choose), install.bat, install.sh
+wheelhouse: setup
+	$(BIN)/python -m bench.wheelhouse --python $(PY)
+
 lint: setup
 	$(BIN)/ruff check pipeline schemas tests bench
 	$(BIN)/ruff format --check pipeline schemas tests bench
 	$(BIN)/python -m bench.typecheck
 
 clean:
-	rm -rf $(VENV) output .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) output dist .pytest_cache .ruff_cache .hypothesis

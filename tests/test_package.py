@@ -254,3 +254,45 @@ def test_imports_run_one_way_through_the_layers():
     # function-level imports count: cli imports the commands inside its functions
     assert "kuomian.commands.run" in graph["kuomian.cli"]
     assert upward_imports(graph) == []
+
+
+@pytest.mark.packaging
+def test_the_wheelhouse_installs_with_the_index_switched_off(tmp_path):
+    """``make wheelhouse`` for this machine's platform and Python only (the full one fetches three
+    platforms' wheels: too much for CI), then its install script into a fresh place with pip's
+    index switched off (PIP_NO_INDEX=1), and ``kuomian demo`` with what it installed."""
+    from bench.wheelhouse import main as wheelhouse
+
+    house = wheelhouse(["--here", "--out", str(tmp_path / "wheelhouse")])
+    names = {p.name for p in house.iterdir()}
+    assert {"install.sh", "install.bat"} <= names
+    assert any(n.startswith("kuomian-") and n.endswith(".whl") for n in names)
+    assert all(n.endswith(".whl") for n in names - {"install.sh", "install.bat"}), names
+    bat = (house / "install.bat").read_bytes()
+    assert b"\r\n" in bat and b"--no-index" in bat
+    bat.decode("gbk")  # cmd.exe on a Chinese Windows reads it in code page 936
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUOMIAN_", "PYTHON", "PIP_"))}
+    env |= {
+        "PIP_NO_INDEX": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "KUOMIAN_STATE": str(tmp_path / "state"),
+    }
+    target = tmp_path / "installed"
+    if os.name == "nt":
+        cmd = ["cmd", "/c", str(house / "install.bat"), str(target)]
+    else:
+        cmd = ["sh", str(house / "install.sh"), str(target)]
+        env["PYTHON"] = sys.executable  # this Python (the wheelhouse is for its version)
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stdout + res.stderr
+    kuomian = target / ("Scripts/kuomian.exe" if os.name == "nt" else "bin/kuomian")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = subprocess.run(
+        [kuomian, "demo", "--people", "500", "--out", "demo"], cwd=elsewhere, env=env,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    manifest = json.loads((elsewhere / "demo" / "registry" / "manifest.json").read_text("utf-8"))
+    assert manifest["counts"]["registry"] > 0

@@ -9,7 +9,7 @@ numbers stay numbers. A cell longer than Excel's 32,767 characters is cut with a
 hand-offs and review every 15- or 18-digit ID-like number inside free text (an ID typed into an
 address cell) is masked like the 身份证号 column.
 
-Workbooks (:mod:`kuomian.core.xlsx`) write text as inline-string cells, which no spreadsheet
+Workbooks (:mod:`kuomian.core.xlsx`) write text as shared-string cells, which no spreadsheet
 evaluates, and cut them at the same limit.
 """
 

@@ -55,3 +55,21 @@ CONTROL_RE = r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\u
 def clean_text(s: pl.Series) -> pl.Series:
     """A text column as outputs may show it: NFKC, no control characters, trimmed."""
     return nfkc(s).str.replace_all(LINE_BREAKS_RE, " ").str.replace_all(CONTROL_RE, "").str.strip_chars()
+
+
+NATURAL_WIDTH = 20  # digits a number is padded to in a natural sort key (an ID typed in has 18)
+
+
+def natural_key(e: pl.Expr) -> pl.Expr:
+    """A sort key that orders text with numbers as numbers: 1组, 2组, … 11组; 3号 before 12号.
+
+    Every run of ASCII digits is padded with zeros to :data:`NATURAL_WIDTH` digits, so that
+    plain text order is number order (full-width digits are ASCII once standardised, NFKC).
+    """
+    parts = e.str.extract_all(r"[0-9]+|[^0-9]+")
+    padded = parts.list.eval(
+        pl.when(pl.element().str.contains(r"^[0-9]"))
+        .then(pl.element().str.zfill(NATURAL_WIDTH))
+        .otherwise(pl.element())
+    )
+    return padded.list.join("")

@@ -1,10 +1,14 @@
 """A small, fast .xlsx writer for the sheets people fill in (hand-offs, review, check results).
 
 xlsxwriter costs ~10 µs per cell in Python; a city's hand-offs are millions of
-cells. An .xlsx is a zip of a few XML parts, so this writes them directly:
-one or more sheets, inline strings (every cell text, so Excel never turns an ID
-or a code into a number), numbers where asked, a bold frozen header row, column
-widths, an autofilter and drop-down lists (data validation). Excel, WPS,
+cells. An .xlsx is a zip of a few XML parts, so this writes them directly, the
+sheet XML built column-wise by polars: one or more sheets, text as shared strings
+(every cell text, so Excel never turns an ID or a code into a number; a text cell
+is never a formula), numbers where asked, a bold frozen header row, column
+widths, an autofilter and drop-down lists (data validation). The package has the
+parts Excel itself writes (a theme, a shared-strings table, document properties),
+so Excel opens it without "repairing" it and does not rewrite it on save
+(``openxml-audit`` reports no error and no warning; tests/test_xlsx.py). Excel, WPS,
 LibreOffice and calamine/fastexcel read it.
 
 A sheet with a :class:`PrintSetup` prints ready for a visit: A4 landscape, every
@@ -16,6 +20,7 @@ columns wrapped, and a footer (street, community, 第 N 页 共 M 页).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import zipfile
@@ -59,6 +64,14 @@ def _content_types(n: int) -> str:
         f"{sheets}"
         '<Override PartName="/xl/styles.xml" '
         'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+        '<Override PartName="/xl/sharedStrings.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+        '<Override PartName="/xl/theme/theme1.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.theme+xml"/>'
+        '<Override PartName="/docProps/core.xml" '
+        'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
+        '<Override PartName="/docProps/app.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>'
         "</Types>"
     )
 
@@ -66,7 +79,18 @@ def _content_types(n: int) -> str:
 _RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
 <Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>
+<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/>
+<Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/extended-properties" Target="docProps/app.xml"/>
 </Relationships>"""
+
+_CORE = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:dcmitype="http://purl.org/dc/dcmitype/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><dc:creator>kuomian</dc:creator></cp:coreProperties>"""
+
+_APP = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><Application>kuomian</Application></Properties>"""
+
+# The default Office theme (as xlsxwriter and Excel write it): Excel repairs a workbook without one.
+_THEME = (Path(__file__).parent / "xlsx_theme.xml").read_text(encoding="utf-8")
 
 
 def _wb_rels(n: int) -> str:
@@ -78,7 +102,10 @@ def _wb_rels(n: int) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        f'{sheets}<Relationship Id="rId{n + 1}" Type="{rel}/styles" Target="styles.xml"/></Relationships>'
+        f'{sheets}<Relationship Id="rId{n + 1}" Type="{rel}/styles" Target="styles.xml"/>'
+        f'<Relationship Id="rId{n + 2}" Type="{rel}/theme" Target="theme/theme1.xml"/>'
+        f'<Relationship Id="rId{n + 3}" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/>'
+        "</Relationships>"
     )
 
 
@@ -195,33 +222,48 @@ class Sheet:
     print_setup: PrintSetup | None = None
     autofilter: bool = True
     cells: pl.DataFrame | None = None  # this sheet's rows as built by row_cells (to share them)
+    validations: Mapping[str, Sequence[str]] | None = None  # drop-downs by column name
+
+    def drop_downs(self) -> dict[int, Sequence[str]]:
+        """``dropdowns`` and ``validations`` together, by column index."""
+        out = dict(self.dropdowns or {})
+        for col, allowed in (self.validations or {}).items():
+            if col not in self.df.columns:
+                raise ValueError(f"a drop-down list names the column {col!r}, which the sheet does not have")
+            out[self.df.columns.index(col)] = allowed
+        return out
+
+
+_ROW_CELLS_CALLS = itertools.count()
+
+
+def _cell_name(j: int) -> str:
+    return f"c{j}"
 
 
 def row_cells(
     df: pl.DataFrame, wrap: frozenset[int] = frozenset(), widths: dict[int, float] | None = None
 ) -> pl.DataFrame:
-    """Per data row of ``df``: its cells' XML (``cells``) and its height in points (``ht``; null:
-    the default height).
+    """Per data row of ``df``: its cells as they are stored (``c0``, ``c1``, …) and its height in
+    points (``ht``; null: the default height).
 
-    The cells carry no reference (``r`` is optional in SpreadsheetML: a cell without one takes
-    the next column, so a blank cell is written as an empty ``<c/>``): the same rows can go into
-    several sheets at other row numbers (a street's full sheet and its community sheets) and are
-    built once. Wrapped rows get the height of their longest wrapped text: Excel and LibreOffice
-    do not grow a row when they open a file.
+    A text cell is the text cut at Excel's 32,767 characters and rid of the control characters
+    XML forbids, null when blank; a number stays a number. :func:`write_workbook` turns the
+    texts into shared strings and writes the XML. Built once, the same rows can go into several
+    sheets (a street's full sheet and its community sheets): ``_src`` (this call) and ``_row``
+    (the row's place in ``df``) let the writer render each row once however many sheets show
+    it. Wrapped rows get the height of their longest wrapped text: Excel and LibreOffice do not
+    grow a row when they open a file.
     """
     header = df.columns
     cells = []
     for j, c in enumerate(header):
         col = pl.col(c)
         if df.schema[c].is_numeric():
-            cell = pl.lit('<c s="4"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
-            cells.append(pl.when(col.is_null()).then(pl.lit("<c/>")).otherwise(cell))
+            cells.append(col.alias(_cell_name(j)))
         else:
-            style = "3" if j in wrap else "2"
-            text = _escape_expr(cap_expr(col.cast(pl.String)))  # never a formula; Excel's 32,767 limit
-            cell = pl.lit(f'<c s="{style}" t="inlineStr"><is><t>') + text + pl.lit("</t></is></c>")
-            blank = col.is_null() | (col.cast(pl.String) == "")
-            cells.append(pl.when(blank).then(pl.lit(f'<c s="{style}"/>')).otherwise(cell))
+            text = cap_expr(col.cast(pl.String)).str.replace_all(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "")
+            cells.append(pl.when(text != "").then(text).alias(_cell_name(j)))
     text_wrap = [j for j in sorted(wrap) if not df.schema[header[j]].is_numeric()]
     if text_wrap:
         widths = widths or {}
@@ -235,22 +277,127 @@ def row_cells(
         ht: pl.Expr = pl.when(lines > 1).then(lines * LINE_HEIGHT)
     else:
         ht = pl.lit(None, dtype=pl.Int64)
-    return df.select(pl.concat_str(cells).alias("cells"), ht.cast(pl.Int64).alias("ht"))
+    return df.select(
+        *cells,
+        ht.cast(pl.Int64).alias("ht"),
+        pl.lit(next(_ROW_CELLS_CALLS), dtype=pl.UInt64).alias("_src"),
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+    )
 
 
-def _sheet_xml(sh: Sheet, first: bool = False) -> str:
+def _text_cols(rows: pl.DataFrame, ncols: int) -> list[int]:
+    schema = rows.schema
+    return [j for j in range(ncols) if schema[_cell_name(j)] == pl.String]
+
+
+def _render(
+    sheets: Sequence[Sheet], rows: Sequence[pl.DataFrame]
+) -> tuple[list[list[int]], list[pl.DataFrame], str]:
+    """Every sheet's cells as XML, and the workbook's shared-strings table.
+
+    Returns per sheet the headers' shared-string indexes and a frame aligned with its rows:
+    ``xml`` (the row's cells) and ``ht``; and ``sharedStrings.xml`` (every distinct header and
+    text once, in order of first use). Sheets whose rows one :func:`row_cells` call built (a
+    street and its communities) are rendered together: each row once (``_row``), then gathered.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, (sh, r) in enumerate(zip(sheets, rows, strict=True)):
+        wrap = sh.print_setup.wrap if sh.print_setup else frozenset()
+        key = (r["_src"][0], wrap, tuple(r.schema.items())) if r.height else ("empty", i)
+        groups.setdefault(key, []).append(i)
+    bases: list[pl.DataFrame] = []
+    for idx in groups.values():
+        if len(idx) == 1:
+            bases.append(rows[idx[0]])
+        else:
+            bases.append(pl.concat([rows[i] for i in idx]).unique("_row", keep="first", maintain_order=True))
+    layouts = [
+        _text_cols(base, sheets[idx[0]].df.width) for base, idx in zip(bases, groups.values(), strict=True)
+    ]
+
+    # one hashing pass over the headers and the distinct rows' texts gives the indexes
+    pieces = [pl.Series([str(h) for h in sh.df.columns], dtype=pl.String) for sh in sheets]
+    for base, texts in zip(bases, layouts, strict=True):
+        pieces.extend(base[_cell_name(j)] for j in texts)
+    every = pl.concat(pieces, rechunk=True)
+    strings = every.drop_nulls().unique(maintain_order=True)
+    ranks = every.replace_strict(
+        strings, pl.int_range(0, strings.len(), dtype=pl.UInt32, eager=True), default=None
+    )
+    heads: list[list[int]] = []
+    at = 0
+    for sh in sheets:
+        heads.append(ranks.slice(at, sh.df.width).to_list())
+        at += sh.df.width
+    count = at  # references to the table: the headers, then every text cell of every sheet
+
+    # The cells carry no reference (``r`` is optional: a cell without one takes the next
+    # column), so a blank cell is an empty <c/>.
+    out: dict[int, pl.DataFrame] = {}
+    for base, texts, idx in zip(bases, layouts, groups.values(), strict=True):
+        sh = sheets[idx[0]]
+        wrap = sh.print_setup.wrap if sh.print_setup else frozenset()
+        cells = []
+        for j in range(sh.df.width):
+            col = pl.col(_cell_name(j))
+            if j in texts:
+                style = "3" if j in wrap else "2"
+                cell = pl.lit(f'<c s="{style}" t="s"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
+                cells.append(pl.when(col.is_null()).then(pl.lit(f'<c s="{style}"/>')).otherwise(cell))
+            else:
+                cell = pl.lit('<c s="4"><v>') + col.cast(pl.String) + pl.lit("</v></c>")
+                cells.append(pl.when(col.is_null()).then(pl.lit("<c/>")).otherwise(cell))
+        replaced = []
+        for j in texts:
+            replaced.append(ranks.slice(at, base.height).alias(_cell_name(j)))
+            at += base.height
+        indexed = base.with_columns(replaced) if replaced else base
+        rendered = indexed.select("_row", "ht", pl.concat_str(cells).alias("xml"))
+        for i in idx:
+            r = rows[i]
+            count += sum(r.height - r[_cell_name(j)].null_count() for j in texts)
+            same = len(idx) == 1 or r.height == base.height and r["_row"].equals(base["_row"])
+            out[i] = (
+                rendered
+                if same
+                else r.select("_row").join(rendered, on="_row", how="left", maintain_order="left")
+            )
+    t = pl.col("s")
+    # leading/trailing blanks and line breaks are kept only with xml:space="preserve"
+    keep = t.str.contains(r"^\s|\s$|\n")
+    si = (
+        pl.when(keep).then(pl.lit('<si><t xml:space="preserve">')).otherwise(pl.lit("<si><t>"))
+        + _escape_expr(t)
+        + pl.lit("</t></si>")
+    )
+    body = pl.DataFrame({"s": strings}).select(si.str.join("")).item() if strings.len() else ""
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        f'count="{count}" uniqueCount="{strings.len()}">{body}</sst>'
+    )
+    return heads, [out[i] for i in range(len(sheets))], xml
+
+
+def _validation_formula(allowed: Sequence[str]) -> str:
+    """A drop-down's list as a formula: "a,b,c", quotes doubled; Excel allows 255 characters."""
+    if any("," in a for a in allowed):
+        raise ValueError(f"a drop-down value may not contain a comma: {list(allowed)!r}")
+    formula = '"' + ",".join(a.replace('"', '""') for a in allowed) + '"'
+    if len(formula) > 257:
+        raise ValueError(f"a drop-down list is longer than Excel's 255 characters: {list(allowed)!r}")
+    return _text(formula)
+
+
+def _sheet_xml(sh: Sheet, rendered: pl.DataFrame, head_ids: list[int], first: bool = False) -> str:
+    """One worksheet's XML; ``rendered`` holds its rows' cells (``xml``) and heights (``ht``)."""
     df = sh.df
     header = df.columns
     ncols = len(header)
-    wrap = sh.print_setup.wrap if sh.print_setup else frozenset()
-    head = "".join(
-        f'<c r="{_col(j)}1" s="1" t="inlineStr"><is><t>{_text(str(h))}</t></is></c>'
-        for j, h in enumerate(header)
-    )
+    head = "".join(f'<c r="{_col(j)}1" s="1" t="s"><v>{k}</v></c>' for j, k in enumerate(head_ids))
     n = df.height
     body = ""
     if n:
-        rows = sh.cells if sh.cells is not None else row_cells(df, wrap, sh.widths)
         r = pl.int_range(2, n + 2, dtype=pl.Int64).cast(pl.String)
         row_open = (
             pl.when(pl.col("ht").is_null())
@@ -263,7 +410,7 @@ def _sheet_xml(sh: Sheet, first: bool = False) -> str:
                 + pl.lit('" customHeight="1">')
             )
         )
-        body = rows.select(pl.concat_str([row_open, pl.col("cells"), pl.lit("</row>")]).str.join("")).item()
+        body = rendered.select(pl.concat_str([row_open, pl.col("xml"), pl.lit("</row>")]).str.join("")).item()
     widths = sh.widths or {}
     head_lines = max(
         [math.ceil(display_width(str(h)) / _per_line(widths.get(j, 14))) for j, h in enumerate(header)] + [1]
@@ -272,7 +419,6 @@ def _sheet_xml(sh: Sheet, first: bool = False) -> str:
     out = [f'<row r="1"{head_ht}>{head}</row>', body]
     last_row = n + 1
     cols = [_col(j) for j in range(ncols)]
-    widths = sh.widths or {}
     col_xml = "".join(
         f'<col min="{j + 1}" max="{j + 1}" width="{widths.get(j, 14)}" customWidth="1"/>'
         for j in range(ncols)
@@ -280,17 +426,20 @@ def _sheet_xml(sh: Sheet, first: bool = False) -> str:
     freeze_cols = sh.freeze_cols
     pane = (
         f'<pane xSplit="{freeze_cols}" ySplit="1" topLeftCell="{_col(freeze_cols)}2" activePane="bottomRight" state="frozen"/>'
+        f'<selection pane="bottomRight" activeCell="{_col(freeze_cols)}2" sqref="{_col(freeze_cols)}2"/>'
         if freeze_cols
         else '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+        '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
     )
     validations = ""
-    if sh.dropdowns and n:
+    drop_downs = sh.drop_downs()
+    if drop_downs and n:
         items = []
-        for j, allowed in sh.dropdowns.items():
-            formula = _text('"' + ",".join(allowed) + '"')
+        for j, allowed in sorted(drop_downs.items()):
             items.append(
                 f'<dataValidation type="list" allowBlank="1" showErrorMessage="1" '
-                f'sqref="{cols[j]}2:{cols[j]}{last_row}"><formula1>{formula}</formula1></dataValidation>'
+                f'sqref="{cols[j]}2:{cols[j]}{last_row}"><formula1>{_validation_formula(allowed)}</formula1>'
+                "</dataValidation>"
             )
         validations = f'<dataValidations count="{len(items)}">{"".join(items)}</dataValidations>'
     sheet_pr, printing = "", ""
@@ -306,6 +455,8 @@ def _sheet_xml(sh: Sheet, first: bool = False) -> str:
             f'<pageSetup paperSize="9" orientation="{orientation}" fitToWidth="1" fitToHeight="0"/>'
             f"<headerFooter><oddFooter>{_text(ps.footer())}</oddFooter></headerFooter>"
         )
+    else:
+        printing = '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
     selected = ' tabSelected="1"' if first else ""
     autofilter = f'<autoFilter ref="A1:{_col(ncols - 1)}{last_row}"/>' if sh.autofilter else ""
     return (
@@ -315,6 +466,7 @@ def _sheet_xml(sh: Sheet, first: bool = False) -> str:
         f"{sheet_pr}"
         f'<dimension ref="A1:{_col(ncols - 1)}{last_row}"/>'
         f'<sheetViews><sheetView workbookViewId="0"{selected}>{pane}</sheetView></sheetViews>'
+        '<sheetFormatPr defaultRowHeight="15"/>'
         f"<cols>{col_xml}</cols><sheetData>{''.join(out)}</sheetData>"
         f"{autofilter}{validations}{printing}</worksheet>"
     )
@@ -348,18 +500,31 @@ def write_workbook(path: Path, sheets: Sequence[Sheet]) -> int:
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
         '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
         'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        '<bookViews><workbookView activeTab="0"/></bookViews>'
         f"<sheets>{sheet_list}</sheets>"
         + (f"<definedNames>{''.join(defined)}</definedNames>" if defined else "")
         + "</workbook>"
     )
+    rows = [
+        sh.cells
+        if sh.cells is not None
+        else row_cells(sh.df, sh.print_setup.wrap if sh.print_setup else frozenset(), sh.widths)
+        for sh in sheets
+    ]
+    heads, rendered, sst_xml = _render(sheets, rows)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         z.writestr("[Content_Types].xml", _content_types(len(sheets)))
         z.writestr("_rels/.rels", _RELS)
+        z.writestr("docProps/core.xml", _CORE)
+        z.writestr("docProps/app.xml", _APP)
         z.writestr("xl/workbook.xml", workbook)
         z.writestr("xl/_rels/workbook.xml.rels", _wb_rels(len(sheets)))
         z.writestr("xl/styles.xml", _STYLES)
+        z.writestr("xl/theme/theme1.xml", _THEME)
         for i, sh in enumerate(sheets):
-            z.writestr(f"xl/worksheets/sheet{i + 1}.xml", _sheet_xml(sh, first=i == 0))
+            xml = _sheet_xml(sh, rendered[i], heads[i], first=i == 0)
+            z.writestr(f"xl/worksheets/sheet{i + 1}.xml", xml)
+        z.writestr("xl/sharedStrings.xml", sst_xml)
     return sum(sh.df.height for sh in sheets[:1])
 
 
@@ -372,11 +537,14 @@ def write_xlsx(
     dropdowns: dict[int, Sequence[str]] | None = None,
     freeze_cols: int = 0,
     print_setup: PrintSetup | None = None,
+    validations: Mapping[str, Sequence[str]] | None = None,
 ) -> int:
     """Write one sheet from a frame (its column names are the header); returns the data rows.
 
     Numeric columns become number cells, everything else text cells. The sheet XML
     is built column-wise by polars, so a million cells take about a second.
-    ``dropdowns`` maps a column index to its allowed values; ``print_setup`` makes it print-ready.
+    ``dropdowns`` (by column index) and ``validations`` (by column name) give a column a
+    drop-down list of its allowed values; ``print_setup`` makes it print-ready.
     """
-    return write_workbook(path, [Sheet(sheet_name, df, widths, dropdowns, freeze_cols, print_setup)])
+    sheet = Sheet(sheet_name, df, widths, dropdowns, freeze_cols, print_setup, validations=validations)
+    return write_workbook(path, [sheet])

@@ -1,7 +1,8 @@
 """Per-street hand-offs for the door-to-door visits.
 
 ``handoff/<street_code>_<street_name>.csv`` (UTF-8 with BOM, Chinese headers,
-masked IDs, ordered by community then address) and the same sheet as
+masked IDs, in the order a visitor walks: community, address with numbers as numbers,
+households together; see :func:`visit_order`) and the same sheet as
 ``.xlsx`` with the survey columns as drop-down lists. Both are written through
 :mod:`kuomian.core.cells` (no cell a spreadsheet would evaluate; an ID typed into
 an address or another text field is masked). People with no street
@@ -16,6 +17,7 @@ wrapped, the footer naming the street, the community and 第 N 页 共 M 页.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -26,6 +28,7 @@ from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
 from ..core.labels import group_labels, source_labels, status_labels
 from ..core.policy import policy
+from ..core.text import natural_key
 
 BASE_HEADERS = list(H.values())
 # This year's key target (rules/targets.yaml), e.g. "A 重点"; the registry a hand-off belongs to
@@ -57,7 +60,7 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
         _rank=pl.col("target_priority").replace_strict(rank, default=len(rank), return_dtype=pl.Int64)
     )
     priority = {k: f"{k} {v}" for k, v in levels.items()}
-    out = reg.sort(["street_code", "community", "_rank", "address", "person_key"], nulls_last=True).select(
+    out = visit_order(reg, first=[pl.col("_rank")]).select(
         pl.col("street_code"),
         pl.col("street_name"),
         pl.col("person_key").alias(H["person_key"]),
@@ -85,6 +88,29 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey).with_columns(
         pl.lit(registry_id, dtype=pl.String).alias(REGISTRY_HEADER)
+    )
+
+
+def visit_order(reg: pl.DataFrame, first: Sequence[pl.Expr] = ()) -> pl.DataFrame:
+    """The order a visitor walks: by street and community, then address with numbers as numbers
+    (1组, 2组, … 11组; 3号 before 12号), the members of one household (household_no) together,
+    at the place of the household's first address; people without a household number alone.
+
+    ``first``: keys that come before the address within a community (e.g. a priority rank); a
+    household takes its members' least value, so it stays together.
+    """
+    addr = natural_key(pl.col("address"))
+    household = pl.coalesce(pl.col("household_no"), pl.lit("\x00") + pl.col("person_key"))
+    place = ["street_code", "community", household]
+    return reg.sort(
+        pl.col("street_code"),
+        pl.col("community"),
+        *[k.min().over(place) for k in first],
+        addr.min().over(place),
+        household,
+        addr,
+        pl.col("person_key"),
+        nulls_last=True,
     )
 
 
