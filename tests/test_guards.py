@@ -25,6 +25,7 @@ from kuomian.commands.guards import check_guards
 from kuomian.commands.run import refresh, validate
 from kuomian.core.config import streets
 from kuomian.core.errors import KuomianError
+from kuomian.core.ids import mask_id
 from kuomian.synth import generate_years
 from tests.conftest import assert_no_full_id
 
@@ -257,3 +258,27 @@ def test_a_damaged_previous_manifest_is_not_applicable_never_a_traceback(years, 
     lr, sr = validate(years / "year2" / "sources")
     rep = check_guards(lr, sr, previous=prev)
     assert rep.findings == [] and rep.previous_note and "damaged" in rep.previous_note
+
+
+def test_a_sheet_named_by_an_id_number_is_masked_in_the_finding(years, tmp_path):
+    from tests.conftest import make_id
+
+    src = _copy_year2(years, tmp_path)
+    victim = _household_csv(src)
+    rows, _ = _read_csv(victim)
+    col = next(i for i, h in enumerate(rows[0]) if h.strip() in COMMUNITY)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = make_id("53018119900107003")
+    for k, r in enumerate(rows):
+        ws.append([None if (i == col and k > 0) else (v or None) for i, v in enumerate(r)])
+    wb.save(src / f"{victim.stem}.xlsx")
+    victim.unlink()
+    res = _refresh(src, tmp_path / "out", years)
+    assert res.exit_code == 1
+    assert f"sheet '{mask_id(ws.title)}'" in res.stderr, res.stderr
+    assert "(community)" in res.stderr
+    assert_no_full_id(res.stderr)
+    with pytest.raises(KuomianError) as e:
+        refresh(src, tmp_path / "out2", previous=years / "out1")
+    assert_no_full_id(str(e.value))
