@@ -294,11 +294,17 @@ def _previous_findings(
                     )
                 )
             elif src not in grown and now > before * p["rows_growth"] and now - before >= min_rows:
+                cause = (
+                    "the street column blank or written in a way not recognised (merged cells not read?)? "
+                    "Remedy: fill the street column in every row with the street's name or code, then run again"
+                    if code == NO_STREET
+                    else "a backup copy read too? Remedy: keep only this year's files directly in SOURCES_DIR, "
+                    "then run again"
+                )
                 findings.append(
                     Finding(
                         f"{street}, {src} ({label}): {now} rows, {now / before:.1f} times the previous run's "
-                        f"{before} (the run stops above {p['rows_growth']:g} times). Likely cause: a backup copy "
-                        "read too? Remedy: keep only this year's files directly in SOURCES_DIR, then run again",
+                        f"{before} (the run stops above {p['rows_growth']:g} times). Likely cause: {cause}",
                         DRIFT_FLAG,
                     )
                 )
