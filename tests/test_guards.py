@@ -223,6 +223,10 @@ def test_a_streets_rows_far_below_the_previous_runs_stop_the_run(years, tmp_path
         _write_csv(p, rows[:1] + [r for r in rows[1:] if len(r) <= col or r[col].strip() != name], enc)
     with pytest.raises(KuomianError, match=f"{name}, enrollment .* a file or sheet missing"):
         refresh(src, tmp_path / "out", previous=years / "out1")
+    # validate --previous shows the same finding, and publishes nothing
+    v = runner.invoke(app, ["-q", "validate", str(src), "--previous", str(years / "out1")])
+    assert v.exit_code == 0, v.stderr
+    assert f"WARNING: {name}, enrollment (" in v.stdout and "a file or sheet missing?" in v.stdout
 
 
 def test_an_older_previous_manifest_means_not_applicable_said_once(years, tmp_path):
