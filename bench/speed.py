@@ -7,7 +7,7 @@ in a fresh subprocess so that every peak RSS is that run's own:
 * the **refresh** (load → standardise → link → classify → publish): per stage wall time,
   rows/s and peak RSS; the time per row, so the growth between sizes is visible;
 * the **floor**: read every extract file as text with the same readers
-  (``kuomian.stages.load.read_any``, as many files at once as the load stage reads) and join all
+  (``kuomian.readers.read_any``, as many files at once as the load stage reads) and join all
   rows to the household IDs on the exact ID in DuckDB — the least any tool must do; the
   refresh is reported as a multiple of it;
 * with ``--splink``: **Splink 5** on its DuckDB backend (``bench/splink_settings.py``),
@@ -134,7 +134,8 @@ def _w_floor(p: dict) -> dict:
 
     from kuomian.core.config import load_sources
     from kuomian.core.db import connect
-    from kuomian.stages.load import in_parallel, read_any, recognise
+    from kuomian.readers import read_any, recognise
+    from kuomian.stages.load import in_parallel
 
     start_peak = peak_rss_mib()
     t0 = time.perf_counter()

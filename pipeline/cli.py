@@ -210,7 +210,7 @@ def refresh(
     """
     use_rules(rules)
     from .commands.run import refresh as run_refresh
-    from .stages.load import parse_overrides
+    from .readers import parse_overrides
 
     res = run_refresh(
         sources_dir, out, as_of=_as_of(as_of), previous=previous, force=force,
@@ -255,13 +255,16 @@ def validate(
     use_rules(rules)
     from .commands.guards import check_guards
     from .commands.run import validate as run_validate
-    from .stages.load import parse_overrides
+    from .readers import parse_overrides
 
     lr, sr = run_validate(sources_dir, overrides=parse_overrides(source or []), progress=progress)
     guards = check_guards(lr, sr, previous=previous, stop=False, progress=progress)
     for f in lr.files:
         if f.how == "ignored":
             say(f"{f.name}: ignored — {f.problem}")
+            continue
+        if f.how in ("not read", "copy"):  # a subfolder, not a regular file, a copy of another file
+            say(f"{f.name}: not read — {f.problem}")
             continue
         if f.source is None:
             say(f"{f.name}: not recognised (its name and headers fit no source) — ignored")

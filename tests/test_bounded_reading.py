@@ -13,11 +13,12 @@ import pytest
 import xlsxwriter
 from typer.testing import CliRunner
 
-import kuomian.stages.load as load_mod
+import kuomian.readers.bounds as bounds_mod
 from kuomian.cli import app
 from kuomian.core.config import load_sources
 from kuomian.core.errors import FileProblem
-from kuomian.stages.load import FileInfo, load, load_file
+from kuomian.readers import FileInfo, file_rules, limits
+from kuomian.stages.load import load, load_file
 
 runner = CliRunner()
 ID1 = "530181199005031235"
@@ -38,7 +39,7 @@ def read(path: Path, source) -> FileProblem:
 
 
 def test_limits_are_data():
-    lim = load_mod.limits()
+    lim = limits()
     assert lim["max_columns"] == 1000 and lim["max_cell_mb"] == 1
     assert {"max_unpacked_mb", "max_compression_ratio", "max_cells_per_byte"} <= set(lim)
 
@@ -107,7 +108,7 @@ def test_cell_past_the_limit_is_refused_with_its_row(tmp_path, household, monkey
     e = read(path, household)
     assert e.row == 3 and "1.7 MB of text (more than 1 MB)" in e.problem
     # in a workbook too (xlsxwriter caps a cell at 32,767 characters: lower the limit for the test)
-    monkeypatch.setattr(load_mod, "limits", lambda: {**load_mod.file_rules()["limits"], "max_cell_mb": 0.01})
+    monkeypatch.setattr(bounds_mod, "limits", lambda: {**file_rules()["limits"], "max_cell_mb": 0.01})
     x = tmp_path / "户籍人口.xlsx"
     wb = xlsxwriter.Workbook(str(x))
     ws = wb.add_worksheet("金方街道")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kuomian.core import dates, ids, names
 from kuomian.core.config import load_sources
-from kuomian.stages.load import EXTRA_COL, NUMERIC_ID_COL
+from kuomian.readers import EXTRA_COL, NUMERIC_ID_COL
 from kuomian.stages.standardise import IDENTITY_COLUMNS, StandardiseReport, standardise_frame
 from schemas.standardised import validate_identity
 

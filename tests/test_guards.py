@@ -286,3 +286,26 @@ def test_a_sheet_named_by_an_id_number_is_masked_in_the_finding(years, tmp_path)
     with pytest.raises(KuomianError) as e:
         refresh(src, tmp_path / "out2", previous=years / "out1")
     assert_no_full_id(str(e.value))
+
+
+def test_a_backup_copy_in_a_subfolder_is_not_read(years, tmp_path):
+    """Last year's household files kept in 2025备份/ inside SOURCES_DIR: listed as not read, the
+    run publishes the same persons as without them, and no guard trips."""
+    src = _copy_year2(years, tmp_path)
+    res = _refresh(src, tmp_path / "plain", years)
+    assert res.exit_code == 0, res.stderr
+    backup = src / "2025备份"
+    backup.mkdir()
+    for p in sorted((years / "year1" / "sources").glob("户籍人口_*")):
+        shutil.copy(p, backup / p.name)
+    res = _refresh(src, tmp_path / "out", years)
+    assert res.exit_code == 0, res.stderr
+    assert "WARNING" not in res.stdout
+    ids = [
+        pl.read_parquet(d / "persons.parquet")["id_number"].sort()
+        for d in (tmp_path / "plain", tmp_path / "out")
+    ]
+    assert ids[0].to_list() == ids[1].to_list()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text("utf-8"))
+    listed = [f for f in manifest["inputs"] if "2025备份" in f["file"]]
+    assert listed and all(f["recognised_by"] == "not read" and not f["rows"] for f in listed)

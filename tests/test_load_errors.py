@@ -15,7 +15,8 @@ import xlsxwriter
 from kuomian.core.config import load_sources
 from kuomian.core.errors import FileProblem
 from kuomian.core.ids import add_id_columns, redact_ids
-from kuomian.stages.load import NUMERIC_ID_COL, FileInfo, load_file, read_any, read_csv
+from kuomian.readers import NUMERIC_ID_COL, FileInfo, read_any, read_csv
+from kuomian.stages.load import load_file
 
 ID1 = "530181199005031235"
 ID2 = "11010519491231002X"

@@ -19,7 +19,8 @@ from kuomian.cli import app
 from kuomian.commands.run import refresh
 from kuomian.core.config import load_sources
 from kuomian.core.errors import KuomianError
-from kuomian.stages.load import NUMERIC_ID_COL, FileInfo, load, load_file
+from kuomian.readers import NUMERIC_ID_COL, FileInfo
+from kuomian.stages.load import load, load_file
 from tests.conftest import assert_no_full_id
 
 HERE = Path(__file__).parent / "fixtures" / "office"
@@ -283,7 +284,7 @@ def test_review_and_survey_readers_find_the_header_under_title_rows(tmp_path):
     """read_any(path, wanted): the sheet and row holding the expected headers, rows numbered as shown."""
     import xlsxwriter
 
-    from kuomian.stages.load import ROW_COL, read_any
+    from kuomian.readers import ROW_COL, read_any
 
     path = tmp_path / "走访.xlsx"
     wb = xlsxwriter.Workbook(str(path))

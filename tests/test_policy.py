@@ -473,7 +473,7 @@ def test_employer_header_says_the_threshold_in_force(tmp_path):
 
 def test_a_policy_folder_from_before_files_yaml_reads_files_with_the_defaults(tmp_path):
     from kuomian.core.config import use_policy
-    from kuomian.stages.load import file_rules
+    from kuomian.readers import file_rules
 
     pol = exported(tmp_path)
     (pol / "rules" / "files.yaml").unlink()
@@ -496,7 +496,7 @@ def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
 
     from kuomian.commands.guards import guard_rules
     from kuomian.core.config import use_policy
-    from kuomian.stages.load import file_rules
+    from kuomian.readers import file_rules
 
     pol = exported(tmp_path)
     f = pol / "rules" / "files.yaml"

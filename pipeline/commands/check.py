@@ -72,8 +72,9 @@ class CheckReport:
 
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
     """(header, records) of the result: the list as read plus the five result columns."""
+    from ..readers import FileInfo
     from ..stages.link import match_to_persons
-    from ..stages.load import FileInfo, load_file
+    from ..stages.load import load_file
     from ..stages.standardise import StandardiseReport, standardise_frame
 
     src = list_source()

@@ -32,7 +32,8 @@ from pathlib import Path
 from ..core.config import load_sources, streets
 from ..core.errors import KuomianError
 from ..core.ids import redact_ids
-from ..stages.load import LoadReport, file_rules
+from ..readers import file_rules
+from ..stages.load import LoadReport
 from ..stages.standardise import StandardiseReport
 
 DRIFT_FLAG = "--accept-drift"
@@ -180,7 +181,7 @@ def _missing_streets(lr: LoadReport, sr: StandardiseReport, cfg: dict) -> tuple[
     unread = [
         f"{f.name} ({f.problem or f.how})"
         for f in lr.files
-        if f.how in ("ignored", "skipped", "unrecognised")
+        if f.how in ("ignored", "skipped", "unrecognised", "not read", "copy")
     ]
     unread += [
         f"{f.name}, sheet {_short(s.name)!r} ({s.skipped})"

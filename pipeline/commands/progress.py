@@ -185,7 +185,8 @@ class ProgressReport:
 
 def read_extracts(files: list[Path], progress=lambda m: None) -> tuple[pl.DataFrame, dict[str, int]]:
     """Every row of the enrolment files, standardised as the refresh does; and rows read per file."""
-    from ..stages.load import FileInfo, load_file
+    from ..readers import FileInfo
+    from ..stages.load import load_file
     from ..stages.standardise import Duplicates, StandardiseReport, standardise_frame
 
     src = load_sources()["enrollment"]

@@ -160,7 +160,8 @@ def import_decisions(file: Path, registry: Path) -> dict:
     anything else is rejected with its row number. The OUT_DIR lock is held (waiting up to 30 s),
     so two imports never lose each other's decisions.
     """
-    from ..stages.load import ROW_COL, FileProblem, read_any
+    from ..core.errors import FileProblem
+    from ..readers import ROW_COL, read_any
 
     registry = Path(registry)
     published_persons(registry, name="--registry", hint="Point it at the OUT_DIR whose review.xlsx this is.")

@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,9 +32,10 @@ from ..core.policy import differences as policy_differences
 from ..core.policy import fingerprint as policy_fingerprint
 from ..core.policy import load_policy
 from ..core.privacy import key_path, load_key
+from ..readers import discover, file_rules
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
-from ..stages.load import LoadReport, file_manifest, file_rules, load
+from ..stages.load import LoadReport, file_manifest, load
 from ..stages.publish import PublishReport, publish
 from ..stages.standardise import StandardiseReport, standardise
 from .guards import GuardReport, check_guards, manifest_section
@@ -113,8 +115,52 @@ ON_DISK_BYTES = 1 << 30
 
 
 def input_bytes(sources_dir: Path) -> int:
-    """Total size of the files below SOURCES_DIR."""
-    return sum(p.stat().st_size for p in Path(sources_dir).rglob("*") if p.is_file())
+    """Total size of the files the refresh may read: those directly in SOURCES_DIR (a subfolder of
+    backups is not read, so it does not count)."""
+    return sum(p.stat().st_size for p in discover(Path(sources_dir)))
+
+
+# The shapes of ID cells without a usable ID (stages/standardise.py ``_id_shape``): what the guard
+# says it saw, and what to do.
+ID_SHAPES = {
+    "text_formula": (
+        'the ID cells are written as text formulas ="…"',
+        'export the list again as .xlsx, or as CSV without the ="…" wrapping',
+    ),
+    "scientific": (
+        "the IDs are written in scientific notation (5.30181E+17: Excel kept only 15 digits)",
+        "set the column to Text in Excel, paste the IDs again from the source system and export it again",
+    ),
+    "quotes": ("the ID cells hold quote marks", "remove the quotes around the IDs and export the file again"),
+    "spaces": ("the ID cells hold spaces inside the number", "remove the spaces and export the file again"),
+    "stray_characters": (
+        "the ID cells hold characters that are not digits or X",
+        "check the ID column (a shifted column?) and export the file again",
+    ),
+    "length": ("the IDs are cut short or too long", "check the ID column and export the file again"),
+    "check_digit": (
+        "the IDs have the right length but a wrong check digit or birth date (mistyped)",
+        "check the IDs against the source system and export the file again",
+    ),
+    "blank": ("the ID column is blank", "fill in the IDs from the source system and export the file again"),
+}
+
+
+def _id_shape_cause(sr: StandardiseReport, keys) -> str:
+    """The most common shape of the bad ID cells of ``keys`` (source, file, sheet), its remedy and
+    one masked example."""
+    seen: Counter = Counter()
+    example: dict[str, str] = {}
+    for (src, file, sheet, shape), n in sr.bad_id_shapes.items():
+        if (src, file, sheet) in keys:
+            seen[shape] += n
+            example.setdefault(shape, sr.bad_id_examples.get((src, file, sheet, shape), ""))
+    if not seen:
+        return "the ID column is blank, cut short or mistyped: check it and export the file again"
+    shape = seen.most_common(1)[0][0]
+    what, remedy = ID_SHAPES.get(shape, ID_SHAPES["check_digit"])
+    shown = f" (e.g. {example[shape]})" if example.get(shape) else ""
+    return f"{what}{shown}: {remedy}"
 
 
 def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
@@ -136,7 +182,7 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
                 "the ID column is stored as numbers (Excel kept only 15 digits): set the column to Text "
                 "in Excel, paste the IDs again from the source system and export it again"
             )
-        return "the ID column is blank, cut short or mistyped: check it and export the file again"
+        return _id_shape_cause(sr, keys)
 
     for (src, file, sheet), n in sorted(sr.person_rows.items()):
         bad = sr.no_usable_id.get((src, file, sheet), 0)

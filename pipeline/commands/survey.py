@@ -142,7 +142,7 @@ def read_answers(path: Path) -> FileAnswers:
     sheet per community that the refresh writes, so answers typed into either count (a row
     left blank in one sheet is not an answer, so the same person answered in one sheet only is
     no conflict)."""
-    from ..stages.load import read_every
+    from ..readers import read_every
 
     path = Path(path)
     if not path.is_file():
@@ -159,7 +159,7 @@ def read_answers(path: Path) -> FileAnswers:
 def _read_sheet_answers(
     path: Path, label: str, header: list[str], body: pl.DataFrame, out: FileAnswers
 ) -> None:
-    from ..stages.load import ROW_COL
+    from ..readers import ROW_COL
 
     norm = [normalise_header(h) for h in header]
     key_j = next((j for j, h in enumerate(norm) if h in {normalise_header(k) for k in KEY_HEADERS}), None)

@@ -469,6 +469,15 @@ def report_page(
     ]
     if ignored:
         overview.append(f"<p class='note'>不是数据文件(已忽略): {_esc('、'.join(ignored))}</p>")
+    not_read = [
+        f"{f['file']}({f.get('problem') or ''})"
+        for f in manifest.get("inputs", [])
+        if f.get("recognised_by") in ("not read", "copy")
+    ]
+    if not_read:  # subfolders, what is not a regular file, copies of another file
+        overview.append(
+            f"<p class='note'>未读取(子文件夹、非普通文件或重复副本): {_esc('、'.join(not_read))}</p>"
+        )
     sheets = [
         f"{f['file']} / {s['sheet']}({s['skipped']})"
         for f in manifest.get("inputs", [])

@@ -23,7 +23,8 @@ from ..core import dates, ids, names
 from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
 from ..core.db import store
 from ..core.text import nfkc, on_distinct
-from .load import EXTRA_COL, NUMERIC_ID_COL, LoadReport, empty_frame
+from ..readers import EXTRA_COL, NUMERIC_ID_COL, file_rules
+from .load import LoadReport, empty_frame
 
 IDENTITY_COLUMNS = [
     "row_id", "source", "file", "sheet", "row", "row_state", "reason",
@@ -37,8 +38,6 @@ NOT_DATA = ("empty_row", "total_row", "footer_row")  # rows that are not people
 
 def _row_patterns() -> dict[str, str]:
     """``rules/files.yaml`` ``rows``: reason → pattern of a row that is not a person (totals, footers)."""
-    from .load import file_rules
-
     return dict(file_rules()["rows"])
 
 
@@ -58,6 +57,10 @@ class StandardiseReport:
     person_rows: Counter = field(default_factory=Counter)
     no_usable_id: Counter = field(default_factory=Counter)
     numeric_ids: Counter = field(default_factory=Counter)
+    # the shape of those IDs (see :func:`_id_shape`): (source, file, sheet, shape) -> rows, and
+    # one masked example per key
+    bad_id_shapes: Counter = field(default_factory=Counter)
+    bad_id_examples: dict = field(default_factory=dict)
     base_streets: Counter = field(default_factory=Counter)  # street_code -> usable rows of the base source
     # the guards (commands/guards.py): per (source, file, sheet, field) and per (source, street_code
     # or "", field), person rows whose raw cell is filled; per (source, street_code or ""), person rows
@@ -69,6 +72,51 @@ class StandardiseReport:
         q = sum(self.quarantined.values())
         d = sum(self.duplicates.values())
         return f"standardise: {sum(self.rows.values())} rows, {q} quarantined, {d} exact duplicates"
+
+
+def _id_shape(raw: pl.Expr) -> pl.Expr:
+    """What an ID cell without a usable ID looks like, for the damage guard's message."""
+    v = raw.str.strip_chars()
+    return (
+        pl.when(v.is_null() | (v == ""))
+        .then(pl.lit("blank"))
+        .when(v.str.starts_with("="))
+        .then(pl.lit("text_formula"))
+        .when(v.str.contains(r"^[0-9](?:\.[0-9]+)?[Ee]\+?[0-9]+$"))
+        .then(pl.lit("scientific"))
+        .when(v.str.contains("['\"‘’“”]"))
+        .then(pl.lit("quotes"))
+        .when(v.str.contains(r"\s"))
+        .then(pl.lit("spaces"))
+        .when(v.str.contains(r"[^0-9Xx]"))
+        .then(pl.lit("stray_characters"))
+        .when(~v.str.len_chars().is_in([15, 18]))
+        .then(pl.lit("length"))
+        .otherwise(pl.lit("check_digit"))
+    )
+
+
+def _count_bad_id_shapes(out: pl.DataFrame, source: str, report: StandardiseReport) -> None:
+    """Per (file, sheet), the shapes of the person rows' ID cells that hold no usable ID (not the
+    number cells, counted apart), with one masked example each."""
+    bad = out.filter(
+        ~pl.col("id_kind").is_in(USABLE_ID_KINDS)
+        & ~pl.col(NUMERIC_ID_COL)
+        & (pl.col("reason").is_null() | ~pl.col("reason").is_in(NOT_DATA))
+    )
+    if bad.is_empty():
+        return
+    shapes = (
+        bad.select("file", "sheet", _id_shape(pl.col("raw_id_number")).alias("shape"), "raw_id_number")
+        .group_by("file", "sheet", "shape")
+        .agg(pl.len().alias("n"), pl.col("raw_id_number").drop_nulls().first().alias("example"))
+    )
+    for file, sheet, shape, n, example in shapes.iter_rows():
+        report.bad_id_shapes[(source, file, sheet, shape)] += n
+        shown = ids.redact_ids(str(example or "")[:40])
+        report.bad_id_examples.setdefault(
+            (source, file, sheet, shape), ids.mask_id(shown) if shown == example else shown
+        )
 
 
 def _nfkc_trim(col: pl.Expr) -> pl.Expr:
@@ -259,6 +307,7 @@ def standardise_frame(
                 report.no_usable_id[(source.name, file, sheet)] += n
             if numeric:
                 report.numeric_ids[(source.name, file, sheet)] += n
+    _count_bad_id_shapes(out, source.name, report)
     if source.role == "base":
         for code, n in out.filter(pl.col("row_state") == "ok").group_by("street_code").len().iter_rows():
             report.base_streets[code] += n
@@ -421,8 +470,8 @@ def standardise(
         part_report, quarantined = done[name]
         for attr in (
             "rows", "quarantined", "duplicates", "id_kinds", "unknown_values", "unparsed", "flags",
-            "person_rows", "no_usable_id", "numeric_ids", "base_streets", "filled", "street_rows",
-            "street_filled",
+            "person_rows", "no_usable_id", "numeric_ids", "bad_id_shapes", "bad_id_examples", "base_streets",
+            "filled", "street_rows", "street_filled",
         ):  # fmt: skip
             getattr(report, attr).update(getattr(part_report, attr))
         # kept here, not by the workers: two writers to one table wait on each other

@@ -1,0 +1,229 @@
+"""Which files of SOURCES_DIR are extracts, and of which source: ``--source NAME=PATH`` first,
+then the file-name globs, then the headers of the first rows. No data is read beyond headers."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections import Counter
+from pathlib import Path
+
+from ..core.config import Source, load_sources
+from ..core.errors import FileProblem, KuomianError
+from ..core.ids import redact_ids
+from .base import FileInfo, file_rules
+from .headers import choose_header
+from .parquet import read_parquet
+from .sniff import real_format
+from .tables import _refuse_unreadable, read_tables
+from .text import _csv_records, _sniff_delimiter, text_of, unwrap_text_formula
+
+READABLE = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".ods", ".parquet", ".htm", ".html", ".xml"}
+
+
+def discover(sources_dir: Path) -> list[Path]:
+    """The regular files directly in SOURCES_DIR (a link to one counts), in a stable order; Office
+    lock files and hidden files skipped. Subfolders and what is not a regular file are
+    :func:`not_files`."""
+    return [p for p, kind in _entries(sources_dir) if kind is None]
+
+
+def not_files(sources_dir: Path) -> list[tuple[Path, str]]:
+    """What else SOURCES_DIR holds, with what it is: subfolders (last year's copies, backups) and
+    anything that is not a regular file (a named pipe, a device, a socket, a broken link). They are
+    listed, never opened."""
+    return [(p, kind) for p, kind in _entries(sources_dir) if kind is not None]
+
+
+def _entries(sources_dir: Path) -> list[tuple[Path, str | None]]:
+    if not sources_dir.is_dir():
+        raise KuomianError(f"{sources_dir}: no such folder. Give the folder that holds the extracts.")
+    out: list[tuple[Path, str | None]] = []
+    for p in sorted(sources_dir.iterdir()):
+        if p.name.startswith((".", "~$")):
+            continue
+        try:
+            mode = os.stat(p).st_mode  # follows a link; never opens the file
+        except OSError:
+            out.append((p, "a broken link"))
+            continue
+        if stat.S_ISREG(mode):
+            out.append((p, None))
+        elif stat.S_ISDIR(mode):
+            out.append((p, "a subfolder"))
+        else:
+            kind = (
+                "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file"
+            )  # fmt: skip
+            out.append((p, kind))
+    return out
+
+
+def _not_read(p: Path, kind: str) -> FileInfo:
+    """A FileInfo for a subfolder or something that is not a regular file."""
+    if kind == "a subfolder":
+        problem = "a subfolder: not read (only the files directly in the sources folder are extracts)"
+        return FileInfo(p, None, "not read", problem=problem, shown_as=redact_ids(p.name) + "/")
+    return FileInfo(p, None, "not read", problem=f"{kind}, not a regular file: never opened")
+
+
+def _copies(files: list[Path], overrides: dict[Path, str]) -> tuple[dict[Path, Path], dict[Path, str]]:
+    """Readable files whose content (SHA-256) an earlier one already has -> that one, and every
+    readable file's SHA-256. A file named with ``--source`` is the one read when it has a copy."""
+    first: dict[str, Path] = {}
+    hashes: dict[Path, str] = {}
+    candidates = [p for p in overrides] + [p for p in files if p.resolve() not in overrides]
+    for p in candidates:
+        if p.suffix.lower() in READABLE:
+            try:
+                hashes[p] = _sha256(p)
+            except OSError:
+                continue  # the reader says what is wrong
+            first.setdefault(hashes[p], p)
+    return {p: first[h] for p, h in hashes.items() if first[h] != p}, hashes
+
+
+def sources_by_glob(name: str, sources: dict[str, Source]) -> list[str]:
+    low = name.lower()
+    return [s.name for s in sources.values() if any(fnmatch.fnmatch(low, g.lower()) for g in s.globs)]
+
+
+def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
+    """The sources whose required columns some sheet of the file names in one of its first rows
+    (the best-matching source per sheet)."""
+    n = file_rules()["header"]["search_rows"]
+    heads: list[list[list[str]]] = []
+    fmt = real_format(path)
+    if fmt == "csv":
+        data = path.read_bytes()
+        if not data.strip():
+            raise FileProblem(path, "the file is empty", "Ask the department to export it again.")
+        text, _ = text_of(path, data)
+        first = text[: text.find("\n")] if "\n" in text else text
+        records = _csv_records(path, text, _sniff_delimiter(first[:100_000], path), n)[0]
+        heads.append([[unwrap_text_formula(c) for c in r] for r in records])
+    elif fmt == "parquet":
+        header, _ = read_parquet(path)
+        heads.append([header])
+    else:  # every sheet's first rows, as the reader sees them (merged ranges filled)
+
+        def keep(rows: list[list[str]]) -> None:
+            heads.append(rows)
+
+        read_tables(path, keep).close()
+    found: set[str] = set()
+    for rows in heads:
+        hits = []
+        for s in sources.values():
+            c = choose_header(rows, s)
+            if c is not None and all(f.name in c.fields for f in s.required_fields):
+                hits.append((len(c.fields), s.name))
+        if hits:
+            best = max(k for k, _ in hits)
+            found.update(name for k, name in hits if k == best)
+    return sorted(found, key=list(sources).index)
+
+
+def parse_overrides(pairs: list[str]) -> dict[Path, str]:
+    """``--source NAME=PATH`` values → {resolved path: source}."""
+    sources = load_sources()
+    out: dict[Path, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise KuomianError(f"--source {pair!r}: write it as NAME=PATH, e.g. --source tax=纳税2025.xlsx.")
+        name, path = pair.split("=", 1)
+        if name not in sources:
+            raise KuomianError(f"--source {pair!r}: unknown source {name!r}. Known: {', '.join(sources)}.")
+        p = Path(path).expanduser().resolve()
+        if not p.is_file():
+            raise KuomianError(f"--source {pair!r}: {path} is not a file.")
+        out[p] = name
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> list[FileInfo]:
+    """Decide the source of every file (no data read beyond headers)."""
+    sources = load_sources()
+    overrides = overrides or {}
+    infos: list[FileInfo] = []
+    files = discover(sources_dir)
+    copy_of, hashes = _copies(files, overrides)
+    seen = set()
+    for p in files:
+        rp = p.resolve()
+        seen.add(rp)
+        first = copy_of.get(p) or copy_of.get(rp)
+        if first is not None:
+            shown = redact_ids(first.name if first.parent == p.parent else str(first))
+            infos.append(FileInfo(p, None, "copy", problem=f"a copy of {shown} (the same content): not read"))
+            continue
+        hits = sources_by_glob(p.name, sources)
+        if p.suffix.lower() not in READABLE:
+            kind = file_rules()["cannot_read"].get(p.suffix.lower())
+            if kind and (hits or rp in overrides):
+                _refuse_unreadable(p)
+            what = f"{kind} file" if kind else f"{p.suffix or 'no extension'}"
+            infos.append(FileInfo(p, None, "ignored", problem=f"not an extract ({what})"))
+            continue
+        if rp in overrides:
+            infos.append(FileInfo(p, overrides[rp], "override"))
+            continue
+        if len(hits) > 1:
+            raise KuomianError(
+                f"{p}: the file name fits more than one source ({', '.join(hits)}). "
+                f"Rename the file or say which it is with --source {hits[0]}={p}."
+            )
+        if hits:
+            infos.append(FileInfo(p, hits[0], "glob"))
+            continue
+        try:
+            hits = sources_in_file(p, sources)
+        except FileProblem:
+            infos.append(FileInfo(p, None, "unrecognised", problem="unreadable, and its name fits no source"))
+            continue
+        if len(hits) > 1:
+            raise KuomianError(
+                f"{p}: the headers fit more than one source ({', '.join(hits)}). "
+                f"Say which it is with --source {hits[0]}={p}."
+            )
+        infos.append(FileInfo(p, hits[0] if hits else None, "headers" if hits else "unrecognised"))
+    for rp, name in overrides.items():
+        if rp not in seen:
+            infos.append(FileInfo(rp, name, "override"))
+    for info in infos:
+        info.size = info.path.stat().st_size
+        info.sha256 = hashes.get(info.path, "")
+    infos += [_not_read(p, kind) for p, kind in not_files(sources_dir)]
+    _disambiguate(infos, sources_dir)
+    return infos
+
+
+def _disambiguate(infos: list[FileInfo], sources_dir: Path) -> None:
+    """Two files shown under one name (the same name in two folders, or names that differ only in a
+    masked ID) would share their rows' ``file``: show those by their path below SOURCES_DIR, numbered
+    if that still collides."""
+    names = Counter(i.name for i in infos)
+    for info in infos:
+        if names[info.name] > 1:
+            try:
+                info.shown_as = redact_ids(info.path.relative_to(sources_dir).as_posix())
+            except ValueError:  # an --source file outside SOURCES_DIR
+                info.shown_as = redact_ids(info.path.as_posix())
+    seen: Counter[str] = Counter()
+    for info in infos:
+        seen[info.name] += 1
+        if seen[info.name] > 1:
+            info.shown_as = f"{info.name} ({seen[info.name]})"
