@@ -424,7 +424,10 @@ def test_a_sharded_world_has_unique_ids_and_one_truth(tmp_path):
     out = tmp_path / "kunming"
     summary = generate_sharded(out, people=2400, seed=2, as_of=AS_OF, shard_people=1000)
     assert summary["districts"] == 3
-    assert sorted(p.name for p in (out / "sources").iterdir()) == ["d01", "d02", "d03"]
+    names = sorted(p.name for p in (out / "sources").iterdir())  # every file directly in SOURCES_DIR
+    assert {n[:4] for n in names} == {"d01_", "d02_", "d03_"} and all(
+        (out / "sources" / n).is_file() for n in names
+    )
     persons = pl.read_parquet(out / "truth" / "persons.parquet")
     assert persons["id_number"].n_unique() == persons.height == summary["persons"]
     # each district writes its own local address codes (d02 as 5302.., d03 as 5303..)
@@ -434,7 +437,7 @@ def test_a_sharded_world_has_unique_ids_and_one_truth(tmp_path):
     on_disk = {p.relative_to(out / "sources").as_posix() for p in (out / "sources").rglob("*") if p.is_file()}
     assert set(rows["file"].unique().to_list()) == on_disk
     assert rows.height == sum(summary["rows"].values())
-    # the truth names each file as the loader shows it (dNN/<name>): every row is found
+    # the truth names each file as the loader shows it (dNN_<name>): every row is found
     done = refresh(out / "sources", tmp_path / "run", as_of=AS_OF)
     scored = score_links(done.out_dir, out / "truth")
     assert scored.height == rows.height
