@@ -318,3 +318,27 @@ def test_the_damage_guard_names_the_shape_it_sees(tmp_path):
     assert "\n" not in msg and "60 of 60 rows" in msg, msg
     assert 'text formulas ="…"' in msg and f'="{ids[0][:6]}' in msg and "--accept-damaged-ids" in msg, msg
     assert_no_full_id(msg)
+
+
+def test_a_merged_header_spans_its_columns(tmp_path):
+    """公民身份号码 merged over B:C, the IDs in C (B a narrow spacer): C is the ID column. When both
+    columns hold data the header stays as it is (no guess)."""
+    import openpyxl
+
+    ids = [ZHANG, make_id("53012319850212004")]
+    for both in (False, True):
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        ws.title = "连然街道"
+        ws.append(["姓名", "公民身份号码", None, "社区"])
+        ws.merge_cells("B1:C1")
+        for k, pid in enumerate(ids):
+            ws.append(["张伟李娜"[2 * k : 2 * k + 2], "备" if both else None, pid, "金湖社区"])
+        path = tmp_path / f"户籍人口_{both}.xlsx"
+        wb.save(path)
+        df = load_file(path, load_sources()["household"], FileInfo(path, "household", "glob"))
+        if both:
+            assert df["id_number"].to_list() == ["备", "备"]
+            assert [json.loads(e) for e in df["_extra"]] == [{"列3": i} for i in ids]
+        else:
+            assert df["id_number"].to_list() == ids and df["name"].to_list() == ["张伟", "李娜"]

@@ -22,13 +22,13 @@ _MERGE_RE = re.compile(rb'<mergeCell\s+ref="([A-Z]{1,3})([0-9]{1,7}):([A-Z]{1,3}
 
 
 def merge_ranges(buf: bytes) -> list[Range]:
-    """The ranges over several rows of the ``<mergeCell ref="A3:A5"/>`` tags in a piece of an
+    """The ranges of the ``<mergeCell ref="A3:A5"/>`` tags in a piece of an
     .xlsx sheet's XML (read with the bound checks, :func:`.bounds.check_workbook_bounds`)."""
     out: list[Range] = []
     for m in _MERGE_RE.finditer(buf):
         r0, r1 = int(m.group(2)) - 1, int(m.group(4)) - 1
         c0, c1 = _col_index(m.group(1)), _col_index(m.group(3))
-        if r0 < r1 and c0 <= c1:  # only ranges over several rows change what is read
+        if (r0 < r1 and c0 <= c1) or (r0 == r1 and c0 < c1):
             out.append((r0, c0, r1, c1))
     return out
 
@@ -40,14 +40,14 @@ _ODS_ATTR_RE = re.compile(rb'table:number-(rows|columns)-(repeated|spanned)="([0
 
 
 def ods_merges(z: zipfile.ZipFile) -> dict[int, list[Range]]:
-    """Sheet index -> the ranges spanning several rows, from an .ods ``content.xml``: the cell
+    """Sheet index -> the merged ranges, from an .ods ``content.xml``: the cell
     positions are counted over rows and cells (with their repeats), as the reader places them."""
     if "content.xml" not in z.NameToInfo:
         return {}
     found = {"any": False}
 
     def probe(buf: bytes) -> None:
-        found["any"] = found["any"] or b'number-rows-spanned="' in buf
+        found["any"] = found["any"] or b'-spanned="' in buf
 
     _stream(z, "content.xml", probe, cut=(b"<table:",))
     if not found["any"]:
@@ -78,7 +78,7 @@ def ods_merges(z: zipfile.ZipFile) -> dict[int, list[Range]]:
             elif not closing:  # a cell
                 down = a.get((b"rows", b"spanned"), 1)
                 across = a.get((b"columns", b"spanned"), 1)
-                if down > 1 and tag == b"table-cell":
+                if (down > 1 or across > 1) and tag == b"table-cell":
                     r, c = st["row"], st["col"]
                     out.setdefault(st["sheet"], []).append((r, c, r + down - 1, c + max(across, 1) - 1))
                 st["col"] += max(1, a.get((b"columns", b"repeated"), 1))
@@ -111,3 +111,25 @@ def fill_merges(grid: pl.DataFrame, ranges: list[Range], col_offset: int) -> pl.
             last = r1
         cols.append(pl.Series(f"c{j}", values, dtype=pl.String))
     return grid.with_columns(cols)
+
+
+def spread_merged_headers(
+    header: list[str], body: pl.DataFrame, ranges: list[Range], row: int, col_offset: int
+) -> list[str]:
+    """A header cell merged across columns (sheet row ``row``) spans its columns: when exactly one
+    column of the span holds data, that column takes the name (the value of a merged cell sits
+    in its first column, the data may sit in another). Otherwise the header stays as it is."""
+    out = list(header)
+    for r0, c0, r1, c1 in ranges:
+        if c1 <= c0 or not r0 <= row <= r1:
+            continue
+        j0, j1 = c0 - col_offset, min(c1 - col_offset, body.width - 1, len(out) - 1)
+        if j0 < 0 or j0 >= len(out) or not out[j0] or any(out[j] for j in range(j0 + 1, j1 + 1)):
+            continue
+        filled = [
+            j for j in range(j0, j1 + 1)
+            if body.get_column(f"c{j}").str.strip_chars().replace("", None).drop_nulls().len()
+        ]  # fmt: skip
+        if len(filled) == 1 and filled[0] != j0:
+            out[filled[0]], out[j0] = out[j0], ""
+    return out

@@ -54,7 +54,7 @@ def _markup_grid(i: int, sheet: MarkupSheet):
     """A markup sheet as :func:`.workbook.grid_tables` takes it (columns c0…, every cell text)."""
     width = max((len(r) for r in sheet.rows), default=0)
     cols = {f"c{j}": [r[j] if j < len(r) else None for r in sheet.rows] for j in range(width)}
-    return i, sheet.name, pl.DataFrame(cols, schema={c: pl.String for c in cols}), 0, sheet.numbers
+    return i, sheet.name, pl.DataFrame(cols, schema={c: pl.String for c in cols}), 0, sheet.numbers, []
 
 
 def _refuse_unreadable(path: Path) -> None:

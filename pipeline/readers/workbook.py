@@ -14,7 +14,7 @@ from ..core.errors import FileProblem
 from .base import Table, _cell_text, _reraise_interrupts, file_rules
 from .biff import xls_merges
 from .bounds import _check_width, check_workbook_bounds
-from .merges import fill_merges, ods_merges
+from .merges import fill_merges, ods_merges, spread_merged_headers
 from .sheetxml import _col_letter, _stream, _xlsx_sheet_parts
 
 _TEXT_TYPE_RE = re.compile(rb'\bt="(?:s|str|inlineStr|b|e)"')
@@ -174,12 +174,12 @@ def workbook_tables(
         def sheets():
             for i, name in enumerate(reader.sheet_names):
                 if i in charts:
-                    yield i, name, "a chart", 0, None
+                    yield i, name, "a chart", 0, None, []
                     continue
                 grid, offset = read_sheet_grid(reader, path, i, name)
                 part = parts.part(i) if parts else None
                 ranges = xlsx_merges.get(part, []) if part else ods.get(i) or xls.get(name) or []
-                yield i, name, fill_merges(grid, ranges, offset) if ranges else grid, offset, None
+                yield i, name, fill_merges(grid, ranges, offset) if ranges else grid, offset, None, ranges
 
         tables, skipped = grid_tables(path, sheets(), choose)
     except BaseException:
@@ -199,11 +199,11 @@ def _ods_merges(path: Path) -> dict:
 
 def grid_tables(path: Path, sheets, choose) -> tuple[list[Table], list[tuple[int, str, str]]]:
     """The tables of ``sheets`` — (index, name, grid or why it is skipped, column of c0, number
-    cells or None) — whose header row ``choose`` recognises, and the sheets skipped."""
+    cells or None, merged ranges) — whose header row ``choose`` recognises, and the sheets skipped."""
     n = file_rules()["header"]["search_rows"]
     tables: list[Table] = []
     skipped: list[tuple[int, str, str]] = []  # (index, name, why)
-    for i, name, grid, offset, numbers in sheets:
+    for i, name, grid, offset, numbers, ranges in sheets:
         if isinstance(grid, str):
             skipped.append((i, name, grid))
             continue
@@ -220,6 +220,8 @@ def grid_tables(path: Path, sheets, choose) -> tuple[list[Table], list[tuple[int
             skipped.append((i, name, choice))
             continue
         body = grid.slice(choice.k + 1)
+        if ranges:
+            choice.cells = spread_merged_headers(choice.cells, body, ranges, choice.k, offset)
         cells = None if numbers is None else {(r + 1, c) for r, c in numbers if r > choice.k}
         tables.append(Table(name, i, choice.cells, choice.k + 1, body, choice.k + 2, offset, cells))
     return tables, skipped
