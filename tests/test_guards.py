@@ -25,6 +25,7 @@ from kuomian.commands.guards import check_guards
 from kuomian.commands.run import refresh, validate
 from kuomian.core.config import streets
 from kuomian.core.errors import KuomianError
+from kuomian.core.ids import mask_id
 from kuomian.synth import generate_years
 from tests.conftest import assert_no_full_id
 
@@ -222,6 +223,10 @@ def test_a_streets_rows_far_below_the_previous_runs_stop_the_run(years, tmp_path
         _write_csv(p, rows[:1] + [r for r in rows[1:] if len(r) <= col or r[col].strip() != name], enc)
     with pytest.raises(KuomianError, match=f"{name}, enrollment .* a file or sheet missing"):
         refresh(src, tmp_path / "out", previous=years / "out1")
+    # validate --previous shows the same finding, and publishes nothing
+    v = runner.invoke(app, ["-q", "validate", str(src), "--previous", str(years / "out1")])
+    assert v.exit_code == 0, v.stderr
+    assert f"WARNING: {name}, enrollment (" in v.stdout and "a file or sheet missing?" in v.stdout
 
 
 def test_an_older_previous_manifest_means_not_applicable_said_once(years, tmp_path):
@@ -257,3 +262,50 @@ def test_a_damaged_previous_manifest_is_not_applicable_never_a_traceback(years, 
     lr, sr = validate(years / "year2" / "sources")
     rep = check_guards(lr, sr, previous=prev)
     assert rep.findings == [] and rep.previous_note and "damaged" in rep.previous_note
+
+
+def test_a_sheet_named_by_an_id_number_is_masked_in_the_finding(years, tmp_path):
+    from tests.conftest import make_id
+
+    src = _copy_year2(years, tmp_path)
+    victim = _household_csv(src)
+    rows, _ = _read_csv(victim)
+    col = next(i for i, h in enumerate(rows[0]) if h.strip() in COMMUNITY)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = make_id("53018119900107003")
+    for k, r in enumerate(rows):
+        ws.append([None if (i == col and k > 0) else (v or None) for i, v in enumerate(r)])
+    wb.save(src / f"{victim.stem}.xlsx")
+    victim.unlink()
+    res = _refresh(src, tmp_path / "out", years)
+    assert res.exit_code == 1
+    assert f"sheet '{mask_id(ws.title)}'" in res.stderr, res.stderr
+    assert "(community)" in res.stderr
+    assert_no_full_id(res.stderr)
+    with pytest.raises(KuomianError) as e:
+        refresh(src, tmp_path / "out2", previous=years / "out1")
+    assert_no_full_id(str(e.value))
+
+
+def test_a_backup_copy_in_a_subfolder_is_not_read(years, tmp_path):
+    """Last year's household files kept in 2025备份/ inside SOURCES_DIR: listed as not read, the
+    run publishes the same persons as without them, and no guard trips."""
+    src = _copy_year2(years, tmp_path)
+    res = _refresh(src, tmp_path / "plain", years)
+    assert res.exit_code == 0, res.stderr
+    backup = src / "2025备份"
+    backup.mkdir()
+    for p in sorted((years / "year1" / "sources").glob("户籍人口_*")):
+        shutil.copy(p, backup / p.name)
+    res = _refresh(src, tmp_path / "out", years)
+    assert res.exit_code == 0, res.stderr
+    assert "WARNING" not in res.stdout
+    ids = [
+        pl.read_parquet(d / "persons.parquet")["id_number"].sort()
+        for d in (tmp_path / "plain", tmp_path / "out")
+    ]
+    assert ids[0].to_list() == ids[1].to_list()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text("utf-8"))
+    listed = [f for f in manifest["inputs"] if "2025备份" in f["file"]]
+    assert listed and all(f["recognised_by"] == "not read" and not f["rows"] for f in listed)

@@ -68,6 +68,11 @@ def guard_rules() -> dict:
     return g
 
 
+def _short(text: str, n: int = 40) -> str:
+    """A name from a file (header, sheet) as a message shows it: at most ``n`` characters."""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def _pct(x: float) -> str:
     return f"{x:.0%}"
 
@@ -81,10 +86,10 @@ def _column_label(lr: LoadReport, file: str, sheet: str, fld: str) -> str:
             if s.name == sheet:
                 for h, c in s.columns.items():
                     if c == fld:
-                        return f"{h} ({fld})"
+                        return f"{_short(h)} ({fld})"
         for h, c in f.columns.items():
             if c == fld:
-                return f"{h} ({fld})"
+                return f"{_short(h)} ({fld})"
     return fld
 
 
@@ -101,7 +106,7 @@ def _mapped(lr: LoadReport, file: str, sheet: str) -> set[str] | None:
 
 
 def _where(file: str, sheet: str) -> str:
-    return f"{file}" + (f", sheet {sheet!r}" if sheet else "")
+    return f"{file}" + (f", sheet {_short(sheet)!r}" if sheet else "")
 
 
 def figures(sr: StandardiseReport) -> dict:
@@ -176,10 +181,10 @@ def _missing_streets(lr: LoadReport, sr: StandardiseReport, cfg: dict) -> tuple[
     unread = [
         f"{f.name} ({f.problem or f.how})"
         for f in lr.files
-        if f.how in ("ignored", "skipped", "unrecognised")
+        if f.how in ("ignored", "skipped", "unrecognised", "not read", "copy")
     ]
     unread += [
-        f"{f.name}, sheet {s.name!r} ({s.skipped})"
+        f"{f.name}, sheet {_short(s.name)!r} ({s.skipped})"
         for f in lr.files
         for s in f.sheets
         if s.skipped is not None
@@ -290,11 +295,17 @@ def _previous_findings(
                     )
                 )
             elif src not in grown and now > before * p["rows_growth"] and now - before >= min_rows:
+                cause = (
+                    "the street column blank or written in a way not recognised (merged cells not read?)? "
+                    "Remedy: fill the street column in every row with the street's name or code, then run again"
+                    if code == NO_STREET
+                    else "a backup copy read too? Remedy: keep only this year's files directly in SOURCES_DIR, "
+                    "then run again"
+                )
                 findings.append(
                     Finding(
                         f"{street}, {src} ({label}): {now} rows, {now / before:.1f} times the previous run's "
-                        f"{before} (the run stops above {p['rows_growth']:g} times). Likely cause: a backup copy "
-                        "read too? Remedy: keep only this year's files directly in SOURCES_DIR, then run again",
+                        f"{before} (the run stops above {p['rows_growth']:g} times). Likely cause: {cause}",
                         DRIFT_FLAG,
                     )
                 )
@@ -345,6 +356,9 @@ def check_guards(
             progress(f"guards against the previous run: not applicable — {rep.previous_note}")
         else:
             rep.findings += _previous_findings(sr, prev, cfg, reported)
+    # names read from the files (sheets, headers, file names) may hold an ID number: masked
+    rep.findings = [Finding(redact_ids(f.text), f.flag) for f in rep.findings]
+    rep.warnings = [redact_ids(w) for w in rep.warnings]
     accepted = {DRIFT_FLAG: accept_drift, STREETS_FLAG: accept_missing_streets}
     stopping = [f for f in rep.findings if not accepted[f.flag]]
     if stop and stopping:

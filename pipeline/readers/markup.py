@@ -199,8 +199,9 @@ def read_html(path: Path, data: bytes) -> tuple[list[MarkupSheet], str]:
         parser.sheets.append(parser.stack.pop()["grid"].done())
     if len(parser.sheets) == 1:
         parser.sheets[0].name = ""  # one table: like a CSV, no sheet name
-    for i, s in enumerate(parser.sheets):
-        s.name = s.name or f"表{i + 1}"
+    else:
+        for i, s in enumerate(parser.sheets):
+            s.name = s.name or f"表{i + 1}"
     return parser.sheets, encoding
 
 

@@ -148,12 +148,12 @@ def generate_sharded(
     ``shard_people`` people, generated one after the other.
 
     District ``i`` is an Anning-like world with seed ``seed * 1000 + i``; its extracts go to
-    ``out_dir/sources/`` named ``dNN_<name>`` (each district sends its own files, as Kunming's
-    would; only the files directly in SOURCES_DIR are extracts, so no folder per district), its
-    truth is appended to ``out_dir/truth`` with ``file`` written as ``dNN_<name>``. ID numbers
-    and entity codes are unique across districts: district ``i > 0`` writes its local address
-    codes as ``53{i+1:02d}..`` instead of Anning's, and every district reserves the IDs it drew
-    before the next one draws.
+    ``out_dir/sources/dNN_<name>`` (each district sends its own files, as Kunming's would; all
+    directly in SOURCES_DIR, since only those are extracts: a subfolder is never read), its
+    truth is appended to ``out_dir/truth`` with ``file`` written the same way; a real-shaped
+    district's backup copies go to ``sources/2025备份/dNN_<name>``. ID numbers and entity codes are unique
+    across districts: district ``i > 0`` writes its local address codes as ``53{i+1:02d}..``
+    instead of Anning's, and every district reserves the IDs it drew before the next one draws.
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -175,7 +175,12 @@ def generate_sharded(
         summary, _ = write_world(w, part, size, seed * 1000 + i, seed * 1000 + i, dirt, workers, shapes)
         del w
         for f in sorted((part / "sources").iterdir()):
-            f.rename(src_dir / f"{tag}_{f.name}")
+            if f.is_dir():  # the backup folder: its copies, renamed alike, under one folder
+                (src_dir / f.name).mkdir(exist_ok=True)
+                for g in sorted(f.iterdir()):
+                    g.rename(src_dir / f.name / f"{tag}_{g.name}")
+            else:
+                f.rename(src_dir / f"{tag}_{f.name}")
         prefix = pl.lit(tag + "_") + pl.col("file")
         rows.append(pl.read_parquet(part / "truth" / "rows.parquet").with_columns(file=prefix))
         persons.append(pl.read_parquet(part / "truth" / "persons.parquet"))
