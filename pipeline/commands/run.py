@@ -220,7 +220,7 @@ def _link(r: Run) -> None:
     """``std_rows`` → ``link_persons``, ``links``, ``link_review``."""
     prev = Path(r.previous).resolve() if r.previous is not None else None
     r.decisions = stored_decisions(prev, r.out_dir, progress=r.progress)
-    r.link = link(r.con, r.key, progress=r.progress, decisions=r.decisions)
+    r.link = link(r.con, r.key, progress=r.progress, decisions=r.decisions, as_of=r.as_of)
     r.progress(r.link.summary())
 
 

@@ -101,6 +101,7 @@ HANDOFF_HEADERS = {
     "person_key": "编号", "name": "姓名", "id_number": "身份证号", "sex": "性别", "age": "年龄",
     "community": "社区", "address": "户籍地址", "status": "参保状态", "group": "重点群体",
     "sources": "信息来源", "pension_date": "法定退休时间", "measure": "建议措施",
+    "review_evidence": "复核提示",
 }  # fmt: skip
 MEASURE_HEADER = HANDOFF_HEADERS["measure"]
 

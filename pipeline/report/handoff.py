@@ -63,6 +63,11 @@ def handoff_frame(persons: pl.DataFrame) -> pl.DataFrame:
         .alias(H["sources"]),
         pl.col("pension_date").cast(pl.String).alias(H["pension_date"]),
         pl.col("measure").alias(H["measure"]),
+        # 可能已参保: … — an enrolment row the run saw and did not accept (IDs masked); the visitor
+        # checks before knocking (older registries have no such column)
+        (pl.col("review_evidence") if "review_evidence" in reg.columns else pl.lit(None, dtype=pl.String))
+        .cast(pl.String)
+        .alias(H["review_evidence"]),
     )
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey)
@@ -73,7 +78,7 @@ def _file_stem(code: str | None, name: str | None) -> str:
 
 
 # Printed columns wider than this wrap (headers → at most this many Excel units).
-WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20}
+WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20, "复核提示": 24}
 NO_COMMUNITY = "未填社区"
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 
 import duckdb
 import polars as pl
@@ -80,8 +81,50 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     )
 
 
+def _near_days() -> int:
+    return int((_rules().get("plausibility") or {}).get("corrected_birth_days", 0))
+
+
+def build_former(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_former_ids`` (the trusted former IDs the household rows carry) and, once the
+    population is built, ``link_former``: person_id, former_id, former_key, former_py, former_name
+    (曾用身份证号码 / 曾用名 of the household row that defines the person)."""
+    from ..core import ids
+
+    raw = frame(
+        con,
+        """SELECT row_id, id_canonical, former_id_number, former_name FROM std_household
+           WHERE row_state = 'ok' AND id_canonical IS NOT NULL
+             AND (nullif(trim(former_id_number), '') IS NOT NULL OR nullif(trim(former_name), '') IS NOT NULL)""",
+    )
+    if raw.height:
+        raw = ids.add_id_columns(raw.rename({"id_canonical": "_own"}), "former_id_number")
+        raw = names.add_name_keys(raw.with_columns(pl.col("former_name").fill_null("")), "former_name")
+    else:
+        raw = raw.rename({"id_canonical": "_own"}).with_columns(
+            id_canonical=pl.lit(None, pl.String),
+            name_key=pl.lit(None, pl.String),
+            name_py=pl.lit(None, pl.String),
+        )
+    former = raw.select(
+        "row_id",
+        pl.col("_own").alias("own_id"),
+        pl.col("id_canonical").alias("former_id"),
+        pl.col("name_key").alias("former_key"),
+        pl.col("name_py").alias("former_py"),
+        pl.col("former_name").cast(pl.String),
+    )
+    store(con, "link_former_raw", former)
+    con.execute(
+        "CREATE OR REPLACE TABLE link_former_ids AS SELECT DISTINCT former_id FROM link_former_raw "
+        "WHERE former_id IS NOT NULL AND former_id <> own_id"
+    )
+
+
 def build_population(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_persons``: household persons, then people that sources adding people bring."""
+    """``link_persons``: household persons, then people that sources adding people bring;
+    ``link_former`` (see :func:`build_former`)."""
+    build_former(con)
     sources = load_sources()
     adding = [s.name for s in sources.values() if s.role == "adds_people"]
     base = [s.name for s in sources.values() if s.role == "base"]
@@ -97,9 +140,24 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         first_base AS (
             SELECT id_canonical, min(row_id) AS row_id FROM trusted WHERE is_base GROUP BY id_canonical
         ),
+        base_people AS (
+            SELECT t.id_canonical, t.name_key, t.birth_date FROM trusted t JOIN first_base USING (row_id)
+        ),
+        -- An ID that is nobody's in the household but whose row points to a household person (a
+        -- former ID, or the same name with the same birth date, or the same address code and a
+        -- near birth date: possibly a corrected number) adds nobody: its rows go to the cascade.
+        suspect AS (
+            SELECT DISTINCT t.id_canonical FROM trusted t
+            JOIN base_people b ON b.name_key = t.name_key AND t.name_key <> ''
+             AND (b.birth_date = t.birth_date
+                  OR (left(b.id_canonical, 6) = left(t.id_canonical, 6)
+                      AND abs(date_diff('day', b.birth_date, t.birth_date)) <= {_near_days()}))
+            WHERE NOT t.is_base
+            UNION SELECT former_id FROM link_former_ids
+        ),
         first_added AS (
             SELECT t.id_canonical, min(t.row_id) AS row_id
-            FROM trusted t ANTI JOIN first_base b USING (id_canonical)
+            FROM trusted t ANTI JOIN first_base b USING (id_canonical) ANTI JOIN suspect s USING (id_canonical)
             WHERE NOT t.is_base
             GROUP BY t.id_canonical
         )
@@ -118,6 +176,16 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
             FROM link_defining d JOIN std_rows r USING (row_id)
             LEFT JOIN std_household h ON h.row_id = d.row_id
         )
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_former AS
+        SELECT p.person_id, nullif(f.former_id, p.person_id) AS former_id,
+               CASE WHEN f.former_key <> '' AND f.former_key <> p.name_key THEN f.former_key END AS former_key,
+               CASE WHEN f.former_key <> '' AND f.former_key <> p.name_key THEN f.former_py END AS former_py,
+               f.former_name
+        FROM link_former_raw f JOIN link_persons p ON p.defining_row = f.row_id
         """
     )
 
@@ -153,6 +221,11 @@ class LinkTables:
     persons: str
     forbidden: str | None = None
     prefix: str = "link"
+    # the persons' former IDs and names (see :func:`build_former`); None: rules former_id and
+    # former_name propose nobody
+    former: str | None = None
+    # the run's date (the age of a person, for plausibility); None: today
+    as_of: date | None = None
 
     def out(self, name: str) -> str:
         return f"{self.prefix}_{name}"
@@ -162,7 +235,9 @@ class LinkTables:
 
 
 # The refresh's tables (see the module docstring).
-REFRESH_TABLES = LinkTables(rows="link_rows", persons="link_persons", forbidden="link_forbidden")
+REFRESH_TABLES = LinkTables(
+    rows="link_rows", persons="link_persons", forbidden="link_forbidden", former="link_former"
+)
 
 
 @dataclass(frozen=True)
@@ -209,9 +284,13 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
         f"""
         SELECT r.row_id, p.person_id, CASE r.id_kind {cases} END AS rule, CASE r.id_kind {conf} END AS confidence
         FROM {rows_sql or t.rows} r JOIN {t.persons} p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
-        WHERE r.id_kind IN ({_sql_list(list(by_kind))})
+        WHERE r.id_kind IN ({_sql_list(list(by_kind))}) AND NOT regexp_matches(r.name, '{NOTE_SQL}')
         """,
     )
+
+
+# A name that carries a note (张三(已故), 王五 备注:迁出): resolved by the cascade, which shows it.
+NOTE_SQL = r"[(（\[【〔]|备注|注\s*[:：]"
 
 
 # candidates method -> (join clause with {k} for the name key and {p} for the persons table,
@@ -227,6 +306,12 @@ NAME_JOINS = {
         "JOIN {p} p ON p.{k} = r.{k} AND left(p.person_id, 6) = left(r.id_digits, 6)",
         "length(r.id_digits) >= 6 AND r.street_code IS NULL AND (r.id_kind <> 'excel' "
         "OR starts_with(p.person_id, r.id_digits) OR p.prefix15_rounded = r.id_digits)",
+    ),
+    "same_birth_place_name": (
+        "JOIN {p} owner ON owner.person_id = r.id_canonical "
+        "JOIN {p} p ON p.birth_date = owner.birth_date AND left(p.person_id, 6) = left(owner.person_id, 6) "
+        "AND p.{k} = r.{k}",
+        "p.person_id <> owner.person_id",
     ),
     "name_place": (
         "JOIN {p} p ON p.street_code = r.street_code AND p.{k} = r.{k}",
@@ -245,22 +330,49 @@ def candidates_step(t: LinkTables) -> Step:
         kinds = _sql_list(rule["id_kinds"])
         name, how = rule["rule"], rule["candidates"]
         head = f"SELECT r.row_id, p.person_id, '{name}' AS rule, {order} AS rule_order"
+        none = "NULL::VARCHAR AS alt_key, NULL::VARCHAR AS alt_py, NULL::VARCHAR AS alt_name"
+        former = "f.former_key AS alt_key, f.former_py AS alt_py, f.former_name AS alt_name"
         rows = f"(SELECT * FROM {t.rows} WHERE id_kind IN ({kinds}))"
+        if how in ("former_id_equal", "id_equal_former_name") and t.former is None:
+            continue
         if how == "id_equal":
-            parts.append(f"{head} FROM {rows} r JOIN {P} p ON p.person_id = r.id_canonical")
+            parts.append(f"{head}, {none} FROM {rows} r JOIN {P} p ON p.person_id = r.id_canonical")
+        elif how == "former_id_equal":
+            # the row's ID is a person's former ID: the name may be the current or the former one
+            for alt in (none, former):
+                parts.append(
+                    f"{head}, {alt} FROM {rows} r JOIN {t.former} f ON f.former_id = r.id_canonical "
+                    f"JOIN {P} p ON p.person_id = f.person_id"
+                )
+        elif how == "id_equal_former_name":
+            parts.append(
+                f"{head}, {former} FROM {rows} r JOIN {P} p ON p.person_id = r.id_canonical "
+                f"JOIN {t.former} f ON f.person_id = p.person_id WHERE f.former_key IS NOT NULL"
+            )
+        elif how == "name_birth_near":
+            # a valid ID that is nobody's: the same name and birth date, or the same name, address
+            # code and a birth date at most corrected_birth_days away (a corrected number)
+            for k in ("name_key", "name_py"):
+                parts.append(
+                    f"{head}, {none} FROM {rows} r ANTI JOIN {P} o ON o.person_id = r.id_canonical "
+                    f"JOIN {P} p ON p.{k} = r.{k} AND (p.birth_date = r.birth_date "
+                    f"OR (left(p.person_id, 6) = left(r.id_canonical, 6) "
+                    f"AND abs(date_diff('day', p.birth_date, r.birth_date)) <= {_near_days()})) "
+                    f"WHERE r.{k} <> ''"
+                )
         elif how == "one_edit":
             # One substituted character leaves two of the three 6-character parts intact:
             # three selective equi-joins, then keep Hamming distance exactly 1.
             for a, b in ((1, 7), (1, 13), (7, 13)):
                 parts.append(
-                    f"{head} FROM {rows} r JOIN {P} p "
+                    f"{head}, {none} FROM {rows} r JOIN {P} p "
                     f"ON substr(p.person_id, {a}, 6) = substr(r.id_digits, {a}, 6) "
                     f"AND substr(p.person_id, {b}, 6) = substr(r.id_digits, {b}, 6) "
                     f"WHERE hamming(p.person_id, r.id_digits) = 1"
                 )
             # An adjacent swap: swap each neighbouring pair back and look the result up.
             parts.append(
-                f"""{head} FROM (
+                f"""{head}, {none} FROM (
                     SELECT r0.row_id, substr(r0.id_digits, 1, i - 1) || substr(r0.id_digits, i + 1, 1)
                            || substr(r0.id_digits, i, 1) || substr(r0.id_digits, i + 2) AS swapped
                     FROM {rows} r0, range(1, 18) t(i)
@@ -272,14 +384,14 @@ def candidates_step(t: LinkTables) -> Step:
             # Excel rounds to 15 significant digits (others truncate): accept either form.
             for prefix in ("p.prefix15", "p.prefix15_rounded"):
                 parts.append(
-                    f"{head} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {n}"
+                    f"{head}, {none} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {n}"
                 )
         elif how in NAME_JOINS:
             # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
             join, where = NAME_JOINS[how]
             for k in ("name_key", "name_py"):
                 parts.append(
-                    f"{head} FROM {rows} r {join.format(k=k, p=P)} WHERE r.{k} <> ''"
+                    f"{head}, {none} FROM {rows} r {join.format(k=k, p=P)} WHERE r.{k} <> ''"
                     + (f" AND {where}" if where else "")
                 )
         else:
@@ -291,15 +403,29 @@ def score_candidates(con: duckdb.DuckDBPyConnection, t: LinkTables) -> None:
     """``{prefix}_candidates``: ``{prefix}_candidates_raw`` plus ``name_score`` (rapidfuzz, vectorised)."""
     pairs = con.sql(
         f"""
-        SELECT c.*, r.name_key AS r_key, r.name_py AS r_py, p.name_key AS p_key, p.name_py AS p_py
+        SELECT c.row_id, c.person_id, c.rule, c.rule_order,
+               r.name_key AS r_key, r.name_py AS r_py, r.name AS r_name,
+               coalesce(c.alt_key, p.name_key) AS p_key, coalesce(c.alt_py, p.name_py) AS p_py,
+               coalesce(c.alt_name, p.name) AS p_name
         FROM {t.out("candidates_raw")} c JOIN {t.rows} r USING (row_id) JOIN {t.persons} p USING (person_id)
         """
     ).pl()
-    scores = names.name_scores(
-        pairs["r_key"].to_list(), pairs["r_py"].to_list(), pairs["p_key"].to_list(), pairs["p_py"].to_list()
-    )
-    scored = pairs.drop("r_key", "r_py", "p_key", "p_py").with_columns(
-        name_score=pl.Series(scores, dtype=pl.Float64)
+    cfg = _rules()
+    scores, evidence = names.name_agreement(
+        pairs["r_key"].to_list(), pairs["r_py"].to_list(), pairs["p_key"].to_list(), pairs["p_py"].to_list(),
+        pairs["r_name"].fill_null("").to_list(), pairs["p_name"].fill_null("").to_list(),
+        understood=float(cfg["name_agreement"].get("understood", cfg["name_agreement"]["agree"])),
+        parts={k: [str(v) for v in vs] for k, vs in (cfg.get("name_parts") or {}).items()},
+    )  # fmt: skip
+    scored = (
+        pairs.select("row_id", "person_id", "rule", "rule_order")
+        .with_columns(
+            name_score=pl.Series(scores, dtype=pl.Float64),
+            name_evidence=pl.Series([str(e) for e in evidence], dtype=pl.String),
+        )
+        # a pair proposed with the current and with the former name: the better agreement counts
+        .sort("name_score", descending=True, maintain_order=True)
+        .unique(["row_id", "person_id", "rule", "rule_order"], keep="first", maintain_order=True)
     )
     store(con, t.out("candidates"), scored)
 
@@ -314,12 +440,36 @@ def _rules_values() -> str:
         band = str(r.get("band", "auto")).replace("'", "''")
         values.append(
             f"('{r['rule']}', {threshold!r}::DOUBLE, '{band}', {float(r['confidence'])!r}::DOUBLE, "
-            f"{bool(r.get('prefer_same_street', False))}, {r['candidates'] == 'id_equal'})"
+            f"{bool(r.get('prefer_same_street', False))}, {r['candidates'] == 'id_equal'}, "
+            f"{r['candidates'] in EXACT_ID_METHODS})"
         )
     return (
         "(SELECT * FROM (VALUES " + ", ".join(values) + ") "
-        "v(rule, threshold, band, confidence, prefer_same_street, id_anchored))"
+        "v(rule, threshold, band, confidence, prefer_same_street, id_anchored, exact_id))"
     )
+
+
+# Candidate methods resting on an exact ID (the row's own, or a person's registered former one):
+# only they count a name that agrees once a placeholder, mask, pinyin or parts are understood, and
+# only the others must pass the plausibility checks (birth date, adults-only sources).
+EXACT_ID_METHODS = ("id_equal", "former_id_equal", "id_equal_former_name")
+SPECIAL_EVIDENCE_SQL = _sql_list(list(names.SPECIAL_EVIDENCE))
+SHOWN_EVIDENCE_SQL = _sql_list([*names.SPECIAL_EVIDENCE, "note"])
+
+
+def _plausible_sql(t: LinkTables) -> str:
+    """SQL (over ``r`` the row, ``p`` the candidate, ``ru`` the rule) true when the pair is plausible."""
+    cfg = _rules().get("plausibility") or {}
+    adults = list(cfg.get("adult_only_sources") or [])
+    age = int(cfg.get("adult_age", 0))
+    as_of = f"DATE '{t.as_of.isoformat()}'" if t.as_of else "current_date"
+    child = (
+        f"(r.source IN ({_sql_list(adults)}) AND p.birth_date > {as_of} - INTERVAL {age} YEAR)"
+        if adults and age
+        else "false"
+    )
+    birth = "(r.birth_date_stated IS NULL OR p.birth_date IS NULL OR r.birth_date_stated = p.birth_date)"
+    return f"(ru.exact_id OR (NOT coalesce({child}, false) AND (ru.band <> 'auto' OR {birth})))"
 
 
 def decide_steps(t: LinkTables) -> list[Step]:
@@ -332,7 +482,9 @@ def decide_steps(t: LinkTables) -> list[Step]:
             scored,
             f"""
             SELECT c.*, ru.threshold, ru.band, ru.confidence, ru.prefer_same_street, ru.id_anchored,
-                   c.name_score >= ru.threshold AS passes,
+                   c.name_score >= ru.threshold
+                     AND (ru.exact_id OR c.name_evidence NOT IN ({SPECIAL_EVIDENCE_SQL}))
+                     AND {_plausible_sql(t)} AS passes,
                    (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
             FROM {t.out("candidates")} c
             JOIN {_rules_values()} ru USING (rule)
@@ -357,12 +509,13 @@ def decide_steps(t: LinkTables) -> list[Step]:
             """,
             temp=True,
         ),
-        # A trusted ID whose name clearly differs, with no other rule agreeing: never accepted silently.
+        # A trusted ID whose name clearly differs, with no other rule linking it: never accepted
+        # silently (a rule of the review band proposing someone else: reviewed against both).
         Step(
             differs,
             f"""
             SELECT * FROM {scored}
-            WHERE id_anchored AND NOT passes AND row_id NOT IN (SELECT row_id FROM {chosen})
+            WHERE id_anchored AND NOT passes AND row_id NOT IN (SELECT row_id FROM {chosen} WHERE band = 'auto')
             """,
             temp=True,
         ),
@@ -372,20 +525,22 @@ def decide_steps(t: LinkTables) -> list[Step]:
             WITH per_row AS (
                 SELECT row_id, count(*) AS n, any_value(rule) AS rule, any_value(band) AS band,
                        any_value(confidence) AS confidence, min(person_id) AS person_id,
-                       min(name_score) AS name_score
+                       min(name_score) AS name_score, min(name_evidence) AS name_evidence
                 FROM {chosen} GROUP BY row_id
             )
             SELECT row_id,
                    CASE WHEN n = 1 AND band = 'auto' THEN 'linked' ELSE 'review' END AS outcome,
                    CASE WHEN n = 1 AND band = 'auto' THEN person_id END AS person_id,
-                   rule AS match_rule,
+                   -- what made the name agree, where it was more than its characters and sound
+                   rule || CASE WHEN name_evidence IN ({SHOWN_EVIDENCE_SQL}) THEN '+' || name_evidence ELSE '' END
+                     AS match_rule,
                    CASE WHEN n = 1 AND band = 'auto' THEN confidence * (0.9 + 0.1 * name_score) END AS confidence,
                    CASE WHEN n > 1 THEN 'several candidates agree'
                         WHEN band <> 'auto' THEN 'rule needs a person to confirm' END AS review_reason
             FROM per_row
             UNION ALL
             SELECT row_id, 'review', NULL, any_value(rule), NULL, 'ID matches but the name differs'
-            FROM {differs} GROUP BY row_id
+            FROM {differs} WHERE row_id NOT IN (SELECT row_id FROM {chosen}) GROUP BY row_id
             UNION ALL
             SELECT row_id, 'linked', person_id, rule, confidence, NULL FROM {t.out("trivial")}
             """,
@@ -572,20 +727,71 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _masked_sql(col: str) -> str:
+    """SQL masking an ID (first 6 and last 4 characters), as :func:`..core.ids.mask_id`."""
+    return (
+        f"CASE WHEN length({col}) <= 10 THEN repeat('*', length({col})) "
+        f"ELSE left({col}, 6) || repeat('*', length({col}) - 10) || right({col}, 4) END"
+    )
+
+
+def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_evidence`` (person_id, evidence): rows of the sources of ``no_silent_listing`` in
+    rules/matching.yaml that could be a person's and were not accepted — in review with them as a
+    candidate, or unmatched with the same name and birth date, or unmatched with an ID one
+    character from theirs. Such a person is never listed without a flag (classify: needs_review;
+    the hand-off shows the evidence, IDs masked)."""
+    watched = list((_rules().get("no_silent_listing") or {}).get("sources") or [])
+    src = _sql_list(watched or ["-"])
+    masked = f"coalesce({_masked_sql('s.id_digits')}, '-')"
+    parts = [
+        f"""SELECT v.person_id, l.row_id, l.file, l.row, {masked} AS id_masked, l.reason AS why
+            FROM links l JOIN link_review v USING (row_id) JOIN std_rows s USING (row_id)
+            WHERE l.source IN ({src}) AND l.outcome = 'review'""",
+        f"""SELECT p.person_id, l.row_id, l.file, l.row, {masked}, 'unmatched: same name and birth date'
+            FROM links l JOIN std_rows s USING (row_id)
+            JOIN link_persons p ON p.birth_date = s.birth_date AND (p.name_key = s.name_key OR p.name_py = s.name_py)
+            WHERE l.source IN ({src}) AND l.outcome = 'unmatched' AND s.name_key <> ''""",
+    ]
+    for a, b in ((1, 7), (1, 13), (7, 13)):
+        parts.append(
+            f"""SELECT p.person_id, l.row_id, l.file, l.row, {masked}, 'unmatched: ID one character from theirs'
+                FROM links l JOIN std_rows s USING (row_id)
+                JOIN link_persons p ON substr(p.person_id, {a}, 6) = substr(s.id_digits, {a}, 6)
+                 AND substr(p.person_id, {b}, 6) = substr(s.id_digits, {b}, 6)
+                WHERE l.source IN ({src}) AND l.outcome = 'unmatched' AND length(s.id_digits) = 18
+                  AND hamming(p.person_id, s.id_digits) = 1"""
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE link_evidence AS
+        WITH e AS (SELECT DISTINCT * FROM ({" UNION ALL ".join(parts)}))
+        SELECT person_id,
+               '可能已参保: ' || string_agg(file || ' 第' || row || '行 ' || id_masked || ' (' || why || ')', '; '
+                                        ORDER BY row_id) AS evidence
+        FROM e GROUP BY person_id
+        """
+    )
+
+
 def link(
     con: duckdb.DuckDBPyConnection,
     key: bytes,
     *,
     progress=lambda msg: None,
     decisions: pl.DataFrame | None = None,
+    as_of: date | None = None,
 ) -> LinkReport:
     """Resolve every standardised row; see the module docstring for the tables written.
 
     ``decisions``: the review decisions carried from the registries this run follows
-    (:func:`kuomian.commands.review.stored_decisions`)."""
+    (:func:`kuomian.commands.review.stored_decisions`). ``as_of``: the run's date (a person's
+    age, for the plausibility checks; None: today)."""
+    from dataclasses import replace
+
     progress("link: building the population")
     build_population(con)
-    t = REFRESH_TABLES
+    t = replace(REFRESH_TABLES, as_of=as_of)
     # Rows that define a person are settled; nearly all others are settled by one join
     # (trivial_step). Only what is left goes through the cascade: ``link_rows``.
     usable = "(SELECT r.* FROM std_rows r ANTI JOIN link_defining d USING (row_id) WHERE r.row_state = 'ok')"
@@ -602,9 +808,12 @@ def link(
     con.execute(f"DELETE FROM {t.rows} WHERE row_id IN (SELECT row_id FROM link_confirmed)")
     cascade(con, t, progress)
     finalise(con)
+    listing_evidence(con)
     # Scratch: everything they hold is in ``links`` now (half a million rows each at Anning's
     # size: dropped, so that classify has DuckDB's memory).
-    for scratch in ("link_candidates_raw", "link_rows", "link_defining", "link_trivial", "link_decisions"):
+    for scratch in (
+        "link_candidates_raw", "link_rows", "link_defining", "link_trivial", "link_decisions", "link_former_raw",
+    ):  # fmt: skip
         con.execute(f"DROP TABLE IF EXISTS {scratch}")
     for src, outcome, n in rows(con, "SELECT source, outcome, count(*) FROM links GROUP BY ALL"):
         report.outcomes[(src, outcome)] += n
