@@ -650,7 +650,7 @@ def _load(root: Path) -> Policy:
     for i, r in enumerate(ctx.list_(m["rules"], "rules")):
         w = f"rules[{i}]"
         ctx.mapping(r, w, ("rule", "id_kinds", "candidates", "name", "confidence"),
-                    ("label", "band", "min_digits", "prefer_same_street"))  # fmt: skip
+                    ("label", "band", "min_digits", "prefer_same_street", "review_reason"))  # fmt: skip
         name = ctx.str_(r["rule"], f"{w}.rule", IDENT)
         if name in seen:
             raise ctx.fail(f"{w}.rule", f"{name!r} is declared twice")
@@ -668,6 +668,8 @@ def _load(root: Path) -> Policy:
             ctx.bool_(r["prefer_same_street"], f"{w}.prefer_same_street")
         if "label" in r:
             ctx.str_(r["label"], f"{w}.label")
+        if "review_reason" in r:
+            ctx.str_(r["review_reason"], f"{w}.review_reason")
         match_rules.append(
             MatchRule(
                 name,

@@ -438,14 +438,15 @@ def _rules_values() -> str:
     for r in cfg["rules"]:
         threshold = float(same if r.get("name") == "same" else agree)
         band = str(r.get("band", "auto")).replace("'", "''")
+        why = str(r.get("review_reason") or "rule needs a person to confirm").replace("'", "''")
         values.append(
-            f"('{r['rule']}', {threshold!r}::DOUBLE, '{band}', {float(r['confidence'])!r}::DOUBLE, "
+            f"('{r['rule']}', {threshold!r}::DOUBLE, '{band}', '{why}', {float(r['confidence'])!r}::DOUBLE, "
             f"{bool(r.get('prefer_same_street', False))}, {r['candidates'] == 'id_equal'}, "
             f"{r['candidates'] in EXACT_ID_METHODS})"
         )
     return (
         "(SELECT * FROM (VALUES " + ", ".join(values) + ") "
-        "v(rule, threshold, band, confidence, prefer_same_street, id_anchored, exact_id))"
+        "v(rule, threshold, band, review_reason, confidence, prefer_same_street, id_anchored, exact_id))"
     )
 
 
@@ -481,7 +482,8 @@ def decide_steps(t: LinkTables) -> list[Step]:
         Step(
             scored,
             f"""
-            SELECT c.*, ru.threshold, ru.band, ru.confidence, ru.prefer_same_street, ru.id_anchored,
+            SELECT c.*, ru.threshold, ru.band, ru.review_reason, ru.confidence, ru.prefer_same_street,
+                   ru.id_anchored,
                    c.name_score >= ru.threshold
                      AND (ru.exact_id OR c.name_evidence NOT IN ({SPECIAL_EVIDENCE_SQL}))
                      AND {_plausible_sql(t)} AS passes,
@@ -524,6 +526,7 @@ def decide_steps(t: LinkTables) -> list[Step]:
             f"""
             WITH per_row AS (
                 SELECT row_id, count(*) AS n, any_value(rule) AS rule, any_value(band) AS band,
+                       any_value(review_reason) AS why,
                        any_value(confidence) AS confidence, min(person_id) AS person_id,
                        min(name_score) AS name_score, min(name_evidence) AS name_evidence
                 FROM {chosen} GROUP BY row_id
@@ -536,7 +539,7 @@ def decide_steps(t: LinkTables) -> list[Step]:
                      AS match_rule,
                    CASE WHEN n = 1 AND band = 'auto' THEN confidence * (0.9 + 0.1 * name_score) END AS confidence,
                    CASE WHEN n > 1 THEN 'several candidates agree'
-                        WHEN band <> 'auto' THEN 'rule needs a person to confirm' END AS review_reason
+                        WHEN band <> 'auto' THEN why END AS review_reason
             FROM per_row
             UNION ALL
             SELECT row_id, 'review', NULL, any_value(rule), NULL, 'ID matches but the name differs'
