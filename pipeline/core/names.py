@@ -193,7 +193,7 @@ def latin_sound(raw: str) -> str:
         while i < len(word):
             for j in range(min(len(word), i + 6), i, -1):
                 if word[i:j] in syll:
-                    out.append(fuzzy_syllable(word[i:j].replace("v", "u")))
+                    out.append(fuzzy_syllable(word[i:j]))
                     i = j
                     break
             else:

@@ -738,37 +738,63 @@ def _masked_sql(col: str) -> str:
     )
 
 
+# A name key with placeholders as a LIKE pattern: each ? or * one character (! escapes the rest).
+def _wildcard_like(col: str) -> str:
+    return f"replace(replace(replace(replace(replace({col}, '!', '!!'), '%', '!%'), '_', '!_'), '?', '_'), '*', '_')"
+
+
 def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
     """``link_evidence`` (person_id, evidence): rows of the sources of ``no_silent_listing`` in
-    rules/matching.yaml that could be a person's and were not accepted — in review with them as a
-    candidate, or unmatched with the same name and birth date, or unmatched with an ID one
-    character from theirs. Such a person is never listed without a flag (classify: needs_review;
-    the hand-off shows the evidence, IDs masked)."""
+    rules/matching.yaml that could be a person's and were not accepted — in review with them as
+    a candidate; in review or unmatched with the same name (characters or sound) and the same
+    birth date, or the same address code and a near birth date (a corrected number); unmatched
+    with an ID one character from theirs; or with a name whose placeholders or mask fit theirs
+    and an ID that begins like theirs (or the same birth date). Such a person is never listed
+    without a flag (classify: needs_review; the hand-off shows the evidence, IDs masked)."""
     watched = list((_rules().get("no_silent_listing") or {}).get("sources") or [])
     src = _sql_list(watched or ["-"])
     masked = f"coalesce({_masked_sql('s.id_digits')}, '-')"
+    rows_sql = f"""(SELECT l.row_id, l.file, l.row, l.outcome, l.reason, s.id_digits, s.id_canonical,
+                           s.name_key, s.name_py, s.birth_date
+                    FROM links l JOIN std_rows s USING (row_id)
+                    WHERE l.source IN ({src}) AND l.outcome IN ('review', 'unmatched'))"""
+    head = f"SELECT p.person_id, s.row_id, s.file, s.row, {masked} AS id_masked"
     parts = [
-        f"""SELECT v.person_id, l.row_id, l.file, l.row, {masked} AS id_masked, l.reason AS why
-            FROM links l JOIN link_review v USING (row_id) JOIN std_rows s USING (row_id)
-            WHERE l.source IN ({src}) AND l.outcome = 'review'""",
-        f"""SELECT p.person_id, l.row_id, l.file, l.row, {masked}, 'unmatched: same name and birth date'
-            FROM links l JOIN std_rows s USING (row_id)
-            JOIN link_persons p ON p.birth_date = s.birth_date AND (p.name_key = s.name_key OR p.name_py = s.name_py)
-            WHERE l.source IN ({src}) AND l.outcome = 'unmatched' AND s.name_key <> ''""",
+        f"""{head}, s.reason AS why, 1 AS prio FROM {rows_sql} s JOIN link_review v USING (row_id)
+            JOIN link_persons p USING (person_id) WHERE s.outcome = 'review'""",
+        f"""{head}, 'not accepted: same name, same or near birth date' AS why, 2 AS prio FROM {rows_sql} s
+            JOIN link_persons p ON (p.name_key = s.name_key OR p.name_py = s.name_py)
+             AND (p.birth_date = s.birth_date
+                  OR (left(p.person_id, 6) = left(s.id_canonical, 6)
+                      AND abs(date_diff('day', p.birth_date, s.birth_date)) <= {_near_days()}))
+            WHERE s.name_key <> ''""",
+        # a placeholder or mask (? *) stands for one character: the rest of the name, its length
+        # and the surviving ID digits (or the birth date) agree
     ]
+    # (either name may hold the placeholders: the household's or the extract's)
+    for holder, other in (("s", "p"), ("p", "s")):
+        parts.append(
+            f"""{head}, 'not accepted: name with placeholders fits, ID begins alike' AS why, 3 AS prio
+            FROM {rows_sql} s JOIN link_persons p
+              ON left(p.name_key, 1) = left(s.name_key, 1) AND length(p.name_key) = length(s.name_key)
+            WHERE regexp_matches({holder}.name_key, '[?*]') AND left(s.name_key, 1) NOT IN ('?', '*')
+              AND {other}.name_key LIKE {_wildcard_like(f"{holder}.name_key")} ESCAPE '!'
+              AND (starts_with(p.person_id, left(s.id_digits, 6)) OR p.birth_date = s.birth_date)"""
+        )
     for a, b in ((1, 7), (1, 13), (7, 13)):
         parts.append(
-            f"""SELECT p.person_id, l.row_id, l.file, l.row, {masked}, 'unmatched: ID one character from theirs'
-                FROM links l JOIN std_rows s USING (row_id)
-                JOIN link_persons p ON substr(p.person_id, {a}, 6) = substr(s.id_digits, {a}, 6)
+            f"""{head}, 'not accepted: ID one character from theirs' AS why, 4 AS prio
+                FROM {rows_sql} s JOIN link_persons p ON substr(p.person_id, {a}, 6) = substr(s.id_digits, {a}, 6)
                  AND substr(p.person_id, {b}, 6) = substr(s.id_digits, {b}, 6)
-                WHERE l.source IN ({src}) AND l.outcome = 'unmatched' AND length(s.id_digits) = 18
-                  AND hamming(p.person_id, s.id_digits) = 1"""
+                WHERE s.outcome = 'unmatched' AND length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) = 1"""
         )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_evidence AS
-        WITH e AS (SELECT DISTINCT * FROM ({" UNION ALL ".join(parts)}))
+        WITH e AS (
+            SELECT * FROM ({" UNION ALL ".join(parts)})
+            QUALIFY row_number() OVER (PARTITION BY person_id, row_id ORDER BY prio) = 1
+        )
         SELECT person_id,
                '可能已参保: ' || string_agg(file || ' 第' || row || '行 ' || id_masked || ' (' || why || ')', '; '
                                         ORDER BY row_id) AS evidence
