@@ -85,6 +85,32 @@ def _near_days() -> int:
     return int((_rules().get("plausibility") or {}).get("corrected_birth_days", 0))
 
 
+def _near_sql(a_id: str, a_birth: str, b_id: str, b_birth: str) -> str:
+    """SQL: the same birth date, or the same address code and birth dates at most
+    ``corrected_birth_days`` apart (a number corrected after a birth-date error)."""
+    return (
+        f"({a_birth} = {b_birth} OR (left({a_id}, 6) = left({b_id}, 6) "
+        f"AND abs(date_diff('day', {a_birth}, {b_birth})) <= {_near_days()}))"
+    )
+
+
+def _wildcard_like(col: str) -> str:
+    """SQL: a name key with placeholders as a LIKE pattern (ESCAPE '!'): each ? or * one character."""
+    return f"replace(replace(replace(replace(replace({col}, '!', '!!'), '%', '!%'), '_', '!_'), '?', '_'), '*', '_')"
+
+
+def _wild_join_sql(holder: str, other: str, id_col: str) -> str:
+    """SQL join condition: ``holder``'s name key has placeholders (? *) that ``other``'s fills, on
+    the same surname character, name length and address code (``id_col``: each side's ID)."""
+    return (
+        f"left({holder}.name_key, 1) = left({other}.name_key, 1) "
+        f"AND length({holder}.name_key) = length({other}.name_key) "
+        f"AND left({holder}.{id_col}, 6) = left({other}.{id_col}, 6) "
+        f"AND regexp_matches({holder}.name_key, '[?*]') AND left({holder}.name_key, 1) NOT IN ('?', '*') "
+        f"AND {other}.name_key LIKE {_wildcard_like(f'{holder}.name_key')} ESCAPE '!'"
+    )
+
+
 def build_former(con: duckdb.DuckDBPyConnection) -> None:
     """``link_former_ids`` (the trusted former IDs the household rows carry) and, once the
     population is built, ``link_former``: person_id, former_id, former_key, former_py, former_name
@@ -126,6 +152,16 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
     ``link_former`` (see :func:`build_former`)."""
     build_former(con)
     sources = load_sources()
+    near = _near_sql("b.id_canonical", "b.birth_date", "t.id_canonical", "t.birth_date")
+    suspect = " UNION ".join(
+        f"SELECT t.id_canonical FROM trusted t JOIN base_people b ON {on} "
+        f"WHERE NOT t.is_base AND t.name_key <> '' AND {near}"
+        for on in (
+            "b.name_key = t.name_key",
+            "b.name_py = t.name_py",
+            *(_wild_join_sql(h, o, "id_canonical") for h, o in (("b", "t"), ("t", "b"))),
+        )
+    )
     adding = [s.name for s in sources.values() if s.role == "adds_people"]
     base = [s.name for s in sources.values() if s.role == "base"]
     con.execute(
@@ -141,18 +177,13 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
             SELECT id_canonical, min(row_id) AS row_id FROM trusted WHERE is_base GROUP BY id_canonical
         ),
         base_people AS (
-            SELECT t.id_canonical, t.name_key, t.birth_date FROM trusted t JOIN first_base USING (row_id)
+            SELECT t.id_canonical, t.name_key, t.name_py, t.birth_date FROM trusted t JOIN first_base USING (row_id)
         ),
         -- An ID that is nobody's in the household but whose row points to a household person (a
         -- former ID, or the same name with the same birth date, or the same address code and a
         -- near birth date: possibly a corrected number) adds nobody: its rows go to the cascade.
         suspect AS (
-            SELECT DISTINCT t.id_canonical FROM trusted t
-            JOIN base_people b ON b.name_key = t.name_key AND t.name_key <> ''
-             AND (b.birth_date = t.birth_date
-                  OR (left(b.id_canonical, 6) = left(t.id_canonical, 6)
-                      AND abs(date_diff('day', b.birth_date, t.birth_date)) <= {_near_days()}))
-            WHERE NOT t.is_base
+            {suspect}
             UNION SELECT former_id FROM link_former_ids
         ),
         first_added AS (
@@ -352,13 +383,17 @@ def candidates_step(t: LinkTables) -> Step:
         elif how == "name_birth_near":
             # a valid ID that is nobody's: the same name and birth date, or the same name, address
             # code and a birth date at most corrected_birth_days away (a corrected number)
-            for k in ("name_key", "name_py"):
+            near = _near_sql("p.person_id", "p.birth_date", "r.id_canonical", "r.birth_date")
+            wild = [
+                f"left(p.name_key, 1) = left(r.name_key, 1) AND length(p.name_key) = length(r.name_key) "
+                f"AND regexp_matches({h}.name_key, '[?*]') AND left({h}.name_key, 1) NOT IN ('?', '*') "
+                f"AND {o}.name_key LIKE {_wildcard_like(f'{h}.name_key')} ESCAPE '!'"
+                for h, o in (("p", "r"), ("r", "p"))
+            ]  # a placeholder on either side
+            for on in ("p.name_key = r.name_key", "p.name_py = r.name_py", *wild):
                 parts.append(
                     f"{head}, {none} FROM {rows} r ANTI JOIN {P} o ON o.person_id = r.id_canonical "
-                    f"JOIN {P} p ON p.{k} = r.{k} AND (p.birth_date = r.birth_date "
-                    f"OR (left(p.person_id, 6) = left(r.id_canonical, 6) "
-                    f"AND abs(date_diff('day', p.birth_date, r.birth_date)) <= {_near_days()})) "
-                    f"WHERE r.{k} <> ''"
+                    f"JOIN {P} p ON {on} AND {near} WHERE r.name_key <> ''"
                 )
         elif how == "one_edit":
             # One substituted character leaves two of the three 6-character parts intact:
@@ -484,8 +519,8 @@ def decide_steps(t: LinkTables) -> list[Step]:
             f"""
             SELECT c.*, ru.threshold, ru.band, ru.review_reason, ru.confidence, ru.prefer_same_street,
                    ru.id_anchored,
-                   c.name_score >= ru.threshold
-                     AND (ru.exact_id OR c.name_evidence NOT IN ({SPECIAL_EVIDENCE_SQL}))
+                   (c.name_score >= ru.threshold OR (ru.band <> 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL})))
+                     AND (ru.exact_id OR ru.band <> 'auto' OR c.name_evidence NOT IN ({SPECIAL_EVIDENCE_SQL}))
                      AND {_plausible_sql(t)} AS passes,
                    (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
             FROM {t.out("candidates")} c
@@ -736,11 +771,6 @@ def _masked_sql(col: str) -> str:
         f"CASE WHEN length({col}) <= 10 THEN repeat('*', length({col})) "
         f"ELSE left({col}, 6) || repeat('*', length({col}) - 10) || right({col}, 4) END"
     )
-
-
-# A name key with placeholders as a LIKE pattern: each ? or * one character (! escapes the rest).
-def _wildcard_like(col: str) -> str:
-    return f"replace(replace(replace(replace(replace({col}, '!', '!!'), '%', '!%'), '_', '!_'), '?', '_'), '*', '_')"
 
 
 def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
