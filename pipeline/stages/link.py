@@ -508,10 +508,28 @@ def _plausible_sql(t: LinkTables) -> str:
     return f"(ru.exact_id OR (NOT coalesce({child}, false) AND (ru.band <> 'auto' OR {birth})))"
 
 
+def _rivals_sql(t: LinkTables, chosen: str) -> str:
+    """SQL: for each automatic candidate of ``chosen`` whose name agreed only once understood
+    (placeholder, mask, pinyin), every other person who fits as well (see :func:`decide_steps`)."""
+    fits = (
+        f"((regexp_matches(r.name_key, '[?*]') AND q.name_key LIKE {_wildcard_like('r.name_key')} ESCAPE '!') "
+        "OR (c.name_evidence = 'latin' AND q.name_py = r.name_py))"
+    )
+    P = t.persons
+    return " UNION ".join(
+        f"""SELECT c.* REPLACE (q.person_id AS person_id) FROM {chosen} c
+            JOIN {t.rows} r USING (row_id) JOIN {P} o ON o.person_id = c.person_id
+            JOIN {P} q ON {on} AND q.person_id <> c.person_id
+            WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}) AND {fits}"""
+        for on in ("left(q.person_id, 14) = left(o.person_id, 14)", "q.household_no = o.household_no")
+    )
+
+
 def decide_steps(t: LinkTables) -> list[Step]:
     """``{prefix}_decisions`` (per row: linked or review, rule, confidence, review reason) and
     ``{prefix}_review`` (for review rows, the candidates that made them so)."""
     scored, chosen, differs = t.temp("scored"), t.temp("chosen"), t.temp("name_differs")
+    chosen0 = t.temp("chosen0")
     forbidden = f"ANTI JOIN {t.forbidden} f USING (row_id, person_id)" if t.forbidden else ""
     return [
         Step(
@@ -533,7 +551,7 @@ def decide_steps(t: LinkTables) -> list[Step]:
         ),
         # The deciding candidates: those of the first rule (in cascade order) whose name agrees.
         Step(
-            chosen,
+            chosen0,
             f"""
             WITH first_rule AS (
                 SELECT row_id, min(rule_order) AS rule_order FROM {scored} WHERE passes GROUP BY row_id
@@ -546,6 +564,11 @@ def decide_steps(t: LinkTables) -> list[Step]:
             """,
             temp=True,
         ),
+        # A name that agrees only once a placeholder, mask or pinyin is understood must not let two
+        # people agree: another person of the same birth date and address code (twins), or of the
+        # ID's owner's household (a relative's row with the owner's ID), whose name fits it too
+        # makes the row a review row with both.
+        Step(chosen, f"SELECT * FROM {chosen0} UNION ALL {_rivals_sql(t, chosen0)}", temp=True),
         # A trusted ID whose name clearly differs, with no other rule linking it: never accepted
         # silently (a rule of the review band proposing someone else: reviewed against both).
         Step(
