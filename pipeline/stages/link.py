@@ -510,7 +510,8 @@ def _plausible_sql(t: LinkTables) -> str:
 
 def _rivals_sql(t: LinkTables, chosen: str) -> str:
     """SQL: for each automatic candidate of ``chosen`` whose name agreed only once understood
-    (placeholder, mask, pinyin), every other person who fits as well (see :func:`decide_steps`)."""
+    (placeholder, mask, pinyin), every other person of the same birth date and address code who
+    fits as well (see :func:`decide_steps`)."""
     fits = (
         f"((regexp_matches(r.name_key, '[?*]') AND q.name_key LIKE {_wildcard_like('r.name_key')} ESCAPE '!') "
         "OR (c.name_evidence = 'latin' AND q.name_py = r.name_py))"
@@ -521,7 +522,9 @@ def _rivals_sql(t: LinkTables, chosen: str) -> str:
             JOIN {t.rows} r USING (row_id) JOIN {P} o ON o.person_id = c.person_id
             JOIN {P} q ON {on} AND q.person_id <> c.person_id
             WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}) AND {fits}"""
-        for on in ("left(q.person_id, 14) = left(o.person_id, 14)", "q.household_no = o.household_no")
+        # (not the owner's household: a relative's row carrying the owner's ID is rare, a masked
+        # name 张** fits most of a family, and the exact ID is the stronger evidence)
+        for on in ("left(q.person_id, 14) = left(o.person_id, 14)",)
     )
 
 
@@ -565,9 +568,8 @@ def decide_steps(t: LinkTables) -> list[Step]:
             temp=True,
         ),
         # A name that agrees only once a placeholder, mask or pinyin is understood must not let two
-        # people agree: another person of the same birth date and address code (twins), or of the
-        # ID's owner's household (a relative's row with the owner's ID), whose name fits it too
-        # makes the row a review row with both.
+        # people agree: another person of the same birth date and address code (twins: their numbers
+        # differ in the sequence digits only) whose name fits it too makes the row a review row with both.
         Step(chosen, f"SELECT * FROM {chosen0} UNION ALL {_rivals_sql(t, chosen0)}", temp=True),
         # A trusted ID whose name clearly differs, with no other rule linking it: never accepted
         # silently (a rule of the review band proposing someone else: reviewed against both).
@@ -796,6 +798,21 @@ def _masked_sql(col: str) -> str:
     )
 
 
+def _composed_names(con: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
+    """``_link_composed`` (row_id, composed): the rows of ``rows_sql`` whose name key changes once
+    the parts of a rare character are put back together (few rows: done in Python)."""
+    parts = {k: [str(v) for v in vs] for k, vs in (_rules().get("name_parts") or {}).items()}
+    got = frame(con, f"SELECT row_id, name_key FROM {rows_sql} s WHERE s.name_key <> ''")
+    out = [
+        (rid, c) for rid, key in got.iter_rows() if parts and (c := names.compose_parts(key, parts)) != key
+    ]
+    store(
+        con,
+        "_link_composed",
+        pl.DataFrame(out, schema={"row_id": pl.Int64, "composed": pl.String}, orient="row"),
+    )
+
+
 def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
     """``link_evidence`` (person_id, evidence): rows of the sources of ``no_silent_listing`` in
     rules/matching.yaml that could be a person's and were not accepted — in review with them as
@@ -834,6 +851,24 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
               AND {other}.name_key LIKE {_wildcard_like(f"{holder}.name_key")} ESCAPE '!'
               AND (starts_with(p.person_id, left(s.id_digits, 6)) OR p.birth_date = s.birth_date)"""
         )
+    # the same name (characters or sound) and an ID two characters or fewer from theirs (a typo, a swap)
+    parts.append(
+        f"""{head}, 'not accepted: same name, ID two characters or fewer from theirs' AS why, 4 AS prio
+            FROM {rows_sql} s JOIN link_persons p ON p.name_key = s.name_key
+            WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2
+            UNION ALL
+            {head}, 'not accepted: same name, ID two characters or fewer from theirs', 4
+            FROM {rows_sql} s JOIN link_persons p ON p.name_py = s.name_py
+            WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2 AND s.name_py <> ''"""
+    )
+    # a rare character written as its parts (name_parts of rules/matching.yaml): the name put back together
+    _composed_names(con, rows_sql)
+    parts.append(
+        f"""{head}, 'not accepted: same name once its parts are put together' AS why, 3 AS prio
+            FROM {rows_sql} s JOIN _link_composed c USING (row_id) JOIN link_persons p ON p.name_key = c.composed
+            WHERE {_near_sql("p.person_id", "p.birth_date", "s.id_canonical", "s.birth_date")}
+               OR starts_with(p.person_id, left(s.id_digits, 6))"""
+    )
     for a, b in ((1, 7), (1, 13), (7, 13)):
         parts.append(
             f"""{head}, 'not accepted: ID one character from theirs' AS why, 4 AS prio
@@ -895,6 +930,7 @@ def link(
     # size: dropped, so that classify has DuckDB's memory).
     for scratch in (
         "link_candidates_raw", "link_rows", "link_defining", "link_trivial", "link_decisions", "link_former_raw",
+        "_link_composed",
     ):  # fmt: skip
         con.execute(f"DROP TABLE IF EXISTS {scratch}")
     for src, outcome, n in rows(con, "SELECT source, outcome, count(*) FROM links GROUP BY ALL"):
