@@ -401,3 +401,15 @@ def test_two_people_one_number_and_a_foreign_resident(run):
     assert make_id("53018119850321022") not in ids  # nor 孙丽's number before the correction
     girl = persons.filter(pl.col("id_number") == make_id("53018120200808022")).row(0, named=True)
     assert "enrollment" not in girl["sources"]
+    # two people, one number inside the household: the second holder's row is reviewed with its
+    # reason, the holder flagged shared_id and needs_review; the manifest and the report count it
+    lin = persons.filter(pl.col("id_number") == make_id("53018119800505031")).row(0, named=True)
+    assert lin["shared_id"] and lin["needs_review"]
+    assert persons.filter(pl.col("shared_id")).height == 1
+    row = run["by_row"][("户籍人口.csv", 48)]
+    assert row["outcome"] == "review" and "重号" in row["reason"]
+    import json
+
+    manifest = json.loads((run["out"] / "manifest.json").read_text("utf-8"))
+    assert manifest["counts"]["shared_id_numbers"] == 1
+    assert "户籍重号(两人同号)" in (run["out"] / "report.html").read_text("utf-8")

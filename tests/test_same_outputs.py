@@ -5,7 +5,7 @@ by role, before the policy objects, the stage loop, the link steps over named ta
 loader's sheets and the trust boundary) published for a tidy 2,000-person world, seed 1, as-of
 2026-03-01, under a fixed key: persons (without ``id_number``), links, quarantine, indicators
 and employers. This test refreshes the same world with today's code and compares, leaving out
-only the columns added since (``pension_date``, ``measure``, ``sheet``, ``review_evidence``).
+only the columns added since (``pension_date``, ``measure``, ``sheet``, ``review_evidence``, ``shared_id``).
 
 When a change is meant to alter these outputs, regenerate the golden files with
 ``python tests/test_same_outputs.py`` and say in the commit what changed and why.
@@ -25,7 +25,7 @@ import pytest
 
 GOLDEN = Path(__file__).parent / "golden" / "outputs_2000"
 AS_OF = date(2026, 3, 1)
-NEW_COLUMNS = ("pension_date", "measure", "id_number", "review_evidence")
+NEW_COLUMNS = ("pension_date", "measure", "id_number", "review_evidence", "shared_id")
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -255,6 +255,7 @@ def _publish(r: Run) -> None:
             "statuses": dict(cr.statuses),
             "groups": {str(k): v for k, v in sorted(cr.groups.items())},
             "review_rows": kr.review_rows,
+            "shared_id_numbers": kr.shared_ids,
             "employers": cr.employers,
         },  # fmt: skip
         "stage_seconds": r.timings,

@@ -86,7 +86,8 @@ ID_KIND_LABELS = {
 REVIEW_REASON_LABELS = {
     "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
     "ID matches but the name differs": "身份证号一致但姓名不同",
-    "possibly a corrected ID number": "可能是更正过的身份证号", "possibly two people with one ID number": "可能重号",
+    "possibly a corrected ID number": "可能是更正过的身份证号",
+    "two people with one ID number in the household extract (重号)": "户籍中两人同号(重号)", "possibly two people with one ID number": "可能重号",
 }  # fmt: skip
 EXTRA_RULE_LABELS = {
     "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",

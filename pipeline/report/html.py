@@ -438,6 +438,7 @@ def report_page(
             _pct(city_row["employee_share"]) if city_row.get("employee_share") is not None else "—",
         ),
         ("待复核行", str(counts.get("review_rows", ""))),
+        ("户籍重号(两人同号)", str(counts.get("shared_id_numbers", 0))),
         ("隔离行", str(quarantined)),
         (
             "对账",

@@ -46,6 +46,7 @@ class LinkReport:
     persons_local: int = 0
     review_rows: int = 0
     decisions_applied: int = 0
+    shared_ids: int = 0  # ID numbers the household extract gives to two people (重号)
 
     def summary(self) -> str:
         by: Counter[str] = Counter()
@@ -108,6 +109,26 @@ def _wild_join_sql(holder: str, other: str, id_col: str) -> str:
         f"AND left({holder}.{id_col}, 6) = left({other}.{id_col}, 6) "
         f"AND regexp_matches({holder}.name_key, '[?*]') AND left({holder}.name_key, 1) NOT IN ('?', '*') "
         f"AND {other}.name_key LIKE {_wildcard_like(f'{holder}.name_key')} ESCAPE '!'"
+    )
+
+
+SHARED_ID_REASON = "two people with one ID number in the household extract (重号)"
+
+
+def shared_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_shared_ids`` (id_canonical): numbers the household extract gives to people of
+    different names (neither the characters nor the sound agree): 重号. The first holder is the
+    person; the other holders' rows go to review with :data:`SHARED_ID_REASON` (never dropped in
+    silence), and the person is flagged ``shared_id`` and ``needs_review``."""
+    base = _sql_list([s.name for s in load_sources().values() if s.role == "base"])
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE link_shared_ids AS
+        SELECT id_canonical FROM std_rows
+        WHERE source IN ({base}) AND row_state = 'ok' AND id_canonical IS NOT NULL AND name_key <> ''
+        GROUP BY id_canonical
+        HAVING count(DISTINCT name_key) > 1 AND count(DISTINCT name_py) > 1
+        """
     )
 
 
@@ -744,6 +765,7 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     """``links``: one row per standardised row, every row accounted for."""
     sources = load_sources()
     adding = _sql_list([s.name for s in sources.values() if s.role in ("adds_people", "base")])
+    base = _sql_list([s.name for s in sources.values() if s.role == "base"])
     con.execute(
         f"""
         CREATE OR REPLACE TABLE links AS
@@ -774,6 +796,8 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
             CASE
                 WHEN s.row_state <> 'ok' THEN s.reason
                 WHEN d.row_id IS NOT NULL OR k.row_id IS NOT NULL THEN NULL
+                WHEN x.outcome = 'review' AND s.source IN ({base}) AND sh.id_canonical IS NOT NULL
+                    THEN '{SHARED_ID_REASON}'
                 WHEN x.outcome = 'review' THEN x.review_reason
                 WHEN x.outcome IS NULL AND s.source IN ({adding}) THEN
                     CASE WHEN s.id_kind = 'bad_check' THEN 'id_check_failed_no_match'
@@ -785,6 +809,7 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
         LEFT JOIN link_confirmed k ON k.row_id = s.row_id AND d.row_id IS NULL
         LEFT JOIN link_decisions x ON x.row_id = s.row_id
         LEFT JOIN link_persons p ON p.person_id = coalesce(k.person_id, x.person_id)
+        LEFT JOIN link_shared_ids sh ON sh.id_canonical = s.id_canonical
         ORDER BY s.row_id
         """
     )
@@ -908,6 +933,7 @@ def link(
 
     progress("link: building the population")
     build_population(con)
+    shared_ids(con)
     t = replace(REFRESH_TABLES, as_of=as_of)
     # Rows that define a person are settled; nearly all others are settled by one join
     # (trivial_step). Only what is left goes through the cascade: ``link_rows``.
@@ -944,4 +970,5 @@ def link(
         con, "SELECT count(*), count(*) FILTER (WHERE hukou_local) FROM link_persons"
     )
     report.review_rows = scalar(con, "SELECT count(*) FROM links WHERE outcome = 'review'")
+    report.shared_ids = scalar(con, "SELECT count(*) FROM link_shared_ids")
     return report

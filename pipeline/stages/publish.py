@@ -127,7 +127,7 @@ def persons_frame(
     order = [
         "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
         "street_code", "street_name", "community", "address", "household_no", "status", "exclusion_reason", "group",
-        "group_tags", "sources", "match_confidence", "needs_review", "review_evidence", "pension_date", "measure", "first_listed",
+        "group_tags", "sources", "match_confidence", "needs_review", "review_evidence", "shared_id", "pension_date", "measure", "first_listed",
         "change", *SURVEY_FIELDS,
     ]  # fmt: skip
     return df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))
