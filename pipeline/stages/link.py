@@ -173,14 +173,26 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
     ``link_former`` (see :func:`build_former`)."""
     build_former(con)
     sources = load_sources()
+    base_sql = _sql_list([s.name for s in sources.values() if s.role == "base"])
+    # names written as parts, among the rows whose valid ID the household does not know
+    _composed_names(
+        con,
+        f"""(SELECT r.row_id, r.name_key FROM std_rows r
+             ANTI JOIN (SELECT id_canonical FROM std_rows WHERE source IN ({base_sql})) b USING (id_canonical)
+             WHERE r.row_state = 'ok' AND r.id_kind IN ('valid', 'upgraded'))""",
+        "_link_new_composed",
+    )
     near = _near_sql("b.id_canonical", "b.birth_date", "t.id_canonical", "t.birth_date")
     suspect = " UNION ".join(
-        f"SELECT t.id_canonical FROM trusted t JOIN base_people b ON {on} "
-        f"WHERE NOT t.is_base AND t.name_key <> '' AND {near}"
-        for on in (
-            "b.name_key = t.name_key",
-            "b.name_py = t.name_py",
-            *(_wild_join_sql(h, o, "id_canonical") for h, o in (("b", "t"), ("t", "b"))),
+        f"SELECT t.id_canonical FROM trusted t {join} WHERE NOT t.is_base AND t.name_key <> '' AND {near}"
+        for join in (
+            "JOIN base_people b ON b.name_key = t.name_key",
+            "JOIN base_people b ON b.name_py = t.name_py",
+            *(
+                f"JOIN base_people b ON {_wild_join_sql(h, o, 'id_canonical')}"
+                for h, o in (("b", "t"), ("t", "b"))
+            ),
+            "JOIN _link_new_composed c USING (row_id) JOIN base_people b ON b.name_key = c.composed",
         )
     )
     adding = [s.name for s in sources.values() if s.role == "adds_people"]
@@ -823,19 +835,19 @@ def _masked_sql(col: str) -> str:
     )
 
 
-def _composed_names(con: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
-    """``_link_composed`` (row_id, composed): the rows of ``rows_sql`` whose name key changes once
-    the parts of a rare character are put back together (few rows: done in Python)."""
+def _composed_names(con: duckdb.DuckDBPyConnection, rows_sql: str, table: str = "_link_composed") -> None:
+    """``table`` (row_id, composed): the rows of ``rows_sql`` whose name key changes once the parts
+    of a rare character are put back together (name_parts; each distinct name once, in Python)."""
     parts = {k: [str(v) for v in vs] for k, vs in (_rules().get("name_parts") or {}).items()}
     got = frame(con, f"SELECT row_id, name_key FROM {rows_sql} s WHERE s.name_key <> ''")
-    out = [
-        (rid, c) for rid, key in got.iter_rows() if parts and (c := names.compose_parts(key, parts)) != key
-    ]
-    store(
-        con,
-        "_link_composed",
-        pl.DataFrame(out, schema={"row_id": pl.Int64, "composed": pl.String}, orient="row"),
-    )
+    composed: dict[str, str] = {}
+    out = []
+    for rid, key in got.iter_rows():
+        if key not in composed:
+            composed[key] = names.compose_parts(key, parts) if parts else key
+        if composed[key] != key:
+            out.append((rid, composed[key]))
+    store(con, table, pl.DataFrame(out, schema={"row_id": pl.Int64, "composed": pl.String}, orient="row"))
 
 
 def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
@@ -886,6 +898,23 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
             FROM {rows_sql} s JOIN link_persons p ON p.name_py = s.name_py
             WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2 AND s.name_py <> ''"""
     )
+    # a relative's row with the ID's owner's number: the member of the owner's household of that name;
+    # a name the household lists as someone's former name (曾用名), with an ID that begins alike
+    for k in ("name_key", "name_py"):
+        parts.append(
+            f"""{head}, 'not accepted: a member of the household of the ID''s owner with that name' AS why, 3 AS prio
+                FROM {rows_sql} s JOIN link_persons o ON o.person_id = s.id_canonical
+                JOIN link_persons p ON p.household_no = o.household_no AND p.person_id <> o.person_id
+                 AND p.{k} = s.{k}
+                WHERE s.{k} <> ''"""
+        )
+        parts.append(
+            f"""{head}, 'not accepted: their former name, ID begins alike' AS why, 3 AS prio
+                FROM {rows_sql} s JOIN link_former f ON f.former_{k.removeprefix("name_")} = s.{k}
+                JOIN link_persons p ON p.person_id = f.person_id
+                WHERE s.{k} <> '' AND (starts_with(p.person_id, left(s.id_digits, 6))
+                                       OR {_near_sql("p.person_id", "p.birth_date", "s.id_canonical", "s.birth_date")})"""
+        )
     # a rare character written as its parts (name_parts of rules/matching.yaml): the name put back together
     _composed_names(con, rows_sql)
     parts.append(
@@ -956,7 +985,7 @@ def link(
     # size: dropped, so that classify has DuckDB's memory).
     for scratch in (
         "link_candidates_raw", "link_rows", "link_defining", "link_trivial", "link_decisions", "link_former_raw",
-        "_link_composed",
+        "_link_composed", "_link_new_composed",
     ):  # fmt: skip
         con.execute(f"DROP TABLE IF EXISTS {scratch}")
     for src, outcome, n in rows(con, "SELECT source, outcome, count(*) FROM links GROUP BY ALL"):
