@@ -547,14 +547,16 @@ def _rivals_sql(t: LinkTables, chosen: str) -> str:
     fits as well (see :func:`decide_steps`)."""
     fits = (
         f"((regexp_matches(r.name_key, '[?*]') AND q.name_key LIKE {_wildcard_like('r.name_key')} ESCAPE '!') "
-        "OR (c.name_evidence = 'latin' AND q.name_py = r.name_py))"
+        "OR (c.name_evidence = 'latin' AND q.name_py = r.name_py) "
+        # a name that only resembles the owner's while it is exactly someone else's (twins 张勇 / 张勇华)
+        "OR (c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)))"
     )
     P = t.persons
     return " UNION ".join(
         f"""SELECT c.* REPLACE (q.person_id AS person_id) FROM {chosen} c
             JOIN {t.rows} r USING (row_id) JOIN {P} o ON o.person_id = c.person_id
             JOIN {P} q ON {on} AND q.person_id <> c.person_id
-            WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}) AND {fits}"""
+            WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}, 'fuzzy') AND {fits}"""
         # (not the owner's household: a relative's row carrying the owner's ID is rare, a masked
         # name 张** fits most of a family, and the exact ID is the stronger evidence)
         for on in ("left(q.person_id, 14) = left(o.person_id, 14)",)
@@ -898,6 +900,14 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
             FROM {rows_sql} s JOIN link_persons p ON p.name_py = s.name_py
             WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2 AND s.name_py <> ''"""
     )
+    # a damaged ID (Excel): the same name (characters or sound) and every surviving digit
+    for k in ("name_key", "name_py"):
+        parts.append(
+            f"""{head}, 'not accepted: same name, the surviving ID digits agree' AS why, 4 AS prio
+                FROM {rows_sql} s JOIN link_persons p ON p.{k} = s.{k}
+                WHERE s.{k} <> '' AND s.id_canonical IS NULL AND length(s.id_digits) >= 6
+                  AND starts_with(p.person_id, s.id_digits)"""
+        )
     # a relative's row with the ID's owner's number: the member of the owner's household of that name;
     # a name the household lists as someone's former name (曾用名), with an ID that begins alike
     for k in ("name_key", "name_py"):
