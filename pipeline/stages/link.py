@@ -87,11 +87,12 @@ def _near_days() -> int:
 
 
 def _near_sql(a_id: str, a_birth: str, b_id: str, b_birth: str) -> str:
-    """SQL: the same birth date, or the same address code and birth dates at most
-    ``corrected_birth_days`` apart (a number corrected after a birth-date error)."""
+    """SQL: the same birth date, or the same address code and a birth date at most
+    ``corrected_birth_days`` apart or one digit apart (a number corrected after a birth-date error)."""
     return (
         f"({a_birth} = {b_birth} OR (left({a_id}, 6) = left({b_id}, 6) "
-        f"AND abs(date_diff('day', {a_birth}, {b_birth})) <= {_near_days()}))"
+        f"AND (abs(date_diff('day', {a_birth}, {b_birth})) <= {_near_days()} "
+        f"OR hamming(strftime({a_birth}, '%Y%m%d'), strftime({b_birth}, '%Y%m%d')) = 1)))"
     )
 
 

@@ -348,7 +348,7 @@ def id_letter_digit(rng: random.Random, v: str) -> str:
 
 def corrected_id(v: str, shift: int) -> str:
     """The number a person held before a birth-date correction: the birth date ``shift`` days
-    off, the same address code and sequence, its own check digit."""
+    off (a mistyped day), the same address code and sequence, its own check digit."""
     from datetime import date, timedelta
 
     b = date(int(v[6:10]), int(v[10:12]), int(v[12:14])) + timedelta(days=shift)

@@ -814,7 +814,7 @@ def _people_phenomena(w: World, cfg: DirtConfig, seed: int | str) -> dict:
         local = [p for p in range(w.n) if w.kind[p] == LOCAL and w.pid[p] and len(w.pid[p]) == 18]
         used: set[int] = set()
         for p in D.sample(rng, local, cfg.id_corrected):
-            old = D.corrected_id(w.pid[p], rng.choice([-1, 1]) * rng.randint(1, 40))
+            old = D.corrected_id(w.pid[p], rng.choice([-1, 1]) * rng.randint(1, 20))
             if old in taken:
                 continue
             taken.add(old)
