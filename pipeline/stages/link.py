@@ -87,12 +87,12 @@ def _near_days() -> int:
 
 
 def _near_sql(a_id: str, a_birth: str, b_id: str, b_birth: str) -> str:
-    """SQL: the same birth date, or the same address code and a birth date at most
-    ``corrected_birth_days`` apart or one digit apart (a number corrected after a birth-date error)."""
+    """SQL: the same address code, and the same birth date or one at most ``corrected_birth_days``
+    apart or one digit apart (a number corrected after a birth-date or a sequence error)."""
     return (
-        f"({a_birth} = {b_birth} OR (left({a_id}, 6) = left({b_id}, 6) "
-        f"AND (abs(date_diff('day', {a_birth}, {b_birth})) <= {_near_days()} "
-        f"OR hamming(strftime({a_birth}, '%Y%m%d'), strftime({b_birth}, '%Y%m%d')) = 1)))"
+        f"(left({a_id}, 6) = left({b_id}, 6) AND ({a_birth} = {b_birth} "
+        f"OR abs(date_diff('day', {a_birth}, {b_birth})) <= {_near_days()} "
+        f"OR hamming(strftime({a_birth}, '%Y%m%d'), strftime({b_birth}, '%Y%m%d')) = 1))"
     )
 
 
@@ -174,63 +174,86 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
     ``link_former`` (see :func:`build_former`)."""
     build_former(con)
     sources = load_sources()
-    base_sql = _sql_list([s.name for s in sources.values() if s.role == "base"])
-    # names written as parts, among the rows whose valid ID the household does not know
-    _composed_names(
-        con,
-        f"""(SELECT r.row_id, r.name_key FROM std_rows r
-             ANTI JOIN (SELECT id_canonical FROM std_rows WHERE source IN ({base_sql})) b USING (id_canonical)
-             WHERE r.row_state = 'ok' AND r.id_kind IN ('valid', 'upgraded'))""",
-        "_link_new_composed",
-    )
-    near = _near_sql("b.id_canonical", "b.birth_date", "t.id_canonical", "t.birth_date")
-    suspect = " UNION ".join(
-        f"SELECT t.id_canonical FROM trusted t {join} WHERE NOT t.is_base AND t.name_key <> '' AND {near}"
-        for join in (
-            "JOIN base_people b ON b.name_key = t.name_key",
-            "JOIN base_people b ON b.name_py = t.name_py",
-            *(
-                f"JOIN base_people b ON {_wild_join_sql(h, o, 'id_canonical')}"
-                for h, o in (("b", "t"), ("t", "b"))
-            ),
-            "JOIN _link_new_composed c USING (row_id) JOIN base_people b ON b.name_key = c.composed",
-        )
-    )
     adding = [s.name for s in sources.values() if s.role == "adds_people"]
     base = [s.name for s in sources.values() if s.role == "base"]
+    run_steps(
+        con,
+        [
+            Step(
+                "_lp_trusted",
+                f"""SELECT row_id, id_canonical, source IN ({_sql_list(base)}) AS is_base, name_key, name_py, birth_date
+                    FROM std_rows
+                    WHERE row_state = 'ok' AND id_kind IN ('valid', 'upgraded')
+                      AND (source IN ({_sql_list(base)}) OR source IN ({_sql_list(adding or ["-"])}))""",
+                temp=True,
+            ),
+            Step(
+                "_lp_first_base",
+                "SELECT id_canonical, min(row_id) AS row_id FROM _lp_trusted WHERE is_base GROUP BY id_canonical",
+                temp=True,
+            ),
+            Step(
+                "_lp_base_people",
+                "SELECT t.id_canonical, t.name_key, t.name_py, t.birth_date FROM _lp_trusted t "
+                "JOIN _lp_first_base USING (row_id)",
+                temp=True,
+            ),
+            # the rows that could add a person: a valid ID the household does not hold
+            Step(
+                "_lp_new",
+                "SELECT t.* FROM _lp_trusted t ANTI JOIN _lp_first_base b USING (id_canonical) WHERE NOT t.is_base",
+                temp=True,
+            ),
+        ],
+    )
+    # names written as parts among them, put back together
+    _composed_names(con, "_lp_new", "_link_new_composed")
+    near = _near_sql("b.id_canonical", "b.birth_date", "t.id_canonical", "t.birth_date")
+    wild = "regexp_matches({}.name_key, '[?*]')"
+    # An ID that is nobody's in the household but whose row points to a household person (a former
+    # ID; the same name, address code and the same or a near birth date: possibly a corrected
+    # number) adds nobody: its rows go to the cascade (corrected_id, former_id).
+    suspect = " UNION ".join(
+        f"SELECT t.id_canonical FROM {t_from} JOIN {b_from} ON {on} WHERE t.name_key <> '' AND {near}"
+        for t_from, b_from, on in (
+            ("_lp_new t", "_lp_base_people b", "b.name_key = t.name_key"),
+            ("_lp_new t", "_lp_base_people b", "b.name_py = t.name_py"),
+            (
+                "_lp_new t",
+                f"(SELECT * FROM _lp_base_people WHERE {wild.format('_lp_base_people')}) b",
+                _wild_join_sql("b", "t", "id_canonical"),
+            ),
+            (
+                f"(SELECT * FROM _lp_new WHERE {wild.format('_lp_new')}) t",
+                "_lp_base_people b",
+                _wild_join_sql("t", "b", "id_canonical"),
+            ),
+            (
+                "_lp_new t JOIN _link_new_composed c USING (row_id)",
+                "_lp_base_people b",
+                "b.name_key = c.composed",
+            ),
+        )
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_defining AS
-        WITH trusted AS (
-            SELECT *, source IN ({_sql_list(base)}) AS is_base
-            FROM std_rows
-            WHERE row_state = 'ok' AND id_kind IN ('valid', 'upgraded')
-              AND (source IN ({_sql_list(base)}) OR source IN ({_sql_list(adding or ["-"])}))
-        ),
-        first_base AS (
-            SELECT id_canonical, min(row_id) AS row_id FROM trusted WHERE is_base GROUP BY id_canonical
-        ),
-        base_people AS (
-            SELECT t.id_canonical, t.name_key, t.name_py, t.birth_date FROM trusted t JOIN first_base USING (row_id)
-        ),
-        -- An ID that is nobody's in the household but whose row points to a household person (a
-        -- former ID, or the same name with the same birth date, or the same address code and a
-        -- near birth date: possibly a corrected number) adds nobody: its rows go to the cascade.
-        suspect AS (
+        WITH suspect AS (
             {suspect}
             UNION SELECT former_id FROM link_former_ids
         ),
         first_added AS (
             SELECT t.id_canonical, min(t.row_id) AS row_id
-            FROM trusted t ANTI JOIN first_base b USING (id_canonical) ANTI JOIN suspect s USING (id_canonical)
-            WHERE NOT t.is_base
+            FROM _lp_new t ANTI JOIN suspect s USING (id_canonical)
             GROUP BY t.id_canonical
         )
-        SELECT row_id, id_canonical, true AS hukou_local FROM first_base
+        SELECT row_id, id_canonical, true AS hukou_local FROM _lp_first_base
         UNION ALL
         SELECT row_id, id_canonical, false AS hukou_local FROM first_added
         """
     )
+    for scratch in ("_lp_trusted", "_lp_first_base", "_lp_base_people", "_lp_new"):
+        con.execute(f"DROP TABLE IF EXISTS {scratch}")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_persons AS
@@ -864,20 +887,26 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
     watched = list((_rules().get("no_silent_listing") or {}).get("sources") or [])
     src = _sql_list(watched or ["-"])
     masked = f"coalesce({_masked_sql('s.id_digits')}, '-')"
-    rows_sql = f"""(SELECT l.row_id, l.file, l.row, l.outcome, l.reason, s.id_digits, s.id_canonical,
-                           s.name_key, s.name_py, s.birth_date
-                    FROM links l JOIN std_rows s USING (row_id)
-                    WHERE l.source IN ({src}) AND l.outcome IN ('review', 'unmatched'))"""
+    # the few rows concerned, once (every part below reads them)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _le_rows AS
+            SELECT l.row_id, l.file, l.row, l.outcome, l.reason, s.id_digits, s.id_canonical,
+                   s.name_key, s.name_py, s.birth_date
+            FROM links l JOIN std_rows s USING (row_id)
+            WHERE l.source IN ({src}) AND l.outcome IN ('review', 'unmatched')"""
+    )
+    rows_sql = "_le_rows"
     head = f"SELECT p.person_id, s.row_id, s.file, s.row, {masked} AS id_masked"
     parts = [
         f"""{head}, s.reason AS why, 1 AS prio FROM {rows_sql} s JOIN link_review v USING (row_id)
             JOIN link_persons p USING (person_id) WHERE s.outcome = 'review'""",
-        f"""{head}, 'not accepted: same name, same or near birth date' AS why, 2 AS prio FROM {rows_sql} s
-            JOIN link_persons p ON (p.name_key = s.name_key OR p.name_py = s.name_py)
-             AND (p.birth_date = s.birth_date
-                  OR (left(p.person_id, 6) = left(s.id_canonical, 6)
-                      AND abs(date_diff('day', p.birth_date, s.birth_date)) <= {_near_days()}))
-            WHERE s.name_key <> ''""",
+        *(
+            f"""{head}, 'not accepted: same name, same or near birth date' AS why, 2 AS prio FROM {rows_sql} s
+            JOIN link_persons p ON p.{k} = s.{k}
+             AND {_near_sql("p.person_id", "p.birth_date", "s.id_canonical", "s.birth_date")}
+            WHERE s.{k} <> ''"""
+            for k in ("name_key", "name_py")
+        ),
         # a placeholder or mask (? *) stands for one character: the rest of the name, its length
         # and the surviving ID digits (or the birth date) agree
     ]
@@ -954,6 +983,7 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
         FROM e GROUP BY person_id
         """
     )
+    con.execute("DROP TABLE IF EXISTS _le_rows")
 
 
 def link(
