@@ -189,16 +189,22 @@ def latin_sound(raw: str) -> str:
     syll = _syllables()
     out = []
     for word in re.split(r"[^A-Za-z]+", raw.lower()):
-        i = 0
-        while i < len(word):
-            for j in range(min(len(word), i + 6), i, -1):
-                if word[i:j] in syll:
-                    out.append(fuzzy_syllable(word[i:j]))
-                    i = j
-                    break
-            else:
-                out.append(word[i])
-                i += 1
+        # the fewest syllables covering the whole word (dangui: dan-gui, not dang-ui); letters no
+        # syllable covers cost one each and stay as they are
+        n = len(word)
+        best: list[tuple[int, list[str]] | None] = [(0, [])] + [None] * n
+        for i in range(n):
+            cur = best[i]
+            if cur is None:
+                continue
+            steps = [
+                (j, fuzzy_syllable(word[i:j])) for j in range(i + 1, min(n, i + 6) + 1) if word[i:j] in syll
+            ]
+            steps.append((i + 1, word[i]) if not steps else (0, ""))
+            for j, piece in steps:
+                if j and (best[j] is None or cur[0] + 1 < best[j][0]):  # type: ignore[index]
+                    best[j] = (cur[0] + 1, cur[1] + [piece])
+        out.extend(best[n][1] if best[n] else [word])
     return "".join(out)
 
 
@@ -266,12 +272,13 @@ def _wild_agree(a: str, b: str) -> str | None:
 
 
 def compose_parts(key: str, parts: dict[str, list[str]]) -> str:
-    """``key`` with every spelling of a character by its parts (龙天, 龙+天) put back together (䶮)."""
+    """``key`` with every spelling of a character by its parts (龙天, 龙+天) put back together (䶮),
+    as the key writes that character (OpenCC simplifies 昇 to 升)."""
     for ch, spellings in parts.items():
         for sp in sorted(spellings, key=len, reverse=True):
             for form in ("+".join(sp), sp):
                 if form in key:
-                    key = key.replace(form, ch)
+                    key = key.replace(form, _char_keys(ch)[0])
     return key
 
 
