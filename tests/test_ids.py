@@ -429,3 +429,31 @@ def test_redact_ids_masks_every_id(parts):
         assert id18 not in out
         assert mask_id(id18) in out
     assert ID18_RE.search(out) is None
+
+
+# ---------------------------------------------------------------- look-alikes (issue 20)
+
+LOOKALIKE_CASES = [
+    # (raw, expected canonical or None, expected kind)
+    ("53018119800115011\u00d7", "53018119800115011X", "valid"),  # multiplication sign
+    ("53018119800115011\u0425", "53018119800115011X", "valid"),  # Cyrillic capital Kha
+    ("53018119800115011\u0445", "53018119800115011X", "valid"),  # Cyrillic small kha
+    ("53018119800115011\u03c7", "53018119800115011X", "valid"),  # Greek small chi
+    ("53018119800115011\u2169", "53018119800115011X", "valid"),  # Roman numeral ten
+    ("53018119800115011\u2179", "53018119800115011X", "valid"),  # small Roman numeral ten
+    ("53O181197909090116", "530181197909090116", "valid"),  # letter O for zero
+    ("530l81197909090116", "530181197909090116", "valid"),  # letter l for one
+    ("5301811979O9O9O116", "530181197909090116", "valid"),  # three of them
+    ("5301811979O9O9OlI6", None, "unusable"),  # five: not a mistyped number
+    ("O53018119790909011", None, "unusable"),  # must start with a digit
+    ("953156198808080110", "953156198808080110", "valid"),  # foreigners' permanent residence card
+]
+
+
+@pytest.mark.parametrize("raw,canonical,kind", LOOKALIKE_CASES)
+def test_lookalikes_for_x_and_digits_are_put_right(raw, canonical, kind):
+    got = standardise_id(raw)
+    assert (got.canonical, got.kind) == (canonical, kind), raw
+    vec = add_id_columns(pl.DataFrame({"raw": [raw, "53018119800115011X"]}), "raw")
+    assert vec.row(0, named=True)["id_canonical"] == canonical
+    assert vec.row(0, named=True)["id_kind"] == kind

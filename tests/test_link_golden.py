@@ -26,6 +26,11 @@ and then applies the dirt written after ``|``:
 ``swap:P``        characters P and P+1 swapped
 ``excel000``      an Excel number exported as text: the first 15 digits, then ``000``
 ``excel000round`` the same, Excel having rounded the 15th digit up (the 16th was 5 or more)
+``xtimes``        the check character ``X`` typed as the multiplication sign ``×``
+``xcyr``          … as the Cyrillic capital ``Х``
+``xgreek``        … as the Greek small ``χ``
+``ofor0:P``       character P (a 0) typed as the letter ``O``
+``lfor1:P``       character P (a 1) typed as the letter ``l``
 ================= ==============================================================
 
 Other dirt is written literally (``'`` in front, quotes, ``5.30181E+17``, names as typed).
@@ -81,6 +86,14 @@ def dirty_id(prefix17: str, ops: str) -> str:
             pos = int(args[0])
             assert s[pos - 1] != s[pos], f"{prefix17}|{op}: swapping equal digits changes nothing"
             s = s[: pos - 1] + s[pos] + s[pos - 1] + s[pos + 1 :]
+        elif name in ("xtimes", "xcyr", "xgreek"):
+            assert s.endswith("X"), f"{prefix17}: |{name} needs an ID ending in X"
+            s = s[:17] + {"xtimes": "\u00d7", "xcyr": "\u0425", "xgreek": "\u03c7"}[name]
+        elif name in ("ofor0", "lfor1"):
+            pos = int(args[0])
+            digit, letter = ("0", "O") if name == "ofor0" else ("1", "l")
+            assert s[pos - 1] == digit, f"{prefix17}|{op}: character {pos} is not {digit}"
+            s = s[: pos - 1] + letter + s[pos:]
         elif name == "excel000":
             s = s[:15] + "000"
         elif name == "excel000round":
@@ -329,3 +342,74 @@ def test_fixture_hard_negatives_are_hard():
     # two 张伟 born the same day
     zw = [make_id("53018119920315051"), make_id("53018119920315273")]
     assert zw[0][6:14] == zw[1][6:14]
+
+
+# ---------------------------------------------------------------- no silent listing (issue 20)
+
+
+def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
+    """A person an enrolment row could be (in review with them as a candidate, unmatched one
+    character from their ID) is flagged needs_review with the row as evidence, IDs masked; the
+    hand-off shows it. Persons no such row concerns carry no evidence."""
+    from tests.conftest import assert_no_full_id
+
+    persons = pl.read_parquet(run["out"] / "persons.parquet")
+    by_id = {r["id_number"]: r for r in persons.iter_rows(named=True)}
+    flagged = {
+        "53018119790909011": "第53行",  # 张晓明: 张*明 with an ID one character off, unmatched
+        "53018119670202011": "第60行",  # 周国强: his ID with his granddaughter's name, in review
+        "53018119800505011": "第61行",  # 陈刚 and 林伟: one number, reviewed against both
+        "53018119800505031": "第61行",
+        "53018119850312022": "第62行",  # 孙丽: her number before the correction
+    }
+    for prefix, row in flagged.items():
+        p = by_id[make_id(prefix)]
+        assert p["needs_review"], p["name"]
+        assert p["review_evidence"].startswith("可能已参保: 参保信息.csv " + row), p["review_evidence"]
+        assert_no_full_id(p["review_evidence"])
+    assert "possibly a corrected ID number" in by_id[make_id("53018119850312022")]["review_evidence"]
+    assert "possibly two people with one ID number" in by_id[make_id("53018119800505031")]["review_evidence"]
+    # enrolled through a placeholder, a mask, a note or pinyin: nothing to review
+    for prefix in ("53018119800115011", "53018119901010011", "53018119830303022", "53018119750606011"):
+        p = by_id[make_id(prefix)]
+        assert not p["needs_review"] and p["review_evidence"] is None, p["name"]
+        assert p["status"] == "enrolled_resident", p["name"]
+    # the hand-off of 连然街道 shows the evidence to the visitor
+    handoff = (run["out"] / "handoff" / "530181001000_连然街道.csv").read_text(encoding="utf-8-sig")
+    header = handoff.splitlines()[0].split(",")
+    assert "复核提示" in header
+    lines = [line for line in handoff.splitlines() if "孙丽" in line]
+    assert len(lines) == 1 and "可能已参保: 参保信息.csv 第62行" in lines[0]
+    assert_no_full_id(handoff)
+    # report.html counts them per street
+    html = (run["out"] / "report.html").read_text("utf-8")
+    section = html.split("实名库中可能已参保、待核实的人员", 1)[1].split("</table>", 1)[0]
+    registry = persons.filter(
+        pl.col("review_evidence").is_not_null() & pl.col("status").is_in(["unenrolled", "resident_upgradable"])
+        & (pl.col("street_name") == "连然街道")
+    ).height  # fmt: skip
+    assert registry >= 4 and f"<td>连然街道</td><td>{registry}</td>" in section.replace(" ", "")
+
+
+def test_two_people_one_number_and_a_foreign_resident(run):
+    """The foreigners' permanent residence number (first digit 9) adds a person; the granddaughter
+    is not the grandfather's enrolment (relative_id needs an adult for an adults-only source)."""
+    persons = pl.read_parquet(run["out"] / "persons.parquet")
+    ids = set(persons["id_number"].to_list())
+    assert make_id("95315619880808011") in ids
+    assert make_id("53018119830330022") not in ids  # 王芳's former number adds nobody
+    assert make_id("53018119850321022") not in ids  # nor 孙丽's number before the correction
+    girl = persons.filter(pl.col("id_number") == make_id("53018120200808022")).row(0, named=True)
+    assert "enrollment" not in girl["sources"]
+    # two people, one number inside the household: the second holder's row is reviewed with its
+    # reason, the holder flagged shared_id and needs_review; the manifest and the report count it
+    lin = persons.filter(pl.col("id_number") == make_id("53018119800505031")).row(0, named=True)
+    assert lin["shared_id"] and lin["needs_review"]
+    assert persons.filter(pl.col("shared_id")).height == 1
+    row = run["by_row"][("户籍人口.csv", 48)]
+    assert row["outcome"] == "review" and "重号" in row["reason"]
+    import json
+
+    manifest = json.loads((run["out"] / "manifest.json").read_text("utf-8"))
+    assert manifest["counts"]["shared_id_numbers"] == 1
+    assert "户籍重号(两人同号)" in (run["out"] / "report.html").read_text("utf-8")

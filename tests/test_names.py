@@ -187,3 +187,49 @@ def test_key_ignores_separators_and_spaces(name, inserts):
         noisy = noisy[:pos] + ch + noisy[pos:]
     assert name_keys(noisy) == name_keys(name)
     assert score(noisy, name) == 1.0
+
+
+# ---------------------------------------------------------------- what was lost (issue 20)
+
+
+def test_notes_are_not_the_name_and_placeholders_become_wildcards():
+    from kuomian.core.names import many_name_keys
+
+    keys, sounds = many_name_keys(
+        [
+            "张三(已故)",
+            "李四（户主）",
+            "王五 备注:迁出",
+            "张?明",
+            "张□明",
+            "张\ue000明",
+            "张*明",
+            "ZHANG SAN",
+            "zhangsan",
+        ]
+    )
+    assert keys[:3] == ["张三", "李四", "王五"]
+    assert keys[3:6] == ["张?明"] * 3 and keys[6] == "张*明"
+    assert sounds[7] == sounds[8] == many_name_keys(["张三"])[1][0]
+
+
+def test_name_agreement_says_why():
+    from kuomian.core.names import many_name_keys, name_agreement
+
+    pairs = [
+        ("张三(已故)", "张三", "note"), ("张*明", "张大明", "mask"), ("张**", "张大明", "mask"),
+        ("张?明", "张䶮明", "placeholder"), ("ZHANG SAN", "张三", "latin"), ("王龙天", "王䶮", "parts"),
+        ("王龙+天", "王䶮", "parts"), ("张?明", "李大明", "fuzzy"), ("张**", "张大", "fuzzy"),
+        ("??", "张三", "fuzzy"), ("张三", "张三", "same"), ("张晓明", "张小明", "sound"),
+    ]  # fmt: skip
+    a = [p[0] for p in pairs]
+    b = [p[1] for p in pairs]
+    ak, ap = many_name_keys(a)
+    bk, bp = many_name_keys(b)
+    scores, evidence = name_agreement(ak, ap, bk, bp, a, b, understood=0.9, parts={"䶮": ["龙天"]})
+    assert list(evidence) == [p[2] for p in pairs]
+    for (x, y, ev), sc in zip(pairs, scores, strict=True):
+        if ev in ("mask", "placeholder", "latin", "parts"):
+            assert sc == 0.9, (x, y)
+        if ev == "fuzzy":
+            assert sc < 0.8, (x, y)  # a placeholder never makes different names agree

@@ -5,7 +5,8 @@ by role, before the policy objects, the stage loop, the link steps over named ta
 loader's sheets and the trust boundary) published for a tidy 2,000-person world, seed 1, as-of
 2026-03-01, under a fixed key: persons (without ``id_number``), links, quarantine, indicators
 and employers. This test refreshes the same world with today's code and compares, leaving out
-only the columns added since (``pension_date``, ``measure``, ``sheet``, the survey's of issue 25).
+only the columns added since (``pension_date``, ``measure``, ``sheet``, ``review_evidence``, ``shared_id``,
+the survey's of issue 25).
 
 When a change is meant to alter these outputs, regenerate the golden files with
 ``python tests/test_same_outputs.py`` and say in the commit what changed and why.
@@ -31,7 +32,7 @@ SURVEY_COLUMNS = (
     "survey_flag", "extract_status", "extract_exclusion_reason", "extract_group", "target_priority", "target_reason",
     "prev_target_priority",
 )  # fmt: skip
-NEW_COLUMNS = ("pension_date", "measure", "id_number", *SURVEY_COLUMNS)
+NEW_COLUMNS = ("pension_date", "measure", "id_number", "review_evidence", "shared_id", *SURVEY_COLUMNS)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

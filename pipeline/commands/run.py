@@ -271,7 +271,7 @@ def _link(r: Run) -> None:
     """``std_rows`` → ``link_persons``, ``links``, ``link_review``."""
     prev = Path(r.previous).resolve() if r.previous is not None else None
     r.decisions = stored_decisions(prev, r.out_dir, progress=r.progress)
-    r.link = link(r.con, r.key, progress=r.progress, decisions=r.decisions)
+    r.link = link(r.con, r.key, progress=r.progress, decisions=r.decisions, as_of=r.as_of)
     r.progress(r.link.summary())
 
 
@@ -307,6 +307,7 @@ def _publish(r: Run) -> None:
             "statuses": dict(cr.statuses),
             "groups": {str(k): v for k, v in sorted(cr.groups.items())},
             "review_rows": kr.review_rows,
+            "shared_id_numbers": kr.shared_ids,
             "employers": cr.employers,
         },  # fmt: skip
         "stage_seconds": r.timings,

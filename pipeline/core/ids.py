@@ -40,6 +40,33 @@ _SCI_RE = r"^([0-9])(?:\.([0-9]+))?E\+?([0-9]+)$"
 
 KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")
 
+# Characters typed for the check character X (NFKC already folds Ⅹ, ⅹ and the full-width Ｘ):
+# the multiplication sign, Cyrillic Х/х, Greek χ/Χ.
+X_LOOKALIKES = "\u00d7\u0425\u0445\u03c7\u03a7"
+# Letters typed for digits in hand-typed lists: O/o for zero, l/I for one. Only inside a value that
+# is otherwise an ID's digits (starts with a digit, at most three such letters).
+DIGIT_LOOKALIKES = "OolI"
+_LOOKALIKE_RE = "[" + X_LOOKALIKES + DIGIT_LOOKALIKES + "]"
+_TO_X = str.maketrans({c: "X" for c in X_LOOKALIKES})
+_TO_DIGIT = str.maketrans({"O": "0", "o": "0", "l": "1", "I": "1"})
+_MAX_DIGIT_LOOKALIKES = 3
+
+
+def fix_lookalikes(s: str) -> str:
+    """An ID typed with look-alike characters, put right (``s`` already NFKC and stripped).
+
+    ``53018119800101123×`` -> ``…123X``; ``5301811980O101123l`` -> ``530181198001011231``.
+    Anything that is not an ID's shape apart from the look-alikes is returned unchanged."""
+    s = s.translate(_TO_X)
+    n = sum(s.count(c) for c in DIGIT_LOOKALIKES)
+    if not n or n > _MAX_DIGIT_LOOKALIKES or not s[:1].isdigit():
+        return s
+    if len(s) == 18 and re.fullmatch(r"[0-9OolI]{17}[0-9OolIXx]", s):
+        return s[:17].translate(_TO_DIGIT) + s[17].translate(_TO_DIGIT)
+    if len(s) == 15 and re.fullmatch(r"[0-9OolI]{15}", s):
+        return s.translate(_TO_DIGIT)
+    return s
+
 
 @dataclass(frozen=True)
 class IdResult:
@@ -78,7 +105,7 @@ def clean_id(raw: str | None) -> str:
     if raw is None:
         return ""
     s = unicodedata.normalize("NFKC", str(raw))
-    return re.sub(_STRIP_RE, "", s).upper()
+    return fix_lookalikes(re.sub(_STRIP_RE, "", s)).upper()
 
 
 def standardise_id(raw: str | None, numeric_cell: bool = False) -> IdResult:
@@ -136,7 +163,15 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
 
     n = df.height
     raw = df.get_column(raw_col).cast(pl.String).fill_null("")
-    clean = nfkc(raw).str.replace_all(_STRIP_RE, "").str.to_uppercase()
+    clean = nfkc(raw).str.replace_all(_STRIP_RE, "")
+    lookalike = clean.str.contains(_LOOKALIKE_RE)
+    if lookalike.any():  # rare: fixed one distinct value at a time
+        idx = lookalike.arg_true()
+        fixed = on_distinct(
+            clean.gather(idx), lambda v: v.map_elements(fix_lookalikes, return_dtype=pl.String), pl.String
+        )
+        clean = clean.scatter(idx, fixed)
+    clean = clean.str.to_uppercase()
     numeric = (
         df.get_column(numeric_col).fill_null(False)
         if numeric_col

@@ -47,8 +47,17 @@ def group_actions() -> dict[int, str]:
 
 
 def rule_labels() -> dict[str, str]:
-    """match rule → label (matching.yaml)."""
-    return {r.rule: r.label for r in policy().matching.rules}
+    """match rule → label (matching.yaml), also for a rule with the name evidence that made it
+    hold (``exact_id+placeholder`` → ``身份证号一致; 姓名中的占位符 …``)."""
+    from .config import load_rules
+
+    base = {r.rule: r.label for r in policy().matching.rules}
+    evidence = load_rules("matching").get("name_evidence") or {}
+    out = dict(base)
+    for rule, label in base.items():
+        for ev, ev_label in evidence.items():
+            out[f"{rule}+{ev}"] = f"{label}; {ev_label}"
+    return out
 
 
 def source_labels() -> dict[str, str]:
@@ -84,6 +93,8 @@ ID_KIND_LABELS = {
 REVIEW_REASON_LABELS = {
     "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
     "ID matches but the name differs": "身份证号一致但姓名不同",
+    "possibly a corrected ID number": "可能是更正过的身份证号",
+    "two people with one ID number in the household extract (重号)": "户籍中两人同号(重号)", "possibly two people with one ID number": "可能重号",
 }  # fmt: skip
 EXTRA_RULE_LABELS = {
     "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",
@@ -108,6 +119,7 @@ HANDOFF_HEADERS = {
     "person_key": "编号", "name": "姓名", "id_number": "身份证号", "sex": "性别", "age": "年龄",
     "community": "社区", "address": "户籍地址", "status": "参保状态", "group": "重点群体",
     "sources": "信息来源", "pension_date": "法定退休时间", "measure": "建议措施",
+    "review_evidence": "复核提示",
 }  # fmt: skip
 MEASURE_HEADER = HANDOFF_HEADERS["measure"]
 

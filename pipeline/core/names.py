@@ -14,6 +14,17 @@ The match keys are never shown and never stored as the name:
 
 OpenCC maps some real surnames (於 → 于, 乾 → 干) and pypinyin reads 单 as dan:
 harmless in a key, wrong in a name — which is why the keys stay keys.
+
+What a department's system lost is understood in the keys (spec extracts.md, "How people
+appear in real records"):
+
+* a note in brackets or after 备注 (``张三(已故)``, ``王五 备注:迁出``) is not the name: left out of
+  both keys (the display form keeps it);
+* a placeholder for a character the system could not hold (``?`` ``？`` ``□`` ``■`` ``〓``, a
+  private-use code point) becomes ``?`` in both keys, a mask ``*`` stays ``*``: each stands for
+  exactly one unknown character (:func:`name_agreement`);
+* a name in Latin letters (``ZHANG SAN``, ``zhangsan``) gets the fuzzy pinyin key of the
+  syllables it spells, so that it sounds like 张三.
 """
 
 from __future__ import annotations
@@ -78,11 +89,29 @@ def fuzzy_syllable(py: str) -> str:
     return py
 
 
+# Placeholders a system writes for a character it cannot hold (after NFKC: ？ is ?), and the mask.
+PLACEHOLDERS = "?\u25a1\u25a0\u3013\ufffd"
+MASK = "*"
+WILDCARDS = "?*"  # in a key: one unknown character each
+
+
+def _is_private_use(ch: str) -> bool:
+    return "\ue000" <= ch <= "\uf8ff" or "\U000f0000" <= ch <= "\U0010fffd"
+
+
+# A note is not the name: a bracketed part (closed or not) or a trailing 备注/注:… (after NFKC).
+NOTE_RE = r"\s*(?:\([^)]*(?:\)|$)|\[[^\]]*(?:\]|$)|【[^】]*(?:】|$)|〔[^〕]*(?:〕|$)|(?:备注|注)\s*:.*$)"
+
+
 @lru_cache(maxsize=200_000)
 def _char_keys(ch: str) -> tuple[str, str]:
     """(simplified character, fuzzy pinyin) for one character of a cleaned name."""
     from pypinyin import Style, lazy_pinyin
 
+    if ch in PLACEHOLDERS or _is_private_use(ch):
+        return "?", "?"
+    if ch == MASK:
+        return MASK, MASK
     simp = _t2s().convert(ch) or ch
     if "\u3400" <= simp <= "\u9fff" or "\U00020000" <= simp <= "\U0002ffff":
         py = lazy_pinyin(simp, style=Style.NORMAL)[0]
@@ -101,6 +130,10 @@ def _clean_for_key(raws: pl.Series) -> pl.Series:
     from .text import nfkc
 
     first = nfkc(raws.fill_null(""))
+    noted = first.str.contains(NOTE_RE)
+    if noted.any():
+        idx = noted.arg_true()
+        first = first.scatter(idx, first.gather(idx).str.replace_all(NOTE_RE, ""))
     touched = first.str.contains(_KEY_STRIP_RE)
     if not touched.any():
         return first
@@ -130,7 +163,55 @@ def many_name_keys(raws: list[str | None]) -> tuple[list[str], list[str]]:
         simp[ord(ch)] = k
         sound[ord(ch)] = p
     cleaned = cleaned_s.to_list()
-    return [c.translate(simp) for c in cleaned], [c.translate(sound) for c in cleaned]
+    keys, sounds = [c.translate(simp) for c in cleaned], [c.translate(sound) for c in cleaned]
+    latin = cleaned_s.str.contains(r"^[A-Za-z]{2,}$")
+    if latin.any():  # a name in Latin letters: the pinyin it spells, syllable by syllable
+        from .text import nfkc
+
+        spaced = nfkc(pl.Series(raws, dtype=pl.String).fill_null(""))
+        for i in latin.arg_true().to_list():
+            sounds[i] = latin_sound(spaced[i])
+    return keys, sounds
+
+
+@lru_cache(maxsize=1)
+def _syllables() -> frozenset[str]:
+    """Every toneless pinyin syllable (from pypinyin's dictionary)."""
+    import unicodedata
+
+    from pypinyin.constants import PINYIN_DICT
+
+    out = set()
+    for readings in PINYIN_DICT.values():
+        for r in readings.split(","):
+            plain = "".join(c for c in unicodedata.normalize("NFD", r) if not unicodedata.combining(c))
+            out.add(plain.replace("ü", "v").lower())
+    return frozenset(s for s in out if s.isascii() and s.isalpha())
+
+
+def latin_sound(raw: str) -> str:
+    """The fuzzy pinyin key of a name written in Latin letters (``ZHANG SAN`` → ``zansan``, the
+    key of 张三): each word split into syllables, longest first; what is no syllable stays as it is."""
+    syll = _syllables()
+    out = []
+    for word in re.split(r"[^A-Za-z]+", raw.lower()):
+        # the fewest syllables covering the whole word (dangui: dan-gui, not dang-ui); letters no
+        # syllable covers cost one each and stay as they are
+        n = len(word)
+        best: list[tuple[int, list[str]] | None] = [(0, [])] + [None] * n
+        for i in range(n):
+            cur = best[i]
+            if cur is None:
+                continue
+            steps = [
+                (j, fuzzy_syllable(word[i:j])) for j in range(i + 1, min(n, i + 6) + 1) if word[i:j] in syll
+            ]
+            steps.append((i + 1, word[i]) if not steps else (0, ""))
+            for j, piece in steps:
+                if j and (best[j] is None or cur[0] + 1 < best[j][0]):  # type: ignore[index]
+                    best[j] = (cur[0] + 1, cur[1] + [piece])
+        out.extend(best[n][1] if best[n] else [word])
+    return "".join(out)
 
 
 _KEY_LOCK = threading.Lock()
@@ -173,3 +254,73 @@ def name_scores(a_key: list[str], a_py: list[str], b_key: list[str], b_py: list[
     nonempty = (ak != "") & (bk != "")
     score = np.where(ak == bk, 1.0, np.where(ap == bp, 0.95, (char + sound) / 2.0))
     return np.round(np.where(nonempty, score, 0.0), 4)
+
+
+# ---------------------------------------------------------------- what was lost, understood
+
+SPECIAL_EVIDENCE = ("placeholder", "mask", "latin", "parts")  # count only where an exact ID anchors
+
+
+def _wild_agree(a: str, b: str) -> str | None:
+    """'mask' or 'placeholder' when ``a`` and ``b`` agree character by character once each
+    wildcard stands for exactly one character (and at least one real character agrees)."""
+    if len(a) != len(b) or not a:
+        return None
+    wild, real = "", 0
+    for x, y in zip(a, b, strict=True):
+        if x in WILDCARDS or y in WILDCARDS:
+            wild = "mask" if MASK in (x, y) and not wild else (wild or "placeholder")
+            continue
+        if x != y:
+            return None
+        real += 1
+    return wild or None if real else None
+
+
+def compose_parts(key: str, parts: dict[str, list[str]]) -> str:
+    """``key`` with every spelling of a character by its parts (龙天, 龙+天) put back together (䶮),
+    as the key writes that character (OpenCC simplifies 昇 to 升)."""
+    for ch, spellings in parts.items():
+        for sp in sorted(spellings, key=len, reverse=True):
+            for form in ("+".join(sp), sp):
+                if form in key:
+                    key = key.replace(form, _char_keys(ch)[0])
+    return key
+
+
+def _is_latin(key: str) -> bool:
+    return bool(key) and key.isascii() and key.isalpha()
+
+
+def name_agreement(
+    a_key: list[str], a_py: list[str], b_key: list[str], b_py: list[str],
+    a_name: list[str], b_name: list[str], *, understood: float, parts: dict[str, list[str]],
+):  # fmt: skip
+    """:func:`name_scores` plus what made them agree, per pair: ``same``, ``sound``, ``fuzzy``,
+    or one of ``note`` (a note left out, the rest the same), ``placeholder``, ``mask``,
+    ``latin``, ``parts`` (scored ``understood``; :data:`SPECIAL_EVIDENCE` count only where an
+    exact ID anchors the pair — the caller's rule). Returns (scores, evidence)."""
+    import numpy as np
+
+    score = name_scores(a_key, a_py, b_key, b_py)
+    ak, bk = np.asarray(a_key, dtype=object), np.asarray(b_key, dtype=object)
+    ap, bp = np.asarray(a_py, dtype=object), np.asarray(b_py, dtype=object)
+    evidence = np.where(ak == bk, "same", np.where(ap == bp, "sound", "fuzzy")).astype(object)
+    note_re = re.compile(NOTE_RE)
+    for i in np.nonzero(score < 1.0)[0] if len(score) else []:
+        a, b = a_key[i], b_key[i]
+        if not a or not b:
+            continue
+        ev = None
+        if any(w in a or w in b for w in WILDCARDS):
+            ev = _wild_agree(a, b)
+        elif _is_latin(a) != _is_latin(b) and a_py[i] == b_py[i]:
+            ev = "latin"
+        elif parts and compose_parts(a, parts) == compose_parts(b, parts):
+            ev = "parts"
+        if ev:
+            evidence[i], score[i] = ev, understood
+    for i in np.nonzero(evidence == "same")[0] if len(score) else []:
+        if note_re.search(a_name[i] or "") or note_re.search(b_name[i] or ""):
+            evidence[i] = "note"
+    return score, evidence

@@ -53,7 +53,9 @@ FIELD_TYPES = ("id", "name", "text", "date", "street", "int", "number", "categor
 ROLES = ("base", "adds_people", "match_only")
 ID_KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")
 CANDIDATES = ("id_equal", "same_household_name", "one_edit", "id_prefix", "name_birth", "name_place",
-              "name_prefix")  # fmt: skip
+              "name_prefix", "former_id_equal", "id_equal_former_name", "same_birth_place_name",
+              "name_birth_near")  # fmt: skip
+NAME_EVIDENCE = ("placeholder", "mask", "note", "latin", "parts")
 # Survey answers persons.parquet stores (outputs.md); other columns must say `stored: false`.
 SURVEY_FIELDS = (
     "visit_result", "ability_to_pay", "willingness", "reason_not_enrolled", "income_band", "employment",
@@ -719,16 +721,47 @@ def _load(root: Path) -> Policy:
 
     # matching
     ctx, m = _rules_file(root, "matching")
-    m = ctx.mapping(m, "top level", ("name_agreement", "rules"))
-    na = ctx.mapping(m["name_agreement"], "name_agreement", ("agree", "same"))
+    m = ctx.mapping(
+        m, "top level", ("name_agreement", "rules"),
+        ("name_evidence", "name_parts", "plausibility", "no_silent_listing"),
+    )  # fmt: skip
+    na = ctx.mapping(m["name_agreement"], "name_agreement", ("agree", "same"), ("understood",))
     ctx.num(na["agree"], "name_agreement.agree", 0, 1)
     ctx.num(na["same"], "name_agreement.same", 0, 1)
+    if "understood" in na:
+        ctx.num(na["understood"], "name_agreement.understood", float(na["agree"]), 1)
+    ev = ctx.mapping(m.get("name_evidence") or {}, "name_evidence", (), NAME_EVIDENCE)
+    for k, v in ev.items():
+        ctx.str_(v, f"name_evidence.{k}")
+    parts = ctx.mapping(m.get("name_parts") or {}, "name_parts", (), tuple(m.get("name_parts") or {}))
+    for ch, spellings in parts.items():
+        if len(str(ch)) != 1:
+            raise ctx.fail(f"name_parts.{ch}", "a key is one character (the rare character itself)")
+        for j, sp in enumerate(ctx.list_(spellings, f"name_parts.{ch}")):
+            if len(ctx.str_(sp, f"name_parts.{ch}[{j}]")) < 2:
+                raise ctx.fail(f"name_parts.{ch}[{j}]", "write the parts: at least two characters")
+    pl_ = ctx.mapping(
+        m.get("plausibility") or {},
+        "plausibility",
+        (),
+        ("adult_only_sources", "adult_age", "corrected_birth_days"),
+    )
+    for j, src in enumerate(ctx.list_(pl_.get("adult_only_sources", []), "plausibility.adult_only_sources",
+                                      nonempty=False)):  # fmt: skip
+        ctx.one_of(src, f"plausibility.adult_only_sources[{j}]", sorted(sources), "source")
+    if "adult_age" in pl_:
+        ctx.int_(pl_["adult_age"], "plausibility.adult_age", 0, 30)
+    if "corrected_birth_days" in pl_:
+        ctx.int_(pl_["corrected_birth_days"], "plausibility.corrected_birth_days", 0, 3660)
+    nsl = ctx.mapping(m.get("no_silent_listing") or {}, "no_silent_listing", (), ("sources",))
+    for j, src in enumerate(ctx.list_(nsl.get("sources", []), "no_silent_listing.sources", nonempty=False)):
+        ctx.one_of(src, f"no_silent_listing.sources[{j}]", sorted(sources), "source")
     seen = set()
     match_rules = []
     for i, r in enumerate(ctx.list_(m["rules"], "rules")):
         w = f"rules[{i}]"
         ctx.mapping(r, w, ("rule", "id_kinds", "candidates", "name", "confidence"),
-                    ("label", "band", "min_digits", "prefer_same_street"))  # fmt: skip
+                    ("label", "band", "min_digits", "prefer_same_street", "review_reason"))  # fmt: skip
         name = ctx.str_(r["rule"], f"{w}.rule", IDENT)
         if name in seen:
             raise ctx.fail(f"{w}.rule", f"{name!r} is declared twice")
@@ -746,6 +779,8 @@ def _load(root: Path) -> Policy:
             ctx.bool_(r["prefer_same_street"], f"{w}.prefer_same_street")
         if "label" in r:
             ctx.str_(r["label"], f"{w}.label")
+        if "review_reason" in r:
+            ctx.str_(r["review_reason"], f"{w}.review_reason")
         match_rules.append(
             MatchRule(
                 name,

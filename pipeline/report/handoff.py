@@ -84,6 +84,11 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
         pl.col("target_priority")
         .replace_strict(priority, default=None, return_dtype=pl.String)
         .alias(PRIORITY_HEADER),
+        # 可能已参保: … — an enrolment row the run saw and did not accept (IDs masked); the visitor
+        # checks before knocking (older registries have no such column)
+        (pl.col("review_evidence") if "review_evidence" in reg.columns else pl.lit(None, dtype=pl.String))
+        .cast(pl.String)
+        .alias(H["review_evidence"]),
     )
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey).with_columns(
@@ -119,7 +124,7 @@ def _file_stem(code: str | None, name: str | None) -> str:
 
 
 # Printed columns wider than this wrap (headers → at most this many Excel units).
-WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20}
+WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20, "复核提示": 24}
 NO_COMMUNITY = "未填社区"
 
 

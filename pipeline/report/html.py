@@ -449,6 +449,7 @@ def report_page(
             _pct(city_row["employee_share"]) if city_row.get("employee_share") is not None else "—",
         ),
         ("待复核行", str(counts.get("review_rows", ""))),
+        ("户籍重号(两人同号)", str(counts.get("shared_id_numbers", 0))),
         ("隔离行", str(quarantined)),
         (
             "对账",
@@ -671,6 +672,20 @@ def report_page(
         )
         body.append("<h3>待复核原因</h3>" + _table(rv, {"reason": "原因", "n": "行数"}))
         body.append("<p class='note'>待复核的行见 review.xlsx; 填写决定后用 kuomian review import 导入。</p>")
+    # No silent listing: registry persons an unaccepted enrolment row could be (hand-off: 复核提示)
+    flagged = frame(
+        con,
+        """SELECT coalesce(street_name, '未分配街道') AS street, count(*) AS n FROM cls_persons
+           WHERE review_evidence IS NOT NULL AND status IN (SELECT unnest(?)) GROUP BY ALL ORDER BY street""",
+        [reg_statuses],
+    )
+    if flagged.height:
+        body.append(
+            "<h3>实名库中可能已参保、待核实的人员</h3>"
+            + _table(flagged, {"street": "街道", "n": "人数"})
+            + "<p class='note'>本次看到了可能属于这些人的参保记录, 但未能确认 (待复核、未匹配但同名同出生日期、"
+            "身份证号相差一位)。他们仍在实名库中, 交接表的“复核提示”一栏写明该记录; 入户前请先核实。</p>"
+        )
     page.append(_section("matching", "六", body))
 
     # 六、对账 -----------------------------------------------------------------

@@ -112,7 +112,11 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                    min(confidence) AS match_confidence
             FROM cls_matched GROUP BY person_id
         ), review AS (
-            SELECT DISTINCT person_id FROM link_review
+            -- a candidate of a review row, or a person with an unaccepted enrolment row (link_evidence)
+            SELECT person_id, any_value(evidence) AS evidence FROM (
+                SELECT person_id, NULL AS evidence FROM link_review
+                UNION ALL SELECT person_id, evidence FROM link_evidence
+            ) GROUP BY person_id
         )
         SELECT p.person_id, p.hukou_local, p.name, p.sex, p.birth_date,
                year({as_of_sql}) - year(p.birth_date)
@@ -126,8 +130,12 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                     ELSE list_filter({source_names}, lambda x, i: (srcs.source_mask >> (i - 1)) & 1 = 1)
                END AS sources,
                coalesce(srcs.match_confidence, 1.0) AS match_confidence,
-               review.person_id IS NOT NULL AS needs_review
+               review.person_id IS NOT NULL OR sh.id_canonical IS NOT NULL AS needs_review,
+               coalesce(review.evidence, CASE WHEN sh.id_canonical IS NOT NULL
+                   THEN '重号: 户籍中另有一人使用此身份证号, 请核实' END) AS review_evidence,
+               sh.id_canonical IS NOT NULL AS shared_id
         FROM link_persons p
+        LEFT JOIN link_shared_ids sh ON sh.id_canonical = p.person_id
         LEFT JOIN std_household h ON h.row_id = p.defining_row
         LEFT JOIN places pl ON pl.person_id = p.person_id AND pl.rk = 1
         LEFT JOIN srcs ON srcs.person_id = p.person_id
@@ -222,7 +230,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
                    s.status, s.exclusion_reason,
                    CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
                    list_sort(g.by_priority) AS group_tags,
-                   s.sources, s.match_confidence, s.needs_review,
+                   s.sources, s.match_confidence, s.needs_review, s.review_evidence, s.shared_id,
                    {pension_date_sql("s.sex", "s.birth_date")} AS pension_date
             FROM cls_status2 s JOIN g USING (person_id)
         ) s

@@ -169,8 +169,8 @@ def persons_and_disagreements(
     order = [
         "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
         "street_code", "street_name", "community", "address", "household_no", "status", "exclusion_reason", "group",
-        "group_tags", "sources", "match_confidence", "needs_review", "pension_date", "measure", "first_listed",
-        "change", *SURVEY_FIELDS, *EVIDENCE_COLUMNS,
+        "group_tags", "sources", "match_confidence", "needs_review", "review_evidence", "shared_id", "pension_date",
+        "measure", "first_listed", "change", *SURVEY_FIELDS, *EVIDENCE_COLUMNS,
     ]  # fmt: skip
     persons = df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))
     return persons, found

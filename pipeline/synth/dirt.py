@@ -32,8 +32,17 @@ ID_KINDS = (
     "id_relative",
 )
 NAME_KINDS = ("name_traditional", "name_homophone", "name_space", "name_dot")
+# How people appear in real records (spec extracts.md; issue 20): off by default, on in
+# DirtConfig.people(). Per row: placeholders, masks, notes, pinyin, parts, X and digit look-alikes
+# (non-household extracts) and a placeholder in the household itself; per person (every row of
+# that person in the other extracts): a corrected ID (the old one kept), a former name, and a
+# number shared with another person of the same birth date and address code.
+PEOPLE_KINDS = (
+    "name_placeholder", "name_mask", "name_note", "name_pinyin", "name_parts", "id_x_lookalike",
+    "id_letter_digit", "hh_placeholder", "id_corrected", "name_former", "id_shared",
+)  # fmt: skip
 OTHER_KINDS = ("date_format", "row_duplicate", "row_empty", "row_total", "row_no_identity")
-DIRT_KINDS = ID_KINDS + NAME_KINDS + OTHER_KINDS
+DIRT_KINDS = ID_KINDS + NAME_KINDS + OTHER_KINDS  # heavy() makes every one of these
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,17 @@ class DirtConfig:
     row_empty: float = 0.0005
     row_total: float = 0.4  # per file
     row_no_identity: float = 0.0005
+    name_placeholder: float = 0.0
+    name_mask: float = 0.0
+    name_note: float = 0.0
+    name_pinyin: float = 0.0
+    name_parts: float = 0.0  # of names with a character in PARTS
+    id_x_lookalike: float = 0.0  # of IDs ending in X
+    id_letter_digit: float = 0.0
+    hh_placeholder: float = 0.0  # household rows
+    id_corrected: float = 0.0  # per person
+    name_former: float = 0.0  # per person
+    id_shared: float = 0.0  # per person (among those with a namesake-free twin of birth date and code)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -76,7 +96,7 @@ class DirtConfig:
     @classmethod
     def heavy(cls) -> DirtConfig:
         """Every kind at several percent (every file gets a total row)."""
-        rates = {f.name: 0.05 for f in fields(cls)}
+        rates = {f.name: 0.05 for f in fields(cls) if f.name not in PEOPLE_KINDS}
         rates.update(
             id_lower_x=0.5,
             name_dot=0.5,
@@ -89,6 +109,15 @@ class DirtConfig:
             row_no_identity=0.01,
         )
         return cls(**rates)
+
+    @classmethod
+    def people(cls) -> DirtConfig:
+        """The default dirt plus the phenomena of real records (PEOPLE_KINDS) at 1-2 %."""
+        return cls(
+            name_placeholder=0.015, name_mask=0.01, name_note=0.01, name_pinyin=0.01, name_parts=0.3,
+            id_x_lookalike=0.1, id_letter_digit=0.005, hh_placeholder=0.01, id_corrected=0.015,
+            name_former=0.015, id_shared=0.01,
+        )  # fmt: skip
 
     def rate(self, kind: str) -> float:
         return float(getattr(self, kind))
@@ -255,3 +284,84 @@ def format_date_variant(y: int, m: int, d: int, ordinal: int, variant: int) -> s
     if variant == 3:
         return f"{y}年{m}月{d}日"
     return f"{y:04d}-{m:02d}-{d:02d} 00:00:00"
+
+
+# --------------------------------------------------------------------------- real records (issue 20)
+
+PLACEHOLDER_CHARS = ("?", "？", "□", "■", "〓", "\ue000", "\ue3a5")
+X_LOOKALIKES = ("×", "Х", "х", "χ", "Ⅹ", "ⅹ")
+NOTES_IN_NAMES = ("(已故)", "（户主）", "(迁出)", " 备注:迁出", "（代办）")
+# rare or common characters written as their parts
+PARTS = {"磊": "石石石", "鑫": "金金金", "淼": "水水水", "垚": "土土土", "犇": "牛牛牛", "喆": "吉吉",
+         "昇": "日升", "玥": "王月", "堃": "方方土", "䶮": "龙天"}  # fmt: skip
+RARE = set("䶮㛃昇堃玥")
+
+
+def name_placeholder(rng: random.Random, v: str) -> str:
+    """One character (a rare one if there is, else one of the given name) shown as a placeholder."""
+    rare = [i for i, c in enumerate(v) if c in RARE]
+    i = rng.choice(rare) if rare else rng.randrange(1, len(v)) if len(v) > 1 else 0
+    return v[:i] + rng.choice(PLACEHOLDER_CHARS) + v[i + 1 :]
+
+
+def name_mask(rng: random.Random, v: str) -> str:
+    if len(v) >= 3 and rng.random() < 0.5:
+        return v[0] + "*" + v[2:]
+    return v[0] + "*" * (len(v) - 1)
+
+
+def name_note(rng: random.Random, v: str) -> str:
+    return v + rng.choice(NOTES_IN_NAMES)
+
+
+def name_pinyin(rng: random.Random, v: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    syl = [s.replace("ü", "v") for s in lazy_pinyin(v, style=Style.NORMAL)]
+    style = rng.randrange(4)
+    if style == 0:
+        return " ".join(s.upper() for s in syl)
+    if style == 1:
+        return syl[0].capitalize() + " " + "".join(syl[1:]).capitalize()
+    if style == 2:
+        return "".join(syl)
+    return "".join(syl).upper()
+
+
+def name_parts(rng: random.Random, v: str) -> str:
+    return "".join(PARTS.get(c, c) for c in v)
+
+
+def id_x_lookalike(rng: random.Random, v: str) -> str:
+    return v[:-1] + rng.choice(X_LOOKALIKES)
+
+
+def id_letter_digit_positions(v: str) -> list[int]:
+    return [i for i in range(1, 17) if v[i] in "01"]
+
+
+def id_letter_digit(rng: random.Random, v: str) -> str:
+    i = rng.choice(id_letter_digit_positions(v))
+    letter = rng.choice("Oo") if v[i] == "0" else rng.choice("lI")
+    return v[:i] + letter + v[i + 1 :]
+
+
+def corrected_id(v: str, shift: int) -> str:
+    """The number a person held before a birth-date correction: the birth date ``shift`` days
+    off (a mistyped day), the same address code and sequence, its own check digit."""
+    from datetime import date, timedelta
+
+    b = date(int(v[6:10]), int(v[10:12]), int(v[12:14])) + timedelta(days=shift)
+    first17 = v[:6] + b.strftime("%Y%m%d") + v[14:17]
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return first17 + "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights, strict=True)) % 11]
+
+
+FORMER_GIVEN = "建华国庆红梅秀英桂兰玉珍志刚卫东小平春花淑芬德明"
+
+
+def former_name(rng: random.Random, v: str) -> str:
+    while True:
+        given = "".join(rng.choice(FORMER_GIVEN) for _ in range(max(1, len(v) - 1)))
+        if v[0] + given != v:
+            return v[0] + given

@@ -44,6 +44,8 @@ SOURCE_ALIASES: dict[str, dict[str, list[str]]] = {
         "hukou_type": ["户口性质"],
         "address": ["户籍地址", "住址"],
         "person_status": ["人员状态"],
+        "former_name": ["曾用名"],
+        "former_id_number": ["曾用身份证号码"],
     },
     "enrollment": {
         "scheme": ["险种", "险种类型"],
@@ -400,11 +402,23 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
     rng = random.Random(f"{seed}-render-{plan.name}" + (f"#{plan.sheet}" if shp is not None else ""))
     src = plan.source
     hh = src == "household"
-    headers = choose_headers(plan, rng)
     recs = plan.records
     n = len(recs)
-    keys = plan.keys
     P = [r["_p"] for r in recs]
+    people = _people_phenomena(w, cfg, seed)
+    if hh and (people["corrected"] or people["former"]) and plan.shape is None:
+        # the police record carries the former number and name (when it does: see _people_phenomena)
+        plan = _with_keys(plan, [*plan.keys, "former_name", "former_id_number"])
+        recs = [
+            {
+                **r,
+                "former_name": people["former_hh"].get(r["_p"]),
+                "former_id_number": people["corrected_hh"].get(r["_p"]),
+            }
+            for r in recs
+        ]
+    keys = plan.keys
+    headers = choose_headers(plan, rng)
 
     # ---- clean columns in the department's spelling
     street_mode = rng.choices(("name", "code12", "code9"), weights=(70, 15, 15))[0]
@@ -475,7 +489,19 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
     content: set[int] = set()
     terminal: set[int] = set()
     if ids is not None and not hh:
-        elig = [i for i in range(n) if w.kind[P[i]] == LOCAL and len(w.households[w.hh[P[i]]][1]) > 1]
+        # a person's corrected or shared number: every row of theirs in the other extracts
+        for i in range(n):
+            old = people["corrected"].get(P[i])
+            if old is not None:
+                ids[i] = old
+                mark(i, "id_corrected")
+                content.add(i)
+            elif P[i] in people["shared"]:
+                ids[i] = w.pid[people["shared"][P[i]]]
+                mark(i, "id_shared")
+                content.add(i)
+        elig = [i for i in range(n) if i not in content and w.kind[P[i]] == LOCAL
+                and len(w.households[w.hh[P[i]]][1]) > 1]  # fmt: skip
         for i in D.sample(rng, elig, rate("id_relative")):
             members = [m for m in w.households[w.hh[P[i]]][1] if m != P[i]]
             ids[i] = w.pid[rng.choice(members)]
@@ -529,6 +555,19 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
             mark(i, "id_excel_numeric")
             terminal.add(i)
             damaged.add(i)
+    if ids is not None and not hh:
+        elig = [i for i in range(n) if i not in terminal and isinstance(ids[i], str) and len(ids[i]) == 18
+                and ids[i].endswith("X")]  # fmt: skip
+        for i in D.sample(rng, elig, rate("id_x_lookalike")):
+            ids[i] = D.id_x_lookalike(rng, ids[i])
+            mark(i, "id_x_lookalike")
+            terminal.add(i)
+        elig = [i for i in range(n) if i not in terminal and isinstance(ids[i], str) and len(ids[i]) == 18
+                and ids[i][:17].isdigit() and D.id_letter_digit_positions(ids[i])]  # fmt: skip
+        for i in D.sample(rng, elig, rate("id_letter_digit")):
+            ids[i] = D.id_letter_digit(rng, ids[i])
+            mark(i, "id_letter_digit")
+            terminal.add(i)
     if ids is not None:
         fmt_kinds = ["id_lower_x", "id_fullwidth", "id_spaces"]
         if not hh:
@@ -553,7 +592,31 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
                 mark(i, kind)
 
     nm = cols.get("name")
+    if nm is not None and hh:
+        elig = [i for i in range(n) if nm[i] and D.MIDDLE_DOT not in nm[i]]
+        for i in D.sample(rng, elig, rate("hh_placeholder")):
+            nm[i] = D.name_placeholder(rng, nm[i])
+            mark(i, "hh_placeholder")
     if nm is not None and not hh:
+        for i in range(n):
+            if P[i] in people["former"] and nm[i]:
+                nm[i] = people["former"][P[i]]
+                mark(i, "name_former")
+        plain = [i for i in range(n) if nm[i] and D.MIDDLE_DOT not in nm[i] and len(nm[i]) >= 2]
+        done: set[int] = set()
+        for kind, fn in (
+            ("name_placeholder", D.name_placeholder), ("name_mask", D.name_mask), ("name_note", D.name_note),
+            ("name_pinyin", D.name_pinyin),
+        ):  # fmt: skip
+            for i in D.sample(rng, [i for i in plain if i not in done], rate(kind)):
+                nm[i] = fn(rng, nm[i])
+                mark(i, kind)
+                done.add(i)
+        elig = [i for i in plain if i not in done and any(c in D.PARTS for c in nm[i])]
+        for i in D.sample(rng, elig, rate("name_parts")):
+            nm[i] = D.name_parts(rng, nm[i])
+            mark(i, "name_parts")
+            done.add(i)
         trad = D.TRADITIONAL.keys()
         homo = D.HOMOPHONES.keys()
         elig = [i for i in range(n) if nm[i] and not trad.isdisjoint(nm[i])]
@@ -720,6 +783,69 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
         "shape": t_shape,
     }
     return RenderedFile(plan, headers, rows, truth)
+
+
+def _with_keys(plan: FilePlan, keys: list[str]) -> FilePlan:
+    from dataclasses import replace
+
+    return replace(plan, keys=keys)
+
+
+_PEOPLE_CACHE: dict[tuple, dict] = {}
+
+
+def _people_phenomena(w: World, cfg: DirtConfig, seed: int | str) -> dict:
+    """Per-person phenomena, the same in every file of the world (a person's rows all carry them):
+
+    * ``corrected``: p -> the number the person held before a birth-date correction (kept by the
+      other extracts); ``corrected_hh``: those of them the household row lists as 曾用身份证号码;
+    * ``former``: p -> the name the other extracts still use; ``former_hh``: listed as 曾用名;
+    * ``shared``: p (B) -> A, another local person of the same birth date and address code whose
+      number B's rows carry (two people, one number).
+    """
+    rates = (cfg.id_corrected, cfg.name_former, cfg.id_shared)
+    key = (id(w), str(seed), rates)
+    if key in _PEOPLE_CACHE:
+        return _PEOPLE_CACHE[key]
+    out: dict = {"corrected": {}, "corrected_hh": {}, "former": {}, "former_hh": {}, "shared": {}}
+    if any(rates):
+        rng = random.Random(f"{seed}-people-phenomena")
+        taken = set(w.pid)
+        local = [p for p in range(w.n) if w.kind[p] == LOCAL and w.pid[p] and len(w.pid[p]) == 18]
+        used: set[int] = set()
+        for p in D.sample(rng, local, cfg.id_corrected):
+            old = D.corrected_id(w.pid[p], rng.choice([-1, 1]) * rng.randint(1, 20))
+            if old in taken:
+                continue
+            taken.add(old)
+            out["corrected"][p] = old
+            used.add(p)
+            if rng.random() < 0.5:
+                out["corrected_hh"][p] = old
+        for p in D.sample(rng, [p for p in local if p not in used and D.MIDDLE_DOT not in w.name[p]],
+                          cfg.name_former):  # fmt: skip
+            out["former"][p] = D.former_name(rng, w.name[p])
+            used.add(p)
+            if rng.random() < 0.5:
+                out["former_hh"][p] = out["former"][p]
+        by_bc: dict[str, list[int]] = {}
+        for p in local:
+            by_bc.setdefault(w.pid[p][:14], []).append(p)
+        pairs = [(b, a) for ps in by_bc.values() if len(ps) > 1 for b in ps for a in ps
+                 if a != b and w.name[a] != w.name[b]]  # fmt: skip
+        want = int(len(local) * cfg.id_shared + rng.random())
+        rng.shuffle(pairs)
+        for b, a in pairs:
+            if len(out["shared"]) >= want:
+                break
+            if b in used or a in used:
+                continue
+            out["shared"][b] = a
+            used.update((a, b))
+    if len(_PEOPLE_CACHE) > 8:
+        _PEOPLE_CACHE.clear()
+    _PEOPLE_CACHE[key] = out
+    return out
 
 
 # --------------------------------------------------------------------------- writing
