@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from .errors import KuomianError
+from .i18n import _
 
 _ACTIVE: dict[str, Path | None] = {"folder": None}
 
@@ -108,7 +109,9 @@ def _read_yaml(path: Path):
             return yaml.safe_load(fh)
     except (OSError, yaml.YAMLError) as e:
         raise KuomianError(
-            f"{path}: cannot read this declaration ({e}). Fix the YAML and run again."
+            _("{path}: cannot read this declaration ({e}). Fix the YAML and run again.").format(
+                path=path, e=e
+            )
         ) from None
 
 

@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 from .errors import KuomianError
+from .i18n import _
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 MIN_MEMORY_LIMIT = 256 * 1000**2  # bytes; below this DuckDB runs out of memory on the smallest world
@@ -39,23 +40,25 @@ def sql_literal(value) -> str:
         return str(int(value))
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"a number that is not finite ({value!r}) cannot go into SQL")
+            raise ValueError(
+                _("a number that is not finite ({value!r}) cannot go into SQL").format(value=value)
+            )
         return repr(float(value))
     if isinstance(value, date):  # a datetime too: its date
         return f"DATE '{value.isoformat()[:10]}'"
     if isinstance(value, Path):
         value = value.as_posix()
     if not isinstance(value, str):
-        raise TypeError(f"{type(value).__name__} cannot go into SQL as a literal")
+        raise TypeError(_("{name} cannot go into SQL as a literal").format(name=type(value).__name__))
     if "\x00" in value:
-        raise ValueError("a text holding a NUL character cannot go into SQL")
+        raise ValueError(_("a text holding a NUL character cannot go into SQL"))
     return "'" + value.replace("'", "''") + "'"
 
 
 def ident(name: str) -> str:
     """``name`` as a SQL identifier, after checking it is a plain word (letters, digits, _)."""
     if not isinstance(name, str) or not IDENT_RE.match(name):
-        raise ValueError(f"{name!r} is not a plain identifier and cannot go into SQL")
+        raise ValueError(_("{name!r} is not a plain identifier and cannot go into SQL").format(name=name))
     return name
 
 
@@ -65,7 +68,9 @@ def check_memory_limit(value: str, where: str = "--memory-limit") -> str:
     m = MEMORY_LIMIT_RE.match(text)
     if not m:
         raise KuomianError(
-            f"{where} {value!r}: not a memory size. Write a number and a unit, e.g. 4GB or 512MiB."
+            _("{where} {value!r}: not a memory size. Write a number and a unit, e.g. 4GB or 512MiB.").format(
+                where=where, value=value
+            )
         )
     unit = m.group(2)
     size = (
@@ -74,7 +79,11 @@ def check_memory_limit(value: str, where: str = "--memory-limit") -> str:
         * (1024 if "i" in unit else 1000)
     )
     if size < MIN_MEMORY_LIMIT:
-        raise KuomianError(f"{where} {value!r}: too little for a run. Give at least 256MB, e.g. 4GB.")
+        raise KuomianError(
+            _("{where} {value!r}: too little for a run. Give at least 256MB, e.g. 4GB.").format(
+                where=where, value=value
+            )
+        )
     return text
 
 
@@ -91,7 +100,7 @@ def connect(
     working on within the memory limit and reads the rest back from the (compressed) file.
     """
     if on_disk and temp_dir is None:
-        raise ValueError("on_disk needs the run's private temp_dir")
+        raise ValueError(_("on_disk needs the run's private temp_dir"))
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     con = duckdb.connect((temp_dir / "run.duckdb").as_posix() if on_disk and temp_dir else ":memory:")

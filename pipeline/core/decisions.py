@@ -13,6 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
+from .i18n import _
+
 STATE = "state"
 DECISION_SCHEMA = {
     "fingerprint": pl.String, "person_key": pl.String, "name_fp": pl.String, "decision": pl.String,
@@ -47,8 +49,9 @@ def stored_decisions(*registries: Path | None, progress=lambda m: None) -> pl.Da
     legacy = state_dir() / "review_decisions.parquet"
     if legacy.exists():
         progress(
-            f"note: {legacy} holds review decisions of an older version that are no longer used "
-            "(decisions are kept per registry now): import the filled-in review.xlsx into its OUT_DIR again"
+            _(
+                "note: {legacy} holds review decisions of an older version that are no longer used (decisions are kept per registry now): import the filled-in review.xlsx into its OUT_DIR again"
+            ).format(legacy=legacy)
         )
     out = pl.DataFrame(schema=DECISION_SCHEMA)
     for reg in registries:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from .i18n import _
 from .ids import redact_ids
 
 
@@ -27,12 +28,14 @@ class FileProblem(KuomianError):
     """A file that cannot be used as it is (empty, truncated, wrong encoding, …)."""
 
     def __init__(self, path, problem: str, action: str, *, row: int | None = None, source: str | None = None):
-        where = f"{path}" + (f", row {row}" if row is not None else "")
+        where = str(path) if row is None else _("{path}, row {row}").format(path=path, row=row)
         self.path = str(path)
         self.row = row
         self.source = source
         self.problem = problem
-        super().__init__(f"{where}: {problem}. {action}")
+        super().__init__(
+            _("{where}: {problem}. {action}").format(where=where, problem=problem, action=action)
+        )
 
 
 class OutputExists(KuomianError):

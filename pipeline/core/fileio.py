@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import KuomianError, OutputExists, signals_held
+from .i18n import _
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -162,7 +163,7 @@ class Lock:
         self.path = Path(path)
         self.folder = folder
         self.wait = wait
-        self.what = what or "another kuomian run is writing this folder right now"
+        self.what = what or _("another kuomian run is writing this folder right now")
         self._lock: BaseFileLock | None = None
 
     def __enter__(self) -> Lock:
@@ -171,8 +172,9 @@ class Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if os.path.lexists(self.path) and not is_ours(self.path):
             raise KuomianError(
-                f"{self.path}: this lock file is a link or belongs to another user, so kuomian will not use it. "
-                "Remove it (or choose another --out) and run again.",
+                _(
+                    "{path}: this lock file is a link or belongs to another user, so kuomian will not use it. Remove it (or choose another --out) and run again."
+                ).format(path=self.path),
             )
         lock = FileLock(
             self.path, timeout=self.wait, mode=0o666 if shared_output() else 0o600,
@@ -182,7 +184,9 @@ class Lock:
             lock.acquire()
         except Timeout:
             raise KuomianError(
-                f"{self.folder}: {self.what}. Wait for it to finish (nothing has been changed by this command).",
+                _(
+                    "{folder}: {what}. Wait for it to finish (nothing has been changed by this command)."
+                ).format(folder=self.folder, what=self.what),
                 exit_code=4,
             ) from None
         self._lock = lock
@@ -269,10 +273,10 @@ def sweep_dead_runs(progress: Callable[[str], None] = lambda m: None) -> list[Pa
             dead = staging is not None and ".staging-" in staging.name and os.path.lexists(staging)
             if dead and staging is not None and remove_tree(staging):
                 removed.append(staging)
-                progress(f"removed the leftovers of an interrupted run ({staging.name})")
+                progress(_("removed the leftovers of an interrupted run ({name})").format(name=staging.name))
             if staging is not None and staging.name.startswith(".") and ".staging-" in staging.name:
                 # killed while replacing its OUT_DIR: put the old copy back, or remove a stale one
-                out_name, _, pid = staging.name[1:].rpartition(".staging-")
+                out_name, _sep, pid = staging.name[1:].rpartition(".staging-")
                 with contextlib.suppress(OSError):
                     repair_swap(staging.parent / out_name, progress, pid=pid)
             with contextlib.suppress(OSError):
@@ -298,7 +302,9 @@ def make_staging(path: Path) -> Path:
     except FileExistsError:
         if not remove_tree(path):
             raise KuomianError(
-                f"{path}: a folder or link that is not kuomian's is in the way. Remove it and run again."
+                _(
+                    "{path}: a folder or link that is not kuomian's is in the way. Remove it and run again."
+                ).format(path=path)
             ) from None
         os.mkdir(path, 0o777 if shared_output() else 0o700)
     return path
@@ -342,9 +348,9 @@ def clean_leftovers(out_dir: Path, progress: Callable[[str], None] = lambda m: N
     out_dir = Path(out_dir)
     for p in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
         if remove_tree(p):
-            progress(f"removed the leftovers of an interrupted run ({p.name})")
+            progress(_("removed the leftovers of an interrupted run ({name})").format(name=p.name))
         else:
-            progress(f"left {p.name} alone: it is a link or not yours")
+            progress(_("left {name} alone: it is a link or not yours").format(name=p.name))
     repair_swap(out_dir, progress)
 
 
@@ -371,9 +377,13 @@ def repair_swap(
         if cut and _is_kuomian_output(p):
             os.replace(p, out_dir)
             fsync_dir(out_dir.parent)
-            progress(f"restored {out_dir} from an interrupted replacement")
+            progress(_("restored {out_dir} from an interrupted replacement").format(out_dir=out_dir))
         elif remove_tree(p):
-            progress(f"removed {p.name}, an old copy of {out_dir.name} that a finished run left")
+            progress(
+                _("removed {name}, an old copy of {folder} that a finished run left").format(
+                    name=p.name, folder=out_dir.name
+                )
+            )
     for m in out_dir.parent.glob(f".{out_dir.name}.swap-{which}"):
         if is_ours(m):
             with contextlib.suppress(OSError):
@@ -390,7 +400,9 @@ def published_folder_holding(path: Path) -> Path | None:
 
 def _refuse(out_dir: Path, why: str) -> KuomianError:
     return KuomianError(
-        f"--out {out_dir}: {why}. Choose another --out (a new folder, or one kuomian published)."
+        _("--out {out_dir}: {why}. Choose another --out (a new folder, or one kuomian published).").format(
+            out_dir=out_dir, why=why
+        )
     )
 
 
@@ -400,10 +412,14 @@ def published_persons(folder: Path, *, name: str, hint: str) -> Path:
     folder = Path(folder)
     where = f"{name} {folder}" if name else str(folder)
     if not folder.is_dir():
-        raise KuomianError(f"{where}: no such folder. {hint}")
+        raise KuomianError(_("{where}: no such folder. {hint}").format(where=where, hint=hint))
     path = folder / "persons.parquet"
     if not path.exists():
-        raise KuomianError(f"{where}: not a kuomian output folder (no persons.parquet). {hint}")
+        raise KuomianError(
+            _("{where}: not a kuomian output folder (no persons.parquet). {hint}").format(
+                where=where, hint=hint
+            )
+        )
     check_registry_file(path, where=where, hint=hint)
     return path
 
@@ -423,14 +439,24 @@ def check_registry_file(
         meta = pq.ParquetFile(path).metadata
         names = set(meta.schema.names)
     except Exception:  # pyarrow raises ArrowInvalid / OSError on a file that is not Parquet
-        raise KuomianError(f"{where}: {path} is not a Parquet file kuomian wrote. {hint}") from None
+        raise KuomianError(
+            _("{where}: {path} is not a Parquet file kuomian wrote. {hint}").format(
+                where=where, path=path, hint=hint
+            )
+        ) from None
     missing = [c for c in columns if c not in names]
     if missing:
         raise KuomianError(
-            f"{where}: {path} is not a kuomian registry (no column {', '.join(missing)}). {hint}"
+            _("{where}: {path} is not a kuomian registry (no column {missing}). {hint}").format(
+                where=where, path=path, missing=", ".join(missing), hint=hint
+            )
         )
     if meta.num_rows == 0:
-        raise KuomianError(f"{where}: {path} holds no persons, so it is no registry to build on. {hint}")
+        raise KuomianError(
+            _("{where}: {path} holds no persons, so it is no registry to build on. {hint}").format(
+                where=where, path=path, hint=hint
+            )
+        )
 
 
 def check_output_target(
@@ -452,26 +478,31 @@ def check_output_target(
     out = Path(out)
     absolute = Path(os.path.abspath(out))
     if os.path.islink(absolute):
-        raise _refuse(out, "it is a symbolic link, and kuomian never replaces a link's target")
+        raise _refuse(out, _("it is a symbolic link, and kuomian never replaces a link's target"))
     resolved = absolute.resolve()
     home = Path.home().resolve()
     if resolved == Path(resolved.anchor) or resolved == home or home.is_relative_to(resolved):
-        raise _refuse(out, "that is the root or your home folder")
+        raise _refuse(out, _("that is the root or your home folder"))
     for src in inputs:
         s = Path(src).resolve()
         if resolved == s or resolved.is_relative_to(s) or s.is_relative_to(resolved):
-            raise _refuse(out, f"it holds or is inside the input folder {src}")
+            raise _refuse(out, _("it holds or is inside the input folder {src}").format(src=src))
     if os.path.lexists(resolved):
         if not force:
-            raise OutputExists(f"{out} already exists. Add --force to replace it, or choose another --out.")
+            raise OutputExists(
+                _("{out} already exists. Add --force to replace it, or choose another --out.").format(out=out)
+            )
         if not is_ours(resolved) or not resolved.is_dir():
-            raise _refuse(out, "it is not a folder of yours, so --force will not replace it")
+            raise _refuse(out, _("it is not a folder of yours, so --force will not replace it"))
         if not _is_kuomian_output(resolved) and any(
             resolved.iterdir()
         ):  # an empty folder holds nothing to lose
             raise _refuse(
                 out,
-                f"it is not a folder kuomian published (no manifest.json of kuomian), so --force will not replace it ({kind})",
+                _(
+                    "it is not a folder kuomian published (no manifest.json of kuomian), so --force will not "
+                    "replace it ({kind})"
+                ).format(kind=kind),
             )
     return resolved
 
@@ -510,17 +541,21 @@ def _swap(stage: Path, out_dir: Path, force: bool, old_holder: list[Path]) -> No
         if os.path.lexists(out_dir):
             if not force:
                 raise OutputExists(
-                    f"{out_dir} already exists. Add --force to replace it, or choose another --out."
+                    _("{out_dir} already exists. Add --force to replace it, or choose another --out.").format(
+                        out_dir=out_dir
+                    )
                 )
             if not is_ours(out_dir) or not (_is_kuomian_output(out_dir) or not any(Path(out_dir).iterdir())):
-                raise _refuse(out_dir, "it is not a folder kuomian published, so --force will not replace it")
+                raise _refuse(
+                    out_dir, _("it is not a folder kuomian published, so --force will not replace it")
+                )
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
             old_holder.append(old)
             if os.path.lexists(old) and not remove_tree(old):
-                raise _refuse(out_dir, f"{old.name} beside it is a link or not yours")
+                raise _refuse(out_dir, _("{name} beside it is a link or not yours").format(name=old.name))
             marker = _swap_marker(out_dir, os.getpid())
             if os.path.lexists(marker) and not remove_tree(marker):
-                raise _refuse(out_dir, f"{marker.name} beside it is a link or not yours")
+                raise _refuse(out_dir, _("{name} beside it is a link or not yours").format(name=marker.name))
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
             os.close(fd)
             fsync_dir(out_dir.parent)
@@ -569,7 +604,7 @@ def publishing(
     with private_umask(), output_lock(out_dir), contextlib.ExitStack() as held:
         if also_lock is not None and Path(also_lock).resolve() != out_dir.resolve():
             held.enter_context(
-                output_lock(also_lock, what="another kuomian command is writing this folder right now")
+                output_lock(also_lock, what=_("another kuomian command is writing this folder right now"))
             )
         clean_leftovers(out_dir, progress)
         with staging(out_dir) as stage:

@@ -28,6 +28,7 @@ from typing import Any
 
 from .config import Source, Street, clear_caches, defaults_home, home, load_sources
 from .errors import KuomianError
+from .i18n import _
 from .ids import redact_ids
 
 RULE_FILES = (
@@ -313,30 +314,42 @@ class _Ctx:
 
     def fail(self, where: str, what: str) -> PolicyError:
         return PolicyError(
-            f"{self.file}: {where}: {what}. Fix the file (`kuomian rules export DIR` writes the defaults to compare with)."
+            _(
+                "{file}: {where}: {what}. Fix the file (`kuomian rules export DIR` writes the defaults to compare with)."
+            ).format(file=self.file, where=where, what=what)
         )
 
     def mapping(self, value, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
             raise self.fail(
-                where, f"expected a mapping with keys {', '.join(required + optional)}, got {_kind(value)}"
+                where,
+                _("expected a mapping with keys {keys}, got {kind}").format(
+                    keys=", ".join(required + optional), kind=_kind(value)
+                ),
             )
         allowed = required + optional
         for k in value:
             if k not in allowed:
-                raise self.fail(where, f"unknown key {k!r} (allowed: {', '.join(map(str, allowed))})")
+                raise self.fail(
+                    where,
+                    _("unknown key {k!r} (allowed: {allowed})").format(
+                        k=k, allowed=", ".join(map(str, allowed))
+                    ),
+                )
         for k in required:
             if k not in value:
-                raise self.fail(where, f"missing key {k!r}")
+                raise self.fail(where, _("missing key {k!r}").format(k=k))
         return value
 
     def str_(self, value, where: str, pattern: re.Pattern | None = None) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, f"expected a non-empty text, got {_kind(value)}")
+            raise self.fail(where, _("expected a non-empty text, got {kind}").format(kind=_kind(value)))
         if "\x00" in value:
-            raise self.fail(where, "a text holding a NUL character (\\0) is no policy value")
+            raise self.fail(where, _("a text holding a NUL character (\\0) is no policy value"))
         if pattern and not pattern.match(value):
-            raise self.fail(where, f"{value!r} must be lower-case letters, digits and _")
+            raise self.fail(
+                where, _("{value!r} must be lower-case letters, digits and _").format(value=value)
+            )
         return value
 
     def shown(self, value, where: str) -> str:
@@ -346,35 +359,46 @@ class _Ctx:
 
     def int_(self, value, where: str, lo: int | None = None, hi: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"expected a whole number, got {_kind(value)}")
+            raise self.fail(where, _("expected a whole number, got {kind}").format(kind=_kind(value)))
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise self.fail(where, f"{value} is out of range ({lo}…{hi})")
+            raise self.fail(where, _("{value} is out of range ({lo}…{hi})").format(value=value, lo=lo, hi=hi))
         return value
 
     def num(self, value, where: str, lo: float | None = None, hi: float | None = None) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"expected a number, got {_kind(value)}")
+            raise self.fail(where, _("expected a number, got {kind}").format(kind=_kind(value)))
         if not math.isfinite(value):  # YAML's .nan / .inf are numbers too
-            raise self.fail(where, f"{value} is not a finite number")
+            raise self.fail(where, _("{value} is not a finite number").format(value=value))
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise self.fail(where, f"{value} is out of range ({lo}…{hi})")
+            raise self.fail(where, _("{value} is out of range ({lo}…{hi})").format(value=value, lo=lo, hi=hi))
         return float(value)
 
     def bool_(self, value, where: str) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(where, f"expected true or false, got {_kind(value)}")
+            raise self.fail(where, _("expected true or false, got {kind}").format(kind=_kind(value)))
         return value
 
     def list_(self, value, where: str, nonempty: bool = True) -> list:
         if not isinstance(value, list) or (nonempty and not value):
             raise self.fail(
-                where, f"expected a {'non-empty ' if nonempty else ''}list [...], got {_kind(value)}"
+                where,
+                (
+                    _("expected a non-empty list [...], got {kind}")
+                    if nonempty
+                    else _("expected a list [...], got {kind}")
+                ).format(kind=_kind(value)),
             )
         return value
 
-    def one_of(self, value, where: str, allowed, what: str = "value"):
+    def one_of(self, value, where: str, allowed, what: str | None = None):
         if value not in allowed:
-            raise self.fail(where, f"unknown {what} {value!r} (allowed: {', '.join(map(str, allowed))})")
+            what = what or _("value")
+            raise self.fail(
+                where,
+                _("unknown {what} {value!r} (allowed: {allowed})").format(
+                    what=what, value=value, allowed=", ".join(map(str, allowed))
+                ),
+            )
         return value
 
 
@@ -387,17 +411,17 @@ def _odd_characters(name: str) -> str:
 
     for ch in name:
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            return f"the control character U+{ord(ch):04X}"
+            return _("the control character U+{code:04X}").format(code=ord(ch))
         if ch in "'\"`;\\/":  # quotes and ; are SQL's, / and \\ a path's (a hand-off is named by its street)
-            return f"the character {ch!r}"
+            return _("the character {ch!r}").format(ch=ch)
     if len(name) > STREET_NAME_MAX:
-        return f"{len(name)} characters (more than {STREET_NAME_MAX})"
+        return _("{n} characters (more than {max})").format(n=len(name), max=STREET_NAME_MAX)
     return ""
 
 
 def _kind(value) -> str:
     if value is None:
-        return "nothing"
+        return _("nothing")
     if isinstance(value, (dict, list)):
         return type(value).__name__ + " " + repr(value)[:60]
     return f"{type(value).__name__} {value!r}"[:80]
@@ -418,12 +442,16 @@ class _Conditions:
 
     def check(self, ctx: _Ctx, cond, where: str, *, groups_any: bool, no_other_group: bool) -> None:
         if not isinstance(cond, dict) or not cond:
-            raise ctx.fail(where, f"a condition must be a non-empty mapping, got {_kind(cond)}")
+            raise ctx.fail(
+                where, _("a condition must be a non-empty mapping, got {kind}").format(kind=_kind(cond))
+            )
         unknown = [k for k in cond if k not in CONDITION_KEYS and k not in PREDICATE_OPS]
         if unknown:
             raise ctx.fail(
                 where,
-                f"unknown condition key {unknown[0]!r} (allowed: {', '.join(CONDITION_KEYS[:1] + CONDITION_KEYS[2:])})",
+                _("unknown condition key {key!r} (allowed: {allowed})").format(
+                    key=unknown[0], allowed=", ".join(CONDITION_KEYS[:1] + CONDITION_KEYS[2:])
+                ),
             )
         kw = {"groups_any": groups_any, "no_other_group": no_other_group}
         if "any" in cond or "all" in cond:
@@ -439,7 +467,7 @@ class _Conditions:
             ctx.bool_(cond["always"], f"{where}.always")
         elif "source" in cond:
             ctx.mapping(cond, where, ("source",), ("where",))
-            src = ctx.one_of(cond["source"], f"{where}.source", list(self.sources), "source")
+            src = ctx.one_of(cond["source"], f"{where}.source", list(self.sources), _("source"))
             fields = {n: f for n, f in self.sources[src].fields.items() if n not in ("id_number", "name")}
             preds = cond.get("where") or {}
             ctx.mapping(preds, f"{where}.where", (), tuple(fields))
@@ -449,12 +477,17 @@ class _Conditions:
             ctx.mapping(cond, where, ("entity",))
             preds = ctx.mapping(cond["entity"], f"{where}.entity", (), tuple(ENTITY_FIELDS))
             if not preds:
-                raise ctx.fail(f"{where}.entity", f"name at least one field ({', '.join(ENTITY_FIELDS)})")
+                raise ctx.fail(
+                    where=f"{where}.entity",
+                    what=_("name at least one field ({entity_fields})").format(
+                        entity_fields=", ".join(ENTITY_FIELDS)
+                    ),
+                )
             for name, pred in preds.items():
                 self.predicate(ctx, pred, f"{where}.entity.{name}", ENTITY_FIELDS[name])
         elif "person" in cond:
             ctx.mapping(cond, where, ("person",), PREDICATE_OPS)
-            name = ctx.one_of(cond["person"], f"{where}.person", list(PERSON_FIELDS), "person field")
+            name = ctx.one_of(cond["person"], f"{where}.person", list(PERSON_FIELDS), _("person field"))
             pred = {k: v for k, v in cond.items() if k != "person"}
             self.predicate(ctx, pred, where, PERSON_FIELDS[name])
         elif "age" in cond:
@@ -462,26 +495,29 @@ class _Conditions:
             self.predicate(ctx, cond["age"], f"{where}.age", "age")
         elif "groups_any" in cond:
             if not groups_any:
-                raise ctx.fail(where, "groups_any is allowed in statuses.yaml's statuses only")
+                raise ctx.fail(where, _("groups_any is allowed in statuses.yaml's statuses only"))
             ctx.mapping(cond, where, ("groups_any",))
             for i, g in enumerate(ctx.list_(cond["groups_any"], f"{where}.groups_any")):
-                ctx.one_of(g, f"{where}.groups_any[{i}]", sorted(self.group_ids), "group")
+                ctx.one_of(g, f"{where}.groups_any[{i}]", sorted(self.group_ids), _("group"))
         elif "no_other_group" in cond:
             if not no_other_group:
-                raise ctx.fail(where, "no_other_group is allowed in groups.yaml only")
+                raise ctx.fail(where, _("no_other_group is allowed in groups.yaml only"))
             ctx.mapping(cond, where, ("no_other_group",))
             if cond["no_other_group"] is not True:
-                raise ctx.fail(f"{where}.no_other_group", "write no_other_group: true")
+                raise ctx.fail(where=f"{where}.no_other_group", what=_("write no_other_group: true"))
         else:
             raise ctx.fail(
-                where, "a predicate needs a field: write {person: FIELD, …} or {source: S, where: …}"
+                where, _("a predicate needs a field: write {person: FIELD, …} or {source: S, where: …}")
             )
 
     def predicate(self, ctx: _Ctx, pred, where: str, kind: str) -> None:
         ctx.mapping(pred, where, (), PREDICATE_OPS)
         ops = [k for k in pred if k != "blank"]
         if not ops:
-            raise ctx.fail(where, f"name an operator ({', '.join(PREDICATE_OPS[:-1])})")
+            raise ctx.fail(
+                where,
+                _("name an operator ({predicate_ops})").format(predicate_ops=", ".join(PREDICATE_OPS[:-1])),
+            )
         if "blank" in pred:
             ctx.bool_(pred["blank"], f"{where}.blank")
         for op in ops:
@@ -496,7 +532,9 @@ class _Conditions:
             if allowed is not None and str(v) not in allowed:
                 raise ctx.fail(
                     where,
-                    f"{v!r} is not a value of vocabulary {vocab} (allowed: {', '.join(sorted(allowed))})",
+                    _("{v!r} is not a value of vocabulary {vocab} (allowed: {allowed})").format(
+                        v=v, vocab=vocab, allowed=", ".join(sorted(allowed))
+                    ),
                 )
         elif kind == "number":
             ctx.num(v, where, -NUMBER_LIMIT, NUMBER_LIMIT)
@@ -511,21 +549,24 @@ class _Conditions:
                 ctx.int_(rel.get("years", 0), f"{where}.as_of.years", -150, 150)
             elif not isinstance(v, date):
                 raise ctx.fail(
-                    where, f"expected a date (YYYY-MM-DD) or {{as_of: {{years: N}}}}, got {_kind(v)}"
+                    where,
+                    _("expected a date (YYYY-MM-DD) or {{as_of: {{years: N}}}}, got {kind}").format(
+                        kind=_kind(v)
+                    ),
                 )
         elif isinstance(v, (dict, list)) or v is None:
-            raise ctx.fail(where, f"expected a single value, got {_kind(v)}")
+            raise ctx.fail(where, _("expected a single value, got {kind}").format(kind=_kind(v)))
         elif isinstance(v, str) and "\x00" in v:
-            raise ctx.fail(where, "a text holding a NUL character (\\0) is no policy value")
+            raise ctx.fail(where, _("a text holding a NUL character (\\0) is no policy value"))
         elif isinstance(v, float) and not math.isfinite(v):
-            raise ctx.fail(where, f"{v} is not a finite number")
+            raise ctx.fail(where, _("{v} is not a finite number").format(v=v))
 
 
 def _sources(root: Path, vocabularies: dict) -> dict[str, Source]:
     folder = root / "sources"
     common = _read(folder / "_common.yaml")
     ctx = _Ctx(f"{folder / '_common.yaml'}")
-    common = ctx.mapping(common, "top level", (), tuple(common) if isinstance(common, dict) else ())
+    common = ctx.mapping(common, _("top level"), (), tuple(common) if isinstance(common, dict) else ())
     for name, spec in common.items():
         _field_spec(ctx, spec, name, vocabularies)
     names = set()
@@ -535,21 +576,21 @@ def _sources(root: Path, vocabularies: dict) -> dict[str, Source]:
         ctx = _Ctx(str(path))
         d = ctx.mapping(
             _read(path),
-            "top level",
+            _("top level"),
             ("source", "role"),
             ("label", "department", "required", "globs", "common", "fields"),
         )
         name = ctx.str_(d["source"], "source", IDENT)
         if name in names:
-            raise ctx.fail("source", f"{name!r} is declared twice")
+            raise ctx.fail(where="source", what=_("{name!r} is declared twice").format(name=name))
         names.add(name)
-        ctx.one_of(d["role"], "role", ROLES, "role")
+        ctx.one_of(d["role"], "role", ROLES, _("role"))
         if "required" in d:
             ctx.bool_(d["required"], "required")
         for i, g in enumerate(ctx.list_(d.get("globs", []), "globs", nonempty=False)):
             ctx.str_(g, f"globs[{i}]")
         for i, c in enumerate(ctx.list_(d.get("common", []), "common", nonempty=False)):
-            ctx.one_of(c, f"common[{i}]", list(common), "common field")
+            ctx.one_of(c, f"common[{i}]", list(common), _("common field"))
         fields = ctx.mapping(d.get("fields") or {}, "fields", (), tuple(d.get("fields") or {}))
         for fname, spec in fields.items():
             ctx.str_(fname, f"fields.{fname}", IDENT)
@@ -558,11 +599,12 @@ def _sources(root: Path, vocabularies: dict) -> dict[str, Source]:
     missing = [s for s in NEEDED_SOURCES if s not in sources]
     if missing:
         raise PolicyError(
-            f"{folder}: the tool needs sources {', '.join(NEEDED_SOURCES)}; missing: {', '.join(missing)}. "
-            "Restore their files (`kuomian rules export DIR` writes the defaults)."
+            _(
+                "{folder}: the tool needs sources {needed_sources}; missing: {missing}. Restore their files (`kuomian rules export DIR` writes the defaults)."
+            ).format(folder=folder, needed_sources=", ".join(NEEDED_SOURCES), missing=", ".join(missing))
         )
     if [s for s in sources.values() if s.role == "base"] != [sources["household"]]:
-        raise PolicyError(f"{folder}: exactly one source, household, has role: base.")
+        raise PolicyError(_("{folder}: exactly one source, household, has role: base.").format(folder=folder))
     return sources
 
 
@@ -570,17 +612,19 @@ def _field_spec(ctx: _Ctx, spec, where: str, vocabularies: dict) -> None:
     ctx.mapping(spec, where, (), ("aliases", "type", "required", "vocabulary"))
     for i, a in enumerate(ctx.list_(spec.get("aliases", []), f"{where}.aliases", nonempty=False)):
         ctx.str_(a, f"{where}.aliases[{i}]")
-    t = ctx.one_of(spec.get("type", "text"), f"{where}.type", FIELD_TYPES, "type")
+    t = ctx.one_of(spec.get("type", "text"), f"{where}.type", FIELD_TYPES, _("type"))
     if "required" in spec:
         ctx.bool_(spec["required"], f"{where}.required")
     if t == "category" or "vocabulary" in spec:
-        ctx.one_of(spec.get("vocabulary"), f"{where}.vocabulary", sorted(vocabularies), "vocabulary")
+        ctx.one_of(spec.get("vocabulary"), f"{where}.vocabulary", sorted(vocabularies), _("vocabulary"))
 
 
 def _read(path: Path):
     if not path.is_file():
         raise PolicyError(
-            f"{path}: missing. A policy folder holds rules/ and sources/ as `kuomian rules export DIR` writes them."
+            _(
+                "{path}: missing. A policy folder holds rules/ and sources/ as `kuomian rules export DIR` writes them."
+            ).format(path=path)
         )
     from .config import _read_yaml
 
@@ -596,7 +640,7 @@ def _rules_file(root: Path, name: str) -> tuple[_Ctx, Any]:
 def _load(root: Path) -> Policy:
     # vocabularies
     ctx, voc = _rules_file(root, "vocabularies")
-    voc = ctx.mapping(voc, "top level", (), tuple(voc) if isinstance(voc, dict) else ())
+    voc = ctx.mapping(voc, _("top level"), (), tuple(voc) if isinstance(voc, dict) else ())
     vocabularies: dict[str, dict] = {}
     for name, entries in voc.items():
         entries = ctx.mapping(entries, name, (), tuple(entries) if isinstance(entries, dict) else ())
@@ -607,14 +651,16 @@ def _load(root: Path) -> Policy:
 
     # groups
     ctx, g = _rules_file(root, "groups")
-    g = ctx.mapping(g, "top level", ("groups", "upgradable_groups", "employers"))
+    g = ctx.mapping(g, _("top level"), ("groups", "upgradable_groups", "employers"))
     ids: set[int] = set()
     raw_groups = ctx.list_(g["groups"], "groups")
     for i, grp in enumerate(raw_groups):
         ctx.mapping(grp, f"groups[{i}]", ("group", "priority", "label", "action", "when"))
         gid = ctx.int_(grp["group"], f"groups[{i}].group", 1, 8)
         if gid in ids:
-            raise ctx.fail(f"groups[{i}].group", f"group {gid} is declared twice")
+            raise ctx.fail(
+                where=f"groups[{i}].group", what=_("group {gid} is declared twice").format(gid=gid)
+            )
         ids.add(gid)
     conds = _Conditions(sources, vocabularies, ids)
     groups, prios, fallback = [], set(), 0
@@ -622,7 +668,7 @@ def _load(root: Path) -> Policy:
         w = f"groups[{i}]"
         prio = ctx.int_(grp["priority"], f"{w}.priority", 1, 1000)
         if prio in prios:
-            raise ctx.fail(f"{w}.priority", f"priority {prio} is used twice")
+            raise ctx.fail(where=f"{w}.priority", what=_("priority {prio} is used twice").format(prio=prio))
         prios.add(prio)
         conds.check(ctx, grp["when"], f"{w}.when", groups_any=False, no_other_group=True)
         from .rules_engine import uses_no_other_group
@@ -631,9 +677,9 @@ def _load(root: Path) -> Policy:
         groups.append(Group(grp["group"], prio, ctx.shown(grp["label"], f"{w}.label"),
                             ctx.shown(grp["action"], f"{w}.action"), grp["when"]))  # fmt: skip
     if fallback > 1:
-        raise ctx.fail("groups", "only one group may use no_other_group")
+        raise ctx.fail(where="groups", what=_("only one group may use no_other_group"))
     upgradable = [
-        ctx.one_of(x, "upgradable_groups", sorted(ids), "group")
+        ctx.one_of(x, "upgradable_groups", sorted(ids), _("group"))
         for x in ctx.list_(g["upgradable_groups"], "upgradable_groups", nonempty=False)
     ]
     emp = ctx.mapping(g["employers"], "employers", ("min_withheld_months",))
@@ -645,7 +691,7 @@ def _load(root: Path) -> Policy:
 
     # statuses
     ctx, s = _rules_file(root, "statuses")
-    s = ctx.mapping(s, "top level", ("excluded", "statuses", "registry_statuses"), ("survey_statuses",))
+    s = ctx.mapping(s, _("top level"), ("excluded", "statuses", "registry_statuses"), ("survey_statuses",))
     ex = ctx.mapping(s["excluded"], "excluded", ("status", "label", "reasons"))
     excluded = ctx.str_(ex["status"], "excluded.status", IDENT)
     reasons, seen = [], set()
@@ -654,7 +700,7 @@ def _load(root: Path) -> Policy:
         ctx.mapping(r, w, ("reason", "label", "when"))
         name = ctx.str_(r["reason"], f"{w}.reason", IDENT)
         if name in seen:
-            raise ctx.fail(f"{w}.reason", f"{name!r} is declared twice")
+            raise ctx.fail(where=f"{w}.reason", what=_("{name!r} is declared twice").format(name=name))
         seen.add(name)
         conds.check(ctx, r["when"], f"{w}.when", groups_any=False, no_other_group=False)
         reasons.append(ExclusionReason(name, ctx.shown(r["label"], f"{w}.label"), r["when"]))
@@ -664,13 +710,13 @@ def _load(root: Path) -> Policy:
         ctx.mapping(r, w, ("status", "label", "when"))
         name = ctx.str_(r["status"], f"{w}.status", IDENT)
         if name in seen:
-            raise ctx.fail(f"{w}.status", f"{name!r} is declared twice")
+            raise ctx.fail(where=f"{w}.status", what=_("{name!r} is declared twice").format(name=name))
         seen.add(name)
         conds.check(ctx, r["when"], f"{w}.when", groups_any=True, no_other_group=False)
         rules.append(StatusRule(name, ctx.shown(r["label"], f"{w}.label"), r["when"]))
     known = [r.status for r in rules]
     registry = tuple(
-        ctx.one_of(x, f"registry_statuses[{i}]", known, "status")
+        ctx.one_of(x, f"registry_statuses[{i}]", known, _("status"))
         for i, x in enumerate(ctx.list_(s["registry_statuses"], "registry_statuses"))
     )
     survey_statuses = []
@@ -679,7 +725,7 @@ def _load(root: Path) -> Policy:
         ctx.mapping(r, w, ("status", "label"), ("self_reported",))
         name = ctx.str_(r["status"], f"{w}.status", IDENT)
         if name in seen:
-            raise ctx.fail(f"{w}.status", f"{name!r} is declared twice")
+            raise ctx.fail(where=f"{w}.status", what=_("{name!r} is declared twice").format(name=name))
         seen.add(name)
         survey_statuses.append(
             SurveyStatus(
@@ -696,23 +742,23 @@ def _load(root: Path) -> Policy:
     # indicators
     ctx, ind = _rules_file(root, "indicators")
     ind = ctx.mapping(
-        ind, "top level", ("targets", "enrolled_statuses", "contribution_statuses", "employee_statuses")
+        ind, _("top level"), ("targets", "enrolled_statuses", "contribution_statuses", "employee_statuses")
     )
     tg = ctx.mapping(ind["targets"], "targets", ("coverage", "employee_share"))
     targets = {}
     for k in ("coverage", "employee_share"):
         m = ctx.mapping(tg[k], f"targets.{k}", (), tuple(tg[k]) if isinstance(tg[k], dict) else ())
         if not m:
-            raise ctx.fail(f"targets.{k}", "name at least one year: rate")
+            raise ctx.fail(where=f"targets.{k}", what=_("name at least one year: rate"))
         targets[k] = {str(y): ctx.num(v, f"targets.{k}.{y}", 0, 1) for y, v in m.items()}
         for y in targets[k]:
             if not re.fullmatch(r"\d{4}", y):
-                raise ctx.fail(f"targets.{k}.{y}", 'a target is keyed by its year, e.g. "2025"')
+                raise ctx.fail(where=f"targets.{k}.{y}", what=_('a target is keyed by its year, e.g. "2025"'))
     all_statuses = list(statuses.all)
 
     def status_list(key: str) -> tuple[str, ...]:
         return tuple(
-            ctx.one_of(x, f"{key}[{i}]", all_statuses, "status")
+            ctx.one_of(x, f"{key}[{i}]", all_statuses, _("status"))
             for i, x in enumerate(ctx.list_(ind[key], key))
         )
 
@@ -722,7 +768,7 @@ def _load(root: Path) -> Policy:
     # matching
     ctx, m = _rules_file(root, "matching")
     m = ctx.mapping(
-        m, "top level", ("name_agreement", "rules"),
+        m, _("top level"), ("name_agreement", "rules"),
         ("name_evidence", "name_parts", "plausibility", "no_silent_listing"),
     )  # fmt: skip
     na = ctx.mapping(m["name_agreement"], "name_agreement", ("agree", "same"), ("understood",))
@@ -764,15 +810,15 @@ def _load(root: Path) -> Policy:
                     ("label", "band", "min_digits", "prefer_same_street", "review_reason"))  # fmt: skip
         name = ctx.str_(r["rule"], f"{w}.rule", IDENT)
         if name in seen:
-            raise ctx.fail(f"{w}.rule", f"{name!r} is declared twice")
+            raise ctx.fail(where=f"{w}.rule", what=_("{name!r} is declared twice").format(name=name))
         seen.add(name)
         for j, k in enumerate(ctx.list_(r["id_kinds"], f"{w}.id_kinds")):
-            ctx.one_of(k, f"{w}.id_kinds[{j}]", ID_KINDS, "ID kind")
-        ctx.one_of(r["candidates"], f"{w}.candidates", CANDIDATES, "candidate method")
-        ctx.one_of(r["name"], f"{w}.name", ("agree", "same"), "name threshold")
+            ctx.one_of(k, f"{w}.id_kinds[{j}]", ID_KINDS, _("ID kind"))
+        ctx.one_of(r["candidates"], f"{w}.candidates", CANDIDATES, _("candidate method"))
+        ctx.one_of(r["name"], f"{w}.name", ("agree", "same"), _("name threshold"))
         ctx.num(r["confidence"], f"{w}.confidence", 0, 1)
         if "band" in r:
-            ctx.one_of(r["band"], f"{w}.band", ("auto", "review"), "band")
+            ctx.one_of(r["band"], f"{w}.band", ("auto", "review"), _("band"))
         if "min_digits" in r:
             ctx.int_(r["min_digits"], f"{w}.min_digits", 6, 17)
         if "prefer_same_street" in r:
@@ -795,26 +841,26 @@ def _load(root: Path) -> Policy:
             )  # fmt: skip
         )
     if "id_equal" not in {r["candidates"] for r in m["rules"]}:
-        raise ctx.fail("rules", "one rule must use candidates: id_equal (the exact-ID rule)")
+        raise ctx.fail(where="rules", what=_("one rule must use candidates: id_equal (the exact-ID rule)"))
     matching = Matching(float(na["agree"]), float(na["same"]), tuple(match_rules))
 
     # survey
     ctx, sv = _rules_file(root, "survey")
-    sv = ctx.mapping(sv, "top level", ("columns", "effects"))
+    sv = ctx.mapping(sv, _("top level"), ("columns", "effects"))
     survey, seen = [], set()
     for i, c in enumerate(ctx.list_(sv["columns"], "columns")):
         w = f"columns[{i}]"
         ctx.mapping(c, w, ("field", "header"), ("allowed", "type", "stored"))
         stored = ctx.bool_(c.get("stored", True), f"{w}.stored")
         field = (
-            ctx.one_of(c["field"], f"{w}.field", SURVEY_FIELDS, "survey field")
+            ctx.one_of(c["field"], f"{w}.field", SURVEY_FIELDS, _("survey field"))
             if stored
             else ctx.str_(c["field"], f"{w}.field", IDENT)
         )
         if field in seen:
-            raise ctx.fail(f"{w}.field", f"{field!r} is declared twice")
+            raise ctx.fail(where=f"{w}.field", what=_("{field!r} is declared twice").format(field=field))
         seen.add(field)
-        typ = ctx.one_of(c.get("type", "text"), f"{w}.type", ("text", "date"), "type")
+        typ = ctx.one_of(c.get("type", "text"), f"{w}.type", ("text", "date"), _("type"))
         allowed = tuple(
             ctx.str_(a, f"{w}.allowed[{j}]")
             for j, a in enumerate(ctx.list_(c.get("allowed", []), f"{w}.allowed", nonempty=False))
@@ -823,7 +869,10 @@ def _load(root: Path) -> Policy:
     missing = [f for f in SURVEY_FIELDS if f not in seen]
     if missing:
         raise ctx.fail(
-            "columns", f"the survey columns {', '.join(missing)} are missing (persons.parquet stores them)"
+            where="columns",
+            what=_("the survey columns {missing} are missing (persons.parquet stores them)").format(
+                missing=", ".join(missing)
+            ),
         )
     survey_p = _survey_effects(ctx, sv["effects"], tuple(survey), statuses)
     key_targets = _targets(root, survey_p, groups_p)
@@ -831,26 +880,37 @@ def _load(root: Path) -> Policy:
     # streets
     path = root / "rules" / "streets.csv"
     if not path.is_file():
-        raise PolicyError(f"{path}: missing. It lists street_code,street_name (12-digit codes).")
+        raise PolicyError(
+            _("{path}: missing. It lists street_code,street_name (12-digit codes).").format(path=path)
+        )
     with open(path, encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames != ["street_code", "street_name"]:
             raise PolicyError(
-                f"{path}: the header must be street_code,street_name, got {','.join(reader.fieldnames or [])}."
+                _("{path}: the header must be street_code,street_name, got {header}.").format(
+                    path=path, header=",".join(reader.fieldnames or [])
+                )
             )
         codes, street_list = set(), []
         for n, r in enumerate(reader, start=2):
             if not re.fullmatch(r"\d{12}", r["street_code"] or "") or not (r["street_name"] or "").strip():
                 raise PolicyError(
-                    f"{path}, row {n}: street_code must be 12 digits and street_name not empty."
+                    _("{path}, row {n}: street_code must be 12 digits and street_name not empty.").format(
+                        path=path, n=n
+                    )
                 )
             if r["street_code"] in codes:
-                raise PolicyError(f"{path}, row {n}: street_code {r['street_code']} is listed twice.")
+                raise PolicyError(
+                    _("{path}, row {n}: street_code {street_code} is listed twice.").format(
+                        path=path, n=n, street_code=r["street_code"]
+                    )
+                )
             bad = _odd_characters(r["street_name"].strip())
             if bad:
                 raise PolicyError(
-                    f"{path}, row {n}: street_name holds {bad}, which no street's name has. "
-                    "Write the name as the street is called (e.g. 连然街道)."
+                    _(
+                        "{path}, row {n}: street_name holds {bad}, which no street's name has. Write the name as the street is called (e.g. 连然街道)."
+                    ).format(path=path, n=n, bad=bad)
                 )
             codes.add(r["street_code"])
             street_list.append(Street(r["street_code"], r["street_name"].strip()))
@@ -879,9 +939,14 @@ def _load(root: Path) -> Policy:
 def _answers(ctx: _Ctx, value, where: str, columns: tuple[SurveyColumn, ...]) -> tuple[str, tuple[str, ...]]:
     """``{field: F, answers: [...]}``: F a stored survey column with a list, every answer one of it."""
     by_field = {c.field: c for c in columns if c.stored and c.allowed}
-    f = ctx.one_of(value["field"], f"{where}.field", list(by_field), "survey field with a list of answers")
+    f = ctx.one_of(value["field"], f"{where}.field", list(by_field), _("survey field with a list of answers"))
     answers = tuple(
-        ctx.one_of(a, f"{where}.answers[{j}]", by_field[f].allowed, f"answer of {by_field[f].header}")
+        ctx.one_of(
+            a,
+            f"{where}.answers[{j}]",
+            by_field[f].allowed,
+            _("answer of {header}").format(header=by_field[f].header),
+        )
         for j, a in enumerate(ctx.list_(value["answers"], f"{where}.answers"))
     )
     return f, answers
@@ -898,17 +963,20 @@ def _survey_effects(ctx: _Ctx, e, columns: tuple[SurveyColumn, ...], statuses: S
         reason = ctx.str_(x["reason"], f"{w}.reason", IDENT)
         if reason in reasons:
             raise ctx.fail(
-                f"{w}.reason", f"{reason!r} is already an exclusion reason (statuses.yaml or above)"
+                where=f"{w}.reason",
+                what=_("{reason!r} is already an exclusion reason (statuses.yaml or above)").format(
+                    reason=reason
+                ),
             )
         reasons.add(reason)
         exclude.append(SurveyExclusion(f, answers, reason, ctx.shown(x["label"], f"{w}.label")))
     w = "effects.insured_elsewhere"
     ie = ctx.mapping(e["insured_elsewhere"], w, ("status", "from", "when"))
     status = ctx.one_of(ie["status"], f"{w}.status", [s.status for s in statuses.survey],
-                        "status (declare it in statuses.yaml survey_statuses)")  # fmt: skip
+                        _("status (declare it in statuses.yaml survey_statuses)"))  # fmt: skip
     known = [r.status for r in statuses.statuses]
     from_ = tuple(
-        ctx.one_of(x, f"{w}.from[{i}]", known, "status")
+        ctx.one_of(x, f"{w}.from[{i}]", known, _("status"))
         for i, x in enumerate(ctx.list_(ie["from"], f"{w}.from"))
     )
     when = []
@@ -919,7 +987,10 @@ def _survey_effects(ctx: _Ctx, e, columns: tuple[SurveyColumn, ...], statuses: S
     nf = ctx.mapping(e["not_found"], w, ("field", "answers", "visits", "reason"))
     nf_field, nf_answers = _answers(ctx, nf, w, columns)
     if not any(c.type == "date" and c.field == "surveyed_on" for c in columns):
-        raise ctx.fail("columns", "surveyed_on must be a column of type: date (visits are told apart by it)")
+        raise ctx.fail(
+            where="columns",
+            what=_("surveyed_on must be a column of type: date (visits are told apart by it)"),
+        )
     return Survey(
         columns=columns, exclude=tuple(exclude), elsewhere_status=status, elsewhere_from=from_,
         elsewhere_when=tuple(when), not_found_field=nf_field, not_found_answers=nf_answers,
@@ -931,32 +1002,34 @@ def _survey_effects(ctx: _Ctx, e, columns: tuple[SurveyColumn, ...], statuses: S
 def _targets(root: Path, survey: Survey, groups: Groups) -> Targets:
     """rules/targets.yaml: levels, then rules evaluated in order (the first that applies)."""
     ctx, t = _rules_file(root, "targets")
-    t = ctx.mapping(t, "top level", ("levels", "rules"))
+    t = ctx.mapping(t, _("top level"), ("levels", "rules"))
     lv = t["levels"]
     levels = {
         ctx.str_(str(k), "levels", re.compile(r"^[A-Z]$")): ctx.shown(v, f"levels.{k}")
         for k, v in ctx.mapping(lv, "levels", (), tuple(lv) if isinstance(lv, dict) else ()).items()
     }
     if not levels:
-        raise ctx.fail("levels", "name at least one level, e.g. A: 重点")
+        raise ctx.fail(where="levels", what=_("name at least one level, e.g. A: 重点"))
     rules = []
     for i, r in enumerate(ctx.list_(t["rules"], "rules")):
         w = f"rules[{i}]"
         ctx.mapping(r, w, ("priority", "reason", "when"))
-        prio = ctx.one_of(r["priority"], f"{w}.priority", list(levels), "level")
+        prio = ctx.one_of(r["priority"], f"{w}.priority", list(levels), _("level"))
         _target_condition(ctx, r["when"], f"{w}.when", survey, groups)
         rules.append(TargetRule(prio, ctx.shown(r["reason"], f"{w}.reason"), r["when"]))
     if rules[-1].when != {"always": True}:
         raise ctx.fail(
-            f"rules[{len(rules) - 1}].when",
-            "the last rule must be {always: true} (every registry person gets a level)",
+            where=f"rules[{len(rules) - 1}].when",
+            what=_("the last rule must be {always: true} (every registry person gets a level)"),
         )
     return Targets(levels, tuple(rules))
 
 
 def _target_condition(ctx: _Ctx, cond, where: str, survey: Survey, groups: Groups) -> None:
     if not isinstance(cond, dict) or not cond:
-        raise ctx.fail(where, f"a condition must be a non-empty mapping, got {_kind(cond)}")
+        raise ctx.fail(
+            where, _("a condition must be a non-empty mapping, got {kind}").format(kind=_kind(cond))
+        )
     fields = {c.field: c for c in survey.stored}
     if "any" in cond or "all" in cond:
         k = "any" if "any" in cond else "all"
@@ -969,33 +1042,44 @@ def _target_condition(ctx: _Ctx, cond, where: str, survey: Survey, groups: Group
     elif "answer" in cond:
         ctx.mapping(cond, where, ("answer", "in"))
         f = ctx.one_of(
-            cond["answer"], f"{where}.answer", [c.field for c in survey.stored if c.allowed], "survey field"
+            cond["answer"],
+            f"{where}.answer",
+            [c.field for c in survey.stored if c.allowed],
+            _("survey field"),
         )
         for j, a in enumerate(ctx.list_(cond["in"], f"{where}.in")):
-            ctx.one_of(a, f"{where}.in[{j}]", fields[f].allowed, f"answer of {fields[f].header}")
+            ctx.one_of(
+                a,
+                f"{where}.in[{j}]",
+                fields[f].allowed,
+                _("answer of {header}").format(header=fields[f].header),
+            )
     elif "answered" in cond:
         ctx.mapping(cond, where, ("answered",))
-        ctx.one_of(cond["answered"], f"{where}.answered", list(fields), "survey field")
+        ctx.one_of(cond["answered"], f"{where}.answered", list(fields), _("survey field"))
     elif "age" in cond:
         ctx.mapping(cond, where, ("age",))
         pred = ctx.mapping(cond["age"], f"{where}.age", (), ("==", ">=", ">", "<=", "<"))
         if not pred:
-            raise ctx.fail(f"{where}.age", "name an operator (==, >=, >, <=, <)")
+            raise ctx.fail(where=f"{where}.age", what=_("name an operator (==, >=, >, <=, <)"))
         for op, v in pred.items():
             ctx.int_(v, f"{where}.age.{op}", 0, 150)
     elif "groups_any" in cond:
         ctx.mapping(cond, where, ("groups_any",))
         for i, g in enumerate(ctx.list_(cond["groups_any"], f"{where}.groups_any")):
-            ctx.one_of(g, f"{where}.groups_any[{i}]", sorted(groups.by_id()), "group")
+            ctx.one_of(g, f"{where}.groups_any[{i}]", sorted(groups.by_id()), _("group"))
     elif "pension" in cond:
         ctx.mapping(cond, where, ("pension",))
-        ctx.one_of(cond["pension"], f"{where}.pension", PENSION_CONDITIONS, "pension condition")
+        ctx.one_of(cond["pension"], f"{where}.pension", PENSION_CONDITIONS, _("pension condition"))
     elif "always" in cond:
         ctx.mapping(cond, where, ("always",))
         if cond["always"] is not True:
-            raise ctx.fail(f"{where}.always", "write always: true")
+            raise ctx.fail(where=f"{where}.always", what=_("write always: true"))
     else:
-        raise ctx.fail(where, f"unknown condition (allowed keys: {', '.join(TARGET_KEYS)})")
+        raise ctx.fail(
+            where,
+            _("unknown condition (allowed keys: {target_keys})").format(target_keys=", ".join(TARGET_KEYS)),
+        )
 
 
 # rules/files.yaml limits: the sane range of each (a limit of 0 or below refuses every file).
@@ -1021,7 +1105,7 @@ def _check_files(root: Path, sources: dict[str, Source]) -> None:
     if not (root / "rules" / "files.yaml").is_file():
         return
     ctx, f = _rules_file(root, "files")
-    f = ctx.mapping(f, "top level", ("header", "rows", "cannot_read", "limits", "damage"), ("guards",))
+    f = ctx.mapping(f, _("top level"), ("header", "rows", "cannot_read", "limits", "damage"), ("guards",))
     h = ctx.mapping(f["header"], "header", ("search_rows", "data_sheet_matches"))
     ctx.int_(h["search_rows"], "header.search_rows", 1, 100)
     ctx.int_(h["data_sheet_matches"], "header.data_sheet_matches", 1, 100)
@@ -1030,7 +1114,9 @@ def _check_files(root: Path, sources: dict[str, Source]) -> None:
         try:
             re.compile(ctx.str_(pattern, f"rows.{reason}"))
         except re.error as e:
-            raise ctx.fail(f"rows.{reason}", f"not a regular expression ({e})") from None
+            raise ctx.fail(
+                where=f"rows.{reason}", what=_("not a regular expression ({e})").format(e=e)
+            ) from None
     kinds = f["cannot_read"] if isinstance(f["cannot_read"], dict) else {}
     for suffix in ctx.mapping(f["cannot_read"], "cannot_read", (), tuple(kinds)):
         ctx.str_(suffix, f"cannot_read.{suffix}", re.compile(r"^\.[a-z0-9]+$"))
@@ -1056,12 +1142,17 @@ def _check_guards(ctx, g, sources: dict[str, tuple[str, ...]]) -> None:
     ctx.num(g["fill_drop"], "guards.fill_drop", 0, 1)
     exp = g["expected_fill"]
     for src in ctx.mapping(exp, "guards.expected_fill", (), tuple(exp) if isinstance(exp, dict) else ()):
-        ctx.one_of(src, f"guards.expected_fill.{src}", sources, "source")
+        ctx.one_of(src, f"guards.expected_fill.{src}", sources, _("source"))
         cols = exp[src] or {}
         for col in ctx.mapping(
             cols, f"guards.expected_fill.{src}", (), tuple(cols) if isinstance(cols, dict) else ()
         ):
-            ctx.one_of(col, f"guards.expected_fill.{src}.{col}", sources[src], f"column of {src}")
+            ctx.one_of(
+                col,
+                f"guards.expected_fill.{src}.{col}",
+                sources[src],
+                _("column of {source}").format(source=src),
+            )
             ctx.num(cols[col], f"guards.expected_fill.{src}.{col}", 0, 1)
     p = ctx.mapping(g["previous"], "guards.previous", ("rows_fall", "rows_growth", "fill_drop"))
     ctx.num(p["rows_fall"], "guards.previous.rows_fall", 0, 1)
@@ -1075,13 +1166,15 @@ def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None
         return
     ctx, t = _rules_file(root, "tasks")
     t = ctx.mapping(
-        t or {}, "top level", (), ("tasks", "enrolled_statuses", "employee_schemes", "resident_schemes")
+        t or {}, _("top level"), (), ("tasks", "enrolled_statuses", "employee_schemes", "resident_schemes")
     )
     tasks = t.get("tasks") or {}
     ctx.mapping(tasks, "tasks", (), tuple(tasks) if isinstance(tasks, dict) else ())
     for year, streets in tasks.items():
         if not re.fullmatch(r"\d{4}", str(year)):
-            raise ctx.fail(f"tasks.{year}", 'a year\'s tasks are keyed by the year, e.g. "2026"')
+            raise ctx.fail(
+                where=f"tasks.{year}", what=_('a year\'s tasks are keyed by the year, e.g. "2026"')
+            )
         streets = ctx.mapping(
             streets or {}, f"tasks.{year}", (), tuple(streets or {}) if isinstance(streets, dict) else ()
         )
@@ -1089,7 +1182,7 @@ def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None
             w = f"tasks.{year}.{code}"
             if str(code) not in street_codes:
                 raise ctx.fail(
-                    w, "not a street code of rules/streets.csv (write the 12-digit code in quotes)"
+                    w, _("not a street code of rules/streets.csv (write the 12-digit code in quotes)")
                 )
             task = ctx.mapping(task or {}, w, (), ("enrolment", "employee"))
             for k, v in task.items():
@@ -1103,12 +1196,12 @@ def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None
         allowed = list(vocabularies.get(vocab, {}))
         for i, v in enumerate(ctx.list_(t.get(key, []), key, nonempty=False)):
             if allowed:
-                ctx.one_of(v, f"{key}[{i}]", allowed, f"{vocab} value")
+                ctx.one_of(v, f"{key}[{i}]", allowed, _("{vocab} value").format(vocab=vocab))
 
 
 def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: dict) -> Retirement:
     ctx, r = _rules_file(root, "retirement")
-    r = ctx.mapping(r, "top level", ("tracks", "track_by_sex", "minimum_contribution", "measures"))
+    r = ctx.mapping(r, _("top level"), ("tracks", "track_by_sex", "minimum_contribution", "measures"))
     tracks = {}
     raw = ctx.mapping(r["tracks"], "tracks", (), tuple(r["tracks"]) if isinstance(r["tracks"], dict) else ())
     for name, t in raw.items():
@@ -1117,22 +1210,26 @@ def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: di
         fc = t["first_cohort"]
         if not (isinstance(fc, str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", fc)):
             raise ctx.fail(
-                f"{w}.first_cohort", f'write the first month of birth as "YYYY-MM" (quoted), got {_kind(fc)}'
+                where=f"{w}.first_cohort",
+                what=_('write the first month of birth as "YYYY-MM" (quoted), got {kind}').format(
+                    kind=_kind(fc)
+                ),
             )
         old = ctx.int_(t["old_age"], f"{w}.old_age", 40, 70)
         cap = ctx.int_(t["cap_age"], f"{w}.cap_age", old, 75)
         tracks[name] = Track(name, str(t.get("label", name)), old, (int(fc[:4]), int(fc[5:])),
                              ctx.int_(t["birth_months_per_month"], f"{w}.birth_months_per_month", 1, 24), cap)  # fmt: skip
     if not tracks:
-        raise ctx.fail("tracks", "declare at least one track")
+        raise ctx.fail(where="tracks", what=_("declare at least one track"))
     by_sex = ctx.mapping(r["track_by_sex"], "track_by_sex", (), tuple(vocabularies.get("sex", {})))
     for sex, t in by_sex.items():
-        ctx.one_of(t, f"track_by_sex.{sex}", list(tracks), "track")
+        ctx.one_of(t, f"track_by_sex.{sex}", list(tracks), _("track"))
     mc = ctx.mapping(r["minimum_contribution"], "minimum_contribution",
                      ("years", "rise_from", "rise_months_per_year", "max_years"))  # fmt: skip
     if not isinstance(mc["rise_from"], date):
         raise ctx.fail(
-            "minimum_contribution.rise_from", f"expected a date YYYY-MM-DD, got {_kind(mc['rise_from'])}"
+            where="minimum_contribution.rise_from",
+            what=_("expected a date YYYY-MM-DD, got {kind}").format(kind=_kind(mc["rise_from"])),
         )
     ms = ctx.mapping(
         r["measures"], "measures", ("elderly_unenrolled", "past_pension_date", "short_of_minimum")
@@ -1141,11 +1238,11 @@ def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: di
         ms["elderly_unenrolled"], "measures.elderly_unenrolled", ("min_age", "statuses", "measure")
     )
     for i, s in enumerate(ctx.list_(el["statuses"], "measures.elderly_unenrolled.statuses")):
-        ctx.one_of(s, f"measures.elderly_unenrolled.statuses[{i}]", statuses.all, "status")
+        ctx.one_of(s, f"measures.elderly_unenrolled.statuses[{i}]", statuses.all, _("status"))
     pp = ctx.mapping(
         ms["past_pension_date"], "measures.past_pension_date", ("measure",), ("keep_group_action",)
     )
-    keep = [ctx.one_of(g, "measures.past_pension_date.keep_group_action", sorted(groups.by_id()), "group")
+    keep = [ctx.one_of(g, "measures.past_pension_date.keep_group_action", sorted(groups.by_id()), _("group"))
             for g in ctx.list_(pp.get("keep_group_action", []), "measures.past_pension_date.keep_group_action", nonempty=False)]  # fmt: skip
     sm = ctx.mapping(ms["short_of_minimum"], "measures.short_of_minimum", ("note",))
     return Retirement(
@@ -1171,8 +1268,9 @@ def load_policy(root: Path | None = None) -> Policy:
     root = Path(root or home())
     if not (root / "rules").is_dir() or not (root / "sources").is_dir():
         raise PolicyError(
-            f"{root}: not a policy folder (it needs rules/ and sources/). "
-            "Create one with `kuomian rules export DIR`, then pass --rules DIR."
+            _(
+                "{root}: not a policy folder (it needs rules/ and sources/). Create one with `kuomian rules export DIR`, then pass --rules DIR."
+            ).format(root=root)
         )
     return _load(root.resolve())
 
@@ -1213,30 +1311,40 @@ def export_defaults(folder: Path, *, force: bool = False) -> int:
     folder = Path(folder)
     src = defaults_home()
     if folder.resolve() == src.resolve():
-        raise PolicyError(f"{folder}: this is the installed defaults' folder. Choose another folder.")
+        raise PolicyError(
+            _("{folder}: this is the installed defaults' folder. Choose another folder.").format(
+                folder=folder
+            )
+        )
     extracts = _data_files(folder)
     if extracts:  # writing rules/ and sources/ among the extracts would mix policy into data
         raise PolicyError(
-            f"{folder}: it holds data files ({', '.join(extracts[:3])}), so it is not a policy folder. "
-            "Choose an empty or new folder for the policy."
+            _(
+                "{folder}: it holds data files ({extracts}), so it is not a policy folder. Choose an empty or new folder for the policy."
+            ).format(folder=folder, extracts=", ".join(extracts[:3]))
         )
     for d in ("rules", "sources"):
         foreign = _data_files(folder / d, keep=POLICY_FILE_SUFFIXES, except_names=("streets.csv",))
         if foreign:  # --force replaces a policy folder, never files that are not policy
             raise PolicyError(
-                f"{folder / d}: it holds files that are not policy ({', '.join(foreign[:3])}), so "
-                "--force will not replace it. Choose another folder."
+                _(
+                    "{folder}: it holds files that are not policy ({foreign}), so --force will not replace it. Choose another folder."
+                ).format(folder=folder / d, foreign=", ".join(foreign[:3]))
             )
     there = [folder / d for d in ("rules", "sources") if (folder / d).exists()]
     if there and not force:
         raise PolicyError(
-            f"{there[0]} already exists. Add --force to replace it with the defaults, or choose another folder."
+            _(
+                "{there} already exists. Add --force to replace it with the defaults, or choose another folder."
+            ).format(there=there[0])
         )
     n = 0
     for d in ("rules", "sources"):
         target = folder / d
         if target.is_symlink() or target.is_file():
-            raise PolicyError(f"{target}: not a folder. Remove it or choose another folder.")
+            raise PolicyError(
+                _("{target}: not a folder. Remove it or choose another folder.").format(target=target)
+            )
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)

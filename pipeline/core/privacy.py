@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import KuomianError
+from .i18n import _
 
 
 def state_dir() -> Path:
@@ -45,10 +46,14 @@ def load_key(create: bool = True, announce=lambda msg: None) -> bytes:
 
 
 MIN_KEY_BYTES = 32
-_NEW_KEY = (
-    "or move it away so that kuomian creates a new one (every person_key then changes; "
-    "--previous still carries answers forward by ID number)"
-)
+
+
+def _new_key() -> str:
+    """The end of the key errors' advice (a clause of its own, after a comma)."""
+    return _(
+        "or move it away so that kuomian creates a new one (every person_key then changes; "
+        "--previous still carries answers forward by ID number)"
+    )
 
 
 MAX_KEY_FILE_BYTES = 4096  # a key is 64 hex digits; a bigger "key file" is something else
@@ -58,15 +63,15 @@ def _file_kind(mode: int) -> str:
     import stat
 
     for test, what in (
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, _("a folder")),
+        (stat.S_ISFIFO, _("a named pipe (FIFO)")),
+        (stat.S_ISCHR, _("a device")),
+        (stat.S_ISBLK, _("a device")),
+        (stat.S_ISSOCK, _("a socket")),
     ):
         if test(mode):
             return what
-    return "not a file"
+    return _("not a file")
 
 
 def check_key_file(path: Path) -> bytes:
@@ -82,56 +87,68 @@ def check_key_file(path: Path) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             # a FIFO would block forever, /dev/zero would fill memory, a folder cannot be read
             raise KuomianError(
-                f"{path}: the person_key secret must be a regular file, and this is {_file_kind(st.st_mode)}. "
-                f"Point KUOMIAN_KEY_FILE at the key file itself, {_NEW_KEY}."
+                _(
+                    "{path}: the person_key secret must be a regular file, and this is {file_kind}. Point KUOMIAN_KEY_FILE at the key file itself, {new_key}."
+                ).format(path=path, file_kind=_file_kind(st.st_mode), new_key=_new_key())
             )
         # O_NONBLOCK: should it be swapped for a FIFO after the check, opening it does not hang
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise KuomianError(
-                    f"{path}: the person_key secret must be a regular file. Point KUOMIAN_KEY_FILE at the key "
-                    f"file itself, {_NEW_KEY}."
+                    _(
+                        "{path}: the person_key secret must be a regular file. Point KUOMIAN_KEY_FILE at the key file itself, {new_key}."
+                    ).format(path=path, new_key=_new_key())
                 )
             raw = os.read(fd, MAX_KEY_FILE_BYTES + 1)
         finally:
             os.close(fd)
     except OSError as e:
         raise KuomianError(
-            f"{path}: the person_key secret cannot be read ({e.strerror}). Fix its permissions, {_NEW_KEY}."
+            _(
+                "{path}: the person_key secret cannot be read ({strerror}). Fix its permissions, {new_key}."
+            ).format(path=path, strerror=e.strerror, new_key=_new_key())
         ) from None
     if len(raw) > MAX_KEY_FILE_BYTES:
         raise KuomianError(
-            f"{path}: the person_key secret is larger than {MAX_KEY_FILE_BYTES} bytes, so it is not a key file. "
-            f"Point KUOMIAN_KEY_FILE at the key file itself, {_NEW_KEY}."
+            _(
+                "{path}: the person_key secret is larger than {max_key_file_bytes} bytes, so it is not a key file. Point KUOMIAN_KEY_FILE at the key file itself, {new_key}."
+            ).format(path=path, max_key_file_bytes=MAX_KEY_FILE_BYTES, new_key=_new_key())
         )
     text = raw.decode("ascii", errors="replace").strip()
     if not text:
         raise KuomianError(
-            f"{path}: the person_key secret is empty. Restore it from your backup, {_NEW_KEY}."
+            _("{path}: the person_key secret is empty. Restore it from your backup, {new_key}.").format(
+                path=path, new_key=_new_key()
+            )
         )
     try:
         key = bytes.fromhex(text)
     except ValueError:
         raise KuomianError(
-            f"{path}: the person_key secret is not a hexadecimal key. Restore it from your backup, {_NEW_KEY}."
+            _(
+                "{path}: the person_key secret is not a hexadecimal key. Restore it from your backup, {new_key}."
+            ).format(path=path, new_key=_new_key())
         ) from None
     if len(key) < MIN_KEY_BYTES:
         raise KuomianError(
-            f"{path}: the person_key secret holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}, so person_key "
-            f"could be guessed. Replace it with a longer key from your backup, {_NEW_KEY}."
+            _(
+                "{path}: the person_key secret holds {n_key} bytes, fewer than {min_key_bytes}, so person_key could be guessed. Replace it with a longer key from your backup, {new_key}."
+            ).format(path=path, n_key=len(key), min_key_bytes=MIN_KEY_BYTES, new_key=_new_key())
         )
     getuid = getattr(os, "getuid", None)
     if getuid is not None:  # POSIX owners and modes; on Windows the folder's ACL protects the file
         if st.st_uid != getuid():
             raise KuomianError(
-                f"{path}: the person_key secret belongs to another user. Copy it to a file of your own "
-                "(chmod 600) and point KUOMIAN_KEY_FILE at it."
+                _(
+                    "{path}: the person_key secret belongs to another user. Copy it to a file of your own (chmod 600) and point KUOMIAN_KEY_FILE at it."
+                ).format(path=path)
             )
         if stat.S_IMODE(st.st_mode) & 0o077:
             raise KuomianError(
-                f"{path}: the person_key secret is readable or writable by others (mode "
-                f"{stat.S_IMODE(st.st_mode):o}). Run chmod 600 {path}, and replace the key if others may have read it."
+                _(
+                    "{path}: the person_key secret is readable or writable by others (mode {mode:o}). Run chmod 600 {path}, and replace the key if others may have read it."
+                ).format(path=path, mode=stat.S_IMODE(st.st_mode))
             )
     return key
 
@@ -148,7 +165,11 @@ def _load_key(path_str: str, create: bool, announce) -> bytes:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key.hex() + "\n")
-    announce(f"created a new person_key secret at {path} (keep it safe: it makes person_key stable)")
+    announce(
+        _("created a new person_key secret at {path} (keep it safe: it makes person_key stable)").format(
+            path=path
+        )
+    )
     return key
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import date
 
 from .db import ident, sql_literal
+from .i18n import _
 
 OPS = {"==": "=", ">=": ">=", ">": ">", "<=": "<=", "<": "<"}
 
@@ -54,7 +55,9 @@ def literal(value, as_of: date) -> str:
 
 def predicate(column: str, pred, as_of: date) -> str:
     if not isinstance(pred, dict):
-        raise RuleError(f"predicate for {column} must be a mapping, got {pred!r}")
+        raise RuleError(
+            _("predicate for {column} must be a mapping, got {pred!r}").format(column=column, pred=pred)
+        )
     parts = []
     for op, value in pred.items():
         if op == "blank":
@@ -66,7 +69,7 @@ def predicate(column: str, pred, as_of: date) -> str:
         elif op in OPS:
             parts.append(f"{column} {OPS[op]} {literal(value, as_of)}")
         else:
-            raise RuleError(f"unknown operator {op!r} for {column}")
+            raise RuleError(_("unknown operator {op!r} for {column}").format(op=op, column=column))
     sql = " AND ".join(parts) or "TRUE"
     if pred.get("blank"):
         sql = f"({column} IS NULL OR ({sql}))"
@@ -76,7 +79,7 @@ def predicate(column: str, pred, as_of: date) -> str:
 def compile_condition(cond, as_of: date, *, group_flags: dict[int, str] | None = None) -> str:
     """SQL boolean expression for one condition (see the module docstring)."""
     if not isinstance(cond, dict) or not cond:
-        raise RuleError(f"a condition must be a non-empty mapping, got {cond!r}")
+        raise RuleError(_("a condition must be a non-empty mapping, got {cond!r}").format(cond=cond))
     if "any" in cond:
         return (
             "(" + " OR ".join(compile_condition(c, as_of, group_flags=group_flags) for c in cond["any"]) + ")"
@@ -111,9 +114,9 @@ def compile_condition(cond, as_of: date, *, group_flags: dict[int, str] | None =
         return predicate("p.age", cond["age"], as_of)
     if "groups_any" in cond:
         if group_flags is None:
-            raise RuleError("groups_any is only allowed in statuses")
+            raise RuleError(_("groups_any is only allowed in statuses"))
         return "(" + " OR ".join(group_flags[g] for g in cond["groups_any"]) + ")"
-    raise RuleError(f"unknown condition {cond!r}")
+    raise RuleError(_("unknown condition {cond!r}").format(cond=cond))
 
 
 def uses_no_other_group(cond) -> bool:

@@ -32,6 +32,7 @@ from xml.sax.saxutils import escape
 import polars as pl
 
 from .cells import cap_expr
+from .i18n import _
 
 _ILLEGAL = {i: None for i in range(32) if i not in (9, 10, 13)}  # XML 1.0 forbids other C0 controls
 
@@ -229,7 +230,11 @@ class Sheet:
         out = dict(self.dropdowns or {})
         for col, allowed in (self.validations or {}).items():
             if col not in self.df.columns:
-                raise ValueError(f"a drop-down list names the column {col!r}, which the sheet does not have")
+                raise ValueError(
+                    _("a drop-down list names the column {col!r}, which the sheet does not have").format(
+                        col=col
+                    )
+                )
             out[self.df.columns.index(col)] = allowed
         return out
 
@@ -382,10 +387,16 @@ def _render(
 def _validation_formula(allowed: Sequence[str]) -> str:
     """A drop-down's list as a formula: "a,b,c", quotes doubled; Excel allows 255 characters."""
     if any("," in a for a in allowed):
-        raise ValueError(f"a drop-down value may not contain a comma: {list(allowed)!r}")
+        raise ValueError(
+            _("a drop-down value may not contain a comma: {values!r}").format(values=list(allowed))
+        )
     formula = '"' + ",".join(a.replace('"', '""') for a in allowed) + '"'
     if len(formula) > 257:
-        raise ValueError(f"a drop-down list is longer than Excel's 255 characters: {list(allowed)!r}")
+        raise ValueError(
+            _("a drop-down list is longer than Excel's 255 characters: {values!r}").format(
+                values=list(allowed)
+            )
+        )
     return _text(formula)
 
 
@@ -475,7 +486,7 @@ def _sheet_xml(sh: Sheet, rendered: pl.DataFrame, head_ids: list[int], first: bo
 def write_workbook(path: Path, sheets: Sequence[Sheet]) -> int:
     """Write several sheets into one workbook (the first is the one that opens); returns the data rows."""
     if not sheets:
-        raise ValueError("a workbook needs at least one sheet")
+        raise ValueError(_("a workbook needs at least one sheet"))
     names: list[str] = []
     defined: list[str] = []
     taken: set[str] = set()
