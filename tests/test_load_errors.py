@@ -348,3 +348,28 @@ def test_xlsx_numeric_id_cell_is_flagged(tmp_path, household):
     assert ids.get_column("id_kind").to_list() == ["excel", "valid", "valid", "unusable"]
     assert ids.get_column("id_digits")[0] == ID1[:15]
     assert ids.get_column("id_canonical")[0] is None
+
+
+def test_a_file_problem_speaks_chinese_where_the_interface_does(tmp_path, household):
+    """The readers' and the load stage's messages come from the catalogue (readers.po) in Chinese,
+    with the numbers, the file and the sheet put in; in English they are as written."""
+    from kuomian.core import i18n
+
+    cut = write(tmp_path / "户籍.csv", "公民身份号码,姓名,性别\n" + f"{ID1},张三,男\n{ID2},李")
+    no_rows = write(tmp_path / "户籍2.csv", "公民身份号码,姓名,性别\n")
+    try:
+        i18n.set_language("zh")
+        with pytest.raises(FileProblem) as zh_cut:
+            load(cut, household)
+        with pytest.raises(FileProblem) as zh_rows:
+            load(no_rows, household)
+    finally:
+        i18n.set_language("en")
+    assert zh_cut.value.problem == "文件似乎不完整：最后一行只有 2 列（应有 3 列）"
+    assert str(cut) in str(zh_cut.value) and "请重新导出该文件。" in str(zh_cut.value)
+    assert "文件有列名，但没有数据行" in str(zh_rows.value) and "请让部门提供完整的导出文件。" in str(
+        zh_rows.value
+    )
+    with pytest.raises(FileProblem) as en_cut:
+        load(cut, household)
+    assert en_cut.value.problem == "the file looks cut off: its last line has 2 of 3 columns"

@@ -12,6 +12,7 @@ from typing import cast
 import polars as pl
 
 from ..core.errors import FileProblem
+from ..core.i18n import _
 from .base import Table, limits
 from .merges import merge_ranges
 from .sheetxml import _col_index, _stream, _xlsx_sheet_names, _xlsx_sheet_parts
@@ -19,11 +20,10 @@ from .xls import OLE_SIGNATURE, check_xls, too_many_sheets
 
 
 def _too_big(path: Path, problem: str, sheet: str | None = None, row: int | None = None) -> FileProblem:
-    where = f"sheet {sheet!r}: " if sheet else ""
     return FileProblem(
         path,
-        where + problem,
-        "It is not a normal department export; open it in Excel, keep only the list and save it as .xlsx.",
+        _("sheet {sheet!r}: {problem}").format(sheet=sheet, problem=problem) if sheet else problem,
+        _("It is not a normal department export; open it in Excel, keep only the list and save it as .xlsx."),
         row=row,
     )
 
@@ -42,7 +42,10 @@ def check_workbook_bounds(path: Path, fmt: str | None = None, merges: dict | Non
         size = path.stat().st_size
         if size > lim["max_unpacked_mb"] * (1 << 20):
             raise _too_big(
-                path, f"the workbook is {size / (1 << 20):,.0f} MB (limit {lim['max_unpacked_mb']} MB)"
+                path,
+                _("the workbook is {mb:,.0f} MB (limit {limit} MB)").format(
+                    mb=size / (1 << 20), limit=lim["max_unpacked_mb"]
+                ),
             )
         check_xls(path, path.read_bytes(), lim["max_cells_per_byte"], lim["max_sheets"])
         return
@@ -60,8 +63,11 @@ def check_workbook_bounds(path: Path, fmt: str | None = None, merges: dict | Non
         if unpacked > cap or (unpacked > (1 << 24) and unpacked / packed > lim["max_compression_ratio"]):
             raise _too_big(
                 path,
-                f"the workbook unpacks to {unpacked / (1 << 20):,.0f} MB "
-                f"(limit {lim['max_unpacked_mb']} MB, at most {lim['max_compression_ratio']} times its size)",
+                _(
+                    "the workbook unpacks to {mb:,.0f} MB (limit {limit} MB, at most {ratio} times its size)"
+                ).format(
+                    mb=unpacked / (1 << 20), limit=lim["max_unpacked_mb"], ratio=lim["max_compression_ratio"]
+                ),
             )
         try:
             if fmt in ("xlsx", "xlsm"):
@@ -98,7 +104,7 @@ def _check_sheet_xml(
         rows = _ROW_RE.findall(buf)
         if rows:
             state["rows"] = max(state["rows"], max(map(int, rows)))
-        for letters in set(m for m, _ in _WIDE_RE.findall(buf)):
+        for letters in set(m for m, _row in _WIDE_RE.findall(buf)):
             c = _col_index(letters) + 1
             if c > state["cols"]:
                 state["cols"] = c
@@ -106,7 +112,12 @@ def _check_sheet_xml(
                     cell = re.search(rb'<c r="' + letters + rb'([0-9]+)"', buf)
                     row = int(cell.group(1)) if cell else None
                     raise _too_big(
-                        path, f"a value in column {c} (more than {lim['max_columns']} columns)", sheet, row
+                        path,
+                        _("a value in column {column} (more than {limit} columns)").format(
+                            column=c, limit=lim["max_columns"]
+                        ),
+                        sheet,
+                        row,
                     )
         if not state["noref"] and _has_cells_without_reference(buf):
             state["noref"] = True
@@ -133,15 +144,20 @@ def _check_sheet_xml(
         _stream(z, part, count)
         if widest["n"] > lim["max_columns"]:
             raise _too_big(
-                path, f"a row holds {widest['n']} values (more than {lim['max_columns']} columns)", sheet
+                path,
+                _("a row holds {values} values (more than {limit} columns)").format(
+                    values=widest["n"], limit=lim["max_columns"]
+                ),
+                sheet,
             )
         state["cols"] = max(state["cols"], widest["n"])
     grid = state["rows"] * state["cols"]
     if grid > max(1_000_000, lim["max_cells_per_byte"] * size):
         raise _too_big(
             path,
-            f"its cells are spread over {state['rows']:,} rows × {state['cols']:,} columns, "
-            "far more than the values it holds",
+            _(
+                "its cells are spread over {rows:,} rows × {columns:,} columns, far more than the values it holds"
+            ).format(rows=state["rows"], columns=state["cols"]),
             sheet,
         )
 
@@ -165,12 +181,17 @@ def _check_ods(path: Path, z: zipfile.ZipFile, lim: dict) -> None:
         for m in _ODS_REPEAT_RE.finditer(buf):
             n = int(m.group(2))
             if m.group(1) == b"columns" and n > lim["max_columns"] and not m.group(4):
-                raise _too_big(path, f"a value repeated over {n:,} columns (more than {lim['max_columns']})")
+                raise _too_big(
+                    path,
+                    _("a value repeated over {n:,} columns (more than {limit})").format(
+                        n=n, limit=lim["max_columns"]
+                    ),
+                )
             if m.group(1) == b"rows" and n > 100_000:
                 end = buf.find(b"</table:table-row>", m.end())
                 inside = buf[m.end() : end if end > 0 else m.end() + 4096]
                 if b"office:value-type" in inside or b"<text:p" in inside:
-                    raise _too_big(path, f"a row with values repeated {n:,} times")
+                    raise _too_big(path, _("a row with values repeated {n:,} times").format(n=n))
 
     with z.open("content.xml") as fh:
         tail = b""
@@ -186,7 +207,13 @@ def _check_ods(path: Path, z: zipfile.ZipFile, lim: dict) -> None:
 
 def _check_width(path: Path, grid: pl.DataFrame, sheet: str) -> None:
     if grid.width > limits()["max_columns"]:
-        raise _too_big(path, f"it has {grid.width} columns (more than {limits()['max_columns']})", sheet)
+        raise _too_big(
+            path,
+            _("it has {columns} columns (more than {limit})").format(
+                columns=grid.width, limit=limits()["max_columns"]
+            ),
+            sheet,
+        )
 
 
 def _check_cells(path: Path, table: Table) -> None:
@@ -199,11 +226,16 @@ def _check_cells(path: Path, table: Table) -> None:
     ).get_column("n")
     if cast(int, longest.max()) > cap:
         i = int(longest.arg_max() or 0)
-        where = f"sheet {table.sheet!r}: " if table.sheet else ""
+        problem = _("a cell holds {mb:,.1f} MB of text (more than {limit:g} MB)").format(
+            mb=longest[i] / (1 << 20), limit=limits()["max_cell_mb"]
+        )
+        if table.sheet:
+            problem = _("sheet {sheet!r}: {problem}").format(sheet=table.sheet, problem=problem)
         raise FileProblem(
             path,
-            f"{where}a cell holds {longest[i] / (1 << 20):,.1f} MB of text (more than "
-            f"{limits()['max_cell_mb']:g} MB)",
-            "No field of an extract is that long; check the row (an unclosed quote?) and export the file again.",
+            problem,
+            _(
+                "No field of an extract is that long; check the row (an unclosed quote?) and export the file again."
+            ),
             row=table.first_row + i,
         )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ..core.config import Source, normalise_header
+from ..core.i18n import _
 from .base import HeaderChoice, file_rules
 
 
@@ -28,7 +29,7 @@ def choose_header(rows: list[list[str]], source: Source) -> HeaderChoice | None:
 def _first_rows_text(rows) -> str:
     """What a row holds, for a message: its first non-blank cells."""
     vals = [c for c in rows if c][:6]
-    return "、".join(repr(v[:20]) for v in vals) if vals else "nothing"
+    return "、".join(repr(v[:20]) for v in vals) if vals else _("nothing")
 
 
 def header_finder(wanted: set[str]):
@@ -60,6 +61,8 @@ def _source_chooser(source: Source):
             return None
         if required <= c.fields or len(c.fields) >= n:
             return c
-        return f"no header row of {source.name} in its first rows (best: row {c.k + 1}, {_first_rows_text(c.cells)})"
+        return _("no header row of {source} in its first rows (best: row {row}, {cells})").format(
+            source=source.name, row=c.k + 1, cells=_first_rows_text(c.cells)
+        )
 
     return choose

@@ -24,6 +24,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..core.errors import FileProblem
+from ..core.i18n import _
 from .base import limits
 from .sniff import SPREADSHEETML_NS
 from .text import _decode
@@ -43,7 +44,7 @@ def _problem(path: Path, what: str) -> FileProblem:
     return FileProblem(
         path,
         what,
-        "It is not a normal department export; open it in Excel, keep only the list and save it as .xlsx.",
+        _("It is not a normal department export; open it in Excel, keep only the list and save it as .xlsx."),
     )
 
 
@@ -64,7 +65,10 @@ class _Grid:
         hold "" (so that later cells skip them) until :meth:`done`."""
         if c + across >= self.max_cols:
             raise _problem(
-                self.path, f"a value in column {c + across + 1} (more than {self.max_cols} columns)"
+                self.path,
+                _("a value in column {column} (more than {limit} columns)").format(
+                    column=c + across + 1, limit=self.max_cols
+                ),
             )
         rows = self.sheet.rows
         self.width = max(self.width, c + across + 1)
@@ -72,7 +76,9 @@ class _Grid:
         if self.cells > self.max_cells or (r + down + 1) * self.width > self.max_cells:
             raise _problem(
                 self.path,
-                f"its table spans {r + down + 1:,} rows × {self.width:,} columns, far more than it holds",
+                _("its table spans {rows:,} rows × {columns:,} columns, far more than it holds").format(
+                    rows=r + down + 1, columns=self.width
+                ),
             )
         while len(rows) <= r + down:
             rows.append([])
@@ -214,7 +220,7 @@ def read_spreadsheetml(path: Path, data: bytes) -> list[MarkupSheet]:
     """The worksheets of a SpreadsheetML 2003 file. A DOCTYPE (entities, external references) is
     refused before parsing."""
     if re.search(rb"<!DOCTYPE|<!ENTITY", data[: 1 << 20], re.IGNORECASE) or b"<!ENTITY" in data:
-        raise _problem(path, "the XML file declares a DOCTYPE or entities, which this tool does not read")
+        raise _problem(path, _("the XML file declares a DOCTYPE or entities, which this tool does not read"))
     sheets: list[MarkupSheet] = []
     state: dict = {"grid": None, "r": -1, "c": 0, "cell": None, "text": None}
 
@@ -273,15 +279,15 @@ def read_spreadsheetml(path: Path, data: bytes) -> list[MarkupSheet]:
     except xml.parsers.expat.ExpatError as e:
         raise FileProblem(
             path,
-            f"the XML spreadsheet is damaged ({xml.parsers.expat.ErrorString(e.code)})",
-            "Open it in Excel and save it again as .xlsx, or ask for a new export.",
+            _("the XML spreadsheet is damaged ({error})").format(error=xml.parsers.expat.ErrorString(e.code)),
+            _("Open it in Excel and save it again as .xlsx, or ask for a new export."),
             row=e.lineno,
         ) from None
     return sheets
 
 
 def _refuse_doctype(path: Path):
-    raise _problem(path, "the XML file declares a DOCTYPE or entities, which this tool does not read")
+    raise _problem(path, _("the XML file declares a DOCTYPE or entities, which this tool does not read"))
 
 
 def _int(v: str | None) -> int:
@@ -300,11 +306,14 @@ def markup_sheets(path: Path, fmt: str) -> tuple[list[MarkupSheet], str]:
     cap = limits()["max_unpacked_mb"] * (1 << 20)
     if size > cap:
         raise _problem(
-            path, f"the file is {size / (1 << 20):,.0f} MB (limit {limits()['max_unpacked_mb']} MB)"
+            path,
+            _("the file is {mb:,.0f} MB (limit {limit} MB)").format(
+                mb=size / (1 << 20), limit=limits()["max_unpacked_mb"]
+            ),
         )
     data = path.read_bytes()
     if not data.strip():
-        raise FileProblem(path, "the file is empty", "Ask the department to export it again.")
+        raise FileProblem(path, _("the file is empty"), _("Ask the department to export it again."))
     if fmt == "xml":
         return read_spreadsheetml(path, data), "utf-8"
     return read_html(path, data)

@@ -7,12 +7,17 @@ from pathlib import Path
 import polars as pl
 
 from ..core.errors import FileProblem
+from ..core.i18n import _
 from .base import _reraise_interrupts, limits
 
 
 def _unreadable(path: Path, e: BaseException) -> FileProblem:
     _reraise_interrupts(e)
-    return FileProblem(path, f"the Parquet file cannot be read ({type(e).__name__})", "Ask for a new export.")
+    return FileProblem(
+        path,
+        _("the Parquet file cannot be read ({error})").format(error=type(e).__name__),
+        _("Ask for a new export."),
+    )
 
 
 def check_parquet_bounds(path: Path) -> None:
@@ -27,23 +32,30 @@ def check_parquet_bounds(path: Path) -> None:
         unpacked = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
     except BaseException as e:  # pyarrow's errors for a damaged footer
         raise _unreadable(path, e) from None
-    too_big = "Check it is the right file; an extract that large should be split by street."
+    too_big = _("Check it is the right file; an extract that large should be split by street.")
     if rows > lim["max_parquet_rows"]:
         raise FileProblem(
-            path, f"the Parquet file declares {rows:,} rows (more than {lim['max_parquet_rows']:,})", too_big
+            path,
+            _("the Parquet file declares {rows:,} rows (more than {limit:,})").format(
+                rows=rows, limit=lim["max_parquet_rows"]
+            ),
+            too_big,
         )
     if unpacked > lim["max_parquet_mb"] * (1 << 20):
         raise FileProblem(
             path,
-            f"the Parquet file declares {unpacked / (1 << 20):,.0f} MB of data unpacked "
-            f"(more than {lim['max_parquet_mb']:g} MB)",
+            _("the Parquet file declares {mb:,.0f} MB of data unpacked (more than {limit:g} MB)").format(
+                mb=unpacked / (1 << 20), limit=lim["max_parquet_mb"]
+            ),
             too_big,
         )
     if cols > lim["max_columns"]:
         raise FileProblem(
             path,
-            f"the Parquet file has {cols:,} columns (more than {lim['max_columns']})",
-            "This is not an extract as departments export them; ask for the file again.",
+            _("the Parquet file has {columns:,} columns (more than {limit})").format(
+                columns=cols, limit=lim["max_columns"]
+            ),
+            _("This is not an extract as departments export them; ask for the file again."),
         )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..core.config import Source, load_sources
 from ..core.errors import FileProblem, KuomianError
+from ..core.i18n import _
 from ..core.ids import redact_ids
 from .base import FileInfo, file_rules
 from .headers import choose_header
@@ -39,7 +40,9 @@ def not_files(sources_dir: Path) -> list[tuple[Path, str]]:
 
 def _entries(sources_dir: Path) -> list[tuple[Path, str | None]]:
     if not sources_dir.is_dir():
-        raise KuomianError(f"{sources_dir}: no such folder. Give the folder that holds the extracts.")
+        raise KuomianError(
+            _("{folder}: no such folder. Give the folder that holds the extracts.").format(folder=sources_dir)
+        )
     out: list[tuple[Path, str | None]] = []
     for p in sorted(sources_dir.iterdir()):
         if p.name.startswith((".", "~$")):
@@ -67,9 +70,15 @@ def _entries(sources_dir: Path) -> list[tuple[Path, str | None]]:
 def _not_read(p: Path, kind: str) -> FileInfo:
     """A FileInfo for a subfolder or something that is not a regular file."""
     if kind == "a subfolder":
-        problem = "a subfolder: not read (only the files directly in the sources folder are extracts)"
+        problem = _("a subfolder: not read (only the files directly in the sources folder are extracts)")
         return FileInfo(p, None, "not read", problem=problem, shown_as=redact_ids(p.name) + "/")
-    return FileInfo(p, None, "not read", problem=f"{kind}, not a regular file: never opened")
+    problem = {
+        "a broken link": _("a broken link, not a regular file: never opened"),
+        "a named pipe (FIFO)": _("a named pipe (FIFO), not a regular file: never opened"),
+        "a socket": _("a socket, not a regular file: never opened"),
+        "a device": _("a device, not a regular file: never opened"),
+    }.get(kind, _("not a regular file, not a regular file: never opened"))
+    return FileInfo(p, None, "not read", problem=problem)
 
 
 def _copies(files: list[Path], overrides: dict[Path, str]) -> tuple[dict[Path, Path], dict[Path, str]]:
@@ -112,13 +121,13 @@ def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
         check_text_bounds(path)
         data = path.read_bytes()
         if not data.strip():
-            raise FileProblem(path, "the file is empty", "Ask the department to export it again.")
-        text, _ = text_of(path, data)
+            raise FileProblem(path, _("the file is empty"), _("Ask the department to export it again."))
+        text, _encoding = text_of(path, data)
         first = text[: text.find("\n")] if "\n" in text else text
         records = _csv_records(path, text, _sniff_delimiter(first[:100_000], path), n)[0]
         heads.append([[unwrap_text_formula(c) for c in r] for r in records])
     elif fmt == "parquet":
-        header, _ = read_parquet(path)
+        header, _body = read_parquet(path)
         heads.append([header])
     else:  # every sheet's first rows, as the reader sees them (merged ranges filled)
 
@@ -145,13 +154,21 @@ def parse_overrides(pairs: list[str]) -> dict[Path, str]:
     out: dict[Path, str] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise KuomianError(f"--source {pair!r}: write it as NAME=PATH, e.g. --source tax=纳税2025.xlsx.")
+            raise KuomianError(
+                _("--source {pair!r}: write it as NAME=PATH, e.g. --source tax=纳税2025.xlsx.").format(
+                    pair=pair
+                )
+            )
         name, path = pair.split("=", 1)
         if name not in sources:
-            raise KuomianError(f"--source {pair!r}: unknown source {name!r}. Known: {', '.join(sources)}.")
+            raise KuomianError(
+                _("--source {pair!r}: unknown source {name!r}. Known: {known}.").format(
+                    pair=pair, name=name, known=", ".join(sources)
+                )
+            )
         p = Path(path).expanduser().resolve()
         if not p.is_file():
-            raise KuomianError(f"--source {pair!r}: {path} is not a file.")
+            raise KuomianError(_("--source {pair!r}: {path} is not a file.").format(pair=pair, path=path))
         out[p] = name
     return out
 
@@ -178,23 +195,31 @@ def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> li
         first = copy_of.get(p) or copy_of.get(rp)
         if first is not None:
             shown = redact_ids(first.name if first.parent == p.parent else str(first))
-            infos.append(FileInfo(p, None, "copy", problem=f"a copy of {shown} (the same content): not read"))
+            problem = _("a copy of {file} (the same content): not read").format(file=shown)
+            infos.append(FileInfo(p, None, "copy", problem=problem))
             continue
         hits = sources_by_glob(p.name, sources)
         if p.suffix.lower() not in READABLE:
             kind = file_rules()["cannot_read"].get(p.suffix.lower())
             if kind and (hits or rp in overrides):
                 _refuse_unreadable(p)
-            what = f"{kind} file" if kind else f"{p.suffix or 'no extension'}"
-            infos.append(FileInfo(p, None, "ignored", problem=f"not an extract ({what})"))
+            if kind:
+                problem = _("not an extract ({kind} file)").format(kind=kind)
+            elif p.suffix:
+                problem = _("not an extract ({extension})").format(extension=p.suffix)
+            else:
+                problem = _("not an extract (no extension)")
+            infos.append(FileInfo(p, None, "ignored", problem=problem))
             continue
         if rp in overrides:
             infos.append(FileInfo(p, overrides[rp], "override"))
             continue
         if len(hits) > 1:
             raise KuomianError(
-                f"{p}: the file name fits more than one source ({', '.join(hits)}). "
-                f"Rename the file or say which it is with --source {hits[0]}={p}."
+                _(
+                    "{path}: the file name fits more than one source ({sources}). "
+                    "Rename the file or say which it is with --source {first}={path}."
+                ).format(path=p, sources=", ".join(hits), first=hits[0])
             )
         if hits:
             infos.append(FileInfo(p, hits[0], "glob"))
@@ -202,12 +227,15 @@ def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> li
         try:
             hits = sources_in_file(p, sources)
         except FileProblem:
-            infos.append(FileInfo(p, None, "unrecognised", problem="unreadable, and its name fits no source"))
+            problem = _("unreadable, and its name fits no source")
+            infos.append(FileInfo(p, None, "unrecognised", problem=problem))
             continue
         if len(hits) > 1:
             raise KuomianError(
-                f"{p}: the headers fit more than one source ({', '.join(hits)}). "
-                f"Say which it is with --source {hits[0]}={p}."
+                _(
+                    "{path}: the headers fit more than one source ({sources}). "
+                    "Say which it is with --source {first}={path}."
+                ).format(path=p, sources=", ".join(hits), first=hits[0])
             )
         infos.append(FileInfo(p, hits[0] if hits else None, "headers" if hits else "unrecognised"))
     for rp, name in overrides.items():

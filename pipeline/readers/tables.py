@@ -9,6 +9,7 @@ import polars as pl
 
 from ..core.config import Field, Source
 from ..core.errors import FileProblem
+from ..core.i18n import _
 from .base import ROW_COL, HeaderChoice, ReadResult, Table, file_rules
 from .bounds import _check_cells
 from .headers import header_finder
@@ -38,13 +39,17 @@ def read_tables(path: Path, choose=None, source: Source | None = None) -> ReadRe
         tables, skipped = grid_tables(path, (_markup_grid(i, s) for i, s in enumerate(sheets)), choose)
         parts = None
         if not sheets:
-            skipped = [(0, "", "empty")]
+            skipped = [(0, "", _("empty"))]
         reader = None
     elif "." + fmt in WORKBOOK_FORMATS:
         enc = ""
         tables, skipped, reader, parts = workbook_tables(path, choose, fmt)
     else:
-        raise FileProblem(path, f"files of type {path.suffix} are not read", "Save it as .xlsx or .csv.")
+        raise FileProblem(
+            path,
+            _("files of type {extension} are not read").format(extension=path.suffix),
+            _("Save it as .xlsx or .csv."),
+        )
     for t in tables:
         _check_cells(path, t)
     return ReadResult(fmt, enc, tables, skipped, reader, parts)
@@ -62,8 +67,10 @@ def _refuse_unreadable(path: Path) -> None:
     if kind:
         raise FileProblem(
             path,
-            f"this is a {kind} file ({path.suffix}), which this tool cannot read",
-            "Open it and save it as .xlsx (Excel workbook), then run again.",
+            _("this is a {kind} file ({extension}), which this tool cannot read").format(
+                kind=kind, extension=path.suffix
+            ),
+            _("Open it and save it as .xlsx (Excel workbook), then run again."),
         )
 
 
@@ -83,8 +90,8 @@ def read_every(
     if not res.tables:
         raise FileProblem(
             path,
-            "no sheet holds the expected column headers" if wanted else "the workbook is empty",
-            "Use the file the tool wrote and keep its header row as it is.",
+            _("no sheet holds the expected column headers") if wanted else _("the workbook is empty"),
+            _("Use the file the tool wrote and keep its header row as it is."),
         )
     bodies = [
         (

@@ -14,6 +14,7 @@ import polars as pl
 
 from ..core.config import Source
 from ..core.errors import FileProblem
+from ..core.i18n import _
 from .base import Table, _footer_re, _reraise_interrupts, file_rules, limits
 from .headers import choose_header
 
@@ -26,15 +27,15 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
         except UnicodeDecodeError:
             raise FileProblem(
                 path,
-                "the file starts with a UTF-8 marker (BOM) but its content is not UTF-8",
-                "Open it in Excel and save it again as 'CSV UTF-8', or as .xlsx.",
+                _("the file starts with a UTF-8 marker (BOM) but its content is not UTF-8"),
+                _("Open it in Excel and save it again as 'CSV UTF-8', or as .xlsx."),
             ) from None
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             raise FileProblem(
-                path, "the file claims UTF-16 but cannot be decoded", "Save it again as .xlsx."
+                path, _("the file claims UTF-16 but cannot be decoded"), _("Save it again as .xlsx.")
             ) from None
     if b"\x00" in data:
         _reject_binary(path, data)
@@ -50,8 +51,8 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
             raise _cut_in_a_character(path, data) from None
         raise FileProblem(
             path,
-            "the file is neither UTF-8 nor GBK/GB18030 text (an encoding this tool does not read)",
-            "Open it in Excel and save it as .xlsx or 'CSV UTF-8'.",
+            _("the file is neither UTF-8 nor GBK/GB18030 text (an encoding this tool does not read)"),
+            _("Open it in Excel and save it as .xlsx or 'CSV UTF-8'."),
         ) from None
 
 
@@ -59,8 +60,8 @@ def _cut_in_a_character(path: Path, data: bytes) -> FileProblem:
     """Valid text up to a character cut in half at the very end: a truncated copy."""
     return FileProblem(
         path,
-        "the file looks cut off (it ends in the middle of a character)",
-        "The export or copy was interrupted; export the file again.",
+        _("the file looks cut off (it ends in the middle of a character)"),
+        _("The export or copy was interrupted; export the file again."),
         row=data.count(b"\n") + (0 if data.endswith(b"\n") else 1),
     )
 
@@ -69,19 +70,21 @@ def _reject_binary(path: Path, data: bytes) -> NoReturn:
     """Text never holds NUL bytes: UTF-16 without its BOM, a workbook named .csv, or a damaged file."""
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
         raise FileProblem(
-            path, "the file is an Excel workbook, not CSV text", "Rename it to .xlsx (or .xls) and run again."
+            path,
+            _("the file is an Excel workbook, not CSV text"),
+            _("Rename it to .xlsx (or .xls) and run again."),
         )
     even, odd = data[0::2].count(0), data[1::2].count(0)
     if max(even, odd) > 4 * min(even, odd):
         raise FileProblem(
             path,
-            "the file is UTF-16 text without a byte-order mark (an encoding this tool does not read)",
-            "Open it in Excel and save it as .xlsx or 'CSV UTF-8'.",
+            _("the file is UTF-16 text without a byte-order mark (an encoding this tool does not read)"),
+            _("Open it in Excel and save it as .xlsx or 'CSV UTF-8'."),
         )
     raise FileProblem(
         path,
-        "the file holds binary data (NUL bytes), not text: it is damaged or not a CSV",
-        "Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export.",
+        _("the file holds binary data (NUL bytes), not text: it is damaged or not a CSV"),
+        _("Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export."),
     )
 
 
@@ -101,8 +104,10 @@ def check_text_bounds(path: Path) -> None:
     if size > lim["max_text_mb"] * (1 << 20):
         raise FileProblem(
             path,
-            f"the file is {size / (1 << 20):,.0f} MB, more than the {lim['max_text_mb']:g} MB a text extract may be",
-            "Check it is the right file; a list this long should come as .xlsx, or split by street.",
+            _("the file is {mb:,.0f} MB, more than the {limit:g} MB a text extract may be").format(
+                mb=size / (1 << 20), limit=lim["max_text_mb"]
+            ),
+            _("Check it is the right file; a list this long should come as .xlsx, or split by street."),
         )
     cap = int(lim["max_line_mb"] * (1 << 20))
     step = max(1, min(1 << 20, cap))  # a line wholly inside one piece is shorter than the cap
@@ -118,9 +123,13 @@ def check_text_bounds(path: Path) -> None:
             if since > cap:
                 raise FileProblem(
                     path,
-                    f"a line longer than {lim['max_line_mb']:g} MB (no line break in it)",
-                    "This is not an extract as departments export them; check it is the right file "
-                    "and export it again as .xlsx.",
+                    _("a line longer than {limit:g} MB (no line break in it)").format(
+                        limit=lim["max_line_mb"]
+                    ),
+                    _(
+                        "This is not an extract as departments export them; check it is the right file "
+                        "and export it again as .xlsx."
+                    ),
                     row=line,
                 )
             if first >= 0:
@@ -189,8 +198,10 @@ def _csv_records(path: Path, text: str, delim: str, n: int) -> tuple[list[list[s
             if len(rec) > limits()["max_columns"]:
                 raise FileProblem(
                     path,
-                    f"this row has {len(rec)} values (more than {limits()['max_columns']} columns)",
-                    "This is not an extract as departments export them; ask for the file again as .xlsx.",
+                    _("this row has {values} values (more than {limit} columns)").format(
+                        values=len(rec), limit=limits()["max_columns"]
+                    ),
+                    _("This is not an extract as departments export them; ask for the file again as .xlsx."),
                     row=reader.line_num,
                 )
             records.append([c.strip() for c in rec])
@@ -207,11 +218,13 @@ def _unclosed_quote(path: Path, row: int, e: csv.Error) -> FileProblem:
     (which swallows the rest of the file) when the field spans lines."""
     return FileProblem(
         path,
-        f'a cell starting in this row is longer than {limits()["max_cell_mb"]:g} MB: a quote (") opened '
-        "here is never closed, or the cell really is that long"
+        _(
+            'a cell starting in this row is longer than {limit:g} MB: a quote (") opened '
+            "here is never closed, or the cell really is that long"
+        ).format(limit=limits()["max_cell_mb"])
         if "field larger" in str(e)
-        else f"this row cannot be read as CSV ({e})",
-        "Open the file in Excel, check this row and save it again as .xlsx or 'CSV UTF-8'.",
+        else _("this row cannot be read as CSV ({error})").format(error=e),
+        _("Open the file in Excel, check this row and save it again as .xlsx or 'CSV UTF-8'."),
         row=row,
     )
 
@@ -222,7 +235,7 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
     check_text_bounds(path)
     data = path.read_bytes()
     if not data.strip():
-        raise FileProblem(path, "the file is empty", "Ask the department to export it again.")
+        raise FileProblem(path, _("the file is empty"), _("Ask the department to export it again."))
     text, encoding = text_of(path, data)
     del data
     first_line = text[: text.find("\n")] if "\n" in text else text
@@ -241,7 +254,7 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
     width = len(header)
     # the text after the header row
     pos = 0
-    for _ in range(header_line):
+    for _line in range(header_line):
         nxt = text.find("\n", pos)
         if nxt < 0:
             pos = len(text)
@@ -259,8 +272,10 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
         if len(last) < width and footer is None:
             raise FileProblem(
                 path,
-                f"the file looks cut off: its last line has {len(last)} of {width} columns",
-                "The export or copy was interrupted; export the file again.",
+                _("the file looks cut off: its last line has {values} of {width} columns").format(
+                    values=len(last), width=width
+                ),
+                _("The export or copy was interrupted; export the file again."),
                 row=header_line + body_text.count("\n") + 1,
             )
     if not body_text.strip():
@@ -293,8 +308,10 @@ def _csv_slow_problem(path: Path, body_text: str, delim: str, width: int, header
             if len(r) > width and any(c.strip() for c in r[width:]):
                 return FileProblem(
                     path,
-                    f"this row has {len(r)} values but the header has {width} columns",
-                    "Check for a stray comma or a shifted column, fix the row and run again.",
+                    _("this row has {values} values but the header has {width} columns").format(
+                        values=len(r), width=width
+                    ),
+                    _("Check for a stray comma or a shifted column, fix the row and run again."),
                     row=header_line + start,
                 )
             if spanning is None and reader.line_num > start:
@@ -305,11 +322,11 @@ def _csv_slow_problem(path: Path, body_text: str, delim: str, width: int, header
     if spanning is not None:
         return FileProblem(
             path,
-            'a quote (") opened in this row is not closed on its line (it runs over the next lines)',
-            "Open the file in Excel, check this row and save it again as .xlsx or 'CSV UTF-8'.",
+            _('a quote (") opened in this row is not closed on its line (it runs over the next lines)'),
+            _("Open the file in Excel, check this row and save it again as .xlsx or 'CSV UTF-8'."),
             row=header_line + spanning,
         )
-    return FileProblem(path, "the CSV cannot be parsed", "Open it in Excel and save it again as .xlsx.")
+    return FileProblem(path, _("the CSV cannot be parsed"), _("Open it in Excel and save it again as .xlsx."))
 
 
 def read_csv(path: Path) -> tuple[list[str], pl.DataFrame, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from ..core.errors import FileProblem
+from ..core.i18n import _
 from .base import Table, _cell_text, _reraise_interrupts, file_rules
 from .biff import xls_merges
 from .bounds import _check_width, check_workbook_bounds
@@ -105,12 +106,15 @@ def _number_cells_by_type(reader, path: Path, sheet: int, col: int) -> set[int]:
 
 def _workbook_problem(path: Path, e: BaseException, sheet: str | None = None) -> FileProblem:
     _reraise_interrupts(e)
-    where = f"sheet {sheet!r}: " if sheet else ""
+    problem = _(
+        "the workbook cannot be read ({error}: it is damaged, truncated or not really a spreadsheet)"
+    ).format(error=type(e).__name__)
+    if sheet:
+        problem = _("sheet {sheet!r}: {problem}").format(sheet=sheet, problem=problem)
     return FileProblem(
         path,
-        f"{where}the workbook cannot be read ({type(e).__name__}: it is damaged, truncated or not really "
-        "a spreadsheet)",
-        "Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export.",
+        problem,
+        _("Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export."),
     )
 
 
@@ -121,7 +125,7 @@ def open_workbook(path: Path, fmt: str | None = None, merges: dict | None = None
     import fastexcel
 
     if path.stat().st_size == 0:
-        raise FileProblem(path, "the file is empty (0 bytes)", "Ask the department to export it again.")
+        raise FileProblem(path, _("the file is empty (0 bytes)"), _("Ask the department to export it again."))
     fmt = fmt or path.suffix.lower().lstrip(".")
     check_workbook_bounds(path, fmt, merges)
     try:
@@ -174,7 +178,7 @@ def workbook_tables(
         def sheets():
             for i, name in enumerate(reader.sheet_names):
                 if i in charts:
-                    yield i, name, "a chart", 0, None, []
+                    yield i, name, _("a chart"), 0, None, []
                     continue
                 grid, offset = read_sheet_grid(reader, path, i, name)
                 part = parts.part(i) if parts else None
@@ -209,12 +213,12 @@ def grid_tables(path: Path, sheets, choose) -> tuple[list[Table], list[tuple[int
             continue
         _check_width(path, grid, name)
         if grid.height == 0 or grid.width == 0:
-            skipped.append((i, name, "empty"))
+            skipped.append((i, name, _("empty")))
             continue
         head = [[_cell_text(v) for v in r] for r in grid.head(n).rows()]
         choice = choose(head)
         if choice is None:
-            skipped.append((i, name, "no header row recognised in its first rows"))
+            skipped.append((i, name, _("no header row recognised in its first rows")))
             continue
         if isinstance(choice, str):  # a reason to skip it
             skipped.append((i, name, choice))

@@ -16,6 +16,7 @@ import struct
 from pathlib import Path
 
 from ..core.errors import FileProblem
+from ..core.i18n import _
 
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENDOFCHAIN = 0xFFFFFFFE
@@ -38,19 +39,21 @@ class Damaged(Exception):
 
 
 def damaged(path: Path, what: str, sheet: str | None = None) -> FileProblem:
-    where = f"sheet {sheet!r}: " if sheet else ""
+    problem = (
+        _("sheet {sheet!r}: the workbook is damaged ({what})").format(sheet=sheet, what=what)
+        if sheet
+        else _("the workbook is damaged ({what})").format(what=what)
+    )
     return FileProblem(
-        path,
-        f"{where}the workbook is damaged ({what})",
-        "Open it in Excel or WPS and save it again (as .xlsx), or ask for a new export.",
+        path, problem, _("Open it in Excel or WPS and save it again (as .xlsx), or ask for a new export.")
     )
 
 
 def too_many_sheets(path: Path, n: int, limit: int) -> FileProblem:
     return FileProblem(
         path,
-        f"the workbook has {n:,} sheets (more than {limit:,})",
-        "No department exports that many; keep the sheets of the list and save it again as .xlsx.",
+        _("the workbook has {n:,} sheets (more than {limit:,})").format(n=n, limit=limit),
+        _("No department exports that many; keep the sheets of the list and save it again as .xlsx."),
     )
 
 
@@ -60,35 +63,37 @@ class _Compound:
     def __init__(self, data: bytes):
         self.data = data
         if len(data) < 512 or not data.startswith(OLE_SIGNATURE):
-            raise Damaged("it is not a complete OLE compound file")
+            raise Damaged(_("it is not a complete OLE compound file"))
         shift, mini_shift = struct.unpack_from("<HH", data, 30)
         if shift not in (9, 12) or mini_shift != 6:
-            raise Damaged(f"sector sizes 2^{shift} / 2^{mini_shift}")
+            raise Damaged(
+                _("sector sizes 2^{shift} / 2^{mini_shift}").format(shift=shift, mini_shift=mini_shift)
+            )
         self.ssz = 1 << shift
         # sectors wholly or partly inside the file (sector i starts at (i + 1) * ssz)
         self.nsectors = max(0, (len(data) - 1) // self.ssz)  # the header counts as one sector
         fat_len, self.dir_start = struct.unpack_from("<II", data, 44)
         self.mini_fat_start, self.mini_fat_len, difat_start, difat_len = struct.unpack_from("<IIII", data, 60)
         if fat_len > self.nsectors or self.mini_fat_len > self.nsectors or difat_len > self.nsectors:
-            raise Damaged("its header counts more sectors than the file holds")
+            raise Damaged(_("its header counts more sectors than the file holds"))
         # calamine reserves its sector list by a u32 read across the mini FAT's start and length
         # (header bytes 62..66): a mini FAT of 256 or more sectors would make it ask for gigabytes.
         # An .xls keeps only a few small streams in its mini stream (a handful of sectors).
         if self.mini_fat_len >= 256:
-            raise Damaged("its header counts more mini FAT sectors than a workbook has")
+            raise Damaged(_("its header counts more mini FAT sectors than a workbook has"))
         per = self.ssz // 4
         difat = list(struct.unpack_from("<109I", data, 76))
         sid, seen = difat_start, set[int]()
         while sid < _RESERVED:
             if sid in seen or len(seen) >= self.nsectors:
-                raise Damaged("a loop in its sector allocation table")
+                raise Damaged(_("a loop in its sector allocation table"))
             seen.add(sid)
             entries = struct.unpack_from(f"<{per}I", self.sector(sid))
             difat.extend(entries[:-1])
             sid = entries[-1]
         fat_ids = [i for i in difat if i < _DIFSECT]
         if len(fat_ids) > self.nsectors or len(set(fat_ids)) != len(fat_ids):
-            raise Damaged("its sector allocation table lists sectors twice or past the file")
+            raise Damaged(_("its sector allocation table lists sectors twice or past the file"))
         fat: list[int] = []
         for i in fat_ids:
             fat.extend(struct.unpack_from(f"<{per}I", self.sector(i)))
@@ -96,7 +101,7 @@ class _Compound:
         dirs = self.chain(self.dir_start, self.fat, self.ssz, self.nsectors, None)
         self.entries = [dirs[i : i + 128] for i in range(0, len(dirs) - 127, 128)]
         if not self.entries:
-            raise Damaged("its directory is empty")
+            raise Damaged(_("its directory is empty"))
         self.mini = b""
         self.mini_fat: list[int] = []
         if self.mini_fat_len > 0:
@@ -110,14 +115,14 @@ class _Compound:
     def sector(self, sid: int) -> bytes:
         start = (sid + 1) * self.ssz
         if sid >= self.nsectors or start >= len(self.data):
-            raise Damaged("a sector past the end of the file")
+            raise Damaged(_("a sector past the end of the file"))
         return self.data[start : start + self.ssz]
 
     def _start_len(self, entry: bytes) -> tuple[int, int]:
         start = struct.unpack_from("<I", entry, 116)[0]
         size = struct.unpack_from("<I" if self.ssz == 512 else "<Q", entry, 120)[0]
         if size > len(self.data):
-            raise Damaged("a stream larger than the file")
+            raise Damaged(_("a stream larger than the file"))
         return start, size
 
     def chain(self, sid: int, fat: list[int], size: int, count: int, length: int | None) -> bytes:
@@ -126,19 +131,19 @@ class _Compound:
         out, seen = bytearray(), set[int]()
         while sid != _ENDOFCHAIN and (length is None or len(out) < length):
             if sid in seen or sid >= count or sid >= len(fat):
-                raise Damaged("a broken chain of sectors (a loop, or a sector past the file)")
+                raise Damaged(_("a broken chain of sectors (a loop, or a sector past the file)"))
             seen.add(sid)
             if size == self.ssz:
                 out += self.sector(sid)
             else:
                 piece = self.mini[sid * size : (sid + 1) * size]
                 if not piece:
-                    raise Damaged("a mini sector past the mini stream")
+                    raise Damaged(_("a mini sector past the mini stream"))
                 out += piece
             sid = fat[sid]
         if length is not None:
             if len(out) < length:
-                raise Damaged("a stream longer than its sectors")
+                raise Damaged(_("a stream longer than its sectors"))
             del out[length:]
         return bytes(out)
 
@@ -164,11 +169,11 @@ def _records(stream: bytes, pos: int):
     n, unpack = len(stream), _HH.unpack_from
     while pos < n:
         if pos + 4 > n:
-            raise Damaged("a record cut off at the end of the workbook stream")
+            raise Damaged(_("a record cut off at the end of the workbook stream"))
         typ, length = unpack(stream, pos)
         start, pos = pos + 4, pos + 4 + length
         if pos > n:
-            raise Damaged("a record longer than the workbook stream")
+            raise Damaged(_("a record longer than the workbook stream"))
         yield typ, start, pos
 
 
@@ -190,7 +195,7 @@ def _sheets(stream: bytes) -> list[tuple[int, str]]:
         if typ == _BOUNDSHEET and end - start >= 8:
             pos = struct.unpack_from("<I", stream, start)[0]
             if pos >= len(stream):
-                raise Damaged("a sheet that starts past the end of the workbook stream")
+                raise Damaged(_("a sheet that starts past the end of the workbook stream"))
             out.append((pos, _sheet_name(stream[start:end])))
     return out
 
@@ -205,7 +210,11 @@ def _sheet_name(data: bytes) -> str:
 
 
 def _outside(col: int) -> Damaged:
-    return Damaged(f"a cell in column {col + 1}, past the {BIFF8_COLS} columns of an .xls")
+    return Damaged(
+        _("a cell in column {column}, past the {limit} columns of an .xls").format(
+            column=col + 1, limit=BIFF8_COLS
+        )
+    )
 
 
 def _check_sheet(stream: bytes, pos: int, budget: int) -> int:
@@ -217,17 +226,17 @@ def _check_sheet(stream: bytes, pos: int, budget: int) -> int:
     unpack, n = _HH.unpack_from, len(stream)
     while pos < n:  # _records, inlined: this loop runs once per cell
         if pos + 4 > n:
-            raise Damaged("a record cut off at the end of the workbook stream")
+            raise Damaged(_("a record cut off at the end of the workbook stream"))
         typ, length = unpack(stream, pos)
         start = pos + 4
         end = pos = start + length
         if end > n:
-            raise Damaged("a record longer than the workbook stream")
+            raise Damaged(_("a record longer than the workbook stream"))
         if typ == _EOF:
             break
         if typ in _CELLS or typ == _BLANK:
             if end - start < 4:
-                raise Damaged("a cell record too short to hold its position")
+                raise Damaged(_("a cell record too short to hold its position"))
             row, col = unpack(stream, start)
             if col >= BIFF8_COLS:
                 raise _outside(col)
@@ -244,39 +253,49 @@ def _check_sheet(stream: bytes, pos: int, budget: int) -> int:
         elif typ in (_MULRK, _MULBLANK):
             end = _joined_end(stream, end)  # the next record is read from ``pos`` all the same
             if end - start < 6:
-                raise Damaged("a cell record too short to hold its position")
+                raise Damaged(_("a cell record too short to hold its position"))
             row, first = unpack(stream, start)
             last = struct.unpack_from("<H", stream, end - 2)[0]
             if first > last or last >= BIFF8_COLS:
-                raise Damaged(f"cells from column {first + 1} to {last + 1}")
+                raise Damaged(_("cells from column {first} to {last}").format(first=first + 1, last=last + 1))
             if typ == _MULRK:
                 lo_r, hi_r = min(lo_r, row), max(hi_r, row)
                 lo_c, hi_c = min(lo_c, first), max(hi_c, last)
         elif typ == _ROW:
             if end - start < 6:
-                raise Damaged("a ROW record too short")
+                raise Damaged(_("a ROW record too short"))
             first, last = unpack(stream, start + 2)
             if first > last or last > BIFF8_COLS:
-                raise Damaged(f"a row declared over columns {first + 1} to {last}")
+                raise Damaged(
+                    _("a row declared over columns {first} to {last}").format(first=first + 1, last=last)
+                )
         elif typ == _DIMENSIONS:
             if end - start >= 14:
                 r0, r1, c0, c1 = struct.unpack_from("<IIHH", stream, start)
             elif end - start >= 8:
                 r0, r1, c0, c1 = struct.unpack_from("<HHHH", stream, start)
             else:
-                raise Damaged("a DIMENSIONS record too short")
+                raise Damaged(_("a DIMENSIONS record too short"))
             if r1 > BIFF8_ROWS or c1 > BIFF8_COLS or r0 > r1 or c0 > c1:
-                raise Damaged(f"the sheet declares rows {r0 + 1} to {r1} and columns {c0 + 1} to {c1}")
+                raise Damaged(
+                    _("the sheet declares rows {r0} to {r1} and columns {c0} to {c1}").format(
+                        r0=r0 + 1, r1=r1, c0=c0 + 1, c1=c1
+                    )
+                )
             if (r1 - r0) * (c1 - c0) > budget:
                 raise Damaged(
-                    f"the sheet declares {r1 - r0:,} rows × {c1 - c0:,} columns, far more than it holds"
+                    _(
+                        "the sheet declares {rows:,} rows × {columns:,} columns, far more than it holds"
+                    ).format(rows=r1 - r0, columns=c1 - c0)
                 )
     if hi_r < 0:
         return 0
     rows, cols = hi_r - lo_r + 1, hi_c - lo_c + 1
     if rows * cols > budget:
         raise Damaged(
-            f"its cells are spread over {rows:,} rows × {cols:,} columns, far more than the values it holds"
+            _(
+                "its cells are spread over {rows:,} rows × {columns:,} columns, far more than the values it holds"
+            ).format(rows=rows, columns=cols)
         )
     return rows * cols
 
@@ -307,10 +326,12 @@ def check_xls(path: Path, data: bytes, cells_per_byte: float, max_sheets: int) -
             total += _check_sheet(stream, pos, budget)
             if total > budget:
                 raise Damaged(
-                    f"with this sheet the workbook's cells are spread over {total:,} cells, "
-                    "far more than the values it holds"
+                    _(
+                        "with this sheet the workbook's cells are spread over {total:,} cells, "
+                        "far more than the values it holds"
+                    ).format(total=total)
                 )
     except Damaged as e:
         raise damaged(path, str(e), sheet) from None
     except (struct.error, IndexError, ValueError) as e:  # a field read past a record's end
-        raise damaged(path, f"a record too short ({type(e).__name__})", sheet) from None
+        raise damaged(path, _("a record too short ({error})").format(error=type(e).__name__), sheet) from None

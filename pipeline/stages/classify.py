@@ -20,6 +20,7 @@ import polars as pl
 from ..core.config import load_rules, load_sources, street_names
 from ..core.db import frame, ident, rows, sql_literal, store
 from ..core.errors import KuomianError
+from ..core.i18n import _
 from ..core.policy import policy
 from ..core.rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
@@ -36,8 +37,8 @@ class ClassifyReport:
     employers: int = 0
 
     def summary(self) -> str:
-        return f"classify: registry {self.registry} persons; statuses " + ", ".join(
-            f"{k} {v}" for k, v in self.statuses.most_common()
+        return _("classify: registry {persons} persons; statuses {statuses}").format(
+            persons=self.registry, statuses=", ".join(f"{k} {v}" for k, v in self.statuses.most_common())
         )
 
 
@@ -148,7 +149,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     """Evaluate statuses and groups; write ``cls_persons``, ``cls_indicators``, ``cls_employers``."""
     from ..schemas.persons import validate_persons
 
-    progress("classify: person features")
+    progress(_("classify: person features"))
     build_features(con, as_of)
     born_later, with_birth = rows(
         con, "SELECT count(*) FILTER (WHERE age < 0), count(age) FROM cls_base WHERE hukou_local"
@@ -156,8 +157,10 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     if with_birth and born_later * 2 > with_birth:
         # An as-of date before most people were born is a mistyped date, not a registry.
         raise KuomianError(
-            f"--as-of {as_of}: {born_later} of {with_birth} household persons were born after it. "
-            "Give the reference date of the extracts (e.g. the day they were drawn)."
+            _(
+                "--as-of {as_of}: {born_later} of {with_birth} household persons were born after it. "
+                "Give the reference date of the extracts (e.g. the day they were drawn)."
+            ).format(as_of=as_of, born_later=born_later, with_birth=with_birth)
         )
     groups_cfg = load_rules("groups")
     statuses_cfg = load_rules("statuses")

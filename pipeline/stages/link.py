@@ -33,6 +33,7 @@ import polars as pl
 from ..core import names
 from ..core.config import load_rules, load_sources
 from ..core.db import connect, first_row, frame, ident, rows, scalar, sql_literal, store
+from ..core.i18n import _
 from ..core.privacy import fingerprint_sql, key_params
 
 
@@ -48,10 +49,12 @@ class LinkReport:
 
     def summary(self) -> str:
         by: Counter[str] = Counter()
-        for (_, o), n in self.outcomes.items():
+        for (_source, o), n in self.outcomes.items():
             by[o] += n
         parts = ", ".join(f"{n} {o}" for o, n in by.most_common())
-        return f"link: {self.persons} persons ({self.persons_local} household); rows {parts}"
+        return _("link: {persons} persons ({household} household); rows {outcomes}").format(
+            persons=self.persons, household=self.persons_local, outcomes=parts
+        )
 
 
 def _rules():
@@ -492,7 +495,11 @@ def candidates_step(t: LinkTables) -> Step:
                     + (f" AND {where}" if where else "")
                 )
         else:
-            raise ValueError(f"rules/matching.yaml: unknown candidates method {how!r} in rule {name}")
+            raise ValueError(
+                _("rules/matching.yaml: unknown candidates method {method!r} in rule {rule}").format(
+                    method=how, rule=name
+                )
+            )
     return Step(t.out("candidates_raw"), "SELECT DISTINCT * FROM (" + " UNION ALL ".join(parts) + ")")
 
 
@@ -691,9 +698,9 @@ def decide_steps(t: LinkTables) -> list[Step]:
 def cascade(con: duckdb.DuckDBPyConnection, t: LinkTables, progress=lambda msg: None) -> None:
     """Propose, score and decide for the rows of ``t.rows`` (``{prefix}_trivial`` already built and
     its rows left out of ``t.rows``): writes ``{prefix}_decisions`` and ``{prefix}_review``."""
-    progress("link: proposing candidates")
+    progress(_("link: proposing candidates"))
     run_steps(con, [candidates_step(t)])
-    progress("link: scoring names")
+    progress(_("link: scoring names"))
     score_candidates(con, t)
     run_steps(con, decide_steps(t))
 
@@ -1007,7 +1014,7 @@ def link(
     age, for the plausibility checks; None: today)."""
     from dataclasses import replace
 
-    progress("link: building the population")
+    progress(_("link: building the population"))
     build_population(con)
     shared_ids(con)
     t = replace(REFRESH_TABLES, as_of=as_of)

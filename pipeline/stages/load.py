@@ -31,6 +31,7 @@ import polars as pl
 
 from ..core.config import Source, load_sources, normalise_header
 from ..core.errors import FileProblem, KuomianError
+from ..core.i18n import _
 from ..core.ids import redact_ids
 from ..readers.base import (
     EXTRA_COL,
@@ -64,11 +65,13 @@ class LoadReport:
 
     def summary(self) -> str:
         used = [f for f in self.files if f.source and f.how != "skipped"]
-        return f"load: {len(used)} files, {sum(self.rows_by_source.values())} rows, sources {', '.join(self.sources_present)}"
+        return _("load: {files} files, {rows} rows, sources {sources}").format(
+            files=len(used), rows=sum(self.rows_by_source.values()), sources=", ".join(self.sources_present)
+        )
 
 
 def _sheet_label(path: Path, sheet: str) -> str:
-    return f"sheet {sheet!r}, " if sheet else ""
+    return _("sheet {sheet!r}, ").format(sheet=sheet) if sheet else ""
 
 
 def load_file(path: Path, source: Source, info: FileInfo, tables_out: list | None = None) -> pl.DataFrame:
@@ -88,19 +91,27 @@ def _load_tables(path: Path, source: Source, info: FileInfo, res: ReadResult, ta
     info.format, info.encoding = res.format, res.encoding
     info.sheets = [SheetInfo(name, index=i, skipped=why) for i, name, why in res.skipped]
     if not res.tables:
-        if all(why == "empty" for _, _, why in res.skipped):
+        if all(why == _("empty") for _i, _n, why in res.skipped):
             raise FileProblem(
                 path,
-                "the workbook is empty (no sheet holds anything)",
-                "Ask the department to export it again.",
+                _("the workbook is empty (no sheet holds anything)"),
+                _("Ask the department to export it again."),
             )
         raise FileProblem(
             path,
-            f"recognised as {source.name} ({source.label}) but no sheet has its column headers "
-            f"({'; '.join(f'{n!r}: {w}' for _, n, w in res.skipped)}); the required column "
-            f"{source.required_fields[0].name} is missing "
-            f"(accepted headers: {' / '.join(source.required_fields[0].aliases)})",
-            "Put the column names in one row near the top of the sheet, or point --source at the right file.",
+            _(
+                "recognised as {source} ({label}) but no sheet has its column headers ({sheets}); "
+                "the required column {column} is missing (accepted headers: {accepted})"
+            ).format(
+                source=source.name,
+                label=source.label,
+                sheets="; ".join(_("{sheet!r}: {why}").format(sheet=n, why=w) for _i, n, w in res.skipped),
+                column=source.required_fields[0].name,
+                accepted=" / ".join(source.required_fields[0].aliases),
+            ),
+            _(
+                "Put the column names in one row near the top of the sheet, or point --source at the right file."
+            ),
             source=source.name,
         )
     frames = []
@@ -119,8 +130,8 @@ def _load_tables(path: Path, source: Source, info: FileInfo, res: ReadResult, ta
     if info.rows == 0:
         raise FileProblem(
             path,
-            "the file has column headers but no data rows",
-            "Ask the department for the full export.",
+            _("the file has column headers but no data rows"),
+            _("Ask the department for the full export."),
             source=source.name,
         )
     return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
@@ -131,10 +142,12 @@ def _load_table(
 ) -> tuple[pl.DataFrame, SheetInfo]:
     header, body = t.header, t.body
     where = _sheet_label(path, t.sheet)
-    row_txt = f"{where}row {t.header_row}"
+    row_txt = _("{where}row {row}").format(where=where, row=t.header_row)
     if not any(h for h in header):
         raise FileProblem(
-            path, f"{where}the first row holds no column headers", "Put the column names in the first row."
+            path,
+            _("{where}the first row holds no column headers").format(where=where),
+            _("Put the column names in the first row."),
         )
     seen: dict[str, int] = {}
     for h in header:
@@ -145,8 +158,10 @@ def _load_table(
     if dups:
         raise FileProblem(
             path,
-            f"{where}the column name {dups[0]!r} appears {seen[dups[0]]} times (header taken from row {t.header_row})",
-            "Rename or delete the extra column so each header is unique.",
+            _("{where}the column name {name!r} appears {times} times (header taken from row {row})").format(
+                where=where, name=dups[0], times=seen[dups[0]], row=t.header_row
+            ),
+            _("Rename or delete the extra column so each header is unique."),
             source=source.name,
         )
     mapping: dict[str, str] = {}
@@ -161,8 +176,10 @@ def _load_table(
         if f in field_cols:
             raise FileProblem(
                 path,
-                f"{where}columns {header[field_cols[f]]!r} and {h!r} both mean {f}",
-                "Keep one of them and run again.",
+                _("{where}columns {first!r} and {second!r} both mean {field}").format(
+                    where=where, first=header[field_cols[f]], second=h, field=f
+                ),
+                _("Keep one of them and run again."),
                 source=source.name,
             )
         field_cols[f] = j
@@ -172,10 +189,18 @@ def _load_table(
         req = missing[0]
         raise FileProblem(
             path,
-            f"recognised as {source.name} ({source.label}) but the required column {req.name} is missing "
-            f"(accepted headers: {' / '.join(req.aliases)}); the header was taken from {row_txt}, which holds "
-            f"{_first_rows_text(header)}",
-            "Add or rename the column, or point --source at the right file.",
+            _(
+                "recognised as {source} ({label}) but the required column {column} is missing "
+                "(accepted headers: {accepted}); the header was taken from {row}, which holds {cells}"
+            ).format(
+                source=source.name,
+                label=source.label,
+                column=req.name,
+                accepted=" / ".join(req.aliases),
+                row=row_txt,
+                cells=_first_rows_text(header),
+            ),
+            _("Add or rename the column, or point --source at the right file."),
             source=source.name,
         )
     for j in range(len(header), body.width):  # values right of the last header: kept as extra
@@ -238,7 +263,7 @@ def load(
     todo = [info for info in infos if info.source is not None]
 
     def read(info: FileInfo) -> pl.DataFrame:
-        progress(f"reading {info.name} as {info.source}")
+        progress(_("reading {file} as {source}").format(file=info.name, source=info.source))
         df = load_file(info.path, sources[cast(str, info.source)], info)
         info.sha256 = info.sha256 or _sha256(
             info.path
@@ -252,7 +277,7 @@ def load(
             frames[name].append(cast(pl.DataFrame, df))
         elif isinstance(problem, FileProblem) and skip_bad_files and not sources[name].required:
             info.how, info.problem = "skipped", str(problem)
-            progress(f"skipped {info.name}: {problem.problem}")
+            progress(_("skipped {file}: {problem}").format(file=info.name, problem=problem.problem))
         else:
             raise problem
     present = [s for s in sources if frames[s]]
@@ -260,9 +285,16 @@ def load(
     for s in missing:
         if sources[s].required:
             raise KuomianError(
-                f"{sources_dir}: no file for the required source {s} ({sources[s].label}); "
-                f"expected a file named like {' or '.join(sources[s].globs)}. "
-                f"Add it, or name it with --source {s}=PATH."
+                _(
+                    "{folder}: no file for the required source {source} ({label}); "
+                    "expected a file named like {globs}. "
+                    "Add it, or name it with --source {source}=PATH."
+                ).format(
+                    folder=sources_dir,
+                    source=s,
+                    label=sources[s].label,
+                    globs=_(" or ").join(sources[s].globs),
+                )
             )
     for s in missing:
         frames[s] = [empty_frame(sources[s])]
@@ -290,8 +322,8 @@ def in_parallel(fn, items: list, workers: int = READ_WORKERS) -> list[tuple[obje
             path = getattr(item, "path", item)
             return None, FileProblem(
                 path,
-                f"the file cannot be read (the reader failed: {type(e).__name__})",
-                "Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export.",
+                _("the file cannot be read (the reader failed: {error})").format(error=type(e).__name__),
+                _("Open it in Excel; if it opens, save it again as .xlsx, otherwise ask for a new export."),
             )
 
     if workers <= 1 or len(items) <= 1:

@@ -29,6 +29,7 @@ from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported f
     output_lock,
     staging_dir,
 )
+from ..core.i18n import _
 from ..core.labels import RECON_HEADERS, employer_headers, indicator_headers
 from ..core.policy import SURVEY_FIELDS as POLICY_SURVEY_FIELDS
 from ..core.policy import policy
@@ -58,7 +59,7 @@ class PublishReport:
     survey_statuses: int = 0  # persons whose status a carried answer gives
 
     def summary(self) -> str:
-        return f"publish: {len(self.files)} files"
+        return _("publish: {files} files").format(files=len(self.files))
 
 
 # ---------------------------------------------------------------- writers
@@ -75,7 +76,9 @@ def _previous_persons(previous: Path | None) -> pl.DataFrame | None:
     p = previous / "persons.parquet"
     if not p.exists():
         raise KuomianError(
-            f"--previous {previous}: no persons.parquet there. Point it at last year's OUT_DIR."
+            _("--previous {folder}: no persons.parquet there. Point it at last year's OUT_DIR.").format(
+                folder=previous
+            )
         )
     return pl.read_parquet(p)
 
@@ -287,7 +290,7 @@ def publish(
                     part = (f["source"], f["file"], s["sheet"])
                     rows_read[part] = rows_read.get(part, 0) + s["rows"]
         else:
-            note = f.get("problem") or "not recognised: its name and headers fit no source"
+            note = f.get("problem") or _("not recognised: its name and headers fit no source")
             not_read.append({"source": f["source"] or "", "file": f["file"], "sheet": "", "note": note})
     recon = reconciliation_frame(links, rows_read, not_read)
     report.files["reconciliation.csv"] = write_frame_csv(stage / "reconciliation.csv", recon, RECON_HEADERS)

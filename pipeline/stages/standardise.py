@@ -22,6 +22,7 @@ import polars as pl
 from ..core import dates, ids, names
 from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
 from ..core.db import ident, sql_literal, store
+from ..core.i18n import _
 from ..core.text import CONTROL_RE, LINE_BREAKS_RE, clean_text, on_distinct
 from ..readers import EXTRA_COL, NUMERIC_ID_COL, file_rules
 from .load import LoadReport, empty_frame
@@ -71,7 +72,9 @@ class StandardiseReport:
     def summary(self) -> str:
         q = sum(self.quarantined.values())
         d = sum(self.duplicates.values())
-        return f"standardise: {sum(self.rows.values())} rows, {q} quarantined, {d} exact duplicates"
+        return _("standardise: {rows} rows, {quarantined} quarantined, {duplicates} exact duplicates").format(
+            rows=sum(self.rows.values()), quarantined=q, duplicates=d
+        )
 
 
 def _id_shape(raw: pl.Expr) -> pl.Expr:
@@ -447,7 +450,7 @@ def standardise(
         source, report, quarantined = sources[name], StandardiseReport(), []
         cur = con.cursor()  # a DuckDB connection per thread
         try:
-            progress(f"standardising {name}")
+            progress(_("standardising {source}").format(source=name))
             frames = loaded.take_frames(name) or [empty_frame(source)]
             earlier = Duplicates()
             seq = 0
