@@ -34,6 +34,7 @@ import polars as pl
 from ..core.cells import CUT_MARK, MAX_CELL, write_people_csv
 from ..core.config import Field, Source, _read_yaml, home, load_sources
 from ..core.errors import KuomianError, OutputExists
+from ..core.i18n import _
 from ..core.labels import CHECK_RESULT_COLUMNS as RESULT_COLUMNS
 from ..core.labels import CHECK_REVIEW as REVIEW
 from ..core.labels import CHECK_UNMATCHED as UNMATCHED
@@ -66,8 +67,10 @@ class CheckReport:
     skipped: int = 0  # empty and total rows
 
     def summary(self) -> str:
-        parts = ", ".join(f"{k} {v}" for k, v in self.results.most_common())
-        return f"check: {self.rows} rows; {parts}; in the registry {self.in_registry}"
+        parts = _(", ").join(f"{k} {v}" for k, v in self.results.most_common())
+        return _("check: {rows} rows; {results}; in the registry {in_registry}").format(
+            rows=self.rows, results=parts, in_registry=self.in_registry
+        )
 
 
 def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list[list[str]], CheckReport]:
@@ -182,29 +185,45 @@ def check_list(
     list_file, registry, out = Path(list_file), Path(registry), Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
-        raise KuomianError(f"--out {out}: give a file name ending in .xlsx or .csv, e.g. 名单_比对结果.xlsx.")
+        raise KuomianError(
+            _("--out {out}: give a file name ending in .xlsx or .csv, e.g. 名单_比对结果.xlsx.").format(
+                out=out
+            )
+        )
     persons_path = published_persons(
-        registry, name="--registry", hint="Point it at a published OUT_DIR (kuomian refresh)."
+        registry, name="--registry", hint=_("Point it at a published OUT_DIR (kuomian refresh).")
     )
     if not list_file.is_file():
-        raise KuomianError(f"{list_file}: no such file. Give the list to compare (.xlsx or .csv).")
+        raise KuomianError(
+            _("{path}: no such file. Give the list to compare (.xlsx or .csv).").format(path=list_file)
+        )
     if out.resolve() == list_file.resolve():
-        raise KuomianError(f"--out {out}: that is the list itself; choose another file name for the result.")
+        raise KuomianError(
+            _("--out {out}: that is the list itself; choose another file name for the result.").format(
+                out=out
+            )
+        )
     inside = published_folder_holding(out)
     if inside is not None:  # --force or not: a published run's files are the run's
         raise KuomianError(
-            f"--out {out}: it is inside {inside}, a folder kuomian published, and a result written there "
-            "would change that run. Choose a file outside it."
+            _(
+                "--out {out}: it is inside {inside}, a folder kuomian published, and a result written there "
+                "would change that run. Choose a file outside it."
+            ).format(out=out, inside=inside)
         )
     if out.exists() and not force:
-        raise OutputExists(f"{out} already exists. Add --force to replace it, or choose another --out.")
+        raise OutputExists(
+            _("{out} already exists. Add --force to replace it, or choose another --out.").format(out=out)
+        )
     if not out.parent.is_dir():
-        raise KuomianError(f"--out {out}: the folder {out.parent} does not exist.")
-    progress(f"reading {list_file.name}")
+        raise KuomianError(
+            _("--out {out}: the folder {folder} does not exist.").format(out=out, folder=out.parent)
+        )
+    progress(_("reading {file}").format(file=list_file.name))
     persons = pl.read_parquet(persons_path)
     header, records, report = check_frame(list_file, persons)
     report.out = out
-    progress(f"writing {out.name}")
+    progress(_("writing {file}").format(file=out.name))
     writer = _write_xlsx if suffix == ".xlsx" else _write_csv
     write_atomically(out, lambda fh: writer(fh, header, records))
     return report

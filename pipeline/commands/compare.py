@@ -31,6 +31,7 @@ import polars as pl
 from ..core.config import street_names
 from ..core.errors import KuomianError
 from ..core.fileio import published_persons
+from ..core.i18n import _
 from ..core.ids import mask_id_expr
 from ..core.labels import COMPARE_LISTS as LISTS
 from ..core.labels import COMPARE_PERSON_HEADERS as PERSON_HEADERS
@@ -65,12 +66,14 @@ class CompareReport:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        parts = ", ".join(f"{LISTS[k]} {v}" for k, v in self.counts.items())
-        return f"compare: registry {self.registry_old} → {self.registry_new}; {parts}"
+        parts = _(", ").join(f"{LISTS[k]} {v}" for k, v in self.counts.items())
+        return _("compare: registry {old} → {new}; {lists}").format(
+            old=self.registry_old, new=self.registry_new, lists=parts
+        )
 
 
 def _read_persons(folder: Path, which: str) -> pl.DataFrame:
-    p = published_persons(folder, name=which, hint="Give two OUT_DIRs of kuomian refresh.")
+    p = published_persons(folder, name=which, hint=_("Give two OUT_DIRs of kuomian refresh."))
     cols = ["id_number", "person_key", "name", "street_code", "street_name", "community", "status",
             "exclusion_reason", "group"]  # fmt: skip
     return pl.read_parquet(p, columns=cols).with_columns(pl.col("group").cast(pl.Int64))
@@ -291,17 +294,21 @@ def compare_runs(
     old = _read_persons(old_dir, "OLD_OUT_DIR")
     new = _read_persons(new_dir, "NEW_OUT_DIR")
     if Path(out_dir).resolve() in (old_dir.resolve(), new_dir.resolve()):
-        raise KuomianError(f"--out {out_dir}: that is one of the runs being compared; choose another folder.")
+        raise KuomianError(
+            _("--out {out}: that is one of the runs being compared; choose another folder.").format(
+                out=out_dir
+            )
+        )
     out_dir = check_output_target(out_dir, force=force, inputs=(old_dir, new_dir), kind="DIFF_DIR")
     report = CompareReport(out_dir=out_dir, as_of_old=_as_of(old_dir), as_of_new=_as_of(new_dir))
-    progress("comparing persons")
+    progress(_("comparing persons"))
     changes = changes_frame(old, new)
     report.registry_old = int(changes["in_old"].sum())
     report.registry_new = int(changes["in_new"].sum())
     streets = street_totals(changes)
     indicators = indicators_side_by_side(old_dir, new_dir)
     if indicators is None:
-        report.notes.append("indicators.csv missing in one of the runs: no indicator comparison")
+        report.notes.append(_("indicators.csv missing in one of the runs: no indicator comparison"))
 
     from ..core.cells import write_people_csv
     from ..stages.publish import write_frame_csv

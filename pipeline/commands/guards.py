@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..core.config import load_sources, streets
 from ..core.errors import KuomianError
+from ..core.i18n import _
 from ..core.ids import redact_ids
 from ..readers import file_rules
 from ..stages.load import LoadReport
@@ -106,7 +107,8 @@ def _mapped(lr: LoadReport, file: str, sheet: str) -> set[str] | None:
 
 
 def _where(file: str, sheet: str) -> str:
-    return f"{file}" + (f", sheet {_short(sheet)!r}" if sheet else "")
+    """Where in the files: the file, and its sheet when it has one."""
+    return _("{file}, sheet {sheet}").format(file=file, sheet=repr(_short(sheet))) if sheet else file
 
 
 def figures(sr: StandardiseReport) -> dict:
@@ -126,11 +128,13 @@ def figures(sr: StandardiseReport) -> dict:
 def _previous_figures(previous: Path) -> tuple[dict | None, str | None]:
     """The previous run's figures (checked: they come from a file), or why there are none."""
     path = Path(previous) / "manifest.json"
-    why = f"{redact_ids(str(path))} predates them (this run's manifest keeps them for next year's run)"
+    shown = redact_ids(str(path))
+    why = _("{path} predates them (this run's manifest keeps them for next year's run)").format(path=shown)
+    damaged = _("{path}: its guard figures are damaged").format(path=shown)
     try:
         m = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
-        return None, f"{redact_ids(str(path))} cannot be read"
+        return None, _("{path} cannot be read").format(path=shown)
     g = m.get("guards") if isinstance(m, dict) else None
     fig = g.get("figures") if isinstance(g, dict) else None
     if (
@@ -142,19 +146,19 @@ def _previous_figures(previous: Path) -> tuple[dict | None, str | None]:
     clean: dict = {}
     for src, by_street in fig["streets"].items():
         if not isinstance(by_street, dict):
-            return None, f"{redact_ids(str(path))}: its guard figures are damaged"
+            return None, damaged
         for code, v in by_street.items():
             rows = v.get("rows") if isinstance(v, dict) else None
             fill = v.get("fill") if isinstance(v, dict) else None
             if not (
                 isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 and isinstance(fill, dict)
             ):
-                return None, f"{redact_ids(str(path))}: its guard figures are damaged"
+                return None, damaged
             if not all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and 0 <= x <= 1
                 for x in fill.values()
             ):
-                return None, f"{redact_ids(str(path))}: its guard figures are damaged"
+                return None, damaged
             clean.setdefault(str(src), {})[str(code)] = {"rows": rows, "fill": dict(fill)}
     codes = fig.get("street_codes")
     if codes != [st.code for st in streets()]:
@@ -179,12 +183,12 @@ def _missing_streets(lr: LoadReport, sr: StandardiseReport, cfg: dict) -> tuple[
     base_rows = sum(n for k, n in sr.person_rows.items() if k[0] in base)
     judged = base_rows >= cfg["min_rows"] * len(all_streets)
     unread = [
-        f"{f.name} ({f.problem or f.how})"
+        _("{file} ({why})").format(file=f.name, why=f.problem or f.how)
         for f in lr.files
         if f.how in ("ignored", "skipped", "unrecognised", "not read", "copy")
     ]
     unread += [
-        f"{f.name}, sheet {_short(s.name)!r} ({s.skipped})"
+        _("{file}, sheet {sheet} ({why})").format(file=f.name, sheet=repr(_short(s.name)), why=s.skipped)
         for f in lr.files
         for s in f.sheets
         if s.skipped is not None
@@ -193,19 +197,38 @@ def _missing_streets(lr: LoadReport, sr: StandardiseReport, cfg: dict) -> tuple[
     for st in empty:
         mine = [u for u in unread if st.name in u or st.name.removesuffix("街道") in u]
         could = mine or unread
-        hint = (
-            f" Not read, and could be it: {', '.join(could[:5])}{' …' if len(could) > 5 else ''}."
-            if could
-            else ""
-        )
-        text = (
-            f"{st.name}: no household rows — is a file or sheet missing?{hint} Remedy: put the street's "
-            "household file (or sheet) in SOURCES_DIR, saved as .xlsx or .csv"
-        )
-        if judged:
-            findings.append(Finding(text, STREETS_FLAG))
+        files = _(", ").join(could[:5]) + (" …" if len(could) > 5 else "")
+        if judged and could:
+            findings.append(
+                Finding(
+                    _(
+                        "{street}: no household rows — is a file or sheet missing? Not read, and could be it: "
+                        "{files}. Remedy: put the street's household file (or sheet) in SOURCES_DIR, saved as "
+                        ".xlsx or .csv"
+                    ).format(street=st.name, files=files),
+                    STREETS_FLAG,
+                )
+            )
+        elif judged:
+            findings.append(
+                Finding(
+                    _(
+                        "{street}: no household rows — is a file or sheet missing? Remedy: put the street's "
+                        "household file (or sheet) in SOURCES_DIR, saved as .xlsx or .csv"
+                    ).format(street=st.name),
+                    STREETS_FLAG,
+                )
+            )
+        elif could:
+            warnings.append(
+                _(
+                    "{street}: no household rows — is a file or sheet missing? Not read, and could be it: {files}."
+                ).format(street=st.name, files=files)
+            )
         else:
-            warnings.append(f"{st.name}: no household rows — is a file or sheet missing?{hint}")
+            warnings.append(
+                _("{street}: no household rows — is a file or sheet missing?").format(street=st.name)
+            )
     return findings, warnings
 
 
@@ -227,17 +250,30 @@ def _fill_findings(
             rates[fld] = (k, n, rate)
             if n >= cfg["min_rows"] and rate < want - cfg["fill_drop"]:
                 workbook = Path(file).suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods")
-                cause = (
-                    "merged cells not read, or the column left blank in the export?"
-                    if workbook
-                    else "the column left blank in the export, or the header names another column?"
-                )
+                if workbook:
+                    text = _(
+                        "{where}, column {column}: filled in {rate} of {n} rows, normally {want} (the run stops "
+                        "below {bar}). Likely cause: merged cells not read, or the column left blank in the "
+                        "export? Remedy: open the file, fill the column in every row (unmerge merged cells and "
+                        "fill them down), save and run again"
+                    )
+                else:
+                    text = _(
+                        "{where}, column {column}: filled in {rate} of {n} rows, normally {want} (the run stops "
+                        "below {bar}). Likely cause: the column left blank in the export, or the header names "
+                        "another column? Remedy: open the file, fill the column in every row (unmerge merged "
+                        "cells and fill them down), save and run again"
+                    )
                 findings.append(
                     Finding(
-                        f"{_where(file, sheet)}, column {_column_label(lr, file, sheet, fld)}: filled in "
-                        f"{_pct(rate)} of {n} rows, normally {_pct(want)} (the run stops below "
-                        f"{_pct(want - cfg['fill_drop'])}). Likely cause: {cause} Remedy: open the file, fill "
-                        "the column in every row (unmerge merged cells and fill them down), save and run again",
+                        text.format(
+                            where=_where(file, sheet),
+                            column=_column_label(lr, file, sheet, fld),
+                            rate=_pct(rate),
+                            n=n,
+                            want=_pct(want),
+                            bar=_pct(want - cfg["fill_drop"]),
+                        ),  # fmt: skip
                         DRIFT_FLAG,
                     )
                 )
@@ -268,10 +304,19 @@ def _previous_findings(
             grown.add(src)
             findings.append(
                 Finding(
-                    f"{src} ({sources[src].label if src in sources else src}): {now} rows, {now / before:.1f} times "
-                    f"the previous run's {before} (the run stops above {p['rows_growth']:g} times). Likely cause: "
-                    "a backup copy or last year's files read too? Remedy: keep only this year's files directly "
-                    "in SOURCES_DIR (move copies and old files out of it), then run again",
+                    _(
+                        "{source} ({label}): {now} rows, {times:.1f} times the previous run's {before} (the run "
+                        "stops above {growth:g} times). Likely cause: a backup copy or last year's files read too? "
+                        "Remedy: keep only this year's files directly in SOURCES_DIR (move copies and old files "
+                        "out of it), then run again"
+                    ).format(
+                        source=src,
+                        label=sources[src].label if src in sources else src,
+                        now=now,
+                        times=now / before,
+                        before=before,
+                        growth=p["rows_growth"],
+                    ),  # fmt: skip
                     DRIFT_FLAG,
                 )
             )
@@ -281,31 +326,55 @@ def _previous_findings(
             if code == "*":
                 continue  # the previous run's streets were others: its whole source only
             before, now = v["rows"], sr.street_rows.get((src, code), 0)
-            street = names.get(code, "no street given" if code == NO_STREET else code)
+            street = names.get(code, _("no street given") if code == NO_STREET else code)
             if before < min_rows:
                 continue
             fell = now < before * (1 - p["rows_fall"]) and before - now >= min_rows
             if fell and not (src in base and now == 0 and code in names):
                 findings.append(
                     Finding(
-                        f"{street}, {src} ({label}): {now} rows, the previous run had {before} (the run stops "
-                        f"below {_pct(1 - p['rows_fall'])} of it). Likely cause: a file or sheet missing? Remedy: "
-                        "add the missing file or sheet to SOURCES_DIR and run again",
+                        _(
+                            "{street}, {source} ({label}): {now} rows, the previous run had {before} (the run "
+                            "stops below {bar} of it). Likely cause: a file or sheet missing? Remedy: add the "
+                            "missing file or sheet to SOURCES_DIR and run again"
+                        ).format(
+                            street=street,
+                            source=src,
+                            label=label,
+                            now=now,
+                            before=before,
+                            bar=_pct(1 - p["rows_fall"]),
+                        ),  # fmt: skip
                         DRIFT_FLAG,
                     )
                 )
             elif src not in grown and now > before * p["rows_growth"] and now - before >= min_rows:
                 cause = (
-                    "the street column blank or written in a way not recognised (merged cells not read?)? "
-                    "Remedy: fill the street column in every row with the street's name or code, then run again"
+                    _(
+                        "the street column blank or written in a way not recognised (merged cells not read?)? "
+                        "Remedy: fill the street column in every row with the street's name or code, then run again"
+                    )
                     if code == NO_STREET
-                    else "a backup copy read too? Remedy: keep only this year's files directly in SOURCES_DIR, "
-                    "then run again"
+                    else _(
+                        "a backup copy read too? Remedy: keep only this year's files directly in SOURCES_DIR, "
+                        "then run again"
+                    )
                 )
                 findings.append(
                     Finding(
-                        f"{street}, {src} ({label}): {now} rows, {now / before:.1f} times the previous run's "
-                        f"{before} (the run stops above {p['rows_growth']:g} times). Likely cause: {cause}",
+                        _(
+                            "{street}, {source} ({label}): {now} rows, {times:.1f} times the previous run's "
+                            "{before} (the run stops above {growth:g} times). Likely cause: {cause}"
+                        ).format(
+                            street=street,
+                            source=src,
+                            label=label,
+                            now=now,
+                            times=now / before,
+                            before=before,
+                            growth=p["rows_growth"],
+                            cause=cause,
+                        ),  # fmt: skip
                         DRIFT_FLAG,
                     )
                 )
@@ -319,10 +388,22 @@ def _previous_findings(
                 if was - rate > p["fill_drop"]:
                     findings.append(
                         Finding(
-                            f"{street}, {src} ({label}), column {fld}: filled in {_pct(rate)} of {now} rows, the "
-                            f"previous run {_pct(was)} (the run stops {p['fill_drop']:.0%} below it). Likely cause: "
-                            "merged cells not read, or the column left out of this year's export? Remedy: fill the "
-                            "column in every row (unmerge merged cells), or ask the department to export it again",
+                            _(
+                                "{street}, {source} ({label}), column {column}: filled in {rate} of {now} rows, "
+                                "the previous run {was} (the run stops {drop:.0%} below it). Likely cause: merged "
+                                "cells not read, or the column left out of this year's export? Remedy: fill the "
+                                "column in every row (unmerge merged cells), or ask the department to export it "
+                                "again"
+                            ).format(
+                                street=street,
+                                source=src,
+                                label=label,
+                                column=fld,
+                                rate=_pct(rate),
+                                now=now,
+                                was=_pct(was),
+                                drop=p["fill_drop"],
+                            ),  # fmt: skip
                             DRIFT_FLAG,
                         )
                     )
@@ -353,7 +434,9 @@ def check_guards(
     if previous is not None:
         prev, rep.previous_note = _previous_figures(Path(previous))
         if prev is None:
-            progress(f"guards against the previous run: not applicable — {rep.previous_note}")
+            progress(
+                _("guards against the previous run: not applicable — {why}").format(why=rep.previous_note)
+            )
         else:
             rep.findings += _previous_findings(sr, prev, cfg, reported)
     # names read from the files (sheets, headers, file names) may hold an ID number: masked
@@ -363,16 +446,23 @@ def check_guards(
     stopping = [f for f in rep.findings if not accepted[f.flag]]
     if stop and stopping:
         flags = sorted({f.flag for f in stopping})
-        shown = [f.text for f in stopping[:5]]
-        more = f"; and {len(stopping) - 5} more like these" if len(stopping) > 5 else ""
-        raise KuomianError(
-            "; ".join(shown)
-            + more
-            + f". Nothing was published. Fix the files and run again, or add {' and '.join(flags)} to publish "
-            "anyway (the summary, the report and manifest.json then say so in red)."
-        )
+        shown = _("; ").join(f.text for f in stopping[:5])
+        if len(stopping) > 5:
+            shown = _("{findings}; and {n} more like these").format(findings=shown, n=len(stopping) - 5)
+        if len(flags) == 1:
+            text = _(
+                "{findings}. Nothing was published. Fix the files and run again, or add {flag} to publish "
+                "anyway (the summary, the report and manifest.json then say so in red)."
+            ).format(findings=shown, flag=flags[0])
+        else:
+            text = _(
+                "{findings}. Nothing was published. Fix the files and run again, or add {flag} and {flag2} to "
+                "publish anyway (the summary, the report and manifest.json then say so in red)."
+            ).format(findings=shown, flag=flags[0], flag2=flags[1])
+        raise KuomianError(text)
     rep.warnings = [
-        f"accepted ({f.flag}): {f.text}" if accepted[f.flag] else f.text for f in rep.findings
+        _("accepted ({flag}): {finding}").format(flag=f.flag, finding=f.text) if accepted[f.flag] else f.text
+        for f in rep.findings
     ] + rep.warnings
     return rep
 

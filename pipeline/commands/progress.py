@@ -50,6 +50,7 @@ import polars as pl
 
 from ..core.config import load_rules, load_sources, street_names
 from ..core.errors import KuomianError
+from ..core.i18n import _
 from ..core.labels import PROGRESS_OUTCOMES, PROGRESS_RECON_HEADERS
 from ..core.policy import policy
 from ..report.survey_progress import (
@@ -98,7 +99,9 @@ def _task_value(v, where: str) -> int | None:
         return None
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise KuomianError(
-            f"rules/tasks.yaml: {where} is {v!r}; write a whole number of persons (0 or more)."
+            _("rules/tasks.yaml: {where} is {value}; write a whole number of persons (0 or more).").format(
+                where=where, value=repr(v)
+            )
         )
     return v
 
@@ -107,14 +110,18 @@ def tasks_for(year: int, indicators: pl.DataFrame | None) -> dict[str, Task]:
     """street_code → Task for ``year``: rules/tasks.yaml where set, else the gap to the target."""
     cfg = (load_rules("tasks") or {}).get("tasks") or {}
     if not isinstance(cfg, dict):
-        raise KuomianError("rules/tasks.yaml: tasks must map a year to streets, e.g. tasks: {'2026': {...}}.")
+        raise KuomianError(
+            _("rules/tasks.yaml: tasks must map a year to streets, e.g. tasks: {'2026': {...}}.")
+        )
     known = street_names()
     set_ = cfg.get(str(year)) or cfg.get(year) or {}
     for code in set_:
         if str(code) not in known:
             raise KuomianError(
-                f"rules/tasks.yaml: {year}: {code!r} is not a street code of rules/streets.csv "
-                "(write the 12-digit code in quotes, e.g. '530181001000')."
+                _(
+                    "rules/tasks.yaml: {year}: {code} is not a street code of rules/streets.csv "
+                    "(write the 12-digit code in quotes, e.g. '530181001000')."
+                ).format(year=year, code=repr(code))
             )
     cov_year, emp_year = target_year("coverage", year), target_year("employee_share", year)
     gaps: dict[str, tuple[int | None, int | None]] = {}
@@ -129,7 +136,9 @@ def tasks_for(year: int, indicators: pl.DataFrame | None) -> dict[str, Task]:
         given = set_.get(code) or set_.get(int(code)) or {}
         if not isinstance(given, dict):
             raise KuomianError(
-                f"rules/tasks.yaml: {year}: {code}: write the tasks as {{enrolment: N, employee: M}}."
+                _(
+                    "rules/tasks.yaml: {year}: {code}: write the tasks as {{enrolment: N, employee: M}}."
+                ).format(year=year, code=code)
             )
         enrol = _task_value(given.get("enrolment"), f"{year}: {code}: enrolment")
         emp = _task_value(given.get("employee"), f"{year}: {code}: employee")
@@ -200,14 +209,18 @@ def read_extracts(files: list[Path], progress=lambda m: None) -> tuple[pl.DataFr
     for f in files:
         f = Path(f)
         if not f.is_file():
-            raise KuomianError(f"{f}: no such file. Give the new enrolment extract(s) (.xlsx, .xls or .csv).")
-        progress(f"reading {f.name}")
+            raise KuomianError(
+                _("{path}: no such file. Give the new enrolment extract(s) (.xlsx, .xls or .csv).").format(
+                    path=f
+                )
+            )
+        progress(_("reading {file}").format(file=f.name))
         info = FileInfo(f, src.name, "argument")
         if names[f.name] > 1:
             info.shown_as = f"{f.parent.name}/{f.name}"
         std = read_list(f, src, info, dups=dups, offset=offset)
         if info.name in rows_read:
-            raise KuomianError(f"{f}: given twice. Give each extract once.")
+            raise KuomianError(_("{path}: given twice. Give each extract once.").format(path=f))
         rows_read[info.name] = info.rows
         offset += std.height
         parts.append(std)
@@ -535,19 +548,25 @@ def run_progress(
 
     registry = Path(registry)
     persons_path = published_persons(
-        registry, name="", hint="Give the published registry (the OUT_DIR of kuomian refresh)."
+        registry, name="", hint=_("Give the published registry (the OUT_DIR of kuomian refresh).")
     )
     if not files:
-        raise KuomianError("give at least one enrolment extract (the new 参保 file of the insurance bureau).")
+        raise KuomianError(
+            _("give at least one enrolment extract (the new 参保 file of the insurance bureau).")
+        )
     resolved = Path(out_dir).resolve()
     if resolved == registry.resolve() or registry.resolve() in resolved.parents:
-        raise KuomianError(f"--out {resolved}: that is inside the registry; choose a folder of its own.")
+        raise KuomianError(
+            _("--out {out}: that is inside the registry; choose a folder of its own.").format(out=resolved)
+        )
     out_dir = check_output_target(out_dir, force=force, inputs=tuple(Path(f) for f in files), kind="progress")
 
     report = ProgressReport(out_dir=out_dir, as_of=as_of, files=[Path(f).name for f in files])
     persons = pl.read_parquet(persons_path)
     std, rows_read = read_extracts([Path(f) for f in files], progress)
-    progress(f"matching {std.height} rows against {persons.height} persons")
+    progress(
+        _("matching {rows} rows against {persons} persons").format(rows=std.height, persons=persons.height)
+    )
     rows = match_extract(std, persons)
     report.rows_read = sum(rows_read.values())
     report.outcomes.update(dict(rows.group_by("outcome").len().iter_rows()))
@@ -560,7 +579,7 @@ def run_progress(
     indicators = read_indicators(registry)
     if indicators is None:
         report.notes.append(
-            "indicators.csv missing in the registry: streets without a task in rules/tasks.yaml have none"
+            _("indicators.csv missing in the registry: streets without a task in rules/tasks.yaml have none")
         )
     tasks = tasks_for(as_of.year, indicators)
     current = bulletin_frame(prog, tasks, as_of)
@@ -585,7 +604,7 @@ def run_progress(
             "source", "file", "sheet", "row", "outcome", "person_key", "match_rule", "reason"
         ).write_parquet(stage / "progress_rows.parquet")
         write_frame_csv(stage / "reconciliation.csv", recon, RECON_HEADERS)
-        progress("writing bulletin.xlsx and bulletin.html")
+        progress(_("writing bulletin.xlsx and bulletin.html"))
         write_bulletin_xlsx(stage / "bulletin.xlsx", current, side_by_side, recon, report)
         write_bulletin_html(stage / "bulletin.html", current, side_by_side, recon, report)
         # the history entry goes with the registry (under its lock: not while a survey import writes)

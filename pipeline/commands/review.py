@@ -29,6 +29,7 @@ from ..core import fileio
 from ..core.decisions import DECISION_SCHEMA, decisions_path, offers_path, read_decisions
 from ..core.errors import KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
+from ..core.i18n import _
 from ..core.labels import REVIEW_COLUMNS as COLUMNS
 from ..core.labels import REVIEW_DECISIONS as DECISIONS
 
@@ -44,21 +45,25 @@ def import_decisions(file: Path, registry: Path) -> dict:
     from ..readers import ROW_COL, read_any
 
     registry = Path(registry)
-    published_persons(registry, name="--registry", hint="Point it at the OUT_DIR whose review.xlsx this is.")
+    published_persons(
+        registry, name="--registry", hint=_("Point it at the OUT_DIR whose review.xlsx this is.")
+    )
     if not offers_path(registry).exists():
         raise KuomianError(
-            f"--registry {registry}: it has no record of the review it offered (state/review_offers.parquet). "
-            "Run the refresh again with this version of kuomian and review its review.xlsx."
+            _(
+                "--registry {registry}: it has no record of the review it offered (state/review_offers.parquet). "
+                "Run the refresh again with this version of kuomian and review its review.xlsx."
+            ).format(registry=registry)
         )
-    header, body, *_ = read_any(file, {h for _, h in COLUMNS})
+    header, body, *_rest = read_any(file, {h for _c, h in COLUMNS})
     want = {h: c for c, h in COLUMNS}
     idx = {want[h]: j for j, h in enumerate(header) if h in want}
     for needed in ("review_id", "person_key", "decision"):
         if needed not in idx:
             raise FileProblem(
                 file,
-                f"the column {dict(COLUMNS)[needed]} is missing",
-                "Use the review.xlsx the refresh wrote.",
+                _("the column {column} is missing").format(column=dict(COLUMNS)[needed]),
+                _("Use the review.xlsx the refresh wrote."),
             )
     df = body.select(
         pl.col(ROW_COL).alias("line"),  # the row the reviewer sees
@@ -78,15 +83,19 @@ def import_decisions(file: Path, registry: Path) -> dict:
             counts["blank"] += 1
         elif dec not in DECISIONS:
             counts["rejected"] += 1
-            problems.append(f"row {line}: {dec[:40]!r} is not one of 是 / 否 / 不确定")
+            problems.append(
+                _("row {row}: {value} is not one of 是 / 否 / 不确定").format(row=line, value=repr(dec[:40]))
+            )
         elif not fp or not pk:
             counts["rejected"] += 1
-            problems.append(f"row {line}: 复核编号 or 候选人编号 is empty")
+            problems.append(_("row {row}: 复核编号 or 候选人编号 is empty").format(row=line))
         elif (fp, pk) not in offered:
             counts["rejected"] += 1
             problems.append(
-                f"row {line}: 复核编号 and 候选人编号 are not a pair this review offered "
-                "(changed or made up); not stored"
+                _(
+                    "row {row}: 复核编号 and 候选人编号 are not a pair this review offered "
+                    "(changed or made up); not stored"
+                ).format(row=line)
             )
         else:
             counts[dec] += 1
@@ -103,7 +112,7 @@ def import_decisions(file: Path, registry: Path) -> dict:
     with output_lock(
         registry.resolve(),
         wait=fileio.IMPORT_WAIT,
-        what="another kuomian command is using this folder right now",
+        what=_("another kuomian command is using this folder right now"),
     ):
         store.parent.mkdir(exist_ok=True, mode=0o700)
         old = read_decisions(store)

@@ -28,6 +28,7 @@ from ..core.db import connect
 from ..core.decisions import stored_decisions
 from ..core.errors import KuomianError
 from ..core.fileio import check_output_target, published_persons, publishing
+from ..core.i18n import _
 from ..core.ids import redact_ids
 from ..core.policy import differences as policy_differences
 from ..core.policy import fingerprint as policy_fingerprint
@@ -124,25 +125,34 @@ def input_bytes(sources_dir: Path) -> int:
 # says it saw, and what to do.
 ID_SHAPES = {
     "text_formula": (
-        'the ID cells are written as text formulas ="…"',
-        'export the list again as .xlsx, or as CSV without the ="…" wrapping',
+        _('the ID cells are written as text formulas ="…"'),
+        _('export the list again as .xlsx, or as CSV without the ="…" wrapping'),
     ),
     "scientific": (
-        "the IDs are written in scientific notation (5.30181E+17: Excel kept only 15 digits)",
-        "set the column to Text in Excel, paste the IDs again from the source system and export it again",
+        _("the IDs are written in scientific notation (5.30181E+17: Excel kept only 15 digits)"),
+        _("set the column to Text in Excel, paste the IDs again from the source system and export it again"),
     ),
-    "quotes": ("the ID cells hold quote marks", "remove the quotes around the IDs and export the file again"),
-    "spaces": ("the ID cells hold spaces inside the number", "remove the spaces and export the file again"),
+    "quotes": (
+        _("the ID cells hold quote marks"),
+        _("remove the quotes around the IDs and export the file again"),
+    ),
+    "spaces": (
+        _("the ID cells hold spaces inside the number"),
+        _("remove the spaces and export the file again"),
+    ),
     "stray_characters": (
-        "the ID cells hold characters that are not digits or X",
-        "check the ID column (a shifted column?) and export the file again",
+        _("the ID cells hold characters that are not digits or X"),
+        _("check the ID column (a shifted column?) and export the file again"),
     ),
-    "length": ("the IDs are cut short or too long", "check the ID column and export the file again"),
+    "length": (_("the IDs are cut short or too long"), _("check the ID column and export the file again")),
     "check_digit": (
-        "the IDs have the right length but a wrong check digit or birth date (mistyped)",
-        "check the IDs against the source system and export the file again",
+        _("the IDs have the right length but a wrong check digit or birth date (mistyped)"),
+        _("check the IDs against the source system and export the file again"),
     ),
-    "blank": ("the ID column is blank", "fill in the IDs from the source system and export the file again"),
+    "blank": (
+        _("the ID column is blank"),
+        _("fill in the IDs from the source system and export the file again"),
+    ),
 }
 
 
@@ -156,11 +166,12 @@ def _id_shape_cause(sr: StandardiseReport, keys) -> str:
             seen[shape] += n
             example.setdefault(shape, sr.bad_id_examples.get((src, file, sheet, shape), ""))
     if not seen:
-        return "the ID column is blank, cut short or mistyped: check it and export the file again"
+        return _("the ID column is blank, cut short or mistyped: check it and export the file again")
     shape = seen.most_common(1)[0][0]
     what, remedy = ID_SHAPES.get(shape, ID_SHAPES["check_digit"])
-    shown = f" (e.g. {example[shape]})" if example.get(shape) else ""
-    return f"{what}{shown}: {remedy}"
+    if example.get(shape):
+        return _("{what} (e.g. {example}): {remedy}").format(what=what, example=example[shape], remedy=remedy)
+    return _("{what}: {remedy}").format(what=what, remedy=remedy)
 
 
 def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
@@ -178,7 +189,7 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
         numeric = sum(sr.numeric_ids.get(k, 0) for k in keys)
         bad = sum(sr.no_usable_id.get(k, 0) for k in keys)
         if bad and numeric >= bad / 2:
-            return (
+            return _(
                 "the ID column is stored as numbers (Excel kept only 15 digits): set the column to Text "
                 "in Excel, paste the IDs again from the source system and export it again"
             )
@@ -187,27 +198,48 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
     for (src, file, sheet), n in sorted(sr.person_rows.items()):
         bad = sr.no_usable_id.get((src, file, sheet), 0)
         if n and bad >= cfg["min_rows"] and bad / n > cfg["file_share"]:
-            where = f"{file}" + (f", sheet {sheet!r}" if sheet else "")
-            findings.append(
-                f"{where}: {bad} of {n} rows ({bad / n:.0%}) have no usable ID number "
-                f"(limit {cfg['file_share']:.0%}). Likely cause: {cause([(src, file, sheet)])}"
-            )
+            values = dict(
+                file=file, sheet=repr(sheet), bad=bad, n=n, share=bad / n, limit=cfg["file_share"],
+                cause=cause([(src, file, sheet)]),
+            )  # fmt: skip
+            if sheet:
+                text = _(
+                    "{file}, sheet {sheet}: {bad} of {n} rows ({share:.0%}) have no usable ID number "
+                    "(limit {limit:.0%}). Likely cause: {cause}"
+                )
+            else:
+                text = _(
+                    "{file}: {bad} of {n} rows ({share:.0%}) have no usable ID number "
+                    "(limit {limit:.0%}). Likely cause: {cause}"
+                )
+            findings.append(text.format(**values))
     for name, s in sources.items():
         keys = [k for k in sr.person_rows if k[0] == name]
         n = sum(sr.person_rows[k] for k in keys)
         bad = sum(sr.no_usable_id.get(k, 0) for k in keys)
         if s.required and n and bad >= cfg["min_rows"] and bad / n > cfg["required_source_share"]:
             findings.append(
-                f"{name} ({s.label}): {bad} of {n} rows ({bad / n:.1%}) have no usable ID number "
-                f"(limit {cfg['required_source_share']:.0%} for a required source). Likely cause: {cause(keys)}"
+                _(
+                    "{source} ({label}): {bad} of {n} rows ({share:.1%}) have no usable ID number "
+                    "(limit {limit:.0%} for a required source). Likely cause: {cause}"
+                ).format(
+                    source=name,
+                    label=s.label,
+                    bad=bad,
+                    n=n,
+                    share=bad / n,
+                    limit=cfg["required_source_share"],
+                    cause=cause(keys),
+                )  # fmt: skip
             )
     if findings and not accept:
         raise KuomianError(
-            "; ".join(findings)
-            + ". Nothing was published. Fix the files and run again, or add --accept-damaged-ids to publish "
-            "anyway (those rows are then quarantined or matched only with the name)."
+            _(
+                "{findings}. Nothing was published. Fix the files and run again, or add --accept-damaged-ids "
+                "to publish anyway (those rows are then quarantined or matched only with the name)."
+            ).format(findings=_("; ").join(findings))
         )
-    return [f"ID damage accepted (--accept-damaged-ids): {f}" for f in findings]
+    return [_("ID damage accepted (--accept-damaged-ids): {finding}").format(finding=f) for f in findings]
 
 
 @dataclass
@@ -264,7 +296,7 @@ def _standardise(r: Run) -> None:
         )  # fmt: skip
         r.warnings += r.guards.warnings
         for w in r.warnings:
-            r.progress(f"WARNING {w}")
+            r.progress(_("WARNING {warning}").format(warning=w))
 
 
 def _link(r: Run) -> None:

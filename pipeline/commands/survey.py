@@ -35,6 +35,7 @@ from ..core.config import load_rules, normalise_header
 from ..core.dates import parse_date
 from ..core.errors import FileProblem, KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
+from ..core.i18n import _
 from ..core.ids import redact_ids
 from ..report.handoff import REGISTRY_HEADER
 from ..stages.after_survey import (
@@ -123,14 +124,20 @@ def _check_value(col: SurveyColumn, raw: str) -> tuple[object | None, str | None
         want = {normalise_header(a): a for a in col.allowed}
         hit = want.get(normalise_header(raw))
         if hit is None:
-            return None, f"{col.header} {raw!r} is not an allowed answer ({' / '.join(col.allowed)})"
+            return None, _("{column} {value} is not an allowed answer ({allowed})").format(
+                column=col.header, value=repr(raw), allowed=" / ".join(col.allowed)
+            )
         return hit, None
     if col.type == "date":
         d = parse_date(raw)
         if d is None:
-            return None, f"{col.header} {raw!r} is not a date (write it like 2026-04-15)"
+            return None, _("{column} {value} is not a date (write it like 2026-04-15)").format(
+                column=col.header, value=repr(raw)
+            )
         if not DATE_RANGE[0] <= d <= DATE_RANGE[1]:
-            return None, f"{col.header} {raw!r} is not a plausible survey date"
+            return None, _("{column} {value} is not a plausible survey date").format(
+                column=col.header, value=repr(raw)
+            )
         return d, None
     return raw, None
 
@@ -155,9 +162,11 @@ def read_answers(path: Path) -> FileAnswers:
 
     path = Path(path)
     if not path.is_file():
-        raise KuomianError(f"{path}: no such file. Give the filled-in hand-off (.csv or .xlsx).")
+        raise KuomianError(
+            _("{path}: no such file. Give the filled-in hand-off (.csv or .xlsx).").format(path=path)
+        )
     expected = {*KEY_HEADERS, *(c.header for c in survey_columns())}
-    _, tables = read_every(path, expected)  # each sheet's header row holding these columns
+    _header, tables = read_every(path, expected)  # each sheet's header row holding these columns
     out = FileAnswers()
     for table, body in tables:
         label = f"{path.name} [{table.sheet}]" if len(tables) > 1 else path.name
@@ -174,8 +183,8 @@ def _read_sheet_answers(
     key_j = next((j for j, h in enumerate(norm) if h in {normalise_header(k) for k in KEY_HEADERS}), None)
     if key_j is None:
         raise FileProblem(
-            path, f"there is no 编号 column (the person_key of the hand-off) in {label}",
-            "Use the hand-off the refresh wrote and keep its header row as it is.",
+            path, _("there is no 编号 column (the person_key of the hand-off) in {where}").format(where=label),
+            _("Use the hand-off the refresh wrote and keep its header row as it is."),
         )  # fmt: skip
     cols = [
         (c, norm.index(normalise_header(c.header)))
@@ -185,21 +194,21 @@ def _read_sheet_answers(
     if not cols:
         raise FileProblem(
             path,
-            "none of the survey columns ("
-            + " / ".join(c.header for c in survey_columns())
-            + f") is in {label}",
-            "Use the hand-off the refresh wrote and keep its header row as it is.",
+            _("none of the survey columns ({columns}) is in {where}").format(
+                columns=" / ".join(c.header for c in survey_columns()), where=label
+            ),
+            _("Use the hand-off the refresh wrote and keep its header row as it is."),
         )
     reg_j = next((j for j, h in enumerate(norm) if h == normalise_header(REGISTRY_HEADER)), None)
     if reg_j is not None:
         ids = body.select(pl.col(f"c{reg_j}").cast(pl.String)).to_series().drop_nulls().unique().to_list()
         out.registry_ids.update(_cell(v) for v in ids if _cell(v))
-    wanted = [key_j] + [j for _, j in cols]
+    wanted = [key_j] + [j for _c, j in cols]
     records = body.select([pl.col(f"c{j}") for j in wanted] + [pl.col(ROW_COL)]).rows()
     for rec in records:
         row, rec = rec[-1], rec[:-1]  # as the user sees it in the sheet (header = 1 when it is row 1)
         key = _cell(rec[0]).upper()
-        raws = {c.field: _cell(v) for (c, _), v in zip(cols, rec[1:], strict=True)}
+        raws = {c.field: _cell(v) for (c, _j), v in zip(cols, rec[1:], strict=True)}
         given = {f: v for f, v in raws.items() if v}
         if not key and not given:
             continue  # an empty line
@@ -208,10 +217,10 @@ def _read_sheet_answers(
             out.blank += 1
             continue
         if not key:
-            out.rejected.append((label, row, "编号 is empty: the row cannot be matched to a person"))
+            out.rejected.append((label, row, _("编号 is empty: the row cannot be matched to a person")))
             continue
         values, reasons = {}, []
-        for c, _ in cols:
+        for c, _j in cols:
             if not raws[c.field]:
                 continue
             v, why = _check_value(c, raws[c.field])
@@ -220,7 +229,7 @@ def _read_sheet_answers(
             else:
                 values[c.field] = v
         if reasons:
-            out.rejected.append((label, row, "; ".join(reasons)))
+            out.rejected.append((label, row, _("; ").join(reasons)))
             continue
         out.answers.append(AnswerRow(label, row, key, values))
 
@@ -250,10 +259,13 @@ class SurveyReport:
     files_written: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (
-            f"survey: {self.rows} rows read, {len(self.applied)} applied, {self.unchanged} unchanged, "
-            f"{len(self.rejected)} rejected, {len(self.not_found)} not found, {self.blank} without answers"
-        )
+        return _(
+            "survey: {rows} rows read, {applied} applied, {unchanged} unchanged, "
+            "{rejected} rejected, {not_found} not found, {blank} without answers"
+        ).format(
+            rows=self.rows, applied=len(self.applied), unchanged=self.unchanged, rejected=len(self.rejected),
+            not_found=len(self.not_found), blank=self.blank,
+        )  # fmt: skip
 
 
 def _schema_cast(df: pl.DataFrame) -> pl.DataFrame:
@@ -268,7 +280,7 @@ def _apply(df: pl.DataFrame, updates: pl.DataFrame, fields: list[str]) -> pl.Dat
     visits and their date as they are: a found person's count goes back to zero)."""
     if "person_key" not in df.columns or not all(f in df.columns for f in SURVEY_FIELDS):
         raise KuomianError(
-            "the registry files lack the survey columns: re-run the refresh with this version of kuomian."
+            _("the registry files lack the survey columns: re-run the refresh with this version of kuomian.")
         )
     cols = list(df.columns)
     up = updates.rename({f: f"_new_{f}" for f in fields}).with_columns(_hit=pl.lit(True))
@@ -346,19 +358,25 @@ def registry_identity(registry: Path) -> tuple[str | None, date | None]:
 
 def check_registry(path: Path, fa: FileAnswers, registry: Path, reg_id: str, as_of: date | None) -> None:
     """Refuse a hand-off written from another registry (outputs.md), naming both."""
-    mine = f"{registry} (实名库批次 {reg_id}, as-of {as_of})"
+    mine = _("{registry} (实名库批次 {batch}, as-of {as_of})").format(
+        registry=registry, batch=reg_id, as_of=as_of
+    )
     if not fa.registry_ids:
         if not fa.answers:
             return  # nothing to apply
         raise KuomianError(
-            f"{path}: the file carries no registry identity (no {REGISTRY_HEADER} column), so it cannot be "
-            f"checked against --registry {mine}. Use a hand-off that registry wrote, or add --any-registry."
+            _(
+                "{path}: the file carries no registry identity (no {column} column), so it cannot be "
+                "checked against --registry {mine}. Use a hand-off that registry wrote, or add --any-registry."
+            ).format(path=path, column=REGISTRY_HEADER, mine=mine)
         )
     if fa.registry_ids != {reg_id}:
         theirs = " / ".join(sorted(fa.registry_ids))
         raise KuomianError(
-            f"{path}: this hand-off belongs to registry {theirs}, not to --registry {mine}. Import it into "
-            "the registry that wrote it, or add --any-registry if the answers are meant for this one."
+            _(
+                "{path}: this hand-off belongs to registry {theirs}, not to --registry {mine}. Import it into "
+                "the registry that wrote it, or add --any-registry if the answers are meant for this one."
+            ).format(path=path, theirs=theirs, mine=mine)
         )
 
 
@@ -380,10 +398,10 @@ def import_answers(
     """
     registry = Path(registry)
     persons_path = published_persons(
-        registry, name="--registry", hint="Point it at the OUT_DIR the hand-offs came from."
+        registry, name="--registry", hint=_("Point it at the OUT_DIR the hand-offs came from.")
     )
     if not files:
-        raise KuomianError("give at least one filled-in hand-off file (.csv or .xlsx).")
+        raise KuomianError(_("give at least one filled-in hand-off file (.csv or .xlsx)."))
     from ..core.policy import policy
 
     policy()  # the policy (survey.yaml's answers and effects, targets.yaml) is checked before any file is read
@@ -391,7 +409,7 @@ def import_answers(
     reg_id, as_of = registry_identity(registry)
     answers: list[AnswerRow] = []
     for f in files:
-        progress(f"reading {Path(f).name}")
+        progress(_("reading {file}").format(file=Path(f).name))
         fa = read_answers(Path(f))
         if reg_id is not None and not any_registry:
             check_registry(Path(f), fa, registry, reg_id, as_of)
@@ -400,9 +418,11 @@ def import_answers(
         named, street = file_street(Path(f))
         if not named and not any_street:
             raise KuomianError(
-                f"{f}: the file name does not say which street it is from, so its rows cannot be checked "
-                "against that street. Keep the hand-off's name (<street_code>_<street>.csv, or a name "
-                "holding the street such as 连然街道_已填.xlsx), or add --any-street."
+                _(
+                    "{path}: the file name does not say which street it is from, so its rows cannot be checked "
+                    "against that street. Keep the hand-off's name (<street_code>_<street>.csv, or a name "
+                    "holding the street such as 连然街道_已填.xlsx), or add --any-street."
+                ).format(path=f)
             )
         report.rows += fa.rows
         report.blank += fa.blank
@@ -416,7 +436,7 @@ def import_answers(
                 continue
             answers.append(a)
 
-    what = "another kuomian command is using this folder right now (an import, or a refresh reading it)"
+    what = _("another kuomian command is using this folder right now (an import, or a refresh reading it)")
     with output_lock(registry.resolve(), wait=fileio.IMPORT_WAIT, what=what):
         persons = with_evidence_columns(_schema_cast(pl.read_parquet(persons_path)))
         stored = ["person_key", "street_code", *SURVEY_FIELDS, "not_found_visits", "not_found_on"]
@@ -519,6 +539,8 @@ def keep_imported_answers(out_dir: Path, previous: Path | None) -> None:
         )
     if answered.height:
         raise KuomianError(
-            f"--out {out_dir}: it holds survey answers for {answered.height} persons that this run would drop. "
-            f"Add --previous {out_dir} to carry them forward, or choose another --out."
+            _(
+                "--out {out}: it holds survey answers for {n} persons that this run would drop. "
+                "Add --previous {out} to carry them forward, or choose another --out."
+            ).format(out=out_dir, n=answered.height)
         )
