@@ -286,7 +286,13 @@ SourceOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(
+    help=_(
+        "The annual refresh: load, match, classify and publish the registry.\n\n"
+        "Example: kuomian refresh extracts/2026 --out output/2026 --as-of 2026-03-01 --previous "
+        "output/2025"
+    ),
+)
 @friendly_errors
 def refresh(
     sources_dir: Annotated[Path, typer.Argument(help=_("Folder holding the departments' extracts."))],
@@ -351,10 +357,6 @@ def refresh(
     ] = None,
     rules: RulesOpt = None,
 ):
-    """The annual refresh: load, match, classify and publish the registry.
-
-    Example: kuomian refresh extracts/2026 --out output/2026 --as-of 2026-03-01 --previous output/2025
-    """
     d = _as_of(as_of)
     _run_options(threads, memory_limit)
     use_rules(rules)
@@ -395,7 +397,13 @@ def _print_refresh_summary(res) -> None:
         typer.secho(one_line(_("  WARNING: {warning}").format(warning=w)), fg="red")
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Load and check the extracts only: per file, its source, rows read, rows quarantined by "
+        "reason, the fill rate of the columns the guards watch; then every finding of the guards.\n\n"
+        "Example: kuomian validate extracts/2026 --previous output/2025"
+    ),
+)
 @friendly_errors
 def validate(
     sources_dir: Annotated[Path, typer.Argument(help=_("Folder holding the extracts."))],
@@ -408,11 +416,6 @@ def validate(
     ] = None,
     rules: RulesOpt = None,
 ):
-    """Load and check the extracts only: per file, its source, rows read, rows quarantined by reason,
-    the fill rate of the columns the guards watch; then every finding of the guards.
-
-    Example: kuomian validate extracts/2026 --previous output/2025
-    """
     use_rules(rules)
     from .commands.guards import check_guards
     from .commands.run import validate as run_validate
@@ -513,7 +516,15 @@ def validate(
 MIN_DEMO_PEOPLE = 500
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Generate a realistic synthetic Anning (with every kind of dirt and, unless --tidy, files "
+        "shaped as departments send them), run the refresh on it, import two streets' filled-in "
+        "hand-offs (every kind of answer, then a second visit to those not found), then the bulletin "
+        "(kuomian progress) with the bureau's enrolment extract of a year later.\n\n"
+        "Example: kuomian demo --people 20000 --out output/demo"
+    ),
+)
 @friendly_errors
 def demo(
     people: Annotated[int, typer.Option("--people", help=_("Size of the generated Anning."))] = 20000,
@@ -531,13 +542,6 @@ def demo(
         typer.Option("--tidy", help=_("Tidy files only (no title rows, extra sheets, footers, .xls/.ods).")),
     ] = False,
 ):
-    """Generate a realistic synthetic Anning (with every kind of dirt and, unless --tidy, files shaped
-    as departments send them), run the refresh on it, import two streets' filled-in hand-offs (every
-    kind of answer, then a second visit to those not found), then the bulletin (kuomian progress)
-    with the bureau's enrolment extract of a year later.
-
-    Example: kuomian demo --people 20000 --out output/demo
-    """
     if people < MIN_DEMO_PEOPLE:
         # fewer people leave some street or some department's file without rows: not a demo
         raise KuomianError(
@@ -638,17 +642,19 @@ def _demo_survey(out: Path, as_of: date, seed: int) -> None:
     say(_("  the answers acted: {effects}").format(effects=", ".join(f"{k} {v}" for k, v in e.items())))
 
 
-@review_app.command("import")
+@review_app.command(
+    "import",
+    help=_(
+        "Store review decisions (是 links, 否 forbids) for the next refresh.\n\n"
+        "Example: kuomian review import output/2026/review.xlsx --registry output/2026"
+    ),
+)
 @friendly_errors
 def review_import(
     file: Annotated[Path, typer.Argument(help=_("The review.xlsx with the 决定 column filled in."))],
     registry: Annotated[Path, typer.Option("--registry", help=_("The OUT_DIR the review.xlsx came from."))],
     rules: RulesOpt = None,
 ):
-    """Store review decisions (是 links, 否 forbids) for the next refresh.
-
-    Example: kuomian review import output/2026/review.xlsx --registry output/2026
-    """
     use_rules(rules)
     from .commands.review import import_decisions
 
@@ -677,7 +683,28 @@ def review_import(
         )
 
 
-@survey_app.command("import")
+@survey_app.command(
+    "import",
+    help=_(
+        "Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR; the answers act.\n\n"
+        "走访结果 已死亡 / 已迁出本市 take the person off the registry (excluded, with the survey as the reason); "
+        "已在外地参保 makes them enrolled_elsewhere (counted as insured, self-reported); not found on two "
+        "visits flags them for the bureau; this year's key targets (重点等级, rules/targets.yaml) are "
+        "recomputed. A hand-off belongs to the registry that wrote it (its 实名库批次 column): a file of "
+        "another registry is refused unless --any-registry; answers dated before the registry's as-of "
+        "date are not applied.\n\n"
+        "Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not "
+        "answers. A file changes only the street its name names (a row for a person of another street "
+        "is reported, not written); two rows for one person with different answers are reported and "
+        "neither is applied. Importing the same file again changes nothing.\n\n"
+        "Exit codes: 0 every row with answers was stored (or already there); 1 some rows were "
+        "rejected, their 编号 was not found, of another street or in conflict (the good rows are stored "
+        "all the same: correct the rows listed and import the file again), or a bad file or folder; 4 "
+        "another run holds OUT_DIR.\n\n"
+        "Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry "
+        "output/2026"
+    ),
+)
 @friendly_errors
 def survey_import(
     files: Annotated[
@@ -702,27 +729,6 @@ def survey_import(
     ] = False,
     rules: RulesOpt = None,
 ):
-    """Store the door-to-door survey answers of filled-in hand-offs in OUT_DIR; the answers act.
-
-    走访结果 已死亡 / 已迁出本市 take the person off the registry (excluded, with the survey as the
-    reason); 已在外地参保 makes them enrolled_elsewhere (counted as insured, self-reported); not found
-    on two visits flags them for the bureau; this year's key targets (重点等级, rules/targets.yaml) are
-    recomputed. A hand-off belongs to the registry that wrote it (its 实名库批次 column): a file of
-    another registry is refused unless --any-registry; answers dated before the registry's as-of
-    date are not applied.
-
-    Rows are matched by 编号; answers are checked against rules/survey.yaml; blank cells are not answers.
-    A file changes only the street its name names (a row for a person of another street is reported,
-    not written); two rows for one person with different answers are reported and neither is applied.
-    Importing the same file again changes nothing.
-
-    Exit codes: 0 every row with answers was stored (or already there); 1 some rows were rejected,
-    their 编号 was not found, of another street or in conflict (the good rows are stored all the same:
-    correct the rows listed and import the file again), or a bad file or folder; 4 another run holds
-    OUT_DIR.
-
-    Example: kuomian survey import output/2026/handoff/530181001000_连然街道.csv --registry output/2026
-    """
     use_rules(rules)
     from .commands.survey import import_answers
 
@@ -818,23 +824,29 @@ def survey_import(
         )
 
 
-@app.command()
+@app.command(
+    help=_(
+        "Remove what killed kuomian runs left behind (private staging folders holding IDs).\n\n"
+        "Every later kuomian command does this too; this does it on demand. Only folders of dead "
+        "runs, of this user, are removed.\n\n"
+        "Example: kuomian clean"
+    ),
+)
 @friendly_errors
 def clean():
-    """Remove what killed kuomian runs left behind (private staging folders holding IDs).
-
-    Every later kuomian command does this too; this does it on demand. Only folders of dead runs,
-    of this user, are removed.
-
-    Example: kuomian clean
-    """
     from .core.fileio import sweep_dead_runs
 
     removed = sweep_dead_runs(progress)
     say(_("removed {folders} leftover folders of interrupted runs").format(folders=len(removed)))
 
 
-@app.command()
+@app.command(
+    help=_(
+        "数据比对: match any list against a published run and write it back with 匹配结果, 参保状态, 重点群体, 所属街道, "
+        "是否在实名库.\n\n"
+        "Example: kuomian check 民政低保名单.xlsx --registry output/2026 --out 低保名单_比对结果.xlsx"
+    ),
+)
 @friendly_errors
 def check(
     list_file: Annotated[
@@ -847,10 +859,6 @@ def check(
     force: Annotated[bool, typer.Option("--force", help=_("Replace an existing result file."))] = False,
     rules: RulesOpt = None,
 ):
-    """数据比对: match any list against a published run and write it back with 匹配结果, 参保状态, 重点群体, 所属街道, 是否在实名库.
-
-    Example: kuomian check 民政低保名单.xlsx --registry output/2026 --out 低保名单_比对结果.xlsx
-    """
     use_rules(rules)
     from .commands.check import check_list
 
@@ -869,7 +877,20 @@ def check(
     say(_("wrote {file}").format(file=res.out))
 
 
-@app.command("progress")
+@app.command(
+    "progress",
+    help=_(
+        "The quarterly bulletin (进度通报): who of the registry has enrolled since listing, per street "
+        "and community, against the tasks.\n\n"
+        "Matches the extract's rows to the registry's people with the refresh's cascade and writes "
+        "progress.parquet, bulletin.xlsx, bulletin.html and reconciliation.csv into --out; the "
+        "bulletin's figures are kept in REGISTRY_DIR/progress_history/ so that the December "
+        "assessment shows every bulletin of the year side by side. Tasks: rules/tasks.yaml (default: "
+        "each street's gap to the target).\n\n"
+        "Example: kuomian progress output/2026 参保信息_2026Q2.xlsx --as-of 2026-06-30 --out "
+        "output/2026_Q2"
+    ),
+)
 @friendly_errors
 def progress_cmd(
     registry: Annotated[Path, typer.Argument(help=_("The published registry (OUT_DIR of kuomian refresh)."))],
@@ -883,16 +904,6 @@ def progress_cmd(
     force: Annotated[bool, typer.Option("--force", help=_("Replace an existing --out folder."))] = False,
     rules: RulesOpt = None,
 ):
-    """The quarterly bulletin (进度通报): who of the registry has enrolled since listing, per street and community, against the tasks.
-
-    Matches the extract's rows to the registry's people with the refresh's cascade and writes
-    progress.parquet, bulletin.xlsx, bulletin.html and reconciliation.csv into --out; the
-    bulletin's figures are kept in REGISTRY_DIR/progress_history/ so that the December
-    assessment shows every bulletin of the year side by side. Tasks: rules/tasks.yaml
-    (default: each street's gap to the target).
-
-    Example: kuomian progress output/2026 参保信息_2026Q2.xlsx --as-of 2026-06-30 --out output/2026_Q2
-    """
     use_rules(rules)
     from .commands.progress import OUTCOMES, run_progress
 
@@ -932,7 +943,13 @@ def progress_cmd(
     say(_("wrote {folder}: open bulletin.html").format(folder=res.out_dir))
 
 
-@app.command()
+@app.command(
+    help=_(
+        "What changed between two runs: newly enrolled, newly listed, left, changed group or street; "
+        "per street; indicators.\n\n"
+        "Example: kuomian compare output/2025 output/2026 --out output/diff_2025_2026"
+    ),
+)
 @friendly_errors
 def compare(
     old: Annotated[Path, typer.Argument(help=_("The earlier OUT_DIR."))],
@@ -941,10 +958,6 @@ def compare(
     force: Annotated[bool, typer.Option("--force", help=_("Replace an existing DIFF_DIR."))] = False,
     rules: RulesOpt = None,
 ):
-    """What changed between two runs: newly enrolled, newly listed, left, changed group or street; per street; indicators.
-
-    Example: kuomian compare output/2025 output/2026 --out output/diff_2025_2026
-    """
     use_rules(rules)
     from .commands.compare import LISTS, compare_runs
 
@@ -964,7 +977,15 @@ def compare(
     say(_("wrote {folder}: {files}").format(folder=res.out_dir, files=", ".join(res.files)))
 
 
-@rules_app.command("export")
+@rules_app.command(
+    "export",
+    help=_(
+        "Write the installed default policy (rules/ and sources/) into FOLDER for the bureau to edit.\n\n"
+        "Then use it with --rules FOLDER on every command (or set KUOMIAN_RULES=FOLDER).\n\n"
+        "Example: kuomian rules export 安宁政策 && kuomian refresh extracts/2026 --out output/2026 "
+        "--rules 安宁政策"
+    ),
+)
 @friendly_errors
 def rules_export(
     folder: Annotated[Path, typer.Argument(help=_("Folder to write rules/ and sources/ into."))],
@@ -972,12 +993,6 @@ def rules_export(
         bool, typer.Option("--force", help=_("Replace rules/ and sources/ already there."))
     ] = False,
 ):
-    """Write the installed default policy (rules/ and sources/) into FOLDER for the bureau to edit.
-
-    Then use it with --rules FOLDER on every command (or set KUOMIAN_RULES=FOLDER).
-
-    Example: kuomian rules export 安宁政策 && kuomian refresh extracts/2026 --out output/2026 --rules 安宁政策
-    """
     from .core.policy import export_defaults
 
     written = export_defaults(folder, force=force)
@@ -993,13 +1008,16 @@ def rules_export(
     )
 
 
-@rules_app.command("check")
+@rules_app.command(
+    "check",
+    help=_(
+        "Check a policy folder (every key, type and reference) and say where it differs from the "
+        "defaults.\n\n"
+        "Example: kuomian rules check --rules 安宁政策"
+    ),
+)
 @friendly_errors
 def rules_check(rules: RulesOpt = None):
-    """Check a policy folder (every key, type and reference) and say where it differs from the defaults.
-
-    Example: kuomian rules check --rules 安宁政策
-    """
     from .core.policy import load_policy
 
     use_rules(rules)
