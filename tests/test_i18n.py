@@ -3,7 +3,11 @@ complete and compiled."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +103,52 @@ def test_chinese_and_english_answers(monkeypatch):
         == "interrupted: nothing was published, and the previous output is unchanged. Run the command again."
     )
     assert zh != en and re.search(r"[\u4e00-\u9fff]", zh)
+
+
+def _kuomian(args: list[str], lang: str, tmp_path) -> subprocess.CompletedProcess:
+    """The installed ``kuomian`` in its own process, with the system language ``lang`` (no
+    KUOMIAN_LANG: conftest's English must not reach it, the locale decides)."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KUOMIAN_LANG", "LC_ALL", "LC_MESSAGES", "LANGUAGE")
+    }
+    env.update(LANG=lang, COLUMNS="100")
+    exe = Path(sys.executable).with_name("kuomian")
+    return subprocess.run(
+        [str(exe), *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+
+
+def test_the_installed_command_speaks_the_systems_language(tmp_path):
+    zh = _kuomian(["refresh", "--help"], "zh_CN.UTF-8", tmp_path)
+    assert zh.returncode == 0, zh.stderr
+    assert "实名库" in zh.stdout and "源数据文件夹" in zh.stdout
+    assert "示例: kuomian refresh" in zh.stdout and "Example:" not in zh.stdout
+    assert "--as-of" in zh.stdout and "--accept-damaged-ids" in zh.stdout  # flags stay as they are
+
+    en = _kuomian(["refresh", "--help"], "C.UTF-8", tmp_path)
+    assert en.returncode == 0, en.stderr
+    assert (
+        "Example: kuomian refresh" in en.stdout and "Folder holding the departments' extracts." in en.stdout
+    )
+    assert not re.search(r"[\u4e00-\u9fff]", en.stdout.replace("纳税", ""))  # only the example file name
+
+
+def test_a_bad_date_is_one_chinese_line_under_a_chinese_locale(tmp_path):
+    (tmp_path / "extracts").mkdir()
+    args = ["refresh", "extracts", "--out", "out", "--as-of", "2026-13-45"]
+    zh = _kuomian(args, "zh_CN.UTF-8", tmp_path)
+    assert zh.returncode == 1
+    lines = zh.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in zh.stderr, zh.stderr
+    assert lines[0] == "错误：--as-of '2026-13-45': 日期请写成 YYYY-MM-DD 格式，例如 2026-03-01。"
+    assert not (tmp_path / "out").exists()
+
+    en = _kuomian(args, "C.UTF-8", tmp_path)
+    assert en.returncode == 1
+    assert en.stderr.strip() == "error: --as-of '2026-13-45': write the date as YYYY-MM-DD, e.g. 2026-03-01."
