@@ -3,6 +3,7 @@ complete and compiled."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -152,3 +153,94 @@ def test_a_bad_date_is_one_chinese_line_under_a_chinese_locale(tmp_path):
     en = _kuomian(args, "C.UTF-8", tmp_path)
     assert en.returncode == 1
     assert en.stderr.strip() == "error: --as-of '2026-13-45': write the date as YYYY-MM-DD, e.g. 2026-03-01."
+
+
+# ---------------------------------------------------------------- every message a person reads is marked
+PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
+# Calls whose text a person reads: the CLI's lines, progress, notes and warnings, and every error
+# class deriving from KuomianError (found in the package, so a new one is covered).
+SINKS = {"fail", "say", "progress", "warn", "note"}
+LISTS = {"notes", "warnings", "problems", "messages"}  # <list>.append(text) is shown later
+
+
+def _error_classes() -> set[str]:
+    bases: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for n in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(n, ast.ClassDef):
+                bases[n.name] = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in n.bases}
+    out = {"KuomianError"}
+    grew = True
+    while grew:
+        grew = False
+        for name, bs in bases.items():
+            if name not in out and bs & out:
+                out.add(name)
+                grew = True
+    return out
+
+
+def _is_text(node: ast.AST) -> bool:
+    if isinstance(node, ast.JoinedStr):
+        return True
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and any(c.isalpha() for c in node.value)
+    )
+
+
+def unmarked_messages(source: str, where: str, sinks: set[str]) -> list[str]:
+    """where:line of every literal or f-string text handed to a sink (or to help=) without _()."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        fn = node.func
+        name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+        sink = name in sinks
+        if name == "append" and isinstance(fn, ast.Attribute):
+            target = fn.value
+            sink = (target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")) in LISTS
+        texts = [a for a in node.args if _is_text(a)] if sink else []
+        texts += [k.value for k in node.keywords if k.arg == "help" and _is_text(k.value)]
+        out += [f"{where}:{t.lineno}" for t in texts]
+    return out
+
+
+def test_the_scan_finds_an_unmarked_message():
+    sinks = SINKS | {"FileProblem"}
+    code = 'say(f"wrote {n} files")\nraise FileProblem(p, "the file is empty", _("Fix it."))\nx = _("ok")'
+    assert unmarked_messages(code, "m", sinks) == ["m:1", "m:2"]
+    assert unmarked_messages('say(_("wrote {n} files").format(n=n))', "m", sinks) == []
+
+
+def test_every_message_a_person_reads_is_marked_for_translation():
+    sinks = SINKS | _error_classes()
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "synth" in path.parts:  # the generator writes data, not messages
+            continue
+        found += unmarked_messages(path.read_text("utf-8"), str(path.relative_to(PACKAGE)), sinks)
+    assert not found, "wrap these messages in _() and translate them (pipeline/locale):\n" + "\n".join(found)
+
+
+def test_every_marked_message_has_chinese():
+    chinese = i18n.translations("zh")
+    catalogue: dict = {}
+    t = chinese
+    while t is not None:  # the chained catalogues of every area
+        catalogue |= getattr(t, "_catalog", {})
+        t = getattr(t, "_fallback", None)
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for n in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_":
+                arg = n.args[0] if n.args else None
+                where = f"{path.relative_to(PACKAGE)}:{n.lineno}"
+                assert isinstance(arg, ast.Constant) and isinstance(arg.value, str), (
+                    f"{where}: _() takes one plain string; format it after translation"
+                )
+                if not catalogue.get(arg.value):
+                    missing.append(f"{where}: {arg.value[:80]!r}")
+    assert not missing, "no Chinese for:\n" + "\n".join(missing)

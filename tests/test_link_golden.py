@@ -367,8 +367,9 @@ def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
         assert p["needs_review"], p["name"]
         assert p["review_evidence"].startswith("可能已参保: 参保信息.csv " + row), p["review_evidence"]
         assert_no_full_id(p["review_evidence"])
-    assert "possibly a corrected ID number" in by_id[make_id("53018119850312022")]["review_evidence"]
-    assert "possibly two people with one ID number" in by_id[make_id("53018119800505031")]["review_evidence"]
+    # the hand-off's 复核提示 is in Chinese (core/labels.py REVIEW_REASON_LABELS)
+    assert "可能是更正过的身份证号" in by_id[make_id("53018119850312022")]["review_evidence"]
+    assert "可能重号" in by_id[make_id("53018119800505031")]["review_evidence"]
     # enrolled through a placeholder, a mask, a note or pinyin: nothing to review
     for prefix in ("53018119800115011", "53018119901010011", "53018119830303022", "53018119750606011"):
         p = by_id[make_id(prefix)]

@@ -96,6 +96,18 @@ REVIEW_REASON_LABELS = {
     "possibly a corrected ID number": "可能是更正过的身份证号",
     "two people with one ID number in the household extract (重号)": "户籍中两人同号(重号)", "possibly two people with one ID number": "可能重号",
 }  # fmt: skip
+# The why of a 复核提示 (link_evidence): an enrolment row the run saw and did not accept. The hand-off
+# is read by street visitors, so the reason is shown in Chinese (review reasons: REVIEW_REASON_LABELS).
+EVIDENCE_LABELS = {
+    "not accepted: same name, same or near birth date": "未采纳:同名,出生日期相同或相近",
+    "not accepted: name with placeholders fits, ID begins alike": "未采纳:含缺字符号的姓名相符,身份证号前几位相同",
+    "not accepted: same name, ID two characters or fewer from theirs": "未采纳:同名,身份证号相差不超过两位",
+    "not accepted: same name, the surviving ID digits agree": "未采纳:同名,残存的身份证号数字一致",
+    "not accepted: a member of the household of the ID's owner with that name": "未采纳:号码主人同户成员中有此姓名",
+    "not accepted: their former name, ID begins alike": "未采纳:与其曾用名相同,身份证号前几位相同",
+    "not accepted: same name once its parts are put together": "未采纳:拆字合并后姓名相同",
+    "not accepted: ID one character from theirs": "未采纳:身份证号仅差一位",
+}  # fmt: skip
 EXTRA_RULE_LABELS = {
     "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",
 }  # fmt: skip

@@ -193,7 +193,7 @@ def latin_sound(raw: str) -> str:
     """The fuzzy pinyin key of a name written in Latin letters (``ZHANG SAN`` → ``zansan``, the
     key of 张三): each word split into syllables, longest first; what is no syllable stays as it is."""
     syll = _syllables()
-    out = []
+    out: list[str] = []
     for word in re.split(r"[^A-Za-z]+", raw.lower()):
         # the fewest syllables covering the whole word (dangui: dan-gui, not dang-ui); letters no
         # syllable covers cost one each and stay as they are
@@ -210,7 +210,8 @@ def latin_sound(raw: str) -> str:
             for j, piece in steps:
                 if j and (best[j] is None or cur[0] + 1 < best[j][0]):  # type: ignore[index]
                     best[j] = (cur[0] + 1, cur[1] + [piece])
-        out.extend(best[n][1] if best[n] else [word])
+        whole = best[n]
+        out.extend(whole[1] if whole else [word])
     return "".join(out)
 
 

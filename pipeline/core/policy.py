@@ -782,10 +782,14 @@ def _load(root: Path) -> Policy:
     parts = ctx.mapping(m.get("name_parts") or {}, "name_parts", (), tuple(m.get("name_parts") or {}))
     for ch, spellings in parts.items():
         if len(str(ch)) != 1:
-            raise ctx.fail(f"name_parts.{ch}", "a key is one character (the rare character itself)")
+            raise ctx.fail(
+                where=f"name_parts.{ch}", what=_("a key is one character (the rare character itself)")
+            )
         for j, sp in enumerate(ctx.list_(spellings, f"name_parts.{ch}")):
             if len(ctx.str_(sp, f"name_parts.{ch}[{j}]")) < 2:
-                raise ctx.fail(f"name_parts.{ch}[{j}]", "write the parts: at least two characters")
+                raise ctx.fail(
+                    where=f"name_parts.{ch}[{j}]", what=_("write the parts: at least two characters")
+                )
     pl_ = ctx.mapping(
         m.get("plausibility") or {},
         "plausibility",

@@ -34,6 +34,7 @@ from ..core import names
 from ..core.config import load_rules, load_sources
 from ..core.db import connect, first_row, frame, ident, rows, scalar, sql_literal, store
 from ..core.i18n import _
+from ..core.labels import EVIDENCE_LABELS, REVIEW_REASON_LABELS
 from ..core.privacy import fingerprint_sql, key_params
 
 
@@ -983,6 +984,11 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
                  AND substr(p.person_id, {b}, 6) = substr(s.id_digits, {b}, 6)
                 WHERE s.outcome = 'unmatched' AND length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) = 1"""
         )
+    # the reasons in Chinese for the hand-off (core/labels.py), as a table of parameters
+    con.execute("CREATE OR REPLACE TEMP TABLE _le_labels (why VARCHAR, shown VARCHAR)")
+    con.executemany(
+        "INSERT INTO _le_labels VALUES (?, ?)", list({**REVIEW_REASON_LABELS, **EVIDENCE_LABELS}.items())
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_evidence AS
@@ -991,11 +997,12 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
             QUALIFY row_number() OVER (PARTITION BY person_id, row_id ORDER BY prio) = 1
         )
         SELECT person_id,
-               '可能已参保: ' || string_agg(file || ' 第' || row || '行 ' || id_masked || ' (' || why || ')', '; '
-                                        ORDER BY row_id) AS evidence
-        FROM e GROUP BY person_id
+               '可能已参保: ' || string_agg(file || ' 第' || row || '行 ' || id_masked || ' (' || coalesce(lb.shown, e.why) || ')',
+                                        '; ' ORDER BY row_id) AS evidence
+        FROM e LEFT JOIN _le_labels lb ON lb.why = e.why GROUP BY person_id
         """
     )
+    con.execute("DROP TABLE IF EXISTS _le_labels")
     con.execute("DROP TABLE IF EXISTS _le_rows")
 
 
