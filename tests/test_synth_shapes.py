@@ -347,7 +347,11 @@ def test_evaluation_joins_truth_and_links_by_file_sheet_and_row(tmp_path, shaped
         person_key=pl.when(pl.col("expected") == "person").then(pl.col("person_id")),
     )  # fmt: skip
     got = persons.filter(pl.col("in_population") & ~pl.col("id_damaged")).select(
-        person_key="id_number", id_number="id_number", status="status", group="group"
+        person_key="id_number",
+        id_number="id_number",
+        status="status",
+        group="group",
+        needs_review=pl.lit(False),
     )
     got.write_parquet(tmp_path / "persons.parquet")
     links.write_parquet(tmp_path / "links.parquet")

@@ -81,14 +81,15 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
         .alias(H["sources"]),
         pl.col("pension_date").cast(pl.String).alias(H["pension_date"]),
         pl.col("measure").alias(H["measure"]),
-        pl.col("target_priority")
-        .replace_strict(priority, default=None, return_dtype=pl.String)
-        .alias(PRIORITY_HEADER),
         # 可能已参保: … — an enrolment row the run saw and did not accept (IDs masked); the visitor
         # checks before knocking (older registries have no such column)
         (pl.col("review_evidence") if "review_evidence" in reg.columns else pl.lit(None, dtype=pl.String))
         .cast(pl.String)
         .alias(H["review_evidence"]),
+        # 重点等级 right before the survey's columns: the second round's visit starts from it
+        pl.col("target_priority")
+        .replace_strict(priority, default=None, return_dtype=pl.String)
+        .alias(PRIORITY_HEADER),
     )
     survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey).with_columns(
