@@ -129,9 +129,8 @@ def employer_headers() -> dict[str, str]:
 # The hand-off's columns before the survey ones (outputs.md "The hand-off CSV").
 HANDOFF_HEADERS = {
     "person_key": "编号", "name": "姓名", "id_number": "身份证号", "sex": "性别", "age": "年龄",
-    "community": "社区", "address": "户籍地址", "status": "参保状态", "group": "重点群体",
-    "sources": "信息来源", "pension_date": "法定退休时间", "measure": "建议措施",
-    "review_evidence": "复核提示",
+    "community": "社区", "address": "户籍地址", "status": "参保状态", "review_evidence": "复核提示",
+    "group": "重点群体", "sources": "信息来源", "pension_date": "法定退休时间", "measure": "建议措施",
 }  # fmt: skip
 MEASURE_HEADER = HANDOFF_HEADERS["measure"]
 

@@ -71,6 +71,11 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
         pl.col("community").alias(H["community"]),
         pl.col("address").alias(H["address"]),
         pl.col("status").replace_strict(statuses, default=None, return_dtype=pl.String).alias(H["status"]),
+        # 复核提示 beside 参保状态: 可能已参保: … — an enrolment row the run saw and did not accept (IDs masked); the visitor
+        # checks before knocking (older registries have no such column)
+        (pl.col("review_evidence") if "review_evidence" in reg.columns else pl.lit(None, dtype=pl.String))
+        .cast(pl.String)
+        .alias(H["review_evidence"]),
         pl.col("group")
         .cast(pl.Int64)
         .replace_strict(group_labels(), default=None, return_dtype=pl.String)
@@ -81,11 +86,6 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
         .alias(H["sources"]),
         pl.col("pension_date").cast(pl.String).alias(H["pension_date"]),
         pl.col("measure").alias(H["measure"]),
-        # 可能已参保: … — an enrolment row the run saw and did not accept (IDs masked); the visitor
-        # checks before knocking (older registries have no such column)
-        (pl.col("review_evidence") if "review_evidence" in reg.columns else pl.lit(None, dtype=pl.String))
-        .cast(pl.String)
-        .alias(H["review_evidence"]),
         # 重点等级 right before the survey's columns: the second round's visit starts from it
         pl.col("target_priority")
         .replace_strict(priority, default=None, return_dtype=pl.String)
