@@ -26,10 +26,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .config import Source, Street, clear_caches, defaults_home, home, load_sources
-from .errors import KuomianError
-from .i18n import _
-from .ids import redact_ids
+from ..config import Source, Street, clear_caches, defaults_home, home, load_sources
+from ..errors import KuomianError
+from ..i18n import _
+from ..ids import redact_ids
 
 RULE_FILES = (
     "statuses", "groups", "indicators", "matching", "vocabularies", "survey", "retirement", "targets",
@@ -626,7 +626,7 @@ def _read(path: Path):
                 "{path}: missing. A policy folder holds rules/ and sources/ as `kuomian rules export DIR` writes them."
             ).format(path=path)
         )
-    from .config import _read_yaml
+    from ..config import _read_yaml
 
     return _read_yaml(path)
 
@@ -671,7 +671,7 @@ def _load(root: Path) -> Policy:
             raise ctx.fail(where=f"{w}.priority", what=_("priority {prio} is used twice").format(prio=prio))
         prios.add(prio)
         conds.check(ctx, grp["when"], f"{w}.when", groups_any=False, no_other_group=True)
-        from .rules_engine import uses_no_other_group
+        from ..rules_engine import uses_no_other_group
 
         fallback += uses_no_other_group(grp["when"])
         groups.append(Group(grp["group"], prio, ctx.shown(grp["label"], f"{w}.label"),
@@ -1392,7 +1392,7 @@ def _diff(a, b, path: str, out: list[str]) -> None:
 def differences(p: Policy, limit: int = 12) -> dict[str, list[str]]:
     """Per file that differs from the installed defaults, the keys that differ (YAML files; other
     files are named only)."""
-    from .config import _read_yaml
+    from ..config import _read_yaml
 
     out: dict[str, list[str]] = {}
     for rel in p.differs_from_defaults():
