@@ -44,7 +44,39 @@ from .model import (
 
 @lru_cache(maxsize=8)
 def _load(root: Path) -> Policy:
-    # vocabularies
+    """Every file of the policy folder ``root``, checked in this order (the first mistake stops)."""
+    vocabularies = _vocabularies(root)
+    sources = _sources(root, vocabularies)
+    groups_p, conds = _groups(root, sources, vocabularies)
+    statuses = _statuses(root, conds)
+    indicators = _indicators(root, statuses)
+    matching = _matching(root, sources)
+    survey_p = _survey(root, statuses)
+    key_targets = _targets(root, survey_p, groups_p)
+    codes, streets = _streets(root)
+    retirement = _retirement(root, groups_p, statuses, vocabularies)
+    _check_tasks(root, codes, vocabularies)
+    _check_files(root, sources)
+    files = fingerprint(root)
+    return Policy(
+        root=root,
+        is_default=root.resolve() == defaults_home().resolve(),
+        statuses=statuses,
+        groups=groups_p,
+        indicators=indicators,
+        survey=survey_p,
+        retirement=retirement,
+        sources=sources,
+        files=files,
+        matching=matching,
+        vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
+        streets=streets,
+        targets=key_targets,
+    )
+
+
+def _vocabularies(root: Path) -> dict[str, dict]:
+    """rules/vocabularies.yaml: vocabulary -> canonical value -> spellings."""
     ctx, voc = _rules_file(root, "vocabularies")
     voc = ctx.mapping(voc, _("top level"), (), tuple(voc) if isinstance(voc, dict) else ())
     vocabularies: dict[str, dict] = {}
@@ -53,9 +85,11 @@ def _load(root: Path) -> Policy:
         for canonical, spellings in entries.items():
             ctx.list_(spellings, f"{name}.{canonical}", nonempty=False)
         vocabularies[name] = entries
-    sources = _sources(root, vocabularies)
+    return vocabularies
 
-    # groups
+
+def _groups(root: Path, sources: dict[str, Source], vocabularies: dict) -> tuple[Groups, _Conditions]:
+    """rules/groups.yaml; the condition checker it makes (group ids known) checks statuses.yaml too."""
     ctx, g = _rules_file(root, "groups")
     g = ctx.mapping(g, _("top level"), ("groups", "upgradable_groups", "employers"))
     ids: set[int] = set()
@@ -94,8 +128,11 @@ def _load(root: Path) -> Policy:
         tuple(upgradable),
         ctx.int_(emp["min_withheld_months"], "employers.min_withheld_months", 0, 12),
     )
+    return groups_p, conds
 
-    # statuses
+
+def _statuses(root: Path, conds: _Conditions) -> Statuses:
+    """rules/statuses.yaml: the exclusion reasons, the status rules, registry and survey statuses."""
     ctx, s = _rules_file(root, "statuses")
     s = ctx.mapping(s, _("top level"), ("excluded", "statuses", "registry_statuses"), ("survey_statuses",))
     ex = ctx.mapping(s["excluded"], "excluded", ("status", "label", "reasons"))
@@ -144,8 +181,11 @@ def _load(root: Path) -> Policy:
         excluded, ctx.shown(ex["label"], "excluded.label"), tuple(reasons), tuple(rules), registry,
         tuple(survey_statuses),
     )  # fmt: skip
+    return statuses
 
-    # indicators
+
+def _indicators(root: Path, statuses: Statuses) -> Indicators:
+    """rules/indicators.yaml: the yearly targets and which statuses count as enrolled, contributing, employed."""
     ctx, ind = _rules_file(root, "indicators")
     ind = ctx.mapping(
         ind, _("top level"), ("targets", "enrolled_statuses", "contribution_statuses", "employee_statuses")
@@ -170,8 +210,11 @@ def _load(root: Path) -> Policy:
 
     indicators = Indicators(targets["coverage"], targets["employee_share"], status_list("enrolled_statuses"),
                             status_list("contribution_statuses"), status_list("employee_statuses"))  # fmt: skip
+    return indicators
 
-    # matching
+
+def _matching(root: Path, sources: dict[str, Source]) -> Matching:
+    """rules/matching.yaml: name agreement, name evidence and parts, plausibility, the match rules."""
     ctx, m = _rules_file(root, "matching")
     m = ctx.mapping(
         m, _("top level"), ("name_agreement", "rules"),
@@ -253,8 +296,11 @@ def _load(root: Path) -> Policy:
     if "id_equal" not in {r["candidates"] for r in m["rules"]}:
         raise ctx.fail(where="rules", what=_("one rule must use candidates: id_equal (the exact-ID rule)"))
     matching = Matching(float(na["agree"]), float(na["same"]), tuple(match_rules))
+    return matching
 
-    # survey
+
+def _survey(root: Path, statuses: Statuses) -> Survey:
+    """rules/survey.yaml: the columns of the survey sheet, then their effects."""
     ctx, sv = _rules_file(root, "survey")
     sv = ctx.mapping(sv, _("top level"), ("columns", "effects"))
     survey, seen = [], set()
@@ -284,10 +330,11 @@ def _load(root: Path) -> Policy:
                 missing=", ".join(missing)
             ),
         )
-    survey_p = _survey_effects(ctx, sv["effects"], tuple(survey), statuses)
-    key_targets = _targets(root, survey_p, groups_p)
+    return _survey_effects(ctx, sv["effects"], tuple(survey), statuses)
 
-    # streets
+
+def _streets(root: Path) -> tuple[set[str], tuple[Street, ...]]:
+    """rules/streets.csv: street_code,street_name; the codes and the streets in file order."""
     path = root / "rules" / "streets.csv"
     if not path.is_file():
         raise PolicyError(
@@ -324,26 +371,7 @@ def _load(root: Path) -> Policy:
                 )
             codes.add(r["street_code"])
             street_list.append(Street(r["street_code"], r["street_name"].strip()))
-
-    retirement = _retirement(root, groups_p, statuses, vocabularies)
-    _check_tasks(root, codes, vocabularies)
-    _check_files(root, sources)
-    files = fingerprint(root)
-    return Policy(
-        root=root,
-        is_default=root.resolve() == defaults_home().resolve(),
-        statuses=statuses,
-        groups=groups_p,
-        indicators=indicators,
-        survey=survey_p,
-        retirement=retirement,
-        sources=sources,
-        files=files,
-        matching=matching,
-        vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
-        streets=tuple(street_list),
-        targets=key_targets,
-    )
+    return codes, tuple(street_list)
 
 
 def _answers(ctx: _Ctx, value, where: str, columns: tuple[SurveyColumn, ...]) -> tuple[str, tuple[str, ...]]:
