@@ -1,0 +1,284 @@
+"""The typed policy: the frozen objects every module reads (:class:`Policy` and its parts),
+the names and vocabularies of the rule language, and :class:`PolicyError`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from ..config import Source, Street, defaults_home
+from ..errors import KuomianError
+
+RULE_FILES = (
+    "statuses", "groups", "indicators", "matching", "vocabularies", "survey", "retirement", "targets",
+)  # fmt: skip
+# Columns of a person row a `{person: FIELD}` condition may name (classify's cls_base).
+PERSON_FIELDS = {
+    "hukou_local": "bool", "name": "text", "sex": "category:sex", "birth_date": "date", "age": "number",
+    "hukou_type": "category:hukou_type", "person_status": "category:person_status", "address": "text",
+    "ethnicity": "text", "household_no": "text", "street_code": "text", "community": "text",
+    "match_confidence": "number", "needs_review": "bool",
+}  # fmt: skip
+# Columns of an entity (tax ∪ market by 统一社会信用代码) an `{entity: …}` condition may name.
+ENTITY_FIELDS = {
+    "in_tax": "bool", "in_market": "bool", "tax_entity_type": "category:entity_type",
+    "tax_entity_size": "category:entity_size", "tax_status": "category:tax_status",
+    "market_entity_type": "category:entity_type", "established": "date",
+}  # fmt: skip
+CONDITION_KEYS = ("source", "where", "entity", "person", "age", "groups_any", "no_other_group", "always",
+                  "any", "all", "not")  # fmt: skip
+PREDICATE_OPS = ("in", "not_in", "==", ">=", ">", "<=", "<", "blank")
+FIELD_TYPES = ("id", "name", "text", "date", "street", "int", "number", "category")
+ROLES = ("base", "adds_people", "match_only")
+ID_KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")
+CANDIDATES = ("id_equal", "same_household_name", "one_edit", "id_prefix", "name_birth", "name_place",
+              "name_prefix", "former_id_equal", "id_equal_former_name", "same_birth_place_name",
+              "name_birth_near")  # fmt: skip
+NAME_EVIDENCE = ("placeholder", "mask", "note", "latin", "parts")
+# Survey answers persons.parquet stores (outputs.md); other columns must say `stored: false`.
+SURVEY_FIELDS = (
+    "visit_result", "ability_to_pay", "willingness", "reason_not_enrolled", "income_band", "employment",
+    "surveyed_on",
+)  # fmt: skip
+# The condition keys of rules/targets.yaml (a small language of its own, on persons.parquet).
+TARGET_KEYS = ("answer", "answered", "age", "groups_any", "pension", "always", "any", "all", "not")
+PENSION_CONDITIONS = ("enough_years", "before")
+# Sources the stages name directly (the population base, enrolment, the entity and employer lists).
+NEEDED_SOURCES = ("household", "enrollment", "income", "market", "tax")
+IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class PolicyError(KuomianError):
+    """A policy file that cannot be used as written (exit 1)."""
+
+
+# ---------------------------------------------------------------- the typed policy
+
+
+@dataclass(frozen=True)
+class ExclusionReason:
+    reason: str
+    label: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class StatusRule:
+    status: str
+    label: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class SurveyStatus:
+    """A status only a survey answer gives (statuses.yaml ``survey_statuses``)."""
+
+    status: str
+    label: str
+    self_reported: bool
+
+
+@dataclass(frozen=True)
+class Statuses:
+    excluded: str
+    excluded_label: str
+    reasons: tuple[ExclusionReason, ...]
+    statuses: tuple[StatusRule, ...]
+    registry: tuple[str, ...]
+    survey: tuple[SurveyStatus, ...] = ()  # statuses only a survey answer gives
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every status a person can have (the excluded one first, the survey's last)."""
+        return (self.excluded, *(s.status for s in self.statuses), *(s.status for s in self.survey))
+
+
+@dataclass(frozen=True)
+class Group:
+    group: int
+    priority: int
+    label: str
+    action: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class Groups:
+    groups: tuple[Group, ...]
+    upgradable: tuple[int, ...]
+    employer_min_withheld_months: int
+
+    def by_id(self) -> dict[int, Group]:
+        return {g.group: g for g in self.groups}
+
+
+@dataclass(frozen=True)
+class Indicators:
+    coverage_targets: dict[str, float]
+    employee_share_targets: dict[str, float]
+    enrolled: tuple[str, ...]
+    contribution: tuple[str, ...]
+    employee: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    rule: str
+    label: str
+    id_kinds: tuple[str, ...]
+    candidates: str
+    name: str  # agree | same
+    confidence: float
+    band: str = "auto"  # auto | review
+    min_digits: int | None = None
+    prefer_same_street: bool = False
+
+
+@dataclass(frozen=True)
+class Matching:
+    agree: float
+    same: float
+    rules: tuple[MatchRule, ...]
+
+
+@dataclass(frozen=True)
+class SurveyColumn:
+    field: str
+    header: str
+    allowed: tuple[str, ...]
+    type: str
+    stored: bool
+
+
+@dataclass(frozen=True)
+class SurveyExclusion:
+    field: str
+    answers: tuple[str, ...]
+    reason: str  # exclusion_reason
+    label: str
+
+
+@dataclass(frozen=True)
+class Survey:
+    """rules/survey.yaml: the hand-off's survey columns and what their answers do."""
+
+    columns: tuple[SurveyColumn, ...]
+    exclude: tuple[SurveyExclusion, ...]
+    elsewhere_status: str  # status of a person insured in another city (self-reported)
+    elsewhere_from: tuple[str, ...]  # … given to persons whose status from the extracts is one of these
+    elsewhere_when: tuple[tuple[str, tuple[str, ...]], ...]  # (field, answers): any applies
+    not_found_field: str
+    not_found_answers: tuple[str, ...]
+    not_found_visits: int
+    not_found_reason: str
+
+    @property
+    def stored(self) -> tuple[SurveyColumn, ...]:
+        return tuple(c for c in self.columns if c.stored)
+
+
+@dataclass(frozen=True)
+class TargetRule:
+    priority: str
+    reason: str
+    when: dict
+
+
+@dataclass(frozen=True)
+class Targets:
+    """rules/targets.yaml: this year's key targets (target_priority, target_reason)."""
+
+    levels: dict[str, str]  # priority → label, in order (A first)
+    rules: tuple[TargetRule, ...]
+
+
+@dataclass(frozen=True)
+class Track:
+    """A statutory retirement-age track of the 2024 decision (rules/retirement.yaml)."""
+
+    name: str
+    label: str
+    old_age: int
+    first_cohort: tuple[int, int]  # (year, month) of the first births whose age is raised
+    birth_months_per_month: int  # months of birth per month of delay
+    cap_age: int
+
+    def age_months(self, birth: date) -> int:
+        """Statutory age in months for a person born on ``birth``."""
+        idx = (birth.year - self.first_cohort[0]) * 12 + (birth.month - self.first_cohort[1])
+        delay = (
+            0 if idx < 0 else min(idx // self.birth_months_per_month + 1, (self.cap_age - self.old_age) * 12)
+        )
+        return self.old_age * 12 + delay
+
+
+@dataclass(frozen=True)
+class Retirement:
+    tracks: dict[str, Track]
+    track_by_sex: dict[str, str]
+    minimum_years: float
+    rise_from: date
+    rise_months_per_year: int
+    maximum_years: float
+    elderly_age: int
+    elderly_statuses: tuple[str, ...]
+    elderly_measure: str
+    past_pension_measure: str
+    past_pension_keep_group_action: tuple[int, ...]
+    short_note: str
+
+    def minimum_months(self, on: date) -> int:
+        """Minimum contribution period (months) that applies on a date."""
+        base = round(self.minimum_years * 12)
+        if on < self.rise_from:
+            return base
+        steps = (
+            on.year
+            - self.rise_from.year
+            + (1 if (on.month, on.day) >= (self.rise_from.month, self.rise_from.day) else 0)
+        )
+        return min(round(self.maximum_years * 12), base + steps * self.rise_months_per_year)
+
+
+@dataclass(frozen=True)
+class Policy:
+    root: Path
+    is_default: bool
+    statuses: Statuses
+    groups: Groups
+    indicators: Indicators
+    survey: Survey
+    retirement: Retirement
+    sources: dict[str, Source]
+    files: dict[str, str]  # "rules/statuses.yaml" -> SHA-256
+    matching: Matching
+    vocabularies: dict[str, dict[str, tuple[str, ...]]]  # vocabulary -> canonical -> spellings
+    streets: tuple[Street, ...]
+    targets: Targets
+
+    @property
+    def enrolled_outside_registry(self) -> tuple[str, ...]:
+        """Statuses counted as enrolled that are not registry statuses (a registry person who
+        reaches one of them has enrolled)."""
+        return tuple(s for s in self.indicators.enrolled if s not in self.statuses.registry)
+
+    def differs_from_defaults(self) -> list[str]:
+        """Files whose content is not the installed defaults' (or that the defaults lack)."""
+        if self.is_default:
+            return []
+        defaults = fingerprint(defaults_home())
+        names = sorted(set(self.files) | set(defaults))
+        return [n for n in names if self.files.get(n) != defaults.get(n)]
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """SHA-256 of every file of a policy folder (``sources/`` and ``rules/``)."""
+    out = {}
+    for folder in ("sources", "rules"):
+        for p in sorted((root / folder).glob("*")):
+            if p.is_file():
+                out[f"{folder}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
