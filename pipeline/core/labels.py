@@ -11,7 +11,12 @@ from __future__ import annotations
 from .config import load_sources
 from .policy import policy
 
+# The city's total row: chosen by its code (street_code == CITY_CODE in cls_indicators and the
+# progress frames), shown as CITY; never picked by the text.
+CITY_CODE = "530181000000"  # 安宁市 itself: the city row of the indicators (cls_indicators, indicators.csv)
+CITY = "全市"
 UNASSIGNED_STREET = "未分配街道"
+NO_COMMUNITY = "未填社区"
 
 # ---------------------------------------------------------------- labels from the policy
 

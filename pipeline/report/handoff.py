@@ -26,7 +26,7 @@ from ..core.cells import people_frame, write_people_csv
 from ..core.config import load_rules
 from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
-from ..core.labels import group_labels, source_labels, status_labels
+from ..core.labels import NO_COMMUNITY, UNASSIGNED_STREET, group_labels, source_labels, status_labels
 from ..core.policy import policy
 from ..core.text import natural_key
 
@@ -121,12 +121,11 @@ def visit_order(reg: pl.DataFrame, first: Sequence[pl.Expr] = ()) -> pl.DataFram
 
 
 def _file_stem(code: str | None, name: str | None) -> str:
-    return f"{code}_{name}" if code else "unassigned_未分配街道"
+    return f"{code}_{name}" if code else f"unassigned_{UNASSIGNED_STREET}"
 
 
 # Printed columns wider than this wrap (headers → at most this many Excel units).
 WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20, "复核提示": 24}
-NO_COMMUNITY = "未填社区"
 
 
 def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True, registry_id: str = "") -> int:
@@ -140,7 +139,7 @@ def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True, regis
         write_people_csv(folder / f"{stem}.csv", body)
         if xlsx:
             write_handoff_xlsx(
-                folder / f"{stem}.xlsx", people_frame(body, csv=False), street=name or "未分配街道"
+                folder / f"{stem}.xlsx", people_frame(body, csv=False), street=name or UNASSIGNED_STREET
             )
         n += body.height
     return n

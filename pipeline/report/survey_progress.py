@@ -10,11 +10,10 @@ from __future__ import annotations
 import polars as pl
 
 from ..core.config import street_names
+from ..core.labels import CITY, NO_COMMUNITY
+from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_NAME
 from ..core.policy import policy
 
-CITY = "全市"
-UNASSIGNED_NAME = "未分配街道"
-NO_COMMUNITY = "未填社区"
 ANSWER_FIELDS = ("ability_to_pay", "willingness", "reason_not_enrolled")
 
 
