@@ -30,6 +30,8 @@ import polars as pl
 from ..core.config import load_rules, street_names
 from ..core.db import frame, sql_literal
 from ..core.labels import (
+    CITY,
+    CITY_CODE,
     EXTRA_RULE_LABELS,
     ID_KIND_LABELS,
     OUTCOME_LABELS,
@@ -89,7 +91,7 @@ def _table(
     fmt: dict | None = None,
     *,
     bad: dict | None = None,
-    total_label: str | None = "全市",
+    total_label: str | None = CITY,
 ) -> str:
     """An HTML table. ``fmt``: column → formatter; ``bad``: column → predicate marking a cell red;
     rows with a cell equal to ``total_label`` are shown as a total row."""
@@ -340,6 +342,7 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
     if persons is None:
         return ["<p>无人员数据。</p>"]
     streets, communities = survey_table(persons)
+    only = streets.filter(~pl.col("is_city"))  # the streets without the city's row
     headers = {"street_name": "街道", "registry": "实名库人数", "visited": "已走访", "answered": "已答复",
                "left_to_visit": "待走访", "visited_share": "走访率"}  # fmt: skip
     body = [
@@ -347,14 +350,11 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
         "已答复: 已导入缴费能力、参保意愿或未参保原因; 待走访 = 实名库人数 - 已走访。"
         "本节为发布时的情况; 之后用 kuomian survey import 导入的答复见 kuomian progress 的进度通报。</p>",
         stacked_bar_chart(
-            [n for n in streets["street_name"].to_list() if n != "全市"],
+            only["street_name"].to_list(),
             {
-                "已答复": streets.filter(pl.col("street_name") != "全市")["answered"].to_list(),
-                "已走访未答复": streets.filter(pl.col("street_name") != "全市")
-                .select(pl.col("visited") - pl.col("answered"))
-                .to_series()
-                .to_list(),
-                "待走访": streets.filter(pl.col("street_name") != "全市")["left_to_visit"].to_list(),
+                "已答复": only["answered"].to_list(),
+                "已走访未答复": only.select(pl.col("visited") - pl.col("answered")).to_series().to_list(),
+                "待走访": only["left_to_visit"].to_list(),
             },
             "各街道入户调查进度(人)",
         ),
@@ -403,8 +403,9 @@ def report_page(
 ) -> str:
     cfg = load_rules("indicators")
     ind = frame(con, "SELECT * FROM cls_indicators")
-    streets = ind.filter(pl.col("street_name") != "全市")
-    city = ind.filter(pl.col("street_name") == "全市")
+    is_city = pl.col("street_code").eq_missing(CITY_CODE)
+    streets = ind.filter(~is_city)
+    city = ind.filter(is_city)
     city_row = city.row(0, named=True) if city.height else {}
     groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
     group_names = group_labels()
@@ -675,9 +676,9 @@ def report_page(
     # No silent listing: registry persons an unaccepted enrolment row could be (hand-off: 复核提示)
     flagged = frame(
         con,
-        """SELECT coalesce(street_name, '未分配街道') AS street, count(*) AS n FROM cls_persons
+        """SELECT coalesce(street_name, ?) AS street, count(*) AS n FROM cls_persons
            WHERE review_evidence IS NOT NULL AND status IN (SELECT unnest(?)) GROUP BY ALL ORDER BY street""",
-        [reg_statuses],
+        [UNASSIGNED_STREET, reg_statuses],
     )
     if flagged.height:
         body.append(

@@ -28,7 +28,8 @@ def answered_expr() -> pl.Expr:
 
 def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The survey's progress of the registry (report.html of the refresh): per street (and 全市),
-    and per community — registry, visited, answered, left_to_visit, visited_share."""
+    and per community — registry, visited, answered, left_to_visit, visited_share; the streets'
+    ``is_city`` marks the city's row."""
     names = street_names()
     reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
     for f in (*ANSWER_FIELDS, "surveyed_on"):
@@ -57,7 +58,12 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         )
 
     streets = pl.concat(
-        [agg(reg, ["street_name"]), agg(reg.with_columns(street_name=pl.lit(CITY)), ["street_name"])],
+        [
+            agg(reg, ["street_name"]).with_columns(is_city=pl.lit(False)),
+            agg(reg.with_columns(street_name=pl.lit(CITY)), ["street_name"]).with_columns(
+                is_city=pl.lit(True)
+            ),
+        ],
         how="diagonal_relaxed",
     )
     streets = streets.sort("_o").drop("_o")
