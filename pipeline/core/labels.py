@@ -119,6 +119,8 @@ EXTRA_RULE_LABELS = {
 
 # ---------------------------------------------------------------- headers of the outputs
 
+STREET_CODE_HEADER = "街道代码"  # indicators.csv
+
 RECON_HEADERS = {
     "source": "来源", "file": "文件", "sheet": "工作表", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
     "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡", "note": "说明",
@@ -177,6 +179,12 @@ COMPARE_STREET_HEADERS = {
     "moved_out": "迁出",
 }  # fmt: skip
 NOT_IN_POPULATION = "不再在人口名单中"
+# compare's indicators.csv: the columns of the two runs' indicators.csv shown side by side; the rates.
+COMPARE_INDICATORS = [
+    "户籍人口", "应参保人数", "已参保人数", "参保率", "缴费阶段人数", "职工养老缴费人数", "职工占比",
+    "实名库人数(户籍)", "实名库人数(含非户籍)",
+]  # fmt: skip
+COMPARE_RATES = {"参保率", "职工占比"}
 
 # kuomian progress: outcomes of the enrolment extract's rows, in the order of its reconciliation
 PROGRESS_OUTCOMES = {
@@ -199,7 +207,7 @@ def indicator_headers() -> dict[str, str]:
     """indicators.csv: column → Chinese header (the target years and groups from the policy)."""
     p = policy()
     h = {
-        "street_code": "街道代码", "street_name": "街道", "household_persons": "户籍人口",
+        "street_code": STREET_CODE_HEADER, "street_name": "街道", "household_persons": "户籍人口",
         "eligible": "应参保人数", "enrolled": "已参保人数", "coverage_rate": "参保率",
         "contribution_stage": "缴费阶段人数", "employee": "职工养老缴费人数", "employee_share": "职工占比",
     }  # fmt: skip
