@@ -182,9 +182,10 @@ def street_totals(changes: pl.DataFrame) -> pl.DataFrame:
     )
     # streets of the bureau always, 未分配街道 only when someone is there
     out = out.filter(pl.col("street_code").is_in(list(names)) | (pl.sum_horizontal(value_cols) > 0))
-    city = out.select(pl.lit("").alias("street_code"), pl.lit(CITY).alias("street_name"),
+    city = out.select(pl.lit(CITY_CODE).alias("street_code"), pl.lit(CITY).alias("street_name"),
                       *[pl.col(c).sum() for c in value_cols])  # fmt: skip
-    return pl.concat([out.select(city.columns), city], how="vertical").select(list(STREET_HEADERS))
+    both = pl.concat([out.select(city.columns), city], how="vertical")
+    return both.select(*STREET_HEADERS, is_city=pl.col("street_code") == CITY_CODE)
 
 
 def _read_indicators(folder: Path) -> pl.DataFrame | None:
@@ -249,7 +250,7 @@ def compare_html(report: CompareReport, streets: pl.DataFrame, indicators: pl.Da
         body.append(f"<tr><td>{esc(label)}</td><td>{report.counts.get(k, 0)}</td><td>{k}.csv</td></tr>")
     body.append("</table></section>")
     body.append("<section id='streets'><h2>二、各街道变化</h2>")
-    body.append(_table(streets, STREET_HEADERS))
+    body.append(_table(streets, STREET_HEADERS, total="is_city"))
     body.append("</section>")
     if indicators is not None:
         body.append("<section id='indicators'><h2>三、指标对比</h2>")
@@ -263,8 +264,10 @@ def compare_html(report: CompareReport, streets: pl.DataFrame, indicators: pl.Da
                 )
             )
         fmt = {c: _pct_or_pp(c) for c in indicators.columns if any(c.startswith(r) for r in RATES)}
-        shown = indicators.drop("street_code")
-        body.append(_table(shown, None, fmt))
+        shown = indicators.with_columns(is_city=pl.col("street_code").eq_missing(CITY_CODE)).drop(
+            "street_code"
+        )
+        body.append(_table(shown, None, fmt, total="is_city"))
         body.append("</section>")
     return (
         "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>实名库对比</title>"

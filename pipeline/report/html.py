@@ -30,7 +30,6 @@ import polars as pl
 from ..core.config import load_rules, street_names
 from ..core.db import frame, sql_literal
 from ..core.labels import (
-    CITY,
     CITY_CODE,
     EXTRA_RULE_LABELS,
     ID_KIND_LABELS,
@@ -91,11 +90,11 @@ def _table(
     fmt: dict | None = None,
     *,
     bad: dict | None = None,
-    total_label: str | None = CITY,
+    total: str | None = None,
 ) -> str:
     """An HTML table. ``fmt``: column → formatter; ``bad``: column → predicate marking a cell red;
-    rows with a cell equal to ``total_label`` are shown as a total row."""
-    headers = headers or {c: c for c in df.columns}
+    ``total``: a boolean column of ``df`` (not shown) marking the rows shown as a total row."""
+    headers = headers or {c: c for c in df.columns if c != total}
     fmt = fmt or {}
     bad = bad or {}
     # <thead>: a table that runs over a printed page repeats its header row
@@ -104,14 +103,15 @@ def _table(
         + "".join(f"<th>{_esc(h)}</th>" for h in headers.values())
         + "</tr></thead><tbody>"
     ]
-    for rec in df.select(list(headers)).iter_rows(named=True):
+    marks = df[total].to_list() if total is not None else [False] * df.height
+    for rec, is_total in zip(df.select(list(headers)).iter_rows(named=True), marks, strict=True):
         cells = []
         for c in headers:
             v = rec[c]
             s = fmt[c](v) if c in fmt and v is not None else ("" if v is None else str(v))
             cls = " class='bad'" if c in bad and v is not None and bad[c](v) else ""
             cells.append(f"<td{cls}>{_esc(s)}</td>")
-        row_cls = " class='total'" if total_label is not None and total_label in rec.values() else ""
+        row_cls = " class='total'" if is_total else ""
         out.append(f"<tr{row_cls}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -358,7 +358,7 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
             },
             "各街道入户调查进度(人)",
         ),
-        _table(streets, headers, {"visited_share": _pct}),
+        _table(streets, headers, {"visited_share": _pct}, total="is_city"),
         "<h3>各社区</h3>",
         _table(
             communities,
@@ -368,7 +368,6 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
                 **{k: v for k, v in headers.items() if k != "street_name"},
             },
             {"visited_share": _pct},
-            total_label=None,
         ),  # fmt: skip
     ]
     from .survey_progress import survey_effects_headers, survey_effects_table
@@ -380,7 +379,7 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
         "外地参保(自报): 调查答 已在外地参保, 计为已参保(参保率), 不在实名库, 本人自报、可要求提供证明; "
         "走访确认已死亡、已迁出本市的人员不再是扩面对象; 两次走访(日期不同)未见到的人员交人社局核实。"
         "与今年户籍、参保数据不一致的调查结果见 survey_disagreements.csv。</p>",
-        _table(survey_effects_table(persons), survey_effects_headers()),
+        _table(survey_effects_table(persons), survey_effects_headers(), total="is_city"),
     ]
     return body
 
@@ -403,9 +402,9 @@ def report_page(
 ) -> str:
     cfg = load_rules("indicators")
     ind = frame(con, "SELECT * FROM cls_indicators")
-    is_city = pl.col("street_code").eq_missing(CITY_CODE)
-    streets = ind.filter(~is_city)
-    city = ind.filter(is_city)
+    ind = ind.with_columns(is_city=pl.col("street_code").eq_missing(CITY_CODE))
+    streets = ind.filter(~pl.col("is_city"))
+    city = ind.filter(pl.col("is_city"))
     city_row = city.row(0, named=True) if city.height else {}
     groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
     group_names = group_labels()
@@ -517,6 +516,7 @@ def report_page(
             indicator_headers(),
             {"coverage_rate": _pct, "employee_share": _pct},
             bad={"coverage_rate": lambda v: v < first_cov, "employee_share": lambda v: v < first_emp},
+            total="is_city",
         )
     )
     page.append(_section("indicators", "二", body))
@@ -553,7 +553,7 @@ def report_page(
     cols = {"street_name": "街道", "registry": "户籍合计"}
     cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
     cols["registry_all"] = "含非户籍合计"
-    body.append(_table(ind, cols))
+    body.append(_table(ind, cols, total="is_city"))
     status_lbl = status_labels()
     st = frame(con, "SELECT status, count(*) AS n FROM cls_persons GROUP BY ALL ORDER BY n DESC")
     st = st.with_columns(

@@ -75,7 +75,8 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     """Per street (and 全市): this year's key targets of the registry by level (rules/targets.yaml,
     ``target_A`` …) and, with ``--previous``, how many of last year's level enrolled since
     (``target_A_enrolled``: ``change`` enrolled, ``prev_target_priority`` A), and what the survey's answers did — insured elsewhere (self-reported, counted
-    as insured), taken off as deceased / moved out, flagged as not found on two visits."""
+    as insured), taken off as deceased / moved out, flagged as not found on two visits; ``is_city``
+    marks the city's row."""
     p = policy()
     names = street_names()
     df = persons
@@ -106,8 +107,11 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     ]
     out = pl.concat(
         [
-            df.group_by("street_name").agg(aggs),
-            df.with_columns(street_name=pl.lit(CITY)).group_by("street_name").agg(aggs),
+            df.group_by("street_name").agg(aggs).with_columns(is_city=pl.lit(False)),
+            df.with_columns(street_name=pl.lit(CITY))
+            .group_by("street_name")
+            .agg(aggs)
+            .with_columns(is_city=pl.lit(True)),
         ]
     )
     order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
