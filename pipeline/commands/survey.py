@@ -37,7 +37,7 @@ from ..core.errors import FileProblem, KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.i18n import _
 from ..core.ids import redact_ids
-from ..core.labels import UNASSIGNED_STREET
+from ..core.labels import HANDOFF_HEADERS, UNASSIGNED_STREET
 from ..report.handoff import REGISTRY_HEADER
 from ..stages.after_survey import (
     EVIDENCE_SCHEMA,
@@ -48,7 +48,7 @@ from ..stages.after_survey import (
 )
 from ..stages.publish import SURVEY_FIELDS
 
-KEY_HEADERS = ("编号", "person_key")
+KEY_HEADERS = (HANDOFF_HEADERS["person_key"], "person_key")
 DATE_RANGE = (date(2000, 1, 1), date(2100, 12, 31))
 UNASSIGNED_STEM = "unassigned"
 

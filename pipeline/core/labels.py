@@ -141,6 +141,62 @@ HANDOFF_HEADERS = {
     "review_evidence": "复核提示",
 }  # fmt: skip
 MEASURE_HEADER = HANDOFF_HEADERS["measure"]
+# This year's key target (rules/targets.yaml), e.g. "A 重点"; the registry a hand-off belongs to.
+HANDOFF_PRIORITY_HEADER = "重点等级"
+HANDOFF_REGISTRY_HEADER = "实名库批次"
+
+# report.html's survey section (survey_progress.survey_table): per street, per community.
+SURVEY_PROGRESS_HEADERS = {
+    "street_name": "街道", "registry": "实名库人数", "visited": "已走访", "answered": "已答复",
+    "left_to_visit": "待走访", "visited_share": "走访率",
+}  # fmt: skip
+
+# kuomian progress's bulletin (bulletin.xlsx / bulletin.html).
+BULLETIN_STREET_HEADERS = {
+    "street_name": "街道",
+    "registry": "实名库人数",
+    "enrolled": "新增参保(列入后)",
+    "enrolled_employee": "其中职工养老",
+    "enrolled_resident": "其中居民养老",
+    "enrolled_elsewhere": "其中外地参保(自报)",
+    "switched": "居民转职工",
+    "employee_total": "职工养老合计",
+    "task_enrolment": "参保任务",
+    "task_enrolment_basis": "参保任务来源",
+    "completion": "参保任务完成率",
+    "task_employee": "职工养老任务",
+    "task_employee_basis": "职工任务来源",
+    "employee_completion": "职工任务完成率",
+    "rank": "排名",
+    "change_enrolled": "较上期新增参保",
+    "change_completion": "较上期完成率",
+    "surveyed": "已走访",
+    "answered": "已答复",
+    "left_to_visit": "待走访",
+}
+BULLETIN_COMMUNITY_HEADERS = {
+    "street_name": "街道",
+    "community": "社区",
+    "registry": "实名库人数",
+    "enrolled": "新增参保(列入后)",
+    "enrolled_employee": "其中职工养老",
+    "enrolled_resident": "其中居民养老",
+    "enrolled_elsewhere": "其中外地参保(自报)",
+    "switched": "居民转职工",
+    "enrolled_share": "新增参保占实名库",
+    "rank": "街道内排名",
+    "change_enrolled": "较上期新增参保",
+    "surveyed": "已走访",
+    "answered": "已答复",
+    "left_to_visit": "待走访",
+}
+BULLETIN_SURVEY_HEADERS = {
+    "street_name": "街道",
+    "registry": "实名库人数",
+    "surveyed": "已走访",
+    "answered": "已答复",
+    "left_to_visit": "待走访",
+}
 
 # review.xlsx: (column, header) in sheet order; the decisions its last column accepts.
 REVIEW_DECISIONS = ("是", "否", "不确定")
@@ -220,3 +276,16 @@ def indicator_headers() -> dict[str, str]:
         h[f"registry_group_{g}"] = label
     h["registry_all"] = "实名库人数(含非户籍)"
     return h
+
+
+def survey_effects_headers() -> dict[str, str]:
+    """report.html's survey effects (survey_progress.survey_effects_table): column → header."""
+    p = policy()
+    out = {"street_name": "街道"}
+    for k, label in p.targets.levels.items():
+        out[f"target_{k}"] = f"{k} {label}"
+        out[f"target_{k}_enrolled"] = f"上年{k}级已参保"
+    out["enrolled_elsewhere"] = "外地参保(自报)"
+    out.update({x.reason: x.label for x in p.survey.exclude})
+    out["not_found"] = "两次走访未见到"
+    return out

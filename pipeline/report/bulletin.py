@@ -18,54 +18,12 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.labels import BULLETIN_COMMUNITY_HEADERS as COMMUNITY_HEADERS
+from ..core.labels import BULLETIN_STREET_HEADERS as STREET_HEADERS
+from ..core.labels import BULLETIN_SURVEY_HEADERS as SURVEY_HEADERS
 from ..core.xlsx import PrintSetup, Sheet, fit_widths, write_workbook
 from .html import CSS, _cards, _esc, _pct, _table, bar_chart, grouped_bar_chart, stacked_bar_chart
 
-STREET_HEADERS = {
-    "street_name": "街道",
-    "registry": "实名库人数",
-    "enrolled": "新增参保(列入后)",
-    "enrolled_employee": "其中职工养老",
-    "enrolled_resident": "其中居民养老",
-    "enrolled_elsewhere": "其中外地参保(自报)",
-    "switched": "居民转职工",
-    "employee_total": "职工养老合计",
-    "task_enrolment": "参保任务",
-    "task_enrolment_basis": "参保任务来源",
-    "completion": "参保任务完成率",
-    "task_employee": "职工养老任务",
-    "task_employee_basis": "职工任务来源",
-    "employee_completion": "职工任务完成率",
-    "rank": "排名",
-    "change_enrolled": "较上期新增参保",
-    "change_completion": "较上期完成率",
-    "surveyed": "已走访",
-    "answered": "已答复",
-    "left_to_visit": "待走访",
-}
-COMMUNITY_HEADERS = {
-    "street_name": "街道",
-    "community": "社区",
-    "registry": "实名库人数",
-    "enrolled": "新增参保(列入后)",
-    "enrolled_employee": "其中职工养老",
-    "enrolled_resident": "其中居民养老",
-    "enrolled_elsewhere": "其中外地参保(自报)",
-    "switched": "居民转职工",
-    "enrolled_share": "新增参保占实名库",
-    "rank": "街道内排名",
-    "change_enrolled": "较上期新增参保",
-    "surveyed": "已走访",
-    "answered": "已答复",
-    "left_to_visit": "待走访",
-}
-SURVEY_HEADERS = {
-    "street_name": "街道",
-    "registry": "实名库人数",
-    "surveyed": "已走访",
-    "answered": "已答复",
-    "left_to_visit": "待走访",
-}
 PERCENT = ("completion", "employee_completion", "enrolled_share", "change_completion")
 NOTES = [
     "实名库人数: 发布的实名库中的人员(未参保 + 居民参保可转职工), 按列入时的街道和社区统计。",

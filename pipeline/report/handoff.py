@@ -26,7 +26,15 @@ from ..core.cells import people_frame, write_people_csv
 from ..core.config import load_rules
 from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
-from ..core.labels import NO_COMMUNITY, UNASSIGNED_STREET, group_labels, source_labels, status_labels
+from ..core.labels import (
+    HANDOFF_PRIORITY_HEADER,
+    HANDOFF_REGISTRY_HEADER,
+    NO_COMMUNITY,
+    UNASSIGNED_STREET,
+    group_labels,
+    source_labels,
+    status_labels,
+)
 from ..core.policy import policy
 from ..core.text import natural_key
 
@@ -34,8 +42,8 @@ BASE_HEADERS = list(H.values())
 # This year's key target (rules/targets.yaml), e.g. "A 重点"; the registry a hand-off belongs to
 # (outputs.md), one value in every row: a column survives Excel's and LibreOffice's Save As
 # (CSV in any encoding, xlsx), where a note in a title row or a hidden sheet may not.
-PRIORITY_HEADER = "重点等级"
-REGISTRY_HEADER = "实名库批次"
+PRIORITY_HEADER = HANDOFF_PRIORITY_HEADER
+REGISTRY_HEADER = HANDOFF_REGISTRY_HEADER
 
 
 def survey_columns() -> list[dict]:

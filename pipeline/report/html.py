@@ -36,12 +36,14 @@ from ..core.labels import (
     OUTCOME_LABELS,
     RECON_HEADERS,
     REVIEW_REASON_LABELS,
+    SURVEY_PROGRESS_HEADERS,
     UNASSIGNED_STREET,
     group_labels,
     indicator_headers,
     rule_labels,
     source_labels,
     status_labels,
+    survey_effects_headers,
 )
 from ..core.labels import QUARANTINE_REASON_LABELS as REASON_LABELS
 
@@ -343,8 +345,7 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
         return ["<p>无人员数据。</p>"]
     streets, communities = survey_table(persons)
     only = streets.filter(~pl.col("is_city"))  # the streets without the city's row
-    headers = {"street_name": "街道", "registry": "实名库人数", "visited": "已走访", "answered": "已答复",
-               "left_to_visit": "待走访", "visited_share": "走访率"}  # fmt: skip
+    headers = SURVEY_PROGRESS_HEADERS
     body = [
         "<p class='note'>实名库全部人员(含非户籍), 按列入时的街道和社区。已走访: 已导入调查日期或任一答复; "
         "已答复: 已导入缴费能力、参保意愿或未参保原因; 待走访 = 实名库人数 - 已走访。"
@@ -370,7 +371,7 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
             {"visited_share": _pct},
         ),  # fmt: skip
     ]
-    from .survey_progress import survey_effects_headers, survey_effects_table
+    from .survey_progress import survey_effects_table
 
     body += [
         "<h3>本年度重点扩面对象与调查结果</h3>",

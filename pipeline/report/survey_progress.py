@@ -116,15 +116,3 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     )
     order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
     return out.sort(pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64))
-
-
-def survey_effects_headers() -> dict[str, str]:
-    p = policy()
-    out = {"street_name": "街道"}
-    for k, label in p.targets.levels.items():
-        out[f"target_{k}"] = f"{k} {label}"
-        out[f"target_{k}_enrolled"] = f"上年{k}级已参保"
-    out["enrolled_elsewhere"] = "外地参保(自报)"
-    out.update({x.reason: x.label for x in p.survey.exclude})
-    out["not_found"] = "两次走访未见到"
-    return out
