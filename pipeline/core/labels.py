@@ -145,6 +145,22 @@ MEASURE_HEADER = HANDOFF_HEADERS["measure"]
 HANDOFF_PRIORITY_HEADER = "重点等级"
 HANDOFF_REGISTRY_HEADER = "实名库批次"
 
+# report.html: its sections (id → title) and the headers of its fixed tables.
+REPORT_SECTIONS = {
+    "overview": "概况", "indicators": "参保率与职工占比", "registry": "实名库", "survey": "入户调查进度",
+    "quality": "数据质量", "matching": "匹配方法", "reconciliation": "对账",
+}  # fmt: skip
+# the registry per street; between 户籍合计 and 含非户籍合计 a column per group (group_labels)
+REPORT_REGISTRY_HEADERS = {"street_name": "街道", "registry": "户籍合计", "registry_all": "含非户籍合计"}
+REPORT_STATUS_HEADERS = {"status": "参保状态", "n": "人数"}
+REPORT_SOURCE_HEADERS = {
+    "source": "来源", "files": "文件数", "rows_read": "行数", "used": "已使用(匹配或新增)",
+    "duplicates": "完全重复行", "quarantined": "隔离行", "review": "待复核",
+}  # fmt: skip
+REPORT_RULE_HEADERS = {"rule": "规则", "label": "说明", "n": "行数", "confidence": "平均置信度"}
+REPORT_REVIEW_REASON_HEADERS = {"reason": "原因", "n": "行数"}
+REPORT_FLAGGED_HEADERS = {"street": "街道", "n": "人数"}
+
 # report.html's survey section (survey_progress.survey_table): per street, per community.
 SURVEY_PROGRESS_HEADERS = {
     "street_name": "街道", "registry": "实名库人数", "visited": "已走访", "answered": "已答复",

@@ -35,6 +35,13 @@ from ..core.labels import (
     ID_KIND_LABELS,
     OUTCOME_LABELS,
     RECON_HEADERS,
+    REPORT_FLAGGED_HEADERS,
+    REPORT_REGISTRY_HEADERS,
+    REPORT_REVIEW_REASON_HEADERS,
+    REPORT_RULE_HEADERS,
+    REPORT_SECTIONS,
+    REPORT_SOURCE_HEADERS,
+    REPORT_STATUS_HEADERS,
     REVIEW_REASON_LABELS,
     SURVEY_PROGRESS_HEADERS,
     UNASSIGNED_STREET,
@@ -70,15 +77,7 @@ h2,h3{page-break-after:avoid}svg,.cards{page-break-inside:avoid}}
 PALETTE = ["#4472c4", "#ed7d31", "#a5a5a5", "#ffc000", "#5b9bd5", "#70ad47", "#264478", "#9e480e", "#636363"]
 TARGET_COLOURS = ["#c00000", "#ed7d31", "#70ad47"]
 
-SECTIONS = {
-    "overview": "概况",
-    "indicators": "参保率与职工占比",
-    "registry": "实名库",
-    "survey": "入户调查进度",
-    "quality": "数据质量",
-    "matching": "匹配方法",
-    "reconciliation": "对账",
-}
+SECTIONS = REPORT_SECTIONS
 # ---------------------------------------------------------------- building blocks
 
 
@@ -551,16 +550,19 @@ def report_page(
             f"各街道实名库人数(户籍, 按重点群体堆叠): 合计 {reg_local}",
         )
     )
-    cols = {"street_name": "街道", "registry": "户籍合计"}
+    cols = {
+        "street_name": REPORT_REGISTRY_HEADERS["street_name"],
+        "registry": REPORT_REGISTRY_HEADERS["registry"],
+    }
     cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
-    cols["registry_all"] = "含非户籍合计"
+    cols["registry_all"] = REPORT_REGISTRY_HEADERS["registry_all"]
     body.append(_table(ind, cols, total="is_city"))
     status_lbl = status_labels()
     st = frame(con, "SELECT status, count(*) AS n FROM cls_persons GROUP BY ALL ORDER BY n DESC")
     st = st.with_columns(
         status=pl.col("status").replace_strict(status_lbl, default=pl.col("status"), return_dtype=pl.String)
     )
-    body.append("<h3>全部人员按参保状态</h3>" + _table(st, {"status": "参保状态", "n": "人数"}))
+    body.append("<h3>全部人员按参保状态</h3>" + _table(st, REPORT_STATUS_HEADERS))
     body.append(_measures_table(con))
     page.append(_section("registry", "三", body))
 
@@ -582,16 +584,8 @@ def report_page(
         "<h3>各来源概况</h3>"
         + _table(
             per_src,
-            {
-                "source": "来源",
-                "files": "文件数",
-                "rows_read": "行数",
-                "used": "已使用(匹配或新增)",
-                "duplicates": "完全重复行",
-                "quarantined": "隔离行",
-                "review": "待复核",
-            },
-        )  # fmt: skip
+            REPORT_SOURCE_HEADERS,
+        )
     )
     q = frame(
         con,
@@ -642,7 +636,7 @@ def report_page(
     ).sort("_o")
     body.append(
         "<p class='note'>规则按 rules/matching.yaml 的顺序尝试, 第一个找到姓名一致候选人的规则决定。</p>"
-        + _table(used, {"rule": "规则", "label": "说明", "n": "行数", "confidence": "平均置信度"})
+        + _table(used, REPORT_RULE_HEADERS)
     )
     per_rule = frame(
         con,
@@ -672,7 +666,7 @@ def report_page(
                 REVIEW_REASON_LABELS, default=pl.col("reason"), return_dtype=pl.String
             )
         )
-        body.append("<h3>待复核原因</h3>" + _table(rv, {"reason": "原因", "n": "行数"}))
+        body.append("<h3>待复核原因</h3>" + _table(rv, REPORT_REVIEW_REASON_HEADERS))
         body.append("<p class='note'>待复核的行见 review.xlsx; 填写决定后用 kuomian review import 导入。</p>")
     # No silent listing: registry persons an unaccepted enrolment row could be (hand-off: 复核提示)
     flagged = frame(
@@ -684,7 +678,7 @@ def report_page(
     if flagged.height:
         body.append(
             "<h3>实名库中可能已参保、待核实的人员</h3>"
-            + _table(flagged, {"street": "街道", "n": "人数"})
+            + _table(flagged, REPORT_FLAGGED_HEADERS)
             + "<p class='note'>本次看到了可能属于这些人的参保记录, 但未能确认 (待复核、未匹配但同名同出生日期、"
             "身份证号相差一位)。他们仍在实名库中, 交接表的“复核提示”一栏写明该记录; 入户前请先核实。</p>"
         )
