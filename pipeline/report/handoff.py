@@ -133,7 +133,14 @@ def _file_stem(code: str | None, name: str | None) -> str:
 
 
 # Printed columns wider than this wrap (headers → at most this many Excel units).
-WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20, "复核提示": 24}
+WRAP_CAPS = {
+    H["address"]: 20,
+    H["status"]: 10,
+    H["group"]: 14,
+    H["sources"]: 12,
+    H["measure"]: 20,
+    H["review_evidence"]: 24,
+}
 
 
 def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True, registry_id: str = "") -> int:
