@@ -33,25 +33,15 @@ from ..core.errors import KuomianError
 from ..core.fileio import published_persons
 from ..core.i18n import _
 from ..core.ids import mask_id_expr
+from ..core.labels import CITY, CITY_CODE, NOT_IN_POPULATION, group_labels, status_labels, status_text
+from ..core.labels import COMPARE_INDICATORS as INDICATORS
 from ..core.labels import COMPARE_LISTS as LISTS
 from ..core.labels import COMPARE_PERSON_HEADERS as PERSON_HEADERS
+from ..core.labels import COMPARE_RATES as RATES
 from ..core.labels import COMPARE_STREET_HEADERS as STREET_HEADERS
-from ..core.labels import NOT_IN_POPULATION, group_labels, status_labels, status_text
+from ..core.labels import STREET_CODE_HEADER as CODE_HEADER
 from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_LABEL
 from ..core.policy import policy
-
-INDICATORS = [
-    "户籍人口",
-    "应参保人数",
-    "已参保人数",
-    "参保率",
-    "缴费阶段人数",
-    "职工养老缴费人数",
-    "职工占比",
-    "实名库人数(户籍)",
-    "实名库人数(含非户籍)",
-]
-RATES = {"参保率", "职工占比"}
 
 
 @dataclass
@@ -192,9 +182,10 @@ def street_totals(changes: pl.DataFrame) -> pl.DataFrame:
     )
     # streets of the bureau always, 未分配街道 only when someone is there
     out = out.filter(pl.col("street_code").is_in(list(names)) | (pl.sum_horizontal(value_cols) > 0))
-    city = out.select(pl.lit("").alias("street_code"), pl.lit("全市").alias("street_name"),
+    city = out.select(pl.lit(CITY_CODE).alias("street_code"), pl.lit(CITY).alias("street_name"),
                       *[pl.col(c).sum() for c in value_cols])  # fmt: skip
-    return pl.concat([out.select(city.columns), city], how="vertical").select(list(STREET_HEADERS))
+    both = pl.concat([out.select(city.columns), city], how="vertical")
+    return both.select(*STREET_HEADERS, is_city=pl.col("street_code") == CITY_CODE)
 
 
 def _read_indicators(folder: Path) -> pl.DataFrame | None:
@@ -206,7 +197,11 @@ def _read_indicators(folder: Path) -> pl.DataFrame | None:
     if "街道" not in df.columns:
         return None
     keep = [c for c in INDICATORS if c in df.columns]
-    return df.select("街道", *[pl.col(c).cast(pl.Float64, strict=False) for c in keep])
+    # the code picks the city's row (a run without the column: no row is the city's)
+    code = pl.col(CODE_HEADER) if CODE_HEADER in df.columns else pl.lit(None, pl.String)
+    return df.select(
+        "街道", *[pl.col(c).cast(pl.Float64, strict=False) for c in keep], code.alias("street_code")
+    )
 
 
 def indicators_side_by_side(old_dir: Path, new_dir: Path) -> pl.DataFrame | None:
@@ -214,14 +209,14 @@ def indicators_side_by_side(old_dir: Path, new_dir: Path) -> pl.DataFrame | None
     if o is None or n is None:
         return None
     metrics = [c for c in INDICATORS if c in o.columns and c in n.columns]
-    j = o.select("街道", *metrics).join(
-        n.select("街道", *metrics), on="街道", how="full", coalesce=True, suffix="_new"
+    j = o.select("街道", *metrics, "street_code").join(
+        n.select("街道", *metrics, "street_code"), on="街道", how="full", coalesce=True, suffix="_new"
     )
     order = {name: i for i, name in enumerate(n["街道"].to_list())}
     j = j.with_columns(
         _o=pl.col("街道").replace_strict(order, default=len(order), return_dtype=pl.Int64)
     ).sort("_o")
-    cols = [pl.col("街道")]
+    cols = [pl.col("街道"), pl.coalesce("street_code_new", "street_code").alias("street_code")]
     for m in metrics:
         digits = 4 if m in RATES else 0
         old_v, new_v = pl.col(m), pl.col(f"{m}_new")
@@ -231,7 +226,9 @@ def indicators_side_by_side(old_dir: Path, new_dir: Path) -> pl.DataFrame | None
             (new_v - old_v).round(digits).alias(f"{m}变化"),
         ]
     out = j.select(cols)
-    counts = [c for c in out.columns if not any(c.startswith(r) for r in RATES) and c != "街道"]
+    counts = [
+        c for c in out.columns if not any(c.startswith(r) for r in RATES) and c not in ("街道", "street_code")
+    ]
     return out.with_columns([pl.col(c).cast(pl.Int64) for c in counts])
 
 
@@ -253,11 +250,11 @@ def compare_html(report: CompareReport, streets: pl.DataFrame, indicators: pl.Da
         body.append(f"<tr><td>{esc(label)}</td><td>{report.counts.get(k, 0)}</td><td>{k}.csv</td></tr>")
     body.append("</table></section>")
     body.append("<section id='streets'><h2>二、各街道变化</h2>")
-    body.append(_table(streets, STREET_HEADERS))
+    body.append(_table(streets, STREET_HEADERS, total="is_city"))
     body.append("</section>")
     if indicators is not None:
         body.append("<section id='indicators'><h2>三、指标对比</h2>")
-        rows = indicators.filter(pl.col("街道") != "全市")
+        rows = indicators.filter(pl.col("street_code").ne_missing(CITY_CODE))
         if "参保率(原)" in indicators.columns:
             body.append(
                 grouped_bar_chart(
@@ -267,7 +264,10 @@ def compare_html(report: CompareReport, streets: pl.DataFrame, indicators: pl.Da
                 )
             )
         fmt = {c: _pct_or_pp(c) for c in indicators.columns if any(c.startswith(r) for r in RATES)}
-        body.append(_table(indicators, None, fmt))
+        shown = indicators.with_columns(is_city=pl.col("street_code").eq_missing(CITY_CODE)).drop(
+            "street_code"
+        )
+        body.append(_table(shown, None, fmt, total="is_city"))
         body.append("</section>")
     return (
         "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>实名库对比</title>"
@@ -322,7 +322,7 @@ def compare_runs(
         write_frame_csv(stage / "streets.csv", streets, STREET_HEADERS)
         report.files.append("streets.csv")
         if indicators is not None:
-            write_people_csv(stage / "indicators.csv", indicators)
+            write_people_csv(stage / "indicators.csv", indicators.drop("street_code"))
             report.files.append("indicators.csv")
         (stage / "compare.html").write_text(compare_html(report, streets, indicators), encoding="utf-8")
         report.files.append("compare.html")

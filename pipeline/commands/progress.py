@@ -51,13 +51,11 @@ import polars as pl
 from ..core.config import load_rules, load_sources, street_names
 from ..core.errors import KuomianError
 from ..core.i18n import _
-from ..core.labels import PROGRESS_OUTCOMES, PROGRESS_RECON_HEADERS
+from ..core.labels import CITY, NO_COMMUNITY, PROGRESS_OUTCOMES, PROGRESS_RECON_HEADERS
+from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_NAME
 from ..core.policy import policy
 from ..report.survey_progress import (
     ANSWER_FIELDS,
-    CITY,
-    NO_COMMUNITY,
-    UNASSIGNED_NAME,
     answered_expr,
     visited_expr,
 )

@@ -37,6 +37,7 @@ from ..core.errors import FileProblem, KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.i18n import _
 from ..core.ids import redact_ids
+from ..core.labels import HANDOFF_HEADERS, UNASSIGNED_STREET
 from ..report.handoff import REGISTRY_HEADER
 from ..stages.after_survey import (
     EVIDENCE_SCHEMA,
@@ -47,7 +48,7 @@ from ..stages.after_survey import (
 )
 from ..stages.publish import SURVEY_FIELDS
 
-KEY_HEADERS = ("编号", "person_key")
+KEY_HEADERS = (HANDOFF_HEADERS["person_key"], "person_key")
 DATE_RANGE = (date(2000, 1, 1), date(2100, 12, 31))
 UNASSIGNED_STEM = "unassigned"
 
@@ -66,7 +67,7 @@ def file_street(path: Path) -> tuple[bool, str | None]:
     m = re.match(r"^([0-9]{12})(?![0-9])", name)
     if m and m.group(1) in names:
         return True, m.group(1)
-    if name.startswith(UNASSIGNED_STEM) or "未分配街道" in name:
+    if name.startswith(UNASSIGNED_STEM) or UNASSIGNED_STREET in name:
         return True, None
     hits = {code for code, street in names.items() if street and street in name}
     if not hits:  # 连然_已填.csv: the name without 街道/镇/乡

@@ -11,7 +11,12 @@ from __future__ import annotations
 from .config import load_sources
 from .policy import policy
 
+# The city's total row: chosen by its code (street_code == CITY_CODE in cls_indicators and the
+# progress frames), shown as CITY; never picked by the text.
+CITY_CODE = "530181000000"  # 安宁市 itself: the city row of the indicators (cls_indicators, indicators.csv)
+CITY = "全市"
 UNASSIGNED_STREET = "未分配街道"
+NO_COMMUNITY = "未填社区"
 
 # ---------------------------------------------------------------- labels from the policy
 
@@ -114,6 +119,8 @@ EXTRA_RULE_LABELS = {
 
 # ---------------------------------------------------------------- headers of the outputs
 
+STREET_CODE_HEADER = "街道代码"  # indicators.csv
+
 RECON_HEADERS = {
     "source": "来源", "file": "文件", "sheet": "工作表", "rows_read": "读取行数", "linked": "已匹配", "new_person": "新增人员",
     "duplicate": "重复行", "quarantined": "隔离", "review": "待复核", "unmatched": "未匹配", "balanced": "是否平衡", "note": "说明",
@@ -133,6 +140,78 @@ HANDOFF_HEADERS = {
     "group": "重点群体", "sources": "信息来源", "pension_date": "法定退休时间", "measure": "建议措施",
 }  # fmt: skip
 MEASURE_HEADER = HANDOFF_HEADERS["measure"]
+# This year's key target (rules/targets.yaml), e.g. "A 重点"; the registry a hand-off belongs to.
+HANDOFF_PRIORITY_HEADER = "重点等级"
+HANDOFF_REGISTRY_HEADER = "实名库批次"
+
+# report.html: its sections (id → title) and the headers of its fixed tables.
+REPORT_SECTIONS = {
+    "overview": "概况", "indicators": "参保率与职工占比", "registry": "实名库", "survey": "入户调查进度",
+    "quality": "数据质量", "matching": "匹配方法", "reconciliation": "对账",
+}  # fmt: skip
+# the registry per street; between 户籍合计 and 含非户籍合计 a column per group (group_labels)
+REPORT_REGISTRY_HEADERS = {"street_name": "街道", "registry": "户籍合计", "registry_all": "含非户籍合计"}
+REPORT_STATUS_HEADERS = {"status": "参保状态", "n": "人数"}
+REPORT_SOURCE_HEADERS = {
+    "source": "来源", "files": "文件数", "rows_read": "行数", "used": "已使用(匹配或新增)",
+    "duplicates": "完全重复行", "quarantined": "隔离行", "review": "待复核",
+}  # fmt: skip
+REPORT_RULE_HEADERS = {"rule": "规则", "label": "说明", "n": "行数", "confidence": "平均置信度"}
+REPORT_REVIEW_REASON_HEADERS = {"reason": "原因", "n": "行数"}
+REPORT_FLAGGED_HEADERS = {"street": "街道", "n": "人数"}
+
+# report.html's survey section (survey_progress.survey_table): per street, per community.
+SURVEY_PROGRESS_HEADERS = {
+    "street_name": "街道", "registry": "实名库人数", "visited": "已走访", "answered": "已答复",
+    "left_to_visit": "待走访", "visited_share": "走访率",
+}  # fmt: skip
+
+# kuomian progress's bulletin (bulletin.xlsx / bulletin.html).
+BULLETIN_STREET_HEADERS = {
+    "street_name": "街道",
+    "registry": "实名库人数",
+    "enrolled": "新增参保(列入后)",
+    "enrolled_employee": "其中职工养老",
+    "enrolled_resident": "其中居民养老",
+    "enrolled_elsewhere": "其中外地参保(自报)",
+    "switched": "居民转职工",
+    "employee_total": "职工养老合计",
+    "task_enrolment": "参保任务",
+    "task_enrolment_basis": "参保任务来源",
+    "completion": "参保任务完成率",
+    "task_employee": "职工养老任务",
+    "task_employee_basis": "职工任务来源",
+    "employee_completion": "职工任务完成率",
+    "rank": "排名",
+    "change_enrolled": "较上期新增参保",
+    "change_completion": "较上期完成率",
+    "surveyed": "已走访",
+    "answered": "已答复",
+    "left_to_visit": "待走访",
+}
+BULLETIN_COMMUNITY_HEADERS = {
+    "street_name": "街道",
+    "community": "社区",
+    "registry": "实名库人数",
+    "enrolled": "新增参保(列入后)",
+    "enrolled_employee": "其中职工养老",
+    "enrolled_resident": "其中居民养老",
+    "enrolled_elsewhere": "其中外地参保(自报)",
+    "switched": "居民转职工",
+    "enrolled_share": "新增参保占实名库",
+    "rank": "街道内排名",
+    "change_enrolled": "较上期新增参保",
+    "surveyed": "已走访",
+    "answered": "已答复",
+    "left_to_visit": "待走访",
+}
+BULLETIN_SURVEY_HEADERS = {
+    "street_name": "街道",
+    "registry": "实名库人数",
+    "surveyed": "已走访",
+    "answered": "已答复",
+    "left_to_visit": "待走访",
+}
 
 # review.xlsx: (column, header) in sheet order; the decisions its last column accepts.
 REVIEW_DECISIONS = ("是", "否", "不确定")
@@ -171,6 +250,12 @@ COMPARE_STREET_HEADERS = {
     "moved_out": "迁出",
 }  # fmt: skip
 NOT_IN_POPULATION = "不再在人口名单中"
+# compare's indicators.csv: the columns of the two runs' indicators.csv shown side by side; the rates.
+COMPARE_INDICATORS = [
+    "户籍人口", "应参保人数", "已参保人数", "参保率", "缴费阶段人数", "职工养老缴费人数", "职工占比",
+    "实名库人数(户籍)", "实名库人数(含非户籍)",
+]  # fmt: skip
+COMPARE_RATES = {"参保率", "职工占比"}
 
 # kuomian progress: outcomes of the enrolment extract's rows, in the order of its reconciliation
 PROGRESS_OUTCOMES = {
@@ -193,7 +278,7 @@ def indicator_headers() -> dict[str, str]:
     """indicators.csv: column → Chinese header (the target years and groups from the policy)."""
     p = policy()
     h = {
-        "street_code": "街道代码", "street_name": "街道", "household_persons": "户籍人口",
+        "street_code": STREET_CODE_HEADER, "street_name": "街道", "household_persons": "户籍人口",
         "eligible": "应参保人数", "enrolled": "已参保人数", "coverage_rate": "参保率",
         "contribution_stage": "缴费阶段人数", "employee": "职工养老缴费人数", "employee_share": "职工占比",
     }  # fmt: skip
@@ -206,3 +291,16 @@ def indicator_headers() -> dict[str, str]:
         h[f"registry_group_{g}"] = label
     h["registry_all"] = "实名库人数(含非户籍)"
     return h
+
+
+def survey_effects_headers() -> dict[str, str]:
+    """report.html's survey effects (survey_progress.survey_effects_table): column → header."""
+    p = policy()
+    out = {"street_name": "街道"}
+    for k, label in p.targets.levels.items():
+        out[f"target_{k}"] = f"{k} {label}"
+        out[f"target_{k}_enrolled"] = f"上年{k}级已参保"
+    out["enrolled_elsewhere"] = "外地参保(自报)"
+    out.update({x.reason: x.label for x in p.survey.exclude})
+    out["not_found"] = "两次走访未见到"
+    return out

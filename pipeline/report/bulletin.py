@@ -18,54 +18,12 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.labels import BULLETIN_COMMUNITY_HEADERS as COMMUNITY_HEADERS
+from ..core.labels import BULLETIN_STREET_HEADERS as STREET_HEADERS
+from ..core.labels import BULLETIN_SURVEY_HEADERS as SURVEY_HEADERS
 from ..core.xlsx import PrintSetup, Sheet, fit_widths, write_workbook
 from .html import CSS, _cards, _esc, _pct, _table, bar_chart, grouped_bar_chart, stacked_bar_chart
 
-STREET_HEADERS = {
-    "street_name": "街道",
-    "registry": "实名库人数",
-    "enrolled": "新增参保(列入后)",
-    "enrolled_employee": "其中职工养老",
-    "enrolled_resident": "其中居民养老",
-    "enrolled_elsewhere": "其中外地参保(自报)",
-    "switched": "居民转职工",
-    "employee_total": "职工养老合计",
-    "task_enrolment": "参保任务",
-    "task_enrolment_basis": "参保任务来源",
-    "completion": "参保任务完成率",
-    "task_employee": "职工养老任务",
-    "task_employee_basis": "职工任务来源",
-    "employee_completion": "职工任务完成率",
-    "rank": "排名",
-    "change_enrolled": "较上期新增参保",
-    "change_completion": "较上期完成率",
-    "surveyed": "已走访",
-    "answered": "已答复",
-    "left_to_visit": "待走访",
-}
-COMMUNITY_HEADERS = {
-    "street_name": "街道",
-    "community": "社区",
-    "registry": "实名库人数",
-    "enrolled": "新增参保(列入后)",
-    "enrolled_employee": "其中职工养老",
-    "enrolled_resident": "其中居民养老",
-    "enrolled_elsewhere": "其中外地参保(自报)",
-    "switched": "居民转职工",
-    "enrolled_share": "新增参保占实名库",
-    "rank": "街道内排名",
-    "change_enrolled": "较上期新增参保",
-    "surveyed": "已走访",
-    "answered": "已答复",
-    "left_to_visit": "待走访",
-}
-SURVEY_HEADERS = {
-    "street_name": "街道",
-    "registry": "实名库人数",
-    "surveyed": "已走访",
-    "answered": "已答复",
-    "left_to_visit": "待走访",
-}
 PERCENT = ("completion", "employee_completion", "enrolled_share", "change_completion")
 NOTES = [
     "实名库人数: 发布的实名库中的人员(未参保 + 居民参保可转职工), 按列入时的街道和社区统计。",
@@ -113,13 +71,16 @@ def _for_sheet(df: pl.DataFrame, headers: dict[str, str]) -> pl.DataFrame:
     return df.select(cols)
 
 
-def side_by_side(history: pl.DataFrame) -> pl.DataFrame:
-    """Streets (and the city) as rows; per bulletin date: 新增参保, 职工养老合计, 完成率(%)."""
+def side_by_side(history: pl.DataFrame, *, mark_city: bool = False) -> pl.DataFrame:
+    """Streets (and the city) as rows; per bulletin date: 新增参保, 职工养老合计, 完成率(%);
+    ``mark_city``: a last column ``is_city`` marks the city's row (level ``city``)."""
     h = history.with_columns(
         date=pl.col("as_of").cast(pl.String),
         completion=(pl.col("completion") * 100).round(1),
     )
-    base = h.select("street_code", "street_name").unique(maintain_order=True)
+    base = h.select("street_code", "street_name", is_city=pl.col("level") == "city").unique(
+        maintain_order=True
+    )
     out = base
     for d in sorted(h["date"].unique().to_list()):
         part = h.filter(pl.col("date") == d).select(
@@ -130,7 +91,8 @@ def side_by_side(history: pl.DataFrame) -> pl.DataFrame:
             pl.col("completion").alias(f"{d} 完成率(%)"),
         )
         out = out.join(part, on=["street_code", "street_name"], how="left", nulls_equal=True)
-    return out.drop("street_code").rename({"street_name": "街道"})
+    out = out.drop("street_code").rename({"street_name": "街道"})
+    return out.select(pl.exclude("is_city"), "is_city") if mark_city else out.drop("is_city")
 
 
 def _recon_for_sheet(recon: pl.DataFrame) -> pl.DataFrame:
@@ -143,14 +105,15 @@ def _recon_for_sheet(recon: pl.DataFrame) -> pl.DataFrame:
 
 def write_bulletin_xlsx(path: Path, current, history, recon, report) -> None:
     streets, communities, city = _levels(current)
+    both = pl.concat([streets, city], how="diagonal_relaxed")
     title = f"扩面进度通报 {report.as_of.isoformat()}"
     sheets = []
     for name, df in (
-        ("街道通报", _for_sheet(pl.concat([streets, city], how="diagonal_relaxed"), STREET_HEADERS)),
+        ("街道通报", _for_sheet(both, STREET_HEADERS)),
         ("社区进度", _for_sheet(communities, COMMUNITY_HEADERS)),
         (
             "重点扩面对象",
-            _for_sheet(pl.concat([streets, city], how="diagonal_relaxed"), target_headers(current)),
+            _for_sheet(both, target_headers(current)),
         ),
         ("全年对比", side_by_side(history)),
         ("对账", _recon_for_sheet(recon)),
@@ -198,6 +161,7 @@ def bulletin_page(current: pl.DataFrame, history: pl.DataFrame, recon: pl.DataFr
         )
     )
     names = streets["street_name"].to_list()
+    both = pl.concat([streets, city], how="diagonal_relaxed").with_columns(is_city=pl.col("level") == "city")
     body = [
         "<section id='streets'><h2>一、各街道进度</h2>",
         bar_chart(names, streets["completion"].to_list(), {"任务": 1.0}, "各街道参保任务完成率"),
@@ -210,22 +174,20 @@ def bulletin_page(current: pl.DataFrame, history: pl.DataFrame, recon: pl.DataFr
             },
             "各街道新增参保与转职工人数",
         ),
-        _table(pl.concat([streets, city], how="diagonal_relaxed"), STREET_HEADERS, fmt, total_label="全市"),
+        _table(both, STREET_HEADERS, fmt, total="is_city"),
         "<ul class='note'>" + "".join(f"<li>{_esc(n)}</li>" for n in NOTES) + "</ul>",
         "</section>",
         "<section id='communities'><h2>二、各社区进度</h2>",
-        _table(communities, COMMUNITY_HEADERS, fmt, total_label=None),
+        _table(communities, COMMUNITY_HEADERS, fmt),
         "</section>",
         "<section id='survey'><h2>三、入户调查进度</h2>",
         "<p class='note'>已走访: 已导入调查日期或任一答复; 已答复: 已导入缴费能力、参保意愿或未参保原因。</p>",
         survey_chart(streets),
-        _table(pl.concat([streets, city], how="diagonal_relaxed"), SURVEY_HEADERS, total_label="全市"),
+        _table(both, SURVEY_HEADERS, total="is_city"),
         "</section>",
         "<section id='targets'><h2>本年度重点扩面对象</h2>",
         "<p class='note'>按 rules/targets.yaml 定级: A 重点 / B 动员 / C 兜底 / D 暂缓; 列入后参保 = 该等级中列入后已参保的人数。</p>",
-        _table(
-            pl.concat([streets, city], how="diagonal_relaxed"), target_headers(current), total_label="全市"
-        ),
+        _table(both, target_headers(current), total="is_city"),
         "</section>",
         "<section id='year'><h2>四、全年通报对比</h2>",
     ]
@@ -238,13 +200,13 @@ def bulletin_page(current: pl.DataFrame, history: pl.DataFrame, recon: pl.DataFr
             m = dict(zip(part["street_name"], part["completion"], strict=True))
             series[d.isoformat()] = [m.get(n) for n in names]
         body.append(grouped_bar_chart(names, series, "各街道参保任务完成率(各期)"))
-    body.append(_table(side_by_side(history), total_label="全市"))
+    body.append(_table(side_by_side(history, mark_city=True), total="is_city"))
     body.append("</section>")
     body.append("<section id='reconciliation'><h2>五、对账</h2>")
     body.append(
         "<p class='note'>参保数据每个文件: 读取行数 = 匹配到实名库人员 + 匹配到实名库外人员 + 未匹配 + 待复核 + 重复行 + 隔离。</p>"
     )
-    body.append(_table(_recon_for_sheet(recon), total_label=None, bad={"是否平衡": lambda v: v != "平衡"}))
+    body.append(_table(_recon_for_sheet(recon), bad={"是否平衡": lambda v: v != "平衡"}))
     for n in report.notes:
         body.append(f"<p class='bad'>{_esc(n)}</p>")
     body.append("</section>")

@@ -26,7 +26,15 @@ from ..core.cells import people_frame, write_people_csv
 from ..core.config import load_rules
 from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
-from ..core.labels import group_labels, source_labels, status_labels
+from ..core.labels import (
+    HANDOFF_PRIORITY_HEADER,
+    HANDOFF_REGISTRY_HEADER,
+    NO_COMMUNITY,
+    UNASSIGNED_STREET,
+    group_labels,
+    source_labels,
+    status_labels,
+)
 from ..core.policy import policy
 from ..core.text import natural_key
 
@@ -34,8 +42,8 @@ BASE_HEADERS = list(H.values())
 # This year's key target (rules/targets.yaml), e.g. "A 重点"; the registry a hand-off belongs to
 # (outputs.md), one value in every row: a column survives Excel's and LibreOffice's Save As
 # (CSV in any encoding, xlsx), where a note in a title row or a hidden sheet may not.
-PRIORITY_HEADER = "重点等级"
-REGISTRY_HEADER = "实名库批次"
+PRIORITY_HEADER = HANDOFF_PRIORITY_HEADER
+REGISTRY_HEADER = HANDOFF_REGISTRY_HEADER
 
 
 def survey_columns() -> list[dict]:
@@ -121,12 +129,18 @@ def visit_order(reg: pl.DataFrame, first: Sequence[pl.Expr] = ()) -> pl.DataFram
 
 
 def _file_stem(code: str | None, name: str | None) -> str:
-    return f"{code}_{name}" if code else "unassigned_未分配街道"
+    return f"{code}_{name}" if code else f"unassigned_{UNASSIGNED_STREET}"
 
 
 # Printed columns wider than this wrap (headers → at most this many Excel units).
-WRAP_CAPS = {"户籍地址": 20, "参保状态": 10, "重点群体": 14, "信息来源": 12, "建议措施": 20, "复核提示": 24}
-NO_COMMUNITY = "未填社区"
+WRAP_CAPS = {
+    H["address"]: 20,
+    H["status"]: 10,
+    H["group"]: 14,
+    H["sources"]: 12,
+    H["measure"]: 20,
+    H["review_evidence"]: 24,
+}
 
 
 def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True, registry_id: str = "") -> int:
@@ -140,7 +154,7 @@ def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True, regis
         write_people_csv(folder / f"{stem}.csv", body)
         if xlsx:
             write_handoff_xlsx(
-                folder / f"{stem}.xlsx", people_frame(body, csv=False), street=name or "未分配街道"
+                folder / f"{stem}.xlsx", people_frame(body, csv=False), street=name or UNASSIGNED_STREET
             )
         n += body.height
     return n

@@ -30,17 +30,27 @@ import polars as pl
 from ..core.config import load_rules, street_names
 from ..core.db import frame, sql_literal
 from ..core.labels import (
+    CITY_CODE,
     EXTRA_RULE_LABELS,
     ID_KIND_LABELS,
     OUTCOME_LABELS,
     RECON_HEADERS,
+    REPORT_FLAGGED_HEADERS,
+    REPORT_REGISTRY_HEADERS,
+    REPORT_REVIEW_REASON_HEADERS,
+    REPORT_RULE_HEADERS,
+    REPORT_SECTIONS,
+    REPORT_SOURCE_HEADERS,
+    REPORT_STATUS_HEADERS,
     REVIEW_REASON_LABELS,
+    SURVEY_PROGRESS_HEADERS,
     UNASSIGNED_STREET,
     group_labels,
     indicator_headers,
     rule_labels,
     source_labels,
     status_labels,
+    survey_effects_headers,
 )
 from ..core.labels import QUARANTINE_REASON_LABELS as REASON_LABELS
 
@@ -67,15 +77,7 @@ h2,h3{page-break-after:avoid}svg,.cards{page-break-inside:avoid}}
 PALETTE = ["#4472c4", "#ed7d31", "#a5a5a5", "#ffc000", "#5b9bd5", "#70ad47", "#264478", "#9e480e", "#636363"]
 TARGET_COLOURS = ["#c00000", "#ed7d31", "#70ad47"]
 
-SECTIONS = {
-    "overview": "概况",
-    "indicators": "参保率与职工占比",
-    "registry": "实名库",
-    "survey": "入户调查进度",
-    "quality": "数据质量",
-    "matching": "匹配方法",
-    "reconciliation": "对账",
-}
+SECTIONS = REPORT_SECTIONS
 # ---------------------------------------------------------------- building blocks
 
 
@@ -89,11 +91,11 @@ def _table(
     fmt: dict | None = None,
     *,
     bad: dict | None = None,
-    total_label: str | None = "全市",
+    total: str | None = None,
 ) -> str:
     """An HTML table. ``fmt``: column → formatter; ``bad``: column → predicate marking a cell red;
-    rows with a cell equal to ``total_label`` are shown as a total row."""
-    headers = headers or {c: c for c in df.columns}
+    ``total``: a boolean column of ``df`` (not shown) marking the rows shown as a total row."""
+    headers = headers or {c: c for c in df.columns if c != total}
     fmt = fmt or {}
     bad = bad or {}
     # <thead>: a table that runs over a printed page repeats its header row
@@ -102,14 +104,15 @@ def _table(
         + "".join(f"<th>{_esc(h)}</th>" for h in headers.values())
         + "</tr></thead><tbody>"
     ]
-    for rec in df.select(list(headers)).iter_rows(named=True):
+    marks = df[total].to_list() if total is not None else [False] * df.height
+    for rec, is_total in zip(df.select(list(headers)).iter_rows(named=True), marks, strict=True):
         cells = []
         for c in headers:
             v = rec[c]
             s = fmt[c](v) if c in fmt and v is not None else ("" if v is None else str(v))
             cls = " class='bad'" if c in bad and v is not None and bad[c](v) else ""
             cells.append(f"<td{cls}>{_esc(s)}</td>")
-        row_cls = " class='total'" if total_label is not None and total_label in rec.values() else ""
+        row_cls = " class='total'" if is_total else ""
         out.append(f"<tr{row_cls}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -340,25 +343,22 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
     if persons is None:
         return ["<p>无人员数据。</p>"]
     streets, communities = survey_table(persons)
-    headers = {"street_name": "街道", "registry": "实名库人数", "visited": "已走访", "answered": "已答复",
-               "left_to_visit": "待走访", "visited_share": "走访率"}  # fmt: skip
+    only = streets.filter(~pl.col("is_city"))  # the streets without the city's row
+    headers = SURVEY_PROGRESS_HEADERS
     body = [
         "<p class='note'>实名库全部人员(含非户籍), 按列入时的街道和社区。已走访: 已导入调查日期或任一答复; "
         "已答复: 已导入缴费能力、参保意愿或未参保原因; 待走访 = 实名库人数 - 已走访。"
         "本节为发布时的情况; 之后用 kuomian survey import 导入的答复见 kuomian progress 的进度通报。</p>",
         stacked_bar_chart(
-            [n for n in streets["street_name"].to_list() if n != "全市"],
+            only["street_name"].to_list(),
             {
-                "已答复": streets.filter(pl.col("street_name") != "全市")["answered"].to_list(),
-                "已走访未答复": streets.filter(pl.col("street_name") != "全市")
-                .select(pl.col("visited") - pl.col("answered"))
-                .to_series()
-                .to_list(),
-                "待走访": streets.filter(pl.col("street_name") != "全市")["left_to_visit"].to_list(),
+                "已答复": only["answered"].to_list(),
+                "已走访未答复": only.select(pl.col("visited") - pl.col("answered")).to_series().to_list(),
+                "待走访": only["left_to_visit"].to_list(),
             },
             "各街道入户调查进度(人)",
         ),
-        _table(streets, headers, {"visited_share": _pct}),
+        _table(streets, headers, {"visited_share": _pct}, total="is_city"),
         "<h3>各社区</h3>",
         _table(
             communities,
@@ -368,10 +368,9 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
                 **{k: v for k, v in headers.items() if k != "street_name"},
             },
             {"visited_share": _pct},
-            total_label=None,
         ),  # fmt: skip
     ]
-    from .survey_progress import survey_effects_headers, survey_effects_table
+    from .survey_progress import survey_effects_table
 
     body += [
         "<h3>本年度重点扩面对象与调查结果</h3>",
@@ -380,7 +379,7 @@ def survey_section(persons: pl.DataFrame | None) -> list[str]:
         "外地参保(自报): 调查答 已在外地参保, 计为已参保(参保率), 不在实名库, 本人自报、可要求提供证明; "
         "走访确认已死亡、已迁出本市的人员不再是扩面对象; 两次走访(日期不同)未见到的人员交人社局核实。"
         "与今年户籍、参保数据不一致的调查结果见 survey_disagreements.csv。</p>",
-        _table(survey_effects_table(persons), survey_effects_headers()),
+        _table(survey_effects_table(persons), survey_effects_headers(), total="is_city"),
     ]
     return body
 
@@ -403,8 +402,9 @@ def report_page(
 ) -> str:
     cfg = load_rules("indicators")
     ind = frame(con, "SELECT * FROM cls_indicators")
-    streets = ind.filter(pl.col("street_name") != "全市")
-    city = ind.filter(pl.col("street_name") == "全市")
+    ind = ind.with_columns(is_city=pl.col("street_code").eq_missing(CITY_CODE))
+    streets = ind.filter(~pl.col("is_city"))
+    city = ind.filter(pl.col("is_city"))
     city_row = city.row(0, named=True) if city.height else {}
     groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
     group_names = group_labels()
@@ -516,6 +516,7 @@ def report_page(
             indicator_headers(),
             {"coverage_rate": _pct, "employee_share": _pct},
             bad={"coverage_rate": lambda v: v < first_cov, "employee_share": lambda v: v < first_emp},
+            total="is_city",
         )
     )
     page.append(_section("indicators", "二", body))
@@ -549,16 +550,19 @@ def report_page(
             f"各街道实名库人数(户籍, 按重点群体堆叠): 合计 {reg_local}",
         )
     )
-    cols = {"street_name": "街道", "registry": "户籍合计"}
+    cols = {
+        "street_name": REPORT_REGISTRY_HEADERS["street_name"],
+        "registry": REPORT_REGISTRY_HEADERS["registry"],
+    }
     cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
-    cols["registry_all"] = "含非户籍合计"
-    body.append(_table(ind, cols))
+    cols["registry_all"] = REPORT_REGISTRY_HEADERS["registry_all"]
+    body.append(_table(ind, cols, total="is_city"))
     status_lbl = status_labels()
     st = frame(con, "SELECT status, count(*) AS n FROM cls_persons GROUP BY ALL ORDER BY n DESC")
     st = st.with_columns(
         status=pl.col("status").replace_strict(status_lbl, default=pl.col("status"), return_dtype=pl.String)
     )
-    body.append("<h3>全部人员按参保状态</h3>" + _table(st, {"status": "参保状态", "n": "人数"}))
+    body.append("<h3>全部人员按参保状态</h3>" + _table(st, REPORT_STATUS_HEADERS))
     body.append(_measures_table(con))
     page.append(_section("registry", "三", body))
 
@@ -580,16 +584,8 @@ def report_page(
         "<h3>各来源概况</h3>"
         + _table(
             per_src,
-            {
-                "source": "来源",
-                "files": "文件数",
-                "rows_read": "行数",
-                "used": "已使用(匹配或新增)",
-                "duplicates": "完全重复行",
-                "quarantined": "隔离行",
-                "review": "待复核",
-            },
-        )  # fmt: skip
+            REPORT_SOURCE_HEADERS,
+        )
     )
     q = frame(
         con,
@@ -640,7 +636,7 @@ def report_page(
     ).sort("_o")
     body.append(
         "<p class='note'>规则按 rules/matching.yaml 的顺序尝试, 第一个找到姓名一致候选人的规则决定。</p>"
-        + _table(used, {"rule": "规则", "label": "说明", "n": "行数", "confidence": "平均置信度"})
+        + _table(used, REPORT_RULE_HEADERS)
     )
     per_rule = frame(
         con,
@@ -670,19 +666,19 @@ def report_page(
                 REVIEW_REASON_LABELS, default=pl.col("reason"), return_dtype=pl.String
             )
         )
-        body.append("<h3>待复核原因</h3>" + _table(rv, {"reason": "原因", "n": "行数"}))
+        body.append("<h3>待复核原因</h3>" + _table(rv, REPORT_REVIEW_REASON_HEADERS))
         body.append("<p class='note'>待复核的行见 review.xlsx; 填写决定后用 kuomian review import 导入。</p>")
     # No silent listing: registry persons an unaccepted enrolment row could be (hand-off: 复核提示)
     flagged = frame(
         con,
-        """SELECT coalesce(street_name, '未分配街道') AS street, count(*) AS n FROM cls_persons
+        """SELECT coalesce(street_name, ?) AS street, count(*) AS n FROM cls_persons
            WHERE review_evidence IS NOT NULL AND status IN (SELECT unnest(?)) GROUP BY ALL ORDER BY street""",
-        [reg_statuses],
+        [UNASSIGNED_STREET, reg_statuses],
     )
     if flagged.height:
         body.append(
             "<h3>实名库中可能已参保、待核实的人员</h3>"
-            + _table(flagged, {"street": "街道", "n": "人数"})
+            + _table(flagged, REPORT_FLAGGED_HEADERS)
             + "<p class='note'>本次看到了可能属于这些人的参保记录, 但未能确认 (待复核、未匹配但同名同出生日期、"
             "身份证号相差一位)。他们仍在实名库中, 交接表的“复核提示”一栏写明该记录; 入户前请先核实。</p>"
         )

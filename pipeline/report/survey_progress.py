@@ -10,11 +10,10 @@ from __future__ import annotations
 import polars as pl
 
 from ..core.config import street_names
+from ..core.labels import CITY, NO_COMMUNITY
+from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_NAME
 from ..core.policy import policy
 
-CITY = "全市"
-UNASSIGNED_NAME = "未分配街道"
-NO_COMMUNITY = "未填社区"
 ANSWER_FIELDS = ("ability_to_pay", "willingness", "reason_not_enrolled")
 
 
@@ -29,7 +28,8 @@ def answered_expr() -> pl.Expr:
 
 def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The survey's progress of the registry (report.html of the refresh): per street (and 全市),
-    and per community — registry, visited, answered, left_to_visit, visited_share."""
+    and per community — registry, visited, answered, left_to_visit, visited_share; the streets'
+    ``is_city`` marks the city's row."""
     names = street_names()
     reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
     for f in (*ANSWER_FIELDS, "surveyed_on"):
@@ -58,7 +58,12 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         )
 
     streets = pl.concat(
-        [agg(reg, ["street_name"]), agg(reg.with_columns(street_name=pl.lit(CITY)), ["street_name"])],
+        [
+            agg(reg, ["street_name"]).with_columns(is_city=pl.lit(False)),
+            agg(reg.with_columns(street_name=pl.lit(CITY)), ["street_name"]).with_columns(
+                is_city=pl.lit(True)
+            ),
+        ],
         how="diagonal_relaxed",
     )
     streets = streets.sort("_o").drop("_o")
@@ -70,7 +75,8 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     """Per street (and 全市): this year's key targets of the registry by level (rules/targets.yaml,
     ``target_A`` …) and, with ``--previous``, how many of last year's level enrolled since
     (``target_A_enrolled``: ``change`` enrolled, ``prev_target_priority`` A), and what the survey's answers did — insured elsewhere (self-reported, counted
-    as insured), taken off as deceased / moved out, flagged as not found on two visits."""
+    as insured), taken off as deceased / moved out, flagged as not found on two visits; ``is_city``
+    marks the city's row."""
     p = policy()
     names = street_names()
     df = persons
@@ -101,21 +107,12 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     ]
     out = pl.concat(
         [
-            df.group_by("street_name").agg(aggs),
-            df.with_columns(street_name=pl.lit(CITY)).group_by("street_name").agg(aggs),
+            df.group_by("street_name").agg(aggs).with_columns(is_city=pl.lit(False)),
+            df.with_columns(street_name=pl.lit(CITY))
+            .group_by("street_name")
+            .agg(aggs)
+            .with_columns(is_city=pl.lit(True)),
         ]
     )
     order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
     return out.sort(pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64))
-
-
-def survey_effects_headers() -> dict[str, str]:
-    p = policy()
-    out = {"street_name": "街道"}
-    for k, label in p.targets.levels.items():
-        out[f"target_{k}"] = f"{k} {label}"
-        out[f"target_{k}_enrolled"] = f"上年{k}级已参保"
-    out["enrolled_elsewhere"] = "外地参保(自报)"
-    out.update({x.reason: x.label for x in p.survey.exclude})
-    out["not_found"] = "两次走访未见到"
-    return out

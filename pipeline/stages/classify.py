@@ -21,11 +21,11 @@ from ..core.config import load_rules, load_sources, street_names
 from ..core.db import frame, ident, rows, sql_literal, store
 from ..core.errors import KuomianError
 from ..core.i18n import _
+from ..core.labels import CITY, CITY_CODE, UNASSIGNED_STREET
 from ..core.policy import policy
 from ..core.rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
 MATCHED = "('linked', 'new_person')"
-CITY_CODE = "530181000000"  # 安宁市 itself: the city row of the indicators
 
 
 @dataclass
@@ -376,7 +376,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
         vals = {k: int(v or 0) for k, v in vals.items()}
         rec = {
             "street_code": CITY_CODE if code == "city" else code,
-            "street_name": "全市" if code == "city" else names.get(code, "未分配街道"),
+            "street_name": CITY if code == "city" else names.get(code, UNASSIGNED_STREET),
             **vals,
             "coverage_rate": vals["enrolled"] / vals["eligible"] if vals["eligible"] else None,
             "employee_share": vals["employee"] / vals["contribution_stage"]
