@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -199,6 +201,16 @@ def test_bad_as_of(tiny_sources, tmp_path):
     )
     assert res.exit_code == 1
     assert "YYYY-MM-DD" in _err(res)
+
+
+def test_a_missing_sources_folder_makes_no_key_and_no_output(tmp_path):
+    import os
+
+    state = Path(os.environ["KUOMIAN_STATE"])
+    res = runner.invoke(app, ["refresh", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "no such folder" in res.stderr
+    assert not (state / "person_key.secret").exists() and not (tmp_path / "o").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o")]  # no staging, no lock
 
 
 def test_missing_sources_folder(tmp_path):

@@ -418,6 +418,7 @@ def refresh(
     hooks of :func:`install_hook`.
     """
     load_policy()  # every policy file checked before any data is read
+    discover(Path(sources_dir))  # a SOURCES_DIR that is no folder: one line before any key, lock or staging
     as_of = as_of or date.today()
     if previous is not None:
         published_persons(previous, name="--previous", hint="Point it at last year's OUT_DIR.")
