@@ -641,13 +641,15 @@ def report_page(
     per_rule = frame(
         con,
         """SELECT source, match_rule AS rule, count(*) AS n FROM links
-           WHERE outcome IN ('linked', 'new_person') AND match_rule IS NOT NULL GROUP BY ALL""",
+           WHERE outcome IN ('linked', 'new_person') AND match_rule IS NOT NULL GROUP BY ALL ORDER BY ALL""",
     ).with_columns(source=src_label())
     if per_rule.height:
         body.append(
             "<h3>各来源按规则匹配的行数</h3>" + _table(_pivot(per_rule, "source", "rule", "n", order), {})
         )
-    outc = frame(con, "SELECT source, outcome, count(*) AS n FROM links GROUP BY ALL").with_columns(
+    outc = frame(
+        con, "SELECT source, outcome, count(*) AS n FROM links GROUP BY ALL ORDER BY ALL"
+    ).with_columns(
         source=src_label(),
         outcome=pl.col("outcome").replace_strict(
             OUTCOME_LABELS, default=pl.col("outcome"), return_dtype=pl.String

@@ -46,11 +46,11 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, key: bytes)
                p.community AS p_community, round(v.name_score, 2) AS name_score, v.person_id
         FROM link_review v JOIN std_rows r USING (row_id) JOIN link_persons p USING (person_id)
         JOIN link_fingerprints f USING (row_id)
-        ORDER BY r.source, r.file, r.sheet, r.row, v.name_score DESC
+        ORDER BY r.source, r.file, r.sheet, r.row, v.name_score DESC, v.person_id
         """,
         key_params(key),
     )
-    df = df.join(keys.rename({"id_number": "person_id"}), on="person_id", how="left")
+    df = df.join(keys.rename({"id_number": "person_id"}), on="person_id", how="left", maintain_order="left")
     from ..core.config import street_names
 
     names = street_names()
