@@ -60,6 +60,25 @@ def redact_ids_expr(e: pl.Expr) -> pl.Expr:
     return e
 
 
+# Every ID-like number :func:`redact_ids_expr` masks holds 15 digits in a row: a cell without
+# such a run is left as it is, and the four capture-group replacements run on the few that have one.
+_ID_RUN = r"[0-9]{15}"
+
+
+def _redacted(s: pl.Series) -> pl.Series:
+    """:func:`redact_ids_expr` of a String column, run only on the cells that hold a 15-digit run."""
+    hit = s.str.contains(_ID_RUN).fill_null(False)
+    if not hit.any():
+        return s
+    idx = hit.arg_true()
+    fixed = s.gather(idx).to_frame().select(redact_ids_expr(pl.col(s.name))).to_series()
+    return s.scatter(idx, fixed)
+
+
+def _is_text(name: str, dtype: pl.DataType, keep: tuple[str, ...]) -> bool:
+    return not (name in keep or dtype.is_numeric() or dtype in (pl.Boolean, pl.Null) or dtype.is_temporal())
+
+
 def people_frame(
     df: pl.DataFrame, *, redact: bool = True, keep: tuple[str, ...] = (), csv: bool = True
 ) -> pl.DataFrame:
@@ -67,22 +86,39 @@ def people_frame(
 
     ``redact``: mask ID-like numbers inside text (hand-offs, review; not check's result, which
     gives an office its own list back). ``keep``: columns left as they are. ``csv``: add the
-    leading ``'`` to formula triggers (a workbook's text cells need none, only the length cap).
+    leading ``'`` to formula triggers (a workbook's text cells need none, only the length cap;
+    :func:`quote_triggers` adds it later to a frame made with ``csv=False``).
     """
+    text = [name for name, dtype in df.schema.items() if _is_text(name, dtype, keep)]
     exprs = []
-    for name, dtype in df.schema.items():
-        if name in keep or dtype.is_numeric() or dtype in (pl.Boolean, pl.Null) or dtype.is_temporal():
-            exprs.append(pl.col(name))
-            continue
-        col = pl.col(name)
+    for name in text:
+        col, dtype = pl.col(name), df.schema[name]
         if isinstance(dtype, pl.List):
             col = col.cast(pl.List(pl.String)).list.join("、")
         elif dtype != pl.String:
             col = col.cast(pl.String)
-        if redact:
-            col = redact_ids_expr(col)
-        exprs.append((neutralise_expr(col) if csv else cap_expr(col)).alias(name))
-    return df.select(exprs)
+        exprs.append(col.alias(name))
+    out = df.with_columns(exprs)
+    if redact:
+        out = out.with_columns([_redacted(out.get_column(name)) for name in text])
+    return out.with_columns(
+        [(neutralise_expr if csv else cap_expr)(pl.col(name)).alias(name) for name in text]
+    )
+
+
+def quote_triggers(df: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.DataFrame:
+    """A frame made by :func:`people_frame` with ``csv=False``, as ``csv=True`` makes it: the
+    leading ``'`` added to every text cell beginning with a formula trigger."""
+    return df.with_columns(
+        [
+            pl.when(pl.col(n).str.contains(TRIGGER_RE))
+            .then(pl.lit("'") + pl.col(n))
+            .otherwise(pl.col(n))
+            .alias(n)
+            for n, dtype in df.schema.items()
+            if dtype == pl.String and n not in keep
+        ]
+    )
 
 
 def write_people_csv(

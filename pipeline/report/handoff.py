@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..core.cells import people_frame, write_people_csv
+from ..core.cells import people_frame, quote_triggers
 from ..core.config import load_rules
 from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
@@ -145,17 +145,17 @@ WRAP_CAPS = {
 
 def write_handoffs(folder: Path, persons: pl.DataFrame, xlsx: bool = True, registry_id: str = "") -> int:
     folder.mkdir()
-    df = handoff_frame(persons, registry_id)
+    street = ("street_code", "street_name")
+    # Made safe once for every street: IDs typed into text masked, cells cut at Excel's limit;
+    # the CSVs also get the leading ' before formula triggers (what write_people_csv writes).
+    df = people_frame(handoff_frame(persons, registry_id), csv=False, keep=street)
     n = 0
-    for (code, name), part in df.group_by(["street_code", "street_name"], maintain_order=True):
-        body = part.drop("street_code", "street_name")
+    for (code, name), part in df.group_by(list(street), maintain_order=True):
+        body = part.drop(*street)
         stem = _file_stem(code, name)
-        # through the one safe writer: formula triggers neutralised, IDs typed into text masked
-        write_people_csv(folder / f"{stem}.csv", body)
+        quote_triggers(body).write_csv(folder / f"{stem}.csv", include_bom=True)
         if xlsx:
-            write_handoff_xlsx(
-                folder / f"{stem}.xlsx", people_frame(body, csv=False), street=name or UNASSIGNED_STREET
-            )
+            write_handoff_xlsx(folder / f"{stem}.xlsx", body, street=name or UNASSIGNED_STREET)
         n += body.height
     return n
 
