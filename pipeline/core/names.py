@@ -216,24 +216,31 @@ def latin_sound(raw: str) -> str:
 
 
 _KEY_LOCK = threading.Lock()
-_KEY_CACHE: dict[str, tuple[str, str]] = {}  # raw name -> keys; sources repeat the same names
+_KEY_LIMIT = 5_000_000  # names kept; past it the cache starts again
+# raw name -> (name_key, name_py), as one frame: sources repeat the same names, and a frame is
+# joined to a source's rows without passing a million names through Python
+_KEYS: dict[str, pl.DataFrame] = {}
 
 
 def add_name_keys(df: pl.DataFrame, raw_col: str = "name_raw") -> pl.DataFrame:
     """Add ``name_key`` and ``name_py`` columns, computing each distinct name once (per process)."""
-    uniq = df.select(pl.col(raw_col).unique()).to_series().to_list()
+    uniq = df.select(pl.col(raw_col).cast(pl.String).unique().alias("raw"))
     with _KEY_LOCK:  # sources are standardised in threads; OpenCC and the cache are shared
-        missing = [v for v in uniq if v not in _KEY_CACHE]
-        if missing:
-            if len(_KEY_CACHE) > 5_000_000:
-                _KEY_CACHE.clear()
-            keys, sounds = many_name_keys(missing)
-            _KEY_CACHE.update(zip(missing, zip(keys, sounds, strict=True), strict=True))
-        got = [_KEY_CACHE[v] for v in uniq]
-    lookup = pl.DataFrame(
-        {raw_col: uniq, "name_key": [g[0] for g in got], "name_py": [g[1] for g in got]},
-        schema={raw_col: df.schema[raw_col], "name_key": pl.String, "name_py": pl.String},
-    )
+        known = _KEYS.get("frame")
+        if known is None or known.height > _KEY_LIMIT:
+            known = pl.DataFrame(schema={"raw": pl.String, "name_key": pl.String, "name_py": pl.String})
+        missing = uniq.join(known, on="raw", how="anti", nulls_equal=True)
+        if missing.height:
+            keys, sounds = many_name_keys(missing.get_column("raw").to_list())
+            new = pl.DataFrame(
+                {"raw": missing.get_column("raw"), "name_key": keys, "name_py": sounds},
+                schema={"raw": pl.String, "name_key": pl.String, "name_py": pl.String},
+            )
+            known = pl.concat([known, new], rechunk=False)
+        _KEYS["frame"] = known
+    lookup = known.join(uniq, on="raw", how="semi", nulls_equal=True).rename({"raw": raw_col})
+    if df.schema[raw_col] != pl.String:
+        lookup = lookup.with_columns(pl.col(raw_col).cast(df.schema[raw_col]))
     return df.join(lookup, on=raw_col, how="left", nulls_equal=True, maintain_order="left")
 
 

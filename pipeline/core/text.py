@@ -4,9 +4,10 @@ Polars' own NFKC, date parsing and long when/then chains cost microseconds per
 row; at a city's scale (millions of rows) that is minutes. Two tricks keep
 standardising near the cost of reading the data:
 
-* :func:`nfkc` normalises only the non-ASCII values (ASCII is already NFKC),
-  each distinct value once, with Python's ``unicodedata`` (so the scalar and
-  column paths agree exactly);
+* :func:`nfkc` normalises only the values holding a character outside
+  :data:`NFKC_STABLE` (ASCII, the CJK ideographs, a few CJK marks: a Chinese
+  address or name is NFKC already), each distinct value once, with Python's
+  ``unicodedata`` (so the scalar and column paths agree exactly);
 * :func:`on_distinct` evaluates an expensive expression once per distinct
   value and joins it back (dates, categories: few distinct values).
 """
@@ -18,12 +19,24 @@ from collections.abc import Callable
 
 import polars as pl
 
-NON_ASCII = r"[^\x00-\x7F]"
+# Characters that NFKC leaves as they are, alone and next to any other character: no
+# decomposition, combining class 0, never the second half of a composition. ASCII, the CJK
+# ideographs (Ext. A, the URO, and planes 2 and 3 without the compatibility ideographs at
+# U+2F800-2FA1F) and a few marks of Chinese text. A value made of them only is NFKC already.
+# tests/test_text.py checks every assigned one against the running Python's unicodedata;
+# the unassigned code points of these planes are reserved for ideographs.
+NFKC_STABLE = (
+    "\\x00-\\x7F"
+    "\u00b7\u3001\u3002\u300a\u300b\u3010\u3011\u2014"
+    "\u3400-\u4dbf\u4e00-\u9fff"
+    "\U00020000-\U0002f7ff\U00030000-\U0003fffd"
+)
+MAY_CHANGE_UNDER_NFKC = "[^" + NFKC_STABLE + "]"
 
 
 def nfkc(s: pl.Series) -> pl.Series:
-    """NFKC of a string column, touching only the non-ASCII values."""
-    mask = s.str.contains(NON_ASCII).fill_null(False)
+    """NFKC of a string column, touching only the values that may change (:data:`NFKC_STABLE`)."""
+    mask = s.str.contains(MAY_CHANGE_UNDER_NFKC).fill_null(False)
     if not mask.any():
         return s
     distinct = s.filter(mask).unique().to_list()
@@ -54,7 +67,12 @@ CONTROL_RE = r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\u
 
 def clean_text(s: pl.Series) -> pl.Series:
     """A text column as outputs may show it: NFKC, no control characters, trimmed."""
-    return nfkc(s).str.replace_all(LINE_BREAKS_RE, " ").str.replace_all(CONTROL_RE, "").str.strip_chars()
+    s = nfkc(s)
+    dirty = s.str.contains(LINE_BREAKS_RE + "|" + CONTROL_RE).fill_null(False)
+    if dirty.any():  # a few values: the replacements run on them only
+        idx = dirty.arg_true()
+        s = s.scatter(idx, s.gather(idx).str.replace_all(LINE_BREAKS_RE, " ").str.replace_all(CONTROL_RE, ""))
+    return s.str.strip_chars()
 
 
 NATURAL_WIDTH = 20  # digits a number is padded to in a natural sort key (an ID typed in has 18)
