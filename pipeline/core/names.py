@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from functools import lru_cache
 
 import polars as pl
@@ -119,8 +120,10 @@ def _char_keys(ch: str) -> tuple[str, str]:
     return simp, simp.lower()
 
 
-# control characters too: the key ignores whatever the display drops
-_KEY_STRIP_RE = "(?:" + _DOTS_RE + "|" + _SPACE_RE + "|" + CONTROL_RE + ")"
+# control characters too: the key ignores whatever the display drops; the dots also as NFKC
+# writes them (the key is made after NFKC: ㆍ becomes ᆞ there, while the display makes it ·)
+_KEY_DOTS = "".join(sorted(set(LOOKALIKE_DOTS) | {unicodedata.normalize("NFKC", d) for d in LOOKALIKE_DOTS}))
+_KEY_STRIP_RE = "(?:[" + re.escape(_KEY_DOTS) + "]|" + _SPACE_RE + "|" + CONTROL_RE + ")"
 
 
 def _clean_for_key(raws: pl.Series) -> pl.Series:
