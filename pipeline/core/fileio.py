@@ -21,6 +21,7 @@ Nothing here imports a POSIX-only module (``fcntl``, ``pwd``, ``grp``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -318,10 +319,27 @@ def staging(out_dir: Path) -> Iterator[Path]:
         make_staging(stage)
         try:
             yield stage
+        except Exception as e:
+            full = _no_room_left(stage)
+            remove_tree(stage)
+            if full and getattr(e, "errno", None) != errno.ENOSPC:
+                # a library may tell a full disk in its own words (polars: "Invalid thrift:
+                # transport error"): say what it was, while the files that filled it are there
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(stage)) from e
+            raise
         except BaseException:
             remove_tree(stage)
             raise
         remove_tree(stage)  # moved into place by then (no-op), or a work folder that is done
+
+
+def _no_room_left(folder: Path) -> bool:
+    """The file system of ``folder`` is full: under 1 MB free, and under 5 % of its size."""
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return False
+    return usage.free < min(1_000_000, usage.total // 20)
 
 
 @contextlib.contextmanager

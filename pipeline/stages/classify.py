@@ -248,7 +248,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     )
     report = ClassifyReport()
     for status, reason, grp, n in rows(
-        con, 'SELECT status, exclusion_reason, "group", count(*) FROM cls_persons GROUP BY ALL'
+        con, 'SELECT status, exclusion_reason, "group", count(*) FROM cls_persons GROUP BY ALL ORDER BY ALL'
     ):
         report.statuses[status] += n
         if reason:

@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from ..core.cells import write_people_csv
-from ..core.db import frame, scalar, sql_literal, store
+from ..core.db import frame, in_background, scalar, sql_literal, store
 from ..core.errors import KuomianError
 from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported for callers of publish
     clean_leftovers,
@@ -237,31 +237,16 @@ def publish(
 
     ``stage/state/`` keeps what the next run and the imports need: the review pairs offered and
     the review ``decisions`` carried forward."""
-    from ..core.decisions import decisions_path, offers_path
-    from ..core.reconcile import reconciliation_frame
-    from ..report.handoff import write_handoffs
     from ..report.html import write_report
-    from ..report.review_sheet import write_review_xlsx
 
     report = PublishReport()
     persons, found = persons_and_disagreements(con, key, as_of, previous)
     report.survey_statuses = _survey_statuses_into(con, persons)
-    persons.write_parquet(stage / "persons.parquet")
-    if previous is not None:
-        from .after_survey import DISAGREEMENT_COLUMNS
-
-        report.disagreements = found.height
-        report.files["survey_disagreements.csv"] = write_frame_csv(
-            stage / "survey_disagreements.csv", found, DISAGREEMENT_COLUMNS
-        )
-    report.files["persons.parquet"] = persons.height
-    report.files["registry/"] = write_registry(stage, persons)
-
     keys = persons.select("id_number", "person_key")
-    # links.parquet straight from DuckDB: a million rows never pass through Python.
+    # links.parquet straight from DuckDB: a million rows never pass through Python. The COPY
+    # runs on its own cursor while Python writes the other files (DuckDB leaves the GIL).
     store(con, "pub_keys", keys)
-    con.execute(
-        f"""
+    links_copy = f"""
         COPY (
             SELECT l.source, l.file, l.sheet, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
                    l.confidence, l.reason
@@ -269,7 +254,43 @@ def publish(
             ORDER BY l.row_id
         ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
         """
-    )
+    with in_background(con, links_copy):
+        persons.write_parquet(stage / "persons.parquet")
+        if previous is not None:
+            from .after_survey import DISAGREEMENT_COLUMNS
+
+            report.disagreements = found.height
+            report.files["survey_disagreements.csv"] = write_frame_csv(
+                stage / "survey_disagreements.csv", found, DISAGREEMENT_COLUMNS
+            )
+        report.files["persons.parquet"] = persons.height
+        report.files["registry/"] = write_registry(stage, persons)
+        recon = _write_lists_sheets_and_manifest(
+            con, stage, persons, keys, key, as_of, manifest, decisions, report
+        )
+        write_report(stage / "report.html", con, manifest, recon, persons)
+        report.files["report.html"] = 1
+    return report
+
+
+def _write_lists_sheets_and_manifest(
+    con: duckdb.DuckDBPyConnection,
+    stage: Path,
+    persons: pl.DataFrame,
+    keys: pl.DataFrame,
+    key: bytes,
+    as_of: date,
+    manifest: dict,
+    decisions: pl.DataFrame | None,
+    report: PublishReport,
+) -> pl.DataFrame:
+    """quarantine.parquet, the CSVs, review.xlsx, the hand-offs and manifest.json; returns the
+    reconciliation (report.html shows it)."""
+    from ..core.decisions import decisions_path, offers_path
+    from ..core.reconcile import reconciliation_frame
+    from ..report.handoff import write_handoffs
+    from ..report.review_sheet import write_review_xlsx
+
     report.files["links.parquet"] = scalar(con, "SELECT count(*) FROM links")
     links = frame(con, "SELECT source, file, sheet, outcome, count(*) AS n FROM links GROUP BY ALL")
 
@@ -312,9 +333,7 @@ def publish(
     (stage / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
     )
-    write_report(stage / "report.html", con, manifest, recon, persons)
-    report.files["report.html"] = 1
-    return report
+    return recon
 
 
 def registry_id(manifest: dict, as_of: date) -> str:
