@@ -78,9 +78,9 @@ def _xlsxwriter(folder: Path, bodies: list[tuple[str, pl.DataFrame]], constant_m
         text = wb.add_format({"num_format": "@", "valign": "top"})
         widths = handoff.handoff_widths(body)
         drops = {
-            body.columns.index(c["header"]): c["allowed"]
+            body.columns.index(c.header): list(c.allowed)
             for c in handoff.survey_columns()
-            if c.get("allowed")
+            if c.allowed
         }
         parts = [("入户调查", body)]
         if "社区" in body.columns:

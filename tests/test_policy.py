@@ -475,20 +475,20 @@ def test_employer_header_says_the_threshold_in_force(tmp_path):
 
 def test_a_policy_folder_from_before_files_yaml_reads_files_with_the_defaults(tmp_path):
     from kuomian.core.config import use_policy
-    from kuomian.readers import file_rules
+    from kuomian.core.policy import policy
 
     pol = exported(tmp_path)
     (pol / "rules" / "files.yaml").unlink()
     load_policy(pol)  # still a valid policy folder
     use_policy(pol)
     try:
-        assert file_rules()["limits"]["max_columns"] == 1000
+        assert policy().file_rules.limits["max_columns"] == 1000
         edit_target = pol / "rules" / "files.yaml"
         export_defaults(tmp_path / "fresh")
         edit_target.write_bytes((tmp_path / "fresh" / "rules" / "files.yaml").read_bytes())
         edit(edit_target, "max_columns: 1000", "max_columns: 50")
         use_policy(pol)  # the bureau's own limit is the one in force
-        assert file_rules()["limits"]["max_columns"] == 50
+        assert policy().file_rules.limits["max_columns"] == 50
     finally:
         use_policy(None)
 
@@ -498,7 +498,7 @@ def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
 
     from kuomian.commands.guards import guard_rules
     from kuomian.core.config import use_policy
-    from kuomian.readers import file_rules
+    from kuomian.core.policy import policy
 
     pol = exported(tmp_path)
     f = pol / "rules" / "files.yaml"
@@ -506,10 +506,7 @@ def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
     load_policy(pol)  # still a valid policy folder
     use_policy(pol)
     try:
-        assert "guards" not in file_rules()
-        assert (
-            guard_rules()["min_rows"] == 50
-            and guard_rules()["expected_fill"]["household"]["community"] == 0.95
-        )
+        assert not policy().file_rules.own_guards
+        assert guard_rules().min_rows == 50 and guard_rules().expected_fill["household"]["community"] == 0.95
     finally:
         use_policy(None)

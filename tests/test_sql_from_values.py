@@ -157,7 +157,6 @@ ALLOWED = {
     "r.elderly_age": "an int checked 40..100 by policy.py",
     "t.first_cohort[0]": "a track's first birth year, an int parsed from YYYY-MM by policy.py",
     "t.first_cohort[1]": "a track's first birth month, an int parsed from YYYY-MM by policy.py",
-    "g['group']": "a group number, an int checked 1..8 by policy.py",
     "hex_sql": "core/privacy.py: SQL from _HMAC_SQL over code-owned columns",
     "p": "core/privacy.py: a code-owned column expression (fingerprint_sql's parts)",
     "rf.year": "rise_from, a date checked by policy.py: an int",

@@ -31,13 +31,14 @@ from pathlib import Path
 import polars as pl
 
 from ..core import fileio
-from ..core.config import load_rules, normalise_header
+from ..core.config import normalise_header
 from ..core.dates import parse_date
 from ..core.errors import FileProblem, KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.i18n import _
 from ..core.ids import redact_ids
 from ..core.labels import HANDOFF_HEADERS, UNASSIGNED_STREET
+from ..core.policy import SurveyColumn, policy
 from ..report.handoff import REGISTRY_HEADER
 from ..stages.after_survey import (
     EVIDENCE_SCHEMA,
@@ -60,10 +61,8 @@ def file_street(path: Path) -> tuple[bool, str | None]:
     """(named, street_code) of a hand-off file, from its name as the refresh wrote it
     (``<street_code>_<street_name>.csv``) or as a street renamed it (``连然街道_已填.xlsx``).
     ``(True, None)``: the file of people with no street; ``(False, None)``: the name names none."""
-    from ..core.config import street_names
-
     name = unicodedata.normalize("NFKC", Path(path).name)
-    names = street_names()
+    names = policy().street_names
     m = re.match(r"^([0-9]{12})(?![0-9])", name)
     if m and m.group(1) in names:
         return True, m.group(1)
@@ -83,24 +82,10 @@ def file_street(path: Path) -> tuple[bool, str | None]:
 # ---------------------------------------------------------------- reading answers
 
 
-@dataclass(frozen=True)
-class SurveyColumn:
-    field: str
-    header: str
-    allowed: tuple[str, ...] = ()
-    type: str = "text"
-
-
-def survey_columns() -> list[SurveyColumn]:
-    """The stored survey columns of rules/survey.yaml (调查人 is not stored)."""
-    out = []
-    for c in load_rules("survey")["columns"]:
-        if c.get("stored", True) is False or c["field"] not in SURVEY_FIELDS:
-            continue
-        out.append(
-            SurveyColumn(c["field"], c["header"], tuple(c.get("allowed") or ()), c.get("type", "text"))
-        )
-    return out
+def survey_columns() -> tuple[SurveyColumn, ...]:
+    """The stored survey columns of rules/survey.yaml (调查人 is not stored; the policy check
+    holds every stored one to persons.parquet's survey fields)."""
+    return policy().survey.stored
 
 
 @dataclass

@@ -15,7 +15,8 @@ import polars as pl
 from ..core.config import Source
 from ..core.errors import FileProblem
 from ..core.i18n import _
-from .base import Table, _footer_re, _reraise_interrupts, file_rules, limits
+from ..core.policy import policy
+from .base import Table, _footer_re, _reraise_interrupts, limits
 from .headers import choose_header
 
 
@@ -240,7 +241,7 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
     del data
     first_line = text[: text.find("\n")] if "\n" in text else text
     delim = _sniff_delimiter(first_line[:100_000], path)
-    n = file_rules()["header"]["search_rows"] if source is not None else 1
+    n = policy().file_rules.search_rows if source is not None else 1
     records, ends = _csv_records(path, text, delim, n)
     records = [[unwrap_text_formula(c) for c in r] for r in records]
     k = 0

@@ -23,7 +23,6 @@ from pathlib import Path
 import polars as pl
 
 from ..core.cells import people_frame, write_people_csv
-from ..core.config import load_rules
 from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
 from ..core.labels import (
@@ -35,7 +34,7 @@ from ..core.labels import (
     source_labels,
     status_labels,
 )
-from ..core.policy import policy
+from ..core.policy import SurveyColumn, policy
 from ..core.text import natural_key
 
 BASE_HEADERS = list(H.values())
@@ -46,8 +45,9 @@ PRIORITY_HEADER = HANDOFF_PRIORITY_HEADER
 REGISTRY_HEADER = HANDOFF_REGISTRY_HEADER
 
 
-def survey_columns() -> list[dict]:
-    return load_rules("survey")["columns"]
+def survey_columns() -> tuple[SurveyColumn, ...]:
+    """The survey's columns (rules/survey.yaml), in the hand-off's order."""
+    return policy().survey.columns
 
 
 def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
@@ -99,7 +99,7 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
         .replace_strict(priority, default=None, return_dtype=pl.String)
         .alias(PRIORITY_HEADER),
     )
-    survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
+    survey = {c.header: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey).with_columns(
         pl.lit(registry_id, dtype=pl.String).alias(REGISTRY_HEADER)
     )
@@ -171,9 +171,9 @@ def handoff_widths(body: pl.DataFrame) -> dict[int, float]:
     if "编号" in cols:  # upper-case letters are wider than the digits a width unit is measured in
         widths[cols.index("编号")] = max(widths[cols.index("编号")], 21.0)
     for c in survey_columns():
-        if c["header"] in cols:
-            j = cols.index(c["header"])
-            longest = max([display_width(a) for a in c.get("allowed") or []] + [10])
+        if c.header in cols:
+            j = cols.index(c.header)
+            longest = max([display_width(a) for a in c.allowed] + [10])
             widths[j] = max(widths[j], float(longest + 2))
     return widths
 
@@ -182,7 +182,7 @@ def write_handoff_xlsx(path: Path, body: pl.DataFrame, street: str = "") -> None
     """The hand-off as a workbook: the whole street, then one sheet per community (see the module docstring)."""
     from ..core.xlsx import PrintSetup, Sheet, row_cells, write_workbook
 
-    dropdowns = {body.columns.index(c["header"]): c["allowed"] for c in survey_columns() if c.get("allowed")}
+    dropdowns = {body.columns.index(c.header): list(c.allowed) for c in survey_columns() if c.allowed}
     widths = handoff_widths(body)
     wrap = frozenset(body.columns.index(h) for h in WRAP_CAPS if h in body.columns)
 

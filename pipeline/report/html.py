@@ -27,7 +27,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..core.config import load_rules, street_names
 from ..core.db import frame, sql_literal
 from ..core.labels import (
     CITY_CODE,
@@ -53,6 +52,7 @@ from ..core.labels import (
     survey_effects_headers,
 )
 from ..core.labels import QUARANTINE_REASON_LABELS as REASON_LABELS
+from ..core.policy import policy
 
 CSS = """
 body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -301,7 +301,7 @@ def _measures_table(con: duckdb.DuckDBPyConnection) -> str:
     )
     if not m.height:
         return ""
-    streets = [s for s in street_names().values() if s in set(m["street"].to_list())]
+    streets = [s for s in policy().street_names.values() if s in set(m["street"].to_list())]
     p = _pivot(m, "measure", "street", "n", [*streets, UNASSIGNED_STREET]).rename({"来源": "建议措施"})
     p = p.sort("合计", "建议措施", descending=[True, False])
     return (
@@ -400,13 +400,13 @@ def write_report(
 def report_page(
     con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame, persons: pl.DataFrame | None = None
 ) -> str:
-    cfg = load_rules("indicators")
+    pol = policy()
     ind = frame(con, "SELECT * FROM cls_indicators")
     ind = ind.with_columns(is_city=pl.col("street_code").eq_missing(CITY_CODE))
     streets = ind.filter(~pl.col("is_city"))
     city = ind.filter(pl.col("is_city"))
     city_row = city.row(0, named=True) if city.height else {}
-    groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
+    groups = sorted(g.group for g in pol.groups.groups)
     group_names = group_labels()
     labels = source_labels()
     rules_lbl = {**rule_labels(), **EXTRA_RULE_LABELS}
@@ -426,7 +426,7 @@ def report_page(
     # 一、概况 ----------------------------------------------------------------
     # The registry counted once, from the persons: every total on the page agrees with it
     # (and with the refresh's summary line); each says whether it is all or household only.
-    reg_statuses = load_rules("statuses")["registry_statuses"]
+    reg_statuses = list(pol.statuses.registry)
     reg_by_group = frame(
         con,
         'SELECT "group" AS g, hukou_local AS local, count(*) AS n FROM cls_persons '
@@ -502,7 +502,7 @@ def report_page(
 
     # 二、参保率与职工占比 ----------------------------------------------------------
     names = streets["street_name"].to_list()
-    cov_t, emp_t = cfg["targets"]["coverage"], cfg["targets"]["employee_share"]
+    cov_t, emp_t = pol.indicators.coverage_targets, pol.indicators.employee_share_targets
     body = [
         "<p class='note'>户籍人口口径。参保率 = 已参保人数 / 应参保人数; 职工占比 = 职工养老缴费人数 / 缴费阶段人数。"
         "虚线为目标; 橙色柱低于最近一年的目标。</p>",
@@ -523,8 +523,8 @@ def report_page(
 
     # 三、实名库 ---------------------------------------------------------------
     body = []
-    g_cols = [f"registry_group_{g['group']}" for g in groups]
-    per_group = {int(g): 0 for g in (x["group"] for x in groups)}
+    g_cols = [f"registry_group_{g}" for g in groups]
+    per_group = {int(g): 0 for g in groups}
     for g, _local, n in reg_by_group.iter_rows():
         if g is not None:
             per_group[int(g)] = per_group.get(int(g), 0) + int(n)
@@ -535,8 +535,8 @@ def report_page(
     )
     body.append(
         count_bar_chart(
-            [group_names[g["group"]] for g in groups],
-            [per_group.get(int(g["group"]), 0) for g in groups],
+            [group_names[g] for g in groups],
+            [per_group.get(int(g), 0) for g in groups],
             f"全市实名库人数(全部, 按重点群体): 合计 {reg_all}",
         )
     )
@@ -544,7 +544,7 @@ def report_page(
         stacked_bar_chart(
             names,
             {
-                group_names[g["group"]]: [int(v or 0) for v in streets[c].to_list()]
+                group_names[g]: [int(v or 0) for v in streets[c].to_list()]
                 for g, c in zip(groups, g_cols, strict=True)
             },
             f"各街道实名库人数(户籍, 按重点群体堆叠): 合计 {reg_local}",
@@ -554,7 +554,7 @@ def report_page(
         "street_name": REPORT_REGISTRY_HEADERS["street_name"],
         "registry": REPORT_REGISTRY_HEADERS["registry"],
     }
-    cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
+    cols.update({f"registry_group_{g}": group_names[g] for g in groups})
     cols["registry_all"] = REPORT_REGISTRY_HEADERS["registry_all"]
     body.append(_table(ind, cols, total="is_city"))
     status_lbl = status_labels()

@@ -29,10 +29,11 @@ from typing import cast
 
 import polars as pl
 
-from ..core.config import Source, load_sources, normalise_header
+from ..core.config import Source, normalise_header
 from ..core.errors import FileProblem, KuomianError
 from ..core.i18n import _
 from ..core.ids import redact_ids
+from ..core.policy import policy
 from ..readers.base import (
     EXTRA_COL,
     NUMERIC_ID_COL,
@@ -257,7 +258,7 @@ def load(
     progress=lambda msg: None,
 ) -> LoadReport:
     """Read every extract as text, one frame per file. Raises :class:`FileProblem` on a bad file."""
-    sources = load_sources()
+    sources = policy().sources
     infos = recognise(Path(sources_dir), overrides)
     frames: dict[str, list[pl.DataFrame]] = {name: [] for name in sources}
     todo = [info for info in infos if info.source is not None]
