@@ -214,7 +214,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
 
 
 # Imports run one way: cli → commands → stages → report → readers → core (synth → core; the
-# pandera schemas beside the stages; cli.py is kuomian.cli). A module may import its own layer or a lower one, at the top
+# pandera schemas beside the stages; cli/ is kuomian.cli). A module may import its own layer or a lower one, at the top
 # or inside a function. A new sub-package must be placed here before it can be imported.
 LAYERS = {
     "cli": 6, "commands": 5, "stages": 4, "schemas": 4, "report": 3, "readers": 2, "synth": 1, "core": 0,
@@ -252,7 +252,7 @@ def test_the_layer_check_finds_an_upward_import():
 def test_imports_run_one_way_through_the_layers():
     graph = import_graph()
     # function-level imports count: cli imports the commands inside its functions
-    assert "kuomian.commands.run" in graph["kuomian.cli"]
+    assert any("kuomian.commands.run" in t for m, t in graph.items() if m.startswith("kuomian.cli."))
     assert upward_imports(graph) == []
 
 
