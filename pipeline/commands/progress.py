@@ -332,6 +332,26 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
     employee task), and the rank (streets by completion; communities within their street by the
     share of their registry enrolled)."""
     names = policy().street_names
+    df = _level_counts(prog, names)
+    df = _with_tasks(df, tasks)
+    df = _with_completion_and_rank(df)
+    order = {"street": 0, "community": 1, "city": 2}
+    street_order = {c: i for i, c in enumerate(names)}
+    df = df.with_columns(
+        _o=pl.col("level").replace_strict(order, return_dtype=pl.Int64),
+        _s=pl.col("street_code").replace_strict(street_order, default=len(names), return_dtype=pl.Int64),
+        as_of=pl.lit(as_of),
+    ).sort("_o", "_s", "community", nulls_last=True)
+    return df.select(
+        "as_of", "level", "street_code", "street_name", "community", *FIGURES,
+        "task_enrolment", "task_enrolment_basis", "task_employee", "task_employee_basis",
+        "completion", "employee_completion", "enrolled_share", "rank", *target_figures(),
+    )  # fmt: skip
+
+
+def _level_counts(prog: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
+    """The FIGURES per street (every street of rules/streets.csv, zeros when nobody is listed),
+    per community and for the city, with employee_total, left_to_visit and the street's name."""
     p = prog.with_columns(
         street_code=pl.col("street_code").fill_null(""),
         community=pl.col("community").fill_null(NO_COMMUNITY),
@@ -370,6 +390,11 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
             pl.col("street_code").replace_strict(names, default=UNASSIGNED_NAME, return_dtype=pl.String)
         ),
     )
+    return df
+
+
+def _with_tasks(df: pl.DataFrame, tasks: dict[str, Task]) -> pl.DataFrame:
+    """Each street's tasks and their basis; the city's tasks are the streets' sum."""
     t_en = {c: t.enrolment for c, t in tasks.items()}
     t_em = {c: t.employee for c, t in tasks.items()}
     b_en = {c: t.enrolment_basis for c, t in tasks.items()}
@@ -396,6 +421,13 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
         task_enrolment=pl.when(is_city).then(pl.lit(city_en, pl.Int64)).otherwise(pl.col("task_enrolment")),
         task_employee=pl.when(is_city).then(pl.lit(city_em, pl.Int64)).otherwise(pl.col("task_employee")),
     )
+    return df
+
+
+def _with_completion_and_rank(df: pl.DataFrame) -> pl.DataFrame:
+    """Completion against the tasks, the share enrolled, and the rank (streets by completion;
+    communities within their street by the share of their registry enrolled)."""
+    is_street = pl.col("level") == "street"
     df = df.with_columns(
         completion=pl.when(pl.col("task_enrolment") > 0).then(pl.col("enrolled") / pl.col("task_enrolment")),
         employee_completion=pl.when(pl.col("task_employee") > 0).then(
@@ -422,18 +454,7 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
         .otherwise(None)
         .cast(pl.Int64)
     )
-    order = {"street": 0, "community": 1, "city": 2}
-    street_order = {c: i for i, c in enumerate(names)}
-    df = df.with_columns(
-        _o=pl.col("level").replace_strict(order, return_dtype=pl.Int64),
-        _s=pl.col("street_code").replace_strict(street_order, default=len(names), return_dtype=pl.Int64),
-        as_of=pl.lit(as_of),
-    ).sort("_o", "_s", "community", nulls_last=True)
-    return df.select(
-        "as_of", "level", "street_code", "street_name", "community", *FIGURES,
-        "task_enrolment", "task_enrolment_basis", "task_employee", "task_employee_basis",
-        "completion", "employee_completion", "enrolled_share", "rank", *target_figures(),
-    )  # fmt: skip
+    return df
 
 
 def read_history(registry: Path) -> pl.DataFrame | None:
