@@ -75,6 +75,7 @@ ALLOWED = {
     "registry": "classify: literal() of statuses",
     "q": "classify: a list of sql_literal(status)",
     "MATCHED": "classify: a code constant",
+    "person_columns_sql": "classify: PERSON_COLUMNS, code constants (SQL of code-owned joins), names through ident()",
     # stages/link.py
     "MATCH_COLUMNS": "link: a code constant",
     "fp": "link: fingerprint_sql(...) of code-owned columns",

@@ -27,6 +27,36 @@ from ..core.rules_engine import compile_condition, literal, strip_no_other_group
 MATCHED = "('linked', 'new_person')"
 
 
+@dataclass(frozen=True)
+class PersonColumn:
+    """A column computed per person here and kept in ``cls_persons``, persons.parquet and
+    registry/ (publish.py takes :data:`PERSON_COLUMNS` in order); the hand-off shows it when
+    core/labels.py ``HANDOFF_HEADERS`` gives it a header."""
+
+    name: str
+    # code-owned SQL over build_features' joins: p (link_persons), h (its household row),
+    # srcs (its sources), review (review and unaccepted-enrolment evidence), sh (link_shared_ids)
+    sql: str
+
+
+# A new output column is one declaration here (its SQL) plus its label in core/labels.py.
+PERSON_COLUMNS = (
+    PersonColumn("match_confidence", "coalesce(srcs.match_confidence, 1.0)"),
+    PersonColumn("needs_review", "review.person_id IS NOT NULL OR sh.id_canonical IS NOT NULL"),
+    PersonColumn(
+        "review_evidence",
+        "coalesce(review.evidence, CASE WHEN sh.id_canonical IS NOT NULL "
+        "THEN '重号: 户籍中另有一人使用此身份证号, 请核实' END)",
+    ),
+    PersonColumn("shared_id", "sh.id_canonical IS NOT NULL"),  # 重号: another household person has this ID
+)
+
+
+def person_columns_sql() -> str:
+    """``<sql> AS <name>`` of every :data:`PERSON_COLUMNS`, for ``cls_base``."""
+    return ",\n               ".join(f"{c.sql} AS {ident(c.name)}" for c in PERSON_COLUMNS)
+
+
 @dataclass
 class ClassifyReport:
     statuses: Counter = field(default_factory=Counter)
@@ -102,11 +132,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                CASE WHEN srcs.source_mask IS NULL THEN []::VARCHAR[]
                     ELSE list_filter({source_names}, lambda x, i: (srcs.source_mask >> (i - 1)) & 1 = 1)
                END AS sources,
-               coalesce(srcs.match_confidence, 1.0) AS match_confidence,
-               review.person_id IS NOT NULL OR sh.id_canonical IS NOT NULL AS needs_review,
-               coalesce(review.evidence, CASE WHEN sh.id_canonical IS NOT NULL
-                   THEN '重号: 户籍中另有一人使用此身份证号, 请核实' END) AS review_evidence,
-               sh.id_canonical IS NOT NULL AS shared_id
+               {person_columns_sql()}
         FROM link_persons p
         LEFT JOIN link_shared_ids sh ON sh.id_canonical = p.person_id
         LEFT JOIN std_household h ON h.row_id = p.defining_row
@@ -299,7 +325,7 @@ def _build_persons(con: duckdb.DuckDBPyConnection, tag_items: list[str], as_of: 
                    s.status, s.exclusion_reason,
                    CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
                    list_sort(g.by_priority) AS group_tags,
-                   s.sources, s.match_confidence, s.needs_review, s.review_evidence, s.shared_id,
+                   s.sources, {", ".join(f"s.{ident(c.name)}" for c in PERSON_COLUMNS)},
                    {pension_date_sql("s.sex", "s.birth_date")} AS pension_date
             FROM cls_status2 s JOIN g USING (person_id)
         ) s
