@@ -187,7 +187,9 @@ def write_handoff_xlsx(path: Path, body: pl.DataFrame, street: str = "") -> None
     """The hand-off as a workbook: the whole street, then one sheet per community (see the module docstring)."""
     from ..core.xlsx import PrintSetup, Sheet, row_cells, write_workbook
 
-    dropdowns = {body.columns.index(c.header): list(c.allowed) for c in survey_columns() if c.allowed}
+    dropdowns: dict[int, Sequence[str]] = {
+        body.columns.index(c.header): list(c.allowed) for c in survey_columns() if c.allowed
+    }
     widths = handoff_widths(body)
     wrap = frozenset(body.columns.index(h) for h in WRAP_CAPS if h in body.columns)
 
