@@ -194,13 +194,14 @@ def _csv_records(path: Path, text: str, delim: str, n: int) -> tuple[list[list[s
     csv.field_size_limit(cap)
     reader = csv.reader(_lines(text), delimiter=delim)
     records, ends = [], []
+    max_columns = limits()["max_columns"]
     try:
         for rec in reader:
-            if len(rec) > limits()["max_columns"]:
+            if len(rec) > max_columns:
                 raise FileProblem(
                     path,
                     _("this row has {values} values (more than {limit} columns)").format(
-                        values=len(rec), limit=limits()["max_columns"]
+                        values=len(rec), limit=max_columns
                     ),
                     _("This is not an extract as departments export them; ask for the file again as .xlsx."),
                     row=reader.line_num,
