@@ -510,3 +510,31 @@ def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
         assert guard_rules().min_rows == 50 and guard_rules().expected_fill["household"]["community"] == 0.95
     finally:
         use_policy(None)
+
+
+def test_the_policy_in_force_is_read_once_and_forgotten_with_the_caches(tmp_path):
+    """Every module reads policy() per file, not per row: it is checked once per folder and kept
+    until the caches are cleared (--rules, or a file edited in a long-lived process)."""
+    from kuomian.core import config
+    from kuomian.core.policy import load as policy_load
+    from kuomian.core.policy import policy
+
+    config.clear_caches()
+    first = policy()
+    misses = policy_load._load.cache_info().misses
+    assert all(policy() is first for _ in range(1000))
+    assert policy_load._load.cache_info().misses == misses  # no file read again
+    pol = exported(tmp_path)
+    edit(pol / "rules" / "tasks.yaml", "tasks: {}", 'tasks:\n  "2026":\n    "530181001000": {enrolment: 7}')
+    config.use_policy(pol)
+    try:
+        assert policy() is not first and policy().tasks.by_year == {
+            "2026": {"530181001000": {"enrolment": 7, "employee": None}}
+        }
+        edit(pol / "rules" / "tasks.yaml", "enrolment: 7", "enrolment: 8")
+        assert policy().tasks.by_year["2026"]["530181001000"]["enrolment"] == 7  # kept for the run
+        config.load_rules.cache_clear()  # the caches forgotten: read afresh
+        assert policy().tasks.by_year["2026"]["530181001000"]["enrolment"] == 8
+    finally:
+        config.use_policy(None)
+    assert policy().root == first.root
