@@ -77,11 +77,7 @@ def _xlsxwriter(folder: Path, bodies: list[tuple[str, pl.DataFrame]], constant_m
         head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
         text = wb.add_format({"num_format": "@", "valign": "top"})
         widths = handoff.handoff_widths(body)
-        drops = {
-            body.columns.index(c["header"]): c["allowed"]
-            for c in handoff.survey_columns()
-            if c.get("allowed")
-        }
+        drops = {body.columns.index(c.header): list(c.allowed) for c in handoff.survey_columns() if c.allowed}
         parts = [("入户调查", body)]
         if "社区" in body.columns:
             parts += [(k or "未填社区", g) for (k,), g in body.group_by("社区", maintain_order=True)]

@@ -20,7 +20,7 @@ import kuomian.readers.bounds as bounds_mod
 from kuomian.cli import app
 from kuomian.core.config import load_sources
 from kuomian.core.errors import FileProblem
-from kuomian.readers import FileInfo, file_rules, limits
+from kuomian.readers import FileInfo, limits
 from kuomian.stages.load import load, load_file
 
 runner = CliRunner()
@@ -111,7 +111,7 @@ def test_cell_past_the_limit_is_refused_with_its_row(tmp_path, household, monkey
     e = read(path, household)
     assert e.row == 3 and "1.7 MB of text (more than 1 MB)" in e.problem
     # in a workbook too (xlsxwriter caps a cell at 32,767 characters: lower the limit for the test)
-    monkeypatch.setattr(bounds_mod, "limits", lambda: {**file_rules()["limits"], "max_cell_mb": 0.01})
+    monkeypatch.setattr(bounds_mod, "limits", lambda: {**limits(), "max_cell_mb": 0.01})
     x = tmp_path / "户籍人口.xlsx"
     wb = xlsxwriter.Workbook(str(x))
     ws = wb.add_worksheet("金方街道")

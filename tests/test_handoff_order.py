@@ -70,3 +70,27 @@ def test_keys_before_the_address_keep_households_together():
     ]
     got = visit_order(pl.DataFrame(rows), first=[pl.col("rank")])["person_key"].to_list()
     assert got == ["E", "B", "C", "D", "A"]
+
+
+def test_a_persons_column_is_shown_by_its_label_alone(monkeypatch):
+    """Item 5 of issue 22: a persons.parquet column reaches the hand-off by its header in
+    core/labels.py HANDOFF_HEADERS, nothing else; 身份证重号 (shared_id) is shown that way, a
+    true/false column as 是 or blank, beside 复核提示."""
+    from kuomian.core.labels import HANDOFF_HEADERS
+
+    rows = [person("A", "金湖社区", BASE + "1组", "H1"), person("B", "金湖社区", BASE + "2组", "H2")]
+    rows[0] |= {"review_evidence": "可能重号: 户籍人口.csv 第48行", "shared_id": True}
+    rows[1] |= {"review_evidence": None, "shared_id": False}
+    out = handoff_frame(pl.DataFrame(rows))
+    assert out["身份证重号"].to_list() == ["是", None]
+    assert out.columns.index("身份证重号") == out.columns.index("复核提示") + 1
+    # a registry written before the column: the hand-off has it, blank
+    old = handoff_frame(pl.DataFrame(rows).drop("shared_id", "review_evidence"))
+    assert old.columns == out.columns and old["身份证重号"].null_count() == 2
+    # any other column of persons.parquet: one label, and the hand-off shows it in that place
+    monkeypatch.setitem(HANDOFF_HEADERS, "household_no", "户号")
+    shown = handoff_frame(pl.DataFrame(rows))
+    assert (
+        shown["户号"].to_list() == ["H1", "H2"]
+        and shown.columns.index("户号") == out.columns.index("建议措施") + 1
+    )

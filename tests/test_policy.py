@@ -475,20 +475,20 @@ def test_employer_header_says_the_threshold_in_force(tmp_path):
 
 def test_a_policy_folder_from_before_files_yaml_reads_files_with_the_defaults(tmp_path):
     from kuomian.core.config import use_policy
-    from kuomian.readers import file_rules
+    from kuomian.core.policy import policy
 
     pol = exported(tmp_path)
     (pol / "rules" / "files.yaml").unlink()
     load_policy(pol)  # still a valid policy folder
     use_policy(pol)
     try:
-        assert file_rules()["limits"]["max_columns"] == 1000
+        assert policy().file_rules.limits["max_columns"] == 1000
         edit_target = pol / "rules" / "files.yaml"
         export_defaults(tmp_path / "fresh")
         edit_target.write_bytes((tmp_path / "fresh" / "rules" / "files.yaml").read_bytes())
         edit(edit_target, "max_columns: 1000", "max_columns: 50")
         use_policy(pol)  # the bureau's own limit is the one in force
-        assert file_rules()["limits"]["max_columns"] == 50
+        assert policy().file_rules.limits["max_columns"] == 50
     finally:
         use_policy(None)
 
@@ -498,7 +498,7 @@ def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
 
     from kuomian.commands.guards import guard_rules
     from kuomian.core.config import use_policy
-    from kuomian.readers import file_rules
+    from kuomian.core.policy import policy
 
     pol = exported(tmp_path)
     f = pol / "rules" / "files.yaml"
@@ -506,10 +506,35 @@ def test_a_files_yaml_from_before_the_guards_uses_the_default_guards(tmp_path):
     load_policy(pol)  # still a valid policy folder
     use_policy(pol)
     try:
-        assert "guards" not in file_rules()
-        assert (
-            guard_rules()["min_rows"] == 50
-            and guard_rules()["expected_fill"]["household"]["community"] == 0.95
-        )
+        assert not policy().file_rules.own_guards
+        assert guard_rules().min_rows == 50 and guard_rules().expected_fill["household"]["community"] == 0.95
     finally:
         use_policy(None)
+
+
+def test_the_policy_in_force_is_read_once_and_forgotten_with_the_caches(tmp_path):
+    """Every module reads policy() per file, not per row: it is checked once per folder and kept
+    until the caches are cleared (--rules, or a file edited in a long-lived process)."""
+    from kuomian.core import config
+    from kuomian.core.policy import load as policy_load
+    from kuomian.core.policy import policy
+
+    config.clear_caches()
+    first = policy()
+    misses = policy_load._load.cache_info().misses
+    assert all(policy() is first for _ in range(1000))
+    assert policy_load._load.cache_info().misses == misses  # no file read again
+    pol = exported(tmp_path)
+    edit(pol / "rules" / "tasks.yaml", "tasks: {}", 'tasks:\n  "2026":\n    "530181001000": {enrolment: 7}')
+    config.use_policy(pol)
+    try:
+        assert policy() is not first and policy().tasks.by_year == {
+            "2026": {"530181001000": {"enrolment": 7, "employee": None}}
+        }
+        edit(pol / "rules" / "tasks.yaml", "enrolment: 7", "enrolment: 8")
+        assert policy().tasks.by_year["2026"]["530181001000"]["enrolment"] == 7  # kept for the run
+        config.load_rules.cache_clear()  # the caches forgotten: read afresh
+        assert policy().tasks.by_year["2026"]["530181001000"]["enrolment"] == 8
+    finally:
+        config.use_policy(None)
+    assert policy().root == first.root

@@ -75,6 +75,7 @@ ALLOWED = {
     "registry": "classify: literal() of statuses",
     "q": "classify: a list of sql_literal(status)",
     "MATCHED": "classify: a code constant",
+    "person_columns_sql": "classify: PERSON_COLUMNS, code constants (SQL of code-owned joins), names through ident()",
     # stages/link.py
     "MATCH_COLUMNS": "link: a code constant",
     "fp": "link: fingerprint_sql(...) of code-owned columns",
@@ -157,7 +158,6 @@ ALLOWED = {
     "r.elderly_age": "an int checked 40..100 by policy.py",
     "t.first_cohort[0]": "a track's first birth year, an int parsed from YYYY-MM by policy.py",
     "t.first_cohort[1]": "a track's first birth month, an int parsed from YYYY-MM by policy.py",
-    "g['group']": "a group number, an int checked 1..8 by policy.py",
     "hex_sql": "core/privacy.py: SQL from _HMAC_SQL over code-owned columns",
     "p": "core/privacy.py: a code-owned column expression (fingerprint_sql's parts)",
     "rf.year": "rise_from, a date checked by policy.py: an int",

@@ -132,15 +132,14 @@ def test_a_street_name_is_never_code_even_past_the_check(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "pwned.csv"
     hostile = INJECT.format(target="pwned.csv")  # no / : the name also names a hand-off file
-    from kuomian.core import config
     from kuomian.stages import classify
 
-    real = config.street_names
+    real = classify._street_names
 
     def names():
         return {c: (hostile if n == "连然街道" else n) for c, n in real().items()}
 
-    monkeypatch.setattr(classify, "street_names", names)
+    monkeypatch.setattr(classify, "_street_names", names)
     res = cli("refresh", write_tiny_sources(tmp_path / "src"), "--out", tmp_path / "out", "--as-of", AS_OF)
     assert res.exit_code == 0, res.stderr
     assert not target.exists(), "the injected COPY ran"

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 
 from ..core.cells import CUT_MARK, MAX_CELL, write_people_csv
-from ..core.config import Field, Source, _read_yaml, home, load_sources
+from ..core.config import Field, Source
 from ..core.errors import KuomianError, OutputExists
 from ..core.i18n import _
 from ..core.labels import CHECK_RESULT_COLUMNS as RESULT_COLUMNS
@@ -46,13 +46,11 @@ from ..core.policy import policy
 
 def list_source() -> Source:
     """A source for any list: the common identity fields (none required but 姓名) plus 出生日期."""
-    common = _read_yaml(home() / "sources" / "_common.yaml")
+    common = policy().common_fields
     fields: dict[str, Field] = {}
     for name in ("id_number", "name", "street", "community"):
-        spec = dict(common[name])
-        spec["required"] = name == "name"
-        fields[name] = Field(name, tuple(spec.get("aliases", [])), spec.get("type", "text"), spec["required"])
-    bd = load_sources()["household"].fields.get("birth_date")
+        fields[name] = replace(common[name], required=name == "name", vocabulary=None)
+    bd = policy().sources["household"].fields.get("birth_date")
     fields["birth_date"] = Field("birth_date", bd.aliases if bd else ("出生日期",), "date", False)
     return Source(name="check", label="比对名单", required=False, role="match_only", globs=(), fields=fields)
 

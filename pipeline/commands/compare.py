@@ -28,7 +28,6 @@ from pathlib import Path
 
 import polars as pl
 
-from ..core.config import street_names
 from ..core.errors import KuomianError
 from ..core.fileio import published_persons
 from ..core.i18n import _
@@ -152,7 +151,7 @@ def person_list(changes: pl.DataFrame, which: str) -> pl.DataFrame:
 
 
 def street_totals(changes: pl.DataFrame) -> pl.DataFrame:
-    names = street_names()
+    names = policy().street_names
     o_code = pl.col("o_street_code").fill_null("")
     n_code = pl.col("n_street_code").fill_null("")
 

@@ -29,11 +29,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.config import load_sources, streets
 from ..core.errors import KuomianError
 from ..core.i18n import _
 from ..core.ids import redact_ids
-from ..readers import file_rules
+from ..core.policy import Guards, policy
 from ..stages.load import LoadReport
 from ..stages.standardise import StandardiseReport
 
@@ -59,14 +58,9 @@ class GuardReport:
     file_fill: dict[tuple[str, str, str], dict[str, tuple[int, int, float]]] = field(default_factory=dict)
 
 
-def guard_rules() -> dict:
+def guard_rules() -> Guards:
     """``rules/files.yaml`` ``guards`` (the installed default's when a bureau's file predates it)."""
-    g = file_rules().get("guards")
-    if g is None:
-        from ..core.config import defaults_home, load_rules
-
-        g = load_rules("files", defaults_home())["guards"]
-    return g
+    return policy().file_rules.guards
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -122,7 +116,7 @@ def figures(sr: StandardiseReport) -> dict:
             if s == src and c == code and n
         }
         out.setdefault(src, {})[code] = {"rows": n, "fill": fill}
-    return {"version": FIGURES_VERSION, "street_codes": [st.code for st in streets()], "streets": out}
+    return {"version": FIGURES_VERSION, "street_codes": [st.code for st in policy().streets], "streets": out}
 
 
 def _previous_figures(previous: Path) -> tuple[dict | None, str | None]:
@@ -161,7 +155,7 @@ def _previous_figures(previous: Path) -> tuple[dict | None, str | None]:
                 return None, damaged
             clean.setdefault(str(src), {})[str(code)] = {"rows": rows, "fill": dict(fill)}
     codes = fig.get("street_codes")
-    if codes != [st.code for st in streets()]:
+    if codes != [st.code for st in policy().streets]:
         # the streets were reorganised since (rules/streets.csv): only whole sources compare
         clean = {
             src: {"*": {"rows": sum(v["rows"] for v in by.values()), "fill": {}}} for src, by in clean.items()
@@ -169,19 +163,19 @@ def _previous_figures(previous: Path) -> tuple[dict | None, str | None]:
     return clean, None
 
 
-def _missing_streets(lr: LoadReport, sr: StandardiseReport, cfg: dict) -> tuple[list[Finding], list[str]]:
+def _missing_streets(lr: LoadReport, sr: StandardiseReport, cfg: Guards) -> tuple[list[Finding], list[str]]:
     """Streets of the household (base) source without a usable row: a finding when the source is
     big enough to judge (``min_rows`` a street on average), else a plain warning."""
-    sources = load_sources()
+    sources = policy().sources
     base = [n for n, s in sources.items() if s.role == "base"]
     if not base or not (sr.base_streets or any(k[0] in base for k in sr.person_rows)):
         return [], []
-    all_streets = streets()
+    all_streets = policy().streets
     empty = [st for st in all_streets if not sr.base_streets.get(st.code)]
     if not empty:
         return [], []
     base_rows = sum(n for k, n in sr.person_rows.items() if k[0] in base)
-    judged = base_rows >= cfg["min_rows"] * len(all_streets)
+    judged = base_rows >= cfg.min_rows * len(all_streets)
     unread = [
         _("{file} ({why})").format(file=f.name, why=f.problem or f.how)
         for f in lr.files
@@ -233,10 +227,10 @@ def _missing_streets(lr: LoadReport, sr: StandardiseReport, cfg: dict) -> tuple[
 
 
 def _fill_findings(
-    lr: LoadReport, sr: StandardiseReport, cfg: dict, rep: GuardReport
+    lr: LoadReport, sr: StandardiseReport, cfg: Guards, rep: GuardReport
 ) -> tuple[list[Finding], set[tuple[str, str]]]:
     """A mapped column the source normally fills, mostly empty in a file or sheet."""
-    expected = cfg["expected_fill"]
+    expected = cfg.expected_fill
     findings, seen = [], set()
     for (src, file, sheet), n in sorted(sr.person_rows.items()):
         cols = expected.get(src) or {}
@@ -248,7 +242,7 @@ def _fill_findings(
             k = sr.filled.get((src, file, sheet, fld), 0)
             rate = k / n if n else 0.0
             rates[fld] = (k, n, rate)
-            if n >= cfg["min_rows"] and rate < want - cfg["fill_drop"]:
+            if n >= cfg.min_rows and rate < want - cfg.fill_drop:
                 workbook = Path(file).suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods")
                 if workbook:
                     text = _(
@@ -272,7 +266,7 @@ def _fill_findings(
                             rate=_pct(rate),
                             n=n,
                             want=_pct(want),
-                            bar=_pct(want - cfg["fill_drop"]),
+                            bar=_pct(want - cfg.fill_drop),
                         ),  # fmt: skip
                         DRIFT_FLAG,
                     )
@@ -284,14 +278,28 @@ def _fill_findings(
 
 
 def _previous_findings(
-    sr: StandardiseReport, prev: dict, cfg: dict, reported_fill: set[tuple[str, str]]
+    sr: StandardiseReport, prev: dict, cfg: Guards, reported_fill: set[tuple[str, str]]
 ) -> list[Finding]:
     """Per street × source: rows and fill rates against the previous run's; per source: its
     whole population."""
-    p, min_rows = cfg["previous"], cfg["min_rows"]
-    names = {st.code: st.name for st in streets()}
-    sources = load_sources()
-    base = {n for n, s in sources.items() if s.role == "base"}
+    names = policy().street_names
+    sources = policy().sources
+    findings, grown = _grown_sources(sr, prev, cfg)
+    for src, by_street in sorted(prev.items()):
+        label = sources[src].label if src in sources else src
+        for code, v in sorted(by_street.items()):
+            if code == "*":
+                continue  # the previous run's streets were others: its whole source only
+            street = names.get(code, _("no street given") if code == NO_STREET else code)
+            findings += _street_rows_findings(sr, cfg, src, label, code, street, v["rows"], grown)
+            findings += _street_fill_findings(sr, cfg, src, label, code, street, v, reported_fill)
+    return findings
+
+
+def _grown_sources(sr: StandardiseReport, prev: dict, cfg: Guards) -> tuple[list[Finding], set[str]]:
+    """Sources whose person rows grew past ``previous.rows_growth`` times the previous run's."""
+    p, min_rows = cfg.previous, cfg.min_rows
+    sources = policy().sources
     findings: list[Finding] = []
     now_total: dict[str, int] = defaultdict(int)
     for (src, _code), n in sr.street_rows.items():
@@ -300,7 +308,7 @@ def _previous_findings(
     for src, by_street in sorted(prev.items()):
         before = sum(v["rows"] for v in by_street.values())
         now = now_total.get(src, 0)
-        if before >= min_rows and now > before * p["rows_growth"] and now - before >= min_rows:
+        if before >= min_rows and now > before * p.rows_growth and now - before >= min_rows:
             grown.add(src)
             findings.append(
                 Finding(
@@ -315,98 +323,114 @@ def _previous_findings(
                         now=now,
                         times=now / before,
                         before=before,
-                        growth=p["rows_growth"],
+                        growth=p.rows_growth,
                     ),  # fmt: skip
                     DRIFT_FLAG,
                 )
             )
-    for src, by_street in sorted(prev.items()):
-        label = sources[src].label if src in sources else src
-        for code, v in sorted(by_street.items()):
-            if code == "*":
-                continue  # the previous run's streets were others: its whole source only
-            before, now = v["rows"], sr.street_rows.get((src, code), 0)
-            street = names.get(code, _("no street given") if code == NO_STREET else code)
-            if before < min_rows:
-                continue
-            fell = now < before * (1 - p["rows_fall"]) and before - now >= min_rows
-            if fell and not (src in base and now == 0 and code in names):
-                findings.append(
-                    Finding(
-                        _(
-                            "{street}, {source} ({label}): {now} rows, the previous run had {before} (the run "
-                            "stops below {bar} of it). Likely cause: a file or sheet missing? Remedy: add the "
-                            "missing file or sheet to SOURCES_DIR and run again"
-                        ).format(
-                            street=street,
-                            source=src,
-                            label=label,
-                            now=now,
-                            before=before,
-                            bar=_pct(1 - p["rows_fall"]),
-                        ),  # fmt: skip
-                        DRIFT_FLAG,
-                    )
-                )
-            elif src not in grown and now > before * p["rows_growth"] and now - before >= min_rows:
-                cause = (
+    return findings, grown
+
+
+def _street_rows_findings(
+    sr: StandardiseReport, cfg: Guards, src: str, label: str, code: str, street: str, before: int,
+    grown: set[str],
+) -> list[Finding]:  # fmt: skip
+    """A street's rows of a source fell below ``previous.rows_fall`` or grew past ``rows_growth``."""
+    p, min_rows = cfg.previous, cfg.min_rows
+    base = {n for n, s in policy().sources.items() if s.role == "base"}
+    now = sr.street_rows.get((src, code), 0)
+    findings: list[Finding] = []
+    if before < min_rows:
+        return findings
+    fell = now < before * (1 - p.rows_fall) and before - now >= min_rows
+    if fell and not (src in base and now == 0 and code in policy().street_names):
+        findings.append(
+            Finding(
+                _(
+                    "{street}, {source} ({label}): {now} rows, the previous run had {before} (the run "
+                    "stops below {bar} of it). Likely cause: a file or sheet missing? Remedy: add the "
+                    "missing file or sheet to SOURCES_DIR and run again"
+                ).format(
+                    street=street,
+                    source=src,
+                    label=label,
+                    now=now,
+                    before=before,
+                    bar=_pct(1 - p.rows_fall),
+                ),  # fmt: skip
+                DRIFT_FLAG,
+            )
+        )
+    elif src not in grown and now > before * p.rows_growth and now - before >= min_rows:
+        cause = (
+            _(
+                "the street column blank or written in a way not recognised (merged cells not read?)? "
+                "Remedy: fill the street column in every row with the street's name or code, then run again"
+            )
+            if code == NO_STREET
+            else _(
+                "a backup copy read too? Remedy: keep only this year's files directly in SOURCES_DIR, "
+                "then run again"
+            )
+        )
+        findings.append(
+            Finding(
+                _(
+                    "{street}, {source} ({label}): {now} rows, {times:.1f} times the previous run's "
+                    "{before} (the run stops above {growth:g} times). Likely cause: {cause}"
+                ).format(
+                    street=street,
+                    source=src,
+                    label=label,
+                    now=now,
+                    times=now / before,
+                    before=before,
+                    growth=p.rows_growth,
+                    cause=cause,
+                ),  # fmt: skip
+                DRIFT_FLAG,
+            )
+        )
+    return findings
+
+
+def _street_fill_findings(
+    sr: StandardiseReport, cfg: Guards, src: str, label: str, code: str, street: str, v: dict,
+    reported_fill: set[tuple[str, str]],
+) -> list[Finding]:  # fmt: skip
+    """A street's column of a source filled ``previous.fill_drop`` less than in the previous run."""
+    p = cfg.previous
+    findings: list[Finding] = []
+    now = sr.street_rows.get((src, code), 0)
+    if v["rows"] < cfg.min_rows or now < cfg.min_rows:
+        return findings
+    for fld in cfg.expected_fill.get(src) or {}:
+        was = v["fill"].get(fld)
+        if was is None or (src, fld) in reported_fill:
+            continue
+        rate = sr.street_filled.get((src, code, fld), 0) / now
+        if was - rate > p.fill_drop:
+            findings.append(
+                Finding(
                     _(
-                        "the street column blank or written in a way not recognised (merged cells not read?)? "
-                        "Remedy: fill the street column in every row with the street's name or code, then run again"
-                    )
-                    if code == NO_STREET
-                    else _(
-                        "a backup copy read too? Remedy: keep only this year's files directly in SOURCES_DIR, "
-                        "then run again"
-                    )
+                        "{street}, {source} ({label}), column {column}: filled in {rate} of {now} rows, "
+                        "the previous run {was} (the run stops {drop:.0%} below it). Likely cause: merged "
+                        "cells not read, or the column left out of this year's export? Remedy: fill the "
+                        "column in every row (unmerge merged cells), or ask the department to export it "
+                        "again"
+                    ).format(
+                        street=street,
+                        source=src,
+                        label=label,
+                        column=fld,
+                        rate=_pct(rate),
+                        now=now,
+                        was=_pct(was),
+                        drop=p.fill_drop,
+                    ),  # fmt: skip
+                    DRIFT_FLAG,
                 )
-                findings.append(
-                    Finding(
-                        _(
-                            "{street}, {source} ({label}): {now} rows, {times:.1f} times the previous run's "
-                            "{before} (the run stops above {growth:g} times). Likely cause: {cause}"
-                        ).format(
-                            street=street,
-                            source=src,
-                            label=label,
-                            now=now,
-                            times=now / before,
-                            before=before,
-                            growth=p["rows_growth"],
-                            cause=cause,
-                        ),  # fmt: skip
-                        DRIFT_FLAG,
-                    )
-                )
-            if now < min_rows:
-                continue
-            for fld in cfg["expected_fill"].get(src) or {}:
-                was = v["fill"].get(fld)
-                if was is None or (src, fld) in reported_fill:
-                    continue
-                rate = sr.street_filled.get((src, code, fld), 0) / now
-                if was - rate > p["fill_drop"]:
-                    findings.append(
-                        Finding(
-                            _(
-                                "{street}, {source} ({label}), column {column}: filled in {rate} of {now} rows, "
-                                "the previous run {was} (the run stops {drop:.0%} below it). Likely cause: merged "
-                                "cells not read, or the column left out of this year's export? Remedy: fill the "
-                                "column in every row (unmerge merged cells), or ask the department to export it "
-                                "again"
-                            ).format(
-                                street=street,
-                                source=src,
-                                label=label,
-                                column=fld,
-                                rate=_pct(rate),
-                                now=now,
-                                was=_pct(was),
-                                drop=p["fill_drop"],
-                            ),  # fmt: skip
-                            DRIFT_FLAG,
-                        )
-                    )
+            )
     return findings
 
 

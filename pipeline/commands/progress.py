@@ -48,7 +48,6 @@ from typing import cast
 
 import polars as pl
 
-from ..core.config import load_rules, load_sources, street_names
 from ..core.errors import KuomianError
 from ..core.i18n import _
 from ..core.labels import CITY, NO_COMMUNITY, PROGRESS_OUTCOMES, PROGRESS_RECON_HEADERS
@@ -77,50 +76,29 @@ class Task:
 
 
 def counting_rules() -> dict[str, list[str]]:
-    cfg = load_rules("tasks") or {}
+    """What the bulletin counts (rules/tasks.yaml): enrolled statuses, employee and resident schemes."""
+    t = policy().tasks
     return {
-        "enrolled_statuses": list(cfg.get("enrolled_statuses") or ["参保缴费", "待遇领取"]),
-        "employee_schemes": list(cfg.get("employee_schemes") or []),
-        "resident_schemes": list(cfg.get("resident_schemes") or []),
+        "enrolled_statuses": list(t.enrolled_statuses),
+        "employee_schemes": list(t.employee_schemes),
+        "resident_schemes": list(t.resident_schemes),
     }
 
 
 def target_year(kind: str, year: int) -> str | None:
     """The target year a bulletin of ``year`` counts against: the first not before it, else the last."""
-    years = sorted(str(y) for y in (load_rules("indicators")["targets"].get(kind) or {}))
+    ind = policy().indicators
+    targets = {"coverage": ind.coverage_targets, "employee_share": ind.employee_share_targets}[kind]
+    years = sorted(str(y) for y in targets)
     later = [y for y in years if int(y) >= year]
     return later[0] if later else (years[-1] if years else None)
 
 
-def _task_value(v, where: str) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise KuomianError(
-            _("rules/tasks.yaml: {where} is {value}; write a whole number of persons (0 or more).").format(
-                where=where, value=repr(v)
-            )
-        )
-    return v
-
-
 def tasks_for(year: int, indicators: pl.DataFrame | None) -> dict[str, Task]:
-    """street_code → Task for ``year``: rules/tasks.yaml where set, else the gap to the target."""
-    cfg = (load_rules("tasks") or {}).get("tasks") or {}
-    if not isinstance(cfg, dict):
-        raise KuomianError(
-            _("rules/tasks.yaml: tasks must map a year to streets, e.g. tasks: {'2026': {...}}.")
-        )
-    known = street_names()
-    set_ = cfg.get(str(year)) or cfg.get(year) or {}
-    for code in set_:
-        if str(code) not in known:
-            raise KuomianError(
-                _(
-                    "rules/tasks.yaml: {year}: {code} is not a street code of rules/streets.csv "
-                    "(write the 12-digit code in quotes, e.g. '530181001000')."
-                ).format(year=year, code=repr(code))
-            )
+    """street_code → Task for ``year``: rules/tasks.yaml where set (checked with the policy: whole
+    numbers, known street codes), else the gap to the target."""
+    set_ = policy().tasks.by_year.get(str(year)) or {}
+    known = policy().street_names
     cov_year, emp_year = target_year("coverage", year), target_year("employee_share", year)
     gaps: dict[str, tuple[int | None, int | None]] = {}
     if indicators is not None:
@@ -131,15 +109,8 @@ def tasks_for(year: int, indicators: pl.DataFrame | None) -> dict[str, Task]:
             )
     out: dict[str, Task] = {}
     for code in known:
-        given = set_.get(code) or set_.get(int(code)) or {}
-        if not isinstance(given, dict):
-            raise KuomianError(
-                _(
-                    "rules/tasks.yaml: {year}: {code}: write the tasks as {{enrolment: N, employee: M}}."
-                ).format(year=year, code=code)
-            )
-        enrol = _task_value(given.get("enrolment"), f"{year}: {code}: enrolment")
-        emp = _task_value(given.get("employee"), f"{year}: {code}: employee")
+        given = set_.get(code) or {}
+        enrol, emp = given.get("enrolment"), given.get("employee")
         gap = gaps.get(code, (None, None))
         out[code] = Task(
             enrolment=enrol if enrol is not None else gap[0],
@@ -199,7 +170,7 @@ def read_extracts(files: list[Path], progress=lambda m: None) -> tuple[pl.DataFr
     from ..stages.match_list import read_list
     from ..stages.standardise import Duplicates
 
-    src = load_sources()["enrollment"]
+    src = policy().sources["enrollment"]
     dups = Duplicates()
     parts, rows_read = [], {}
     names = Counter(Path(f).name for f in files)
@@ -360,7 +331,27 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
     the FIGURES, the tasks and their basis, completion (enrolled / enrolment task, employee_total /
     employee task), and the rank (streets by completion; communities within their street by the
     share of their registry enrolled)."""
-    names = street_names()
+    names = policy().street_names
+    df = _level_counts(prog, names)
+    df = _with_tasks(df, tasks)
+    df = _with_completion_and_rank(df)
+    order = {"street": 0, "community": 1, "city": 2}
+    street_order = {c: i for i, c in enumerate(names)}
+    df = df.with_columns(
+        _o=pl.col("level").replace_strict(order, return_dtype=pl.Int64),
+        _s=pl.col("street_code").replace_strict(street_order, default=len(names), return_dtype=pl.Int64),
+        as_of=pl.lit(as_of),
+    ).sort("_o", "_s", "community", nulls_last=True)
+    return df.select(
+        "as_of", "level", "street_code", "street_name", "community", *FIGURES,
+        "task_enrolment", "task_enrolment_basis", "task_employee", "task_employee_basis",
+        "completion", "employee_completion", "enrolled_share", "rank", *target_figures(),
+    )  # fmt: skip
+
+
+def _level_counts(prog: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
+    """The FIGURES per street (every street of rules/streets.csv, zeros when nobody is listed),
+    per community and for the city, with employee_total, left_to_visit and the street's name."""
     p = prog.with_columns(
         street_code=pl.col("street_code").fill_null(""),
         community=pl.col("community").fill_null(NO_COMMUNITY),
@@ -399,6 +390,11 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
             pl.col("street_code").replace_strict(names, default=UNASSIGNED_NAME, return_dtype=pl.String)
         ),
     )
+    return df
+
+
+def _with_tasks(df: pl.DataFrame, tasks: dict[str, Task]) -> pl.DataFrame:
+    """Each street's tasks and their basis; the city's tasks are the streets' sum."""
     t_en = {c: t.enrolment for c, t in tasks.items()}
     t_em = {c: t.employee for c, t in tasks.items()}
     b_en = {c: t.enrolment_basis for c, t in tasks.items()}
@@ -425,6 +421,13 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
         task_enrolment=pl.when(is_city).then(pl.lit(city_en, pl.Int64)).otherwise(pl.col("task_enrolment")),
         task_employee=pl.when(is_city).then(pl.lit(city_em, pl.Int64)).otherwise(pl.col("task_employee")),
     )
+    return df
+
+
+def _with_completion_and_rank(df: pl.DataFrame) -> pl.DataFrame:
+    """Completion against the tasks, the share enrolled, and the rank (streets by completion;
+    communities within their street by the share of their registry enrolled)."""
+    is_street = pl.col("level") == "street"
     df = df.with_columns(
         completion=pl.when(pl.col("task_enrolment") > 0).then(pl.col("enrolled") / pl.col("task_enrolment")),
         employee_completion=pl.when(pl.col("task_employee") > 0).then(
@@ -451,18 +454,7 @@ def bulletin_frame(prog: pl.DataFrame, tasks: dict[str, Task], as_of: date) -> p
         .otherwise(None)
         .cast(pl.Int64)
     )
-    order = {"street": 0, "community": 1, "city": 2}
-    street_order = {c: i for i, c in enumerate(names)}
-    df = df.with_columns(
-        _o=pl.col("level").replace_strict(order, return_dtype=pl.Int64),
-        _s=pl.col("street_code").replace_strict(street_order, default=len(names), return_dtype=pl.Int64),
-        as_of=pl.lit(as_of),
-    ).sort("_o", "_s", "community", nulls_last=True)
-    return df.select(
-        "as_of", "level", "street_code", "street_name", "community", *FIGURES,
-        "task_enrolment", "task_enrolment_basis", "task_employee", "task_employee_basis",
-        "completion", "employee_completion", "enrolled_share", "rank", *target_figures(),
-    )  # fmt: skip
+    return df
 
 
 def read_history(registry: Path) -> pl.DataFrame | None:

@@ -32,9 +32,9 @@ from ..core.i18n import _
 from ..core.ids import redact_ids
 from ..core.policy import differences as policy_differences
 from ..core.policy import fingerprint as policy_fingerprint
-from ..core.policy import load_policy
+from ..core.policy import load_policy, policy
 from ..core.privacy import key_path, load_key
-from ..readers import discover, file_rules
+from ..readers import discover
 from ..stages.classify import ClassifyReport, classify
 from ..stages.link import LinkReport, link
 from ..stages.load import LoadReport, file_manifest, load
@@ -179,10 +179,8 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
     required source or in one file or sheet stops the run with one message, unless ``accept``;
     then the findings come back as warnings. Returns the warnings (for the summary, the
     manifest and the report). Streets without household rows: the guards (guards.py)."""
-    from ..core.config import load_sources
-
-    cfg = file_rules()["damage"]
-    sources = load_sources()
+    cfg = policy().file_rules.damage
+    sources = policy().sources
     findings: list[str] = []
 
     def cause(keys) -> str:
@@ -197,9 +195,9 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
 
     for (src, file, sheet), n in sorted(sr.person_rows.items()):
         bad = sr.no_usable_id.get((src, file, sheet), 0)
-        if n and bad >= cfg["min_rows"] and bad / n > cfg["file_share"]:
+        if n and bad >= cfg.min_rows and bad / n > cfg.file_share:
             values = dict(
-                file=file, sheet=repr(sheet), bad=bad, n=n, share=bad / n, limit=cfg["file_share"],
+                file=file, sheet=repr(sheet), bad=bad, n=n, share=bad / n, limit=cfg.file_share,
                 cause=cause([(src, file, sheet)]),
             )  # fmt: skip
             if sheet:
@@ -217,7 +215,7 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
         keys = [k for k in sr.person_rows if k[0] == name]
         n = sum(sr.person_rows[k] for k in keys)
         bad = sum(sr.no_usable_id.get(k, 0) for k in keys)
-        if s.required and n and bad >= cfg["min_rows"] and bad / n > cfg["required_source_share"]:
+        if s.required and n and bad >= cfg.min_rows and bad / n > cfg.required_source_share:
             findings.append(
                 _(
                     "{source} ({label}): {bad} of {n} rows ({share:.1%}) have no usable ID number "
@@ -228,7 +226,7 @@ def damage_check(sr: StandardiseReport, *, accept: bool = False) -> list[str]:
                     bad=bad,
                     n=n,
                     share=bad / n,
-                    limit=cfg["required_source_share"],
+                    limit=cfg.required_source_share,
                     cause=cause(keys),
                 )  # fmt: skip
             )

@@ -31,13 +31,14 @@ from pathlib import Path
 import polars as pl
 
 from ..core import fileio
-from ..core.config import load_rules, normalise_header
+from ..core.config import normalise_header
 from ..core.dates import parse_date
 from ..core.errors import FileProblem, KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.i18n import _
 from ..core.ids import redact_ids
 from ..core.labels import HANDOFF_HEADERS, UNASSIGNED_STREET
+from ..core.policy import SurveyColumn, policy
 from ..report.handoff import REGISTRY_HEADER
 from ..stages.after_survey import (
     EVIDENCE_SCHEMA,
@@ -60,10 +61,8 @@ def file_street(path: Path) -> tuple[bool, str | None]:
     """(named, street_code) of a hand-off file, from its name as the refresh wrote it
     (``<street_code>_<street_name>.csv``) or as a street renamed it (``连然街道_已填.xlsx``).
     ``(True, None)``: the file of people with no street; ``(False, None)``: the name names none."""
-    from ..core.config import street_names
-
     name = unicodedata.normalize("NFKC", Path(path).name)
-    names = street_names()
+    names = policy().street_names
     m = re.match(r"^([0-9]{12})(?![0-9])", name)
     if m and m.group(1) in names:
         return True, m.group(1)
@@ -83,24 +82,10 @@ def file_street(path: Path) -> tuple[bool, str | None]:
 # ---------------------------------------------------------------- reading answers
 
 
-@dataclass(frozen=True)
-class SurveyColumn:
-    field: str
-    header: str
-    allowed: tuple[str, ...] = ()
-    type: str = "text"
-
-
-def survey_columns() -> list[SurveyColumn]:
-    """The stored survey columns of rules/survey.yaml (调查人 is not stored)."""
-    out = []
-    for c in load_rules("survey")["columns"]:
-        if c.get("stored", True) is False or c["field"] not in SURVEY_FIELDS:
-            continue
-        out.append(
-            SurveyColumn(c["field"], c["header"], tuple(c.get("allowed") or ()), c.get("type", "text"))
-        )
-    return out
+def survey_columns() -> tuple[SurveyColumn, ...]:
+    """The stored survey columns of rules/survey.yaml (调查人 is not stored; the policy check
+    holds every stored one to persons.parquet's survey fields)."""
+    return policy().survey.stored
 
 
 @dataclass
@@ -311,8 +296,6 @@ def _changed_rows(old: pl.DataFrame, new: pl.DataFrame) -> int:
 
 
 def _effects_counts(persons: pl.DataFrame) -> dict[str, int]:
-    from ..core.policy import policy
-
     sv = policy().survey
     out = {x.reason: int((persons["exclusion_reason"] == x.reason).sum()) for x in sv.exclude}
     out[sv.elsewhere_status] = int((persons["status"] == sv.elsewhere_status).sum())
@@ -403,11 +386,45 @@ def import_answers(
     )
     if not files:
         raise KuomianError(_("give at least one filled-in hand-off file (.csv or .xlsx)."))
-    from ..core.policy import policy
-
     policy()  # the policy (survey.yaml's answers and effects, targets.yaml) is checked before any file is read
     report = SurveyReport(files=[Path(f).name for f in files])
     reg_id, as_of = registry_identity(registry)
+    answers = _read_all(files, registry, reg_id, as_of, report, any_street, any_registry, progress)
+
+    what = _("another kuomian command is using this folder right now (an import, or a refresh reading it)")
+    with output_lock(registry.resolve(), wait=fileio.IMPORT_WAIT, what=what):
+        persons = with_evidence_columns(_schema_cast(pl.read_parquet(persons_path)))
+        stored = ["person_key", "street_code", *SURVEY_FIELDS, "not_found_visits", "not_found_on"]
+        current = {r["person_key"]: r for r in persons.select(stored).iter_rows(named=True)}
+        merged = _merge_answers(answers, current, report, any_street)
+        carried, updates = _updates(merged)
+        new_persons = _apply(persons, updates, carried)
+        # the answers act (rules.md "After the survey"), and this year's key targets follow them
+        new_persons = with_targets(apply_effects(new_persons), as_of or date.today())
+        new_persons = new_persons.select(_column_order(persons))
+        old_persons = pl.read_parquet(persons_path)
+        changed = _changed_rows(old_persons, new_persons)
+        report.persons_changed = changed
+        report.effects = _effects_counts(new_persons)
+        # The registry partitions and indicators.csv first, persons.parquet last: if a run is
+        # killed in between, importing the same files again finishes the job (every file is
+        # compared with what it should hold, not assumed).
+        _write_registry_parts(registry, new_persons, report)
+        if changed or not (registry / "indicators.csv").exists():
+            _write_indicators(registry, new_persons, report)
+        if not old_persons.equals(new_persons):
+            write_parquet_atomically(new_persons, persons_path)
+            report.files_written.append("persons.parquet")
+    report.rejected = [(f, r, redact_ids(why)) for f, r, why in report.rejected]
+    return report
+
+
+def _read_all(
+    files: list[Path], registry: Path, reg_id: str | None, as_of: date | None, report: SurveyReport,
+    any_street: bool, any_registry: bool, progress,
+) -> list[AnswerRow]:  # fmt: skip
+    """Every file's answers (each file checked against the registry and its street named); the
+    rows' counts, rejections and answers dated before the registry go into ``report``."""
     answers: list[AnswerRow] = []
     for f in files:
         progress(_("reading {file}").format(file=Path(f).name))
@@ -436,86 +453,79 @@ def import_answers(
                 report.too_early.append((a.file, a.row, on.isoformat()))
                 continue
             answers.append(a)
+    return answers
 
-    what = _("another kuomian command is using this folder right now (an import, or a refresh reading it)")
-    with output_lock(registry.resolve(), wait=fileio.IMPORT_WAIT, what=what):
-        persons = with_evidence_columns(_schema_cast(pl.read_parquet(persons_path)))
-        stored = ["person_key", "street_code", *SURVEY_FIELDS, "not_found_visits", "not_found_on"]
-        current = {r["person_key"]: r for r in persons.select(stored).iter_rows(named=True)}
-        by_person: dict[str, list[AnswerRow]] = {}
-        for a in answers:
-            if a.person_key not in current:
-                report.not_found.append((a.file, a.row, a.person_key))
-            elif not any_street and current[a.person_key]["street_code"] != a.street:
-                report.other_street.append((a.file, a.row, a.person_key))
-            else:
-                by_person.setdefault(a.person_key, []).append(a)
-        merged: dict[str, dict] = {}
-        for key, rows in by_person.items():
-            if any(r.values != rows[0].values for r in rows[1:]):
-                first = rows[0]
-                for r in rows[1:]:
-                    report.conflicts.append((first.file, first.row, r.file, r.row))
-                continue
-            a = rows[0]
-            old = current[key]
-            on, stored_on = a.values.get("surveyed_on"), old.get("surveyed_on")
-            if isinstance(on, date) and isinstance(stored_on, date) and on < stored_on:
-                # an earlier visit never overwrites a later one (a first round imported again)
-                report.superseded.extend((r.file, r.row, on.isoformat()) for r in rows)
-                continue
-            visits, last = note_visits(old, a.values)
-            if all(old[k] == v for k, v in a.values.items()):
-                report.unchanged += len(rows)
-                continue
-            # the evidence of the answer: its file ([sheet]) and row; its date is surveyed_on
-            merged[key] = {**a.values, "survey_file": redact_ids(a.file), "survey_row": a.row,
-                           "not_found_visits": visits, "not_found_on": last}  # fmt: skip
-            report.applied.append((a.file, a.row, key))
-            report.unchanged += len(rows) - 1
 
-        carried = [*SURVEY_FIELDS, "survey_file", "survey_row", "not_found_visits", "not_found_on"]
-        schema: dict[str, pl.DataType] = {"person_key": pl.String()}
-        schema.update({f: pl.String() for f in SURVEY_FIELDS if f != "surveyed_on"})
-        schema["surveyed_on"] = pl.Date()
-        schema.update({c: EVIDENCE_SCHEMA[c] for c in carried[len(SURVEY_FIELDS) :]})
-        updates = pl.DataFrame(
-            [{"person_key": k, **{f: v.get(f) for f in carried}} for k, v in merged.items()], schema=schema
+def _merge_answers(
+    answers: list[AnswerRow], current: dict[str, dict], report: SurveyReport, any_street: bool
+) -> dict[str, dict]:
+    """person_key -> the answer to store (with its evidence and visits), against the stored
+    ``current``; not found, other street, conflicts, earlier visits and unchanged rows go into
+    ``report``."""
+    by_person: dict[str, list[AnswerRow]] = {}
+    for a in answers:
+        if a.person_key not in current:
+            report.not_found.append((a.file, a.row, a.person_key))
+        elif not any_street and current[a.person_key]["street_code"] != a.street:
+            report.other_street.append((a.file, a.row, a.person_key))
+        else:
+            by_person.setdefault(a.person_key, []).append(a)
+    merged: dict[str, dict] = {}
+    for key, rows in by_person.items():
+        if any(r.values != rows[0].values for r in rows[1:]):
+            first = rows[0]
+            for r in rows[1:]:
+                report.conflicts.append((first.file, first.row, r.file, r.row))
+            continue
+        a = rows[0]
+        old = current[key]
+        on, stored_on = a.values.get("surveyed_on"), old.get("surveyed_on")
+        if isinstance(on, date) and isinstance(stored_on, date) and on < stored_on:
+            # an earlier visit never overwrites a later one (a first round imported again)
+            report.superseded.extend((r.file, r.row, on.isoformat()) for r in rows)
+            continue
+        visits, last = note_visits(old, a.values)
+        if all(old[k] == v for k, v in a.values.items()):
+            report.unchanged += len(rows)
+            continue
+        # the evidence of the answer: its file ([sheet]) and row; its date is surveyed_on
+        merged[key] = {**a.values, "survey_file": redact_ids(a.file), "survey_row": a.row,
+                       "not_found_visits": visits, "not_found_on": last}  # fmt: skip
+        report.applied.append((a.file, a.row, key))
+        report.unchanged += len(rows) - 1
+    return merged
+
+
+def _updates(merged: dict[str, dict]) -> tuple[list[str], pl.DataFrame]:
+    """The columns carried from the answers, and the answers as a frame of them (one row per person)."""
+    carried = [*SURVEY_FIELDS, "survey_file", "survey_row", "not_found_visits", "not_found_on"]
+    schema: dict[str, pl.DataType] = {"person_key": pl.String()}
+    schema.update({f: pl.String() for f in SURVEY_FIELDS if f != "surveyed_on"})
+    schema["surveyed_on"] = pl.Date()
+    schema.update({c: EVIDENCE_SCHEMA[c] for c in carried[len(SURVEY_FIELDS) :]})
+    updates = pl.DataFrame(
+        [{"person_key": k, **{f: v.get(f) for f in carried}} for k, v in merged.items()], schema=schema
+    )
+    return carried, updates
+
+
+def _write_registry_parts(registry: Path, new_persons: pl.DataFrame, report: SurveyReport) -> None:
+    """``registry/street_code=*/part-0.parquet``: each street's registry persons, written only
+    where it changed."""
+    in_registry = new_persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
+    parts = {p.parent.name.removeprefix("street_code="): p
+             for p in sorted((registry / "registry").glob("street_code=*/part-0.parquet"))}  # fmt: skip
+    codes = set(parts) | set(in_registry["street_code"].fill_null(UNASSIGNED_STEM).unique().to_list())
+    for code in sorted(codes):
+        part = in_registry.filter(pl.col("street_code").fill_null(UNASSIGNED_STEM) == code).drop(
+            "street_code"
         )
-        new_persons = _apply(persons, updates, carried)
-        # the answers act (rules.md "After the survey"), and this year's key targets follow them
-        new_persons = with_targets(apply_effects(new_persons), as_of or date.today())
-        new_persons = new_persons.select(_column_order(persons))
-        old_persons = pl.read_parquet(persons_path)
-        changed = _changed_rows(old_persons, new_persons)
-        report.persons_changed = changed
-        report.effects = _effects_counts(new_persons)
-        # The registry partitions and indicators.csv first, persons.parquet last: if a run is
-        # killed in between, importing the same files again finishes the job (every file is
-        # compared with what it should hold, not assumed).
-        from ..core.policy import policy
-
-        in_registry = new_persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
-        parts = {p.parent.name.removeprefix("street_code="): p
-                 for p in sorted((registry / "registry").glob("street_code=*/part-0.parquet"))}  # fmt: skip
-        codes = set(parts) | set(in_registry["street_code"].fill_null(UNASSIGNED_STEM).unique().to_list())
-        for code in sorted(codes):
-            part = in_registry.filter(pl.col("street_code").fill_null(UNASSIGNED_STEM) == code).drop(
-                "street_code"
-            )
-            path = parts.get(code) or registry / "registry" / f"street_code={code}" / "part-0.parquet"
-            if path.exists() and pl.read_parquet(path).equals(part):
-                continue
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            write_parquet_atomically(part, path)
-            report.files_written.append(str(path.relative_to(registry)))
-        if changed or not (registry / "indicators.csv").exists():
-            _write_indicators(registry, new_persons, report)
-        if not old_persons.equals(new_persons):
-            write_parquet_atomically(new_persons, persons_path)
-            report.files_written.append("persons.parquet")
-    report.rejected = [(f, r, redact_ids(why)) for f, r, why in report.rejected]
-    return report
+        path = parts.get(code) or registry / "registry" / f"street_code={code}" / "part-0.parquet"
+        if path.exists() and pl.read_parquet(path).equals(part):
+            continue
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        write_parquet_atomically(part, path)
+        report.files_written.append(str(path.relative_to(registry)))
 
 
 def keep_imported_answers(out_dir: Path, previous: Path | None) -> None:

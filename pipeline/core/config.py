@@ -27,6 +27,7 @@ from .i18n import _
 _ACTIVE: dict[str, Path | None] = {"folder": None}
 
 
+@cache
 def defaults_home() -> Path:
     """The folder holding the installed default ``rules/`` and ``sources/``.
 
@@ -147,6 +148,12 @@ def _load_sources(root: Path) -> dict[str, Source]:
     return dict(sorted(out.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 9, kv[0])))
 
 
+def common_fields(root: Path | None = None) -> dict[str, Field]:
+    """``sources/_common.yaml``: the fields every source may name (``common:``), by name."""
+    common = _read_yaml(Path(root or home()) / "sources" / "_common.yaml")
+    return {name: _field(name, spec) for name, spec in common.items()}
+
+
 def _field(name: str, spec: dict) -> Field:
     return Field(
         name=name,
@@ -209,8 +216,19 @@ def street_names() -> dict[str, str]:
     return {s.code: s.name for s in streets()}
 
 
+_ON_CLEAR: list = []  # what else forgets (the checked Policy: core/policy/load.py)
+
+
+def on_clear_caches(fn) -> None:
+    """Call ``fn()`` whenever the declarations read are forgotten (:func:`clear_caches`)."""
+    _ON_CLEAR.append(fn)
+
+
 def clear_caches() -> None:
-    """Forget every declaration read (after the policy folder in force changed)."""
+    """Forget every declaration read (after the policy folder in force changed), and the
+    checked policy made of them."""
+    for fn in _ON_CLEAR:
+        fn()
     _load_rules.cache_clear()
     _load_sources.cache_clear()
     _streets.cache_clear()

@@ -133,12 +133,16 @@ def employer_headers() -> dict[str, str]:
     return {"employer": "扣缴义务人(单位)", "registry_persons": f"实名库中扣缴满{months}个月人数"}
 
 
-# The hand-off's columns before the survey ones (outputs.md "The hand-off CSV").
+# The hand-off's columns before the survey ones (outputs.md "The hand-off CSV"), in order: a
+# persons.parquet column (e.g. one declared in stages/classify.py PERSON_COLUMNS) is shown in
+# the hand-off by giving it a header here; a true/false column shows HANDOFF_YES or nothing.
 HANDOFF_HEADERS = {
     "person_key": "编号", "name": "姓名", "id_number": "身份证号", "sex": "性别", "age": "年龄",
     "community": "社区", "address": "户籍地址", "status": "参保状态", "review_evidence": "复核提示",
-    "group": "重点群体", "sources": "信息来源", "pension_date": "法定退休时间", "measure": "建议措施",
+    "shared_id": "身份证重号", "group": "重点群体", "sources": "信息来源", "pension_date": "法定退休时间",
+    "measure": "建议措施",
 }  # fmt: skip
+HANDOFF_YES = "是"
 MEASURE_HEADER = HANDOFF_HEADERS["measure"]
 # This year's key target (rules/targets.yaml), e.g. "A 重点"; the registry a hand-off belongs to.
 HANDOFF_PRIORITY_HEADER = "重点等级"

@@ -16,7 +16,6 @@ from .base import (
     ReadResult,
     SheetInfo,
     Table,
-    file_rules,
     limits,
 )
 from .bounds import check_workbook_bounds
@@ -42,7 +41,6 @@ __all__ = [
     "check_workbook_bounds",
     "choose_header",
     "discover",
-    "file_rules",
     "header_finder",
     "limits",
     "numeric_cells",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ..core.config import defaults_home, home, load_rules
 from ..core.ids import redact_ids
+from ..core.policy import policy
 
 ROW_COL = "_row"
 
@@ -58,22 +58,14 @@ class FileInfo:
         return self.shown_as or redact_ids(self.path.name)
 
 
-def file_rules() -> dict:
-    """``rules/files.yaml`` of the policy folder in force (the installed default when a bureau's
-    folder predates it): header search, footer patterns, unreadable formats, limits, damage guard."""
-    root = home()
-    if not (root / "rules" / "files.yaml").is_file():
-        root = defaults_home()
-    return load_rules("files", root)
-
-
 def limits() -> dict:
-    return file_rules()["limits"]
+    """``rules/files.yaml`` ``limits`` of the policy in force (:class:`~..core.policy.FileRules`)."""
+    return policy().file_rules.limits
 
 
 def _footer_re() -> re.Pattern:
     """Any total or footer row pattern of ``rules/files.yaml`` (``rows``)."""
-    return re.compile("|".join(f"(?:{p})" for p in file_rules()["rows"].values()))
+    return policy().file_rules.footer_re
 
 
 @dataclass

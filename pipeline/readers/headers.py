@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ..core.config import Source, normalise_header
 from ..core.i18n import _
-from .base import HeaderChoice, file_rules
+from ..core.policy import policy
+from .base import HeaderChoice
 
 
 def choose_header(rows: list[list[str]], source: Source) -> HeaderChoice | None:
@@ -52,7 +53,7 @@ def _source_chooser(source: Source):
     """The ``choose`` of a source's files: a sheet is read when its best row names every required
     column; skipped (with a reason) when it names few columns; a row naming several columns but
     lacking a required one is kept, for the missing-column message."""
-    n = file_rules()["header"]["data_sheet_matches"]
+    n = policy().file_rules.data_sheet_matches
     required = {f.name for f in source.required_fields}
 
     def choose(rows: list[list[str]]):

@@ -10,11 +10,12 @@ import stat
 from collections import Counter
 from pathlib import Path
 
-from ..core.config import Source, load_sources
+from ..core.config import Source
 from ..core.errors import FileProblem, KuomianError
 from ..core.i18n import _
 from ..core.ids import redact_ids
-from .base import FileInfo, file_rules
+from ..core.policy import policy
+from .base import FileInfo
 from .headers import choose_header
 from .parquet import read_parquet
 from .sniff import real_format
@@ -114,7 +115,7 @@ def sources_by_glob(name: str, sources: dict[str, Source]) -> list[str]:
 def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
     """The sources whose required columns some sheet of the file names in one of its first rows
     (the best-matching source per sheet)."""
-    n = file_rules()["header"]["search_rows"]
+    n = policy().file_rules.search_rows
     heads: list[list[list[str]]] = []
     fmt = real_format(path)
     if fmt == "csv":
@@ -150,7 +151,7 @@ def sources_in_file(path: Path, sources: dict[str, Source]) -> list[str]:
 
 def parse_overrides(pairs: list[str]) -> dict[Path, str]:
     """``--source NAME=PATH`` values → {resolved path: source}."""
-    sources = load_sources()
+    sources = policy().sources
     out: dict[Path, str] = {}
     for pair in pairs or []:
         if "=" not in pair:
@@ -183,7 +184,7 @@ def _sha256(path: Path) -> str:
 
 def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> list[FileInfo]:
     """Decide the source of every file (no data read beyond headers)."""
-    sources = load_sources()
+    sources = policy().sources
     overrides = overrides or {}
     infos: list[FileInfo] = []
     files = discover(sources_dir)
@@ -200,7 +201,7 @@ def recognise(sources_dir: Path, overrides: dict[Path, str] | None = None) -> li
             continue
         hits = sources_by_glob(p.name, sources)
         if p.suffix.lower() not in READABLE:
-            kind = file_rules()["cannot_read"].get(p.suffix.lower())
+            kind = policy().file_rules.cannot_read.get(p.suffix.lower())
             if kind and (hits or rp in overrides):
                 _refuse_unreadable(p)
             if kind:

@@ -10,7 +10,8 @@ import polars as pl
 from ..core.config import Field, Source
 from ..core.errors import FileProblem
 from ..core.i18n import _
-from .base import ROW_COL, HeaderChoice, ReadResult, Table, file_rules
+from ..core.policy import policy
+from .base import ROW_COL, HeaderChoice, ReadResult, Table
 from .bounds import _check_cells
 from .headers import header_finder
 from .markup import MarkupSheet, markup_sheets
@@ -63,7 +64,7 @@ def _markup_grid(i: int, sheet: MarkupSheet):
 
 
 def _refuse_unreadable(path: Path) -> None:
-    kind = file_rules()["cannot_read"].get(path.suffix.lower())
+    kind = policy().file_rules.cannot_read.get(path.suffix.lower())
     if kind:
         raise FileProblem(
             path,

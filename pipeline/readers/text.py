@@ -15,7 +15,8 @@ import polars as pl
 from ..core.config import Source
 from ..core.errors import FileProblem
 from ..core.i18n import _
-from .base import Table, _footer_re, _reraise_interrupts, file_rules, limits
+from ..core.policy import policy
+from .base import Table, _footer_re, _reraise_interrupts, limits
 from .headers import choose_header
 
 
@@ -193,13 +194,14 @@ def _csv_records(path: Path, text: str, delim: str, n: int) -> tuple[list[list[s
     csv.field_size_limit(cap)
     reader = csv.reader(_lines(text), delimiter=delim)
     records, ends = [], []
+    max_columns = limits()["max_columns"]
     try:
         for rec in reader:
-            if len(rec) > limits()["max_columns"]:
+            if len(rec) > max_columns:
                 raise FileProblem(
                     path,
                     _("this row has {values} values (more than {limit} columns)").format(
-                        values=len(rec), limit=limits()["max_columns"]
+                        values=len(rec), limit=max_columns
                     ),
                     _("This is not an extract as departments export them; ask for the file again as .xlsx."),
                     row=reader.line_num,
@@ -240,7 +242,7 @@ def read_csv_tables(path: Path, source: Source | None = None) -> tuple[Table, st
     del data
     first_line = text[: text.find("\n")] if "\n" in text else text
     delim = _sniff_delimiter(first_line[:100_000], path)
-    n = file_rules()["header"]["search_rows"] if source is not None else 1
+    n = policy().file_rules.search_rows if source is not None else 1
     records, ends = _csv_records(path, text, delim, n)
     records = [[unwrap_text_formula(c) for c in r] for r in records]
     k = 0

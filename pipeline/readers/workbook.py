@@ -12,7 +12,8 @@ import polars as pl
 
 from ..core.errors import FileProblem
 from ..core.i18n import _
-from .base import Table, _cell_text, _reraise_interrupts, file_rules
+from ..core.policy import policy
+from .base import Table, _cell_text, _reraise_interrupts
 from .biff import xls_merges
 from .bounds import _check_width, check_workbook_bounds
 from .merges import fill_merges, ods_merges, spread_merged_headers
@@ -204,7 +205,7 @@ def _ods_merges(path: Path) -> dict:
 def grid_tables(path: Path, sheets, choose) -> tuple[list[Table], list[tuple[int, str, str]]]:
     """The tables of ``sheets`` — (index, name, grid or why it is skipped, column of c0, number
     cells or None, merged ranges) — whose header row ``choose`` recognises, and the sheets skipped."""
-    n = file_rules()["header"]["search_rows"]
+    n = policy().file_rules.search_rows
     tables: list[Table] = []
     skipped: list[tuple[int, str, str]] = []  # (index, name, why)
     for i, name, grid, offset, numbers, ranges in sheets:

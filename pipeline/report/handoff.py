@@ -23,19 +23,19 @@ from pathlib import Path
 import polars as pl
 
 from ..core.cells import people_frame, quote_triggers
-from ..core.config import load_rules
 from ..core.ids import mask_id_expr
 from ..core.labels import HANDOFF_HEADERS as H
 from ..core.labels import (
     HANDOFF_PRIORITY_HEADER,
     HANDOFF_REGISTRY_HEADER,
+    HANDOFF_YES,
     NO_COMMUNITY,
     UNASSIGNED_STREET,
     group_labels,
     source_labels,
     status_labels,
 )
-from ..core.policy import policy
+from ..core.policy import SurveyColumn, policy
 from ..core.text import natural_key
 
 BASE_HEADERS = list(H.values())
@@ -46,8 +46,9 @@ PRIORITY_HEADER = HANDOFF_PRIORITY_HEADER
 REGISTRY_HEADER = HANDOFF_REGISTRY_HEADER
 
 
-def survey_columns() -> list[dict]:
-    return load_rules("survey")["columns"]
+def survey_columns() -> tuple[SurveyColumn, ...]:
+    """The survey's columns (rules/survey.yaml), in the hand-off's order."""
+    return policy().survey.columns
 
 
 def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
@@ -68,41 +69,45 @@ def handoff_frame(persons: pl.DataFrame, registry_id: str = "") -> pl.DataFrame:
         _rank=pl.col("target_priority").replace_strict(rank, default=len(rank), return_dtype=pl.Int64)
     )
     priority = {k: f"{k} {v}" for k, v in levels.items()}
+    # how a column is shown, where it is not as persons.parquet holds it
+    shown = {
+        "id_number": mask_id_expr(pl.col("id_number")),
+        "status": pl.col("status").replace_strict(statuses, default=None, return_dtype=pl.String),
+        "group": pl.col("group")
+        .cast(pl.Int64)
+        .replace_strict(group_labels(), default=None, return_dtype=pl.String),
+        "sources": pl.col("sources")
+        .list.eval(pl.element().replace_strict(source_lbl, default=pl.element()))
+        .list.join("、"),
+        "pension_date": pl.col("pension_date").cast(pl.String),
+    }
     out = visit_order(reg, first=[pl.col("_rank")]).select(
         pl.col("street_code"),
         pl.col("street_name"),
-        pl.col("person_key").alias(H["person_key"]),
-        pl.col("name").alias(H["name"]),
-        mask_id_expr(pl.col("id_number")).alias(H["id_number"]),
-        pl.col("sex").alias(H["sex"]),
-        pl.col("age").alias(H["age"]),
-        pl.col("community").alias(H["community"]),
-        pl.col("address").alias(H["address"]),
-        pl.col("status").replace_strict(statuses, default=None, return_dtype=pl.String).alias(H["status"]),
-        # 复核提示 beside 参保状态: 可能已参保: … — an enrolment row the run saw and did not accept (IDs masked); the visitor
-        # checks before knocking (older registries have no such column)
-        (pl.col("review_evidence") if "review_evidence" in reg.columns else pl.lit(None, dtype=pl.String))
-        .cast(pl.String)
-        .alias(H["review_evidence"]),
-        pl.col("group")
-        .cast(pl.Int64)
-        .replace_strict(group_labels(), default=None, return_dtype=pl.String)
-        .alias(H["group"]),
-        pl.col("sources")
-        .list.eval(pl.element().replace_strict(source_lbl, default=pl.element()))
-        .list.join("、")
-        .alias(H["sources"]),
-        pl.col("pension_date").cast(pl.String).alias(H["pension_date"]),
-        pl.col("measure").alias(H["measure"]),
+        # every column of HANDOFF_HEADERS, in its order (复核提示 beside 参保状态: 可能已参保: … — an
+        # enrolment row the run saw and did not accept, IDs masked; the visitor checks before knocking)
+        *[_shown_column(reg, key, shown).alias(header) for key, header in H.items()],
         # 重点等级 right before the survey's columns: the second round's visit starts from it
         pl.col("target_priority")
         .replace_strict(priority, default=None, return_dtype=pl.String)
         .alias(PRIORITY_HEADER),
     )
-    survey = {c["header"]: pl.lit("", dtype=pl.String) for c in survey_columns()}
+    survey = {c.header: pl.lit("", dtype=pl.String) for c in survey_columns()}
     return out.with_columns(**survey).with_columns(
         pl.lit(registry_id, dtype=pl.String).alias(REGISTRY_HEADER)
     )
+
+
+def _shown_column(reg: pl.DataFrame, key: str, shown: dict[str, pl.Expr]) -> pl.Expr:
+    """A hand-off column: as ``shown`` says, else as persons.parquet holds it (a true/false flag
+    as 是 or blank); a column an older registry lacks is blank."""
+    if key in shown:
+        return shown[key]
+    if key not in reg.columns:
+        return pl.lit(None, dtype=pl.String)
+    if reg.schema[key] == pl.Boolean:
+        return pl.when(pl.col(key)).then(pl.lit(HANDOFF_YES, dtype=pl.String))
+    return pl.col(key)
 
 
 def visit_order(reg: pl.DataFrame, first: Sequence[pl.Expr] = ()) -> pl.DataFrame:
@@ -171,9 +176,9 @@ def handoff_widths(body: pl.DataFrame) -> dict[int, float]:
     if "编号" in cols:  # upper-case letters are wider than the digits a width unit is measured in
         widths[cols.index("编号")] = max(widths[cols.index("编号")], 21.0)
     for c in survey_columns():
-        if c["header"] in cols:
-            j = cols.index(c["header"])
-            longest = max([display_width(a) for a in c.get("allowed") or []] + [10])
+        if c.header in cols:
+            j = cols.index(c.header)
+            longest = max([display_width(a) for a in c.allowed] + [10])
             widths[j] = max(widths[j], float(longest + 2))
     return widths
 
@@ -182,7 +187,9 @@ def write_handoff_xlsx(path: Path, body: pl.DataFrame, street: str = "") -> None
     """The hand-off as a workbook: the whole street, then one sheet per community (see the module docstring)."""
     from ..core.xlsx import PrintSetup, Sheet, row_cells, write_workbook
 
-    dropdowns = {body.columns.index(c["header"]): c["allowed"] for c in survey_columns() if c.get("allowed")}
+    dropdowns: dict[int, Sequence[str]] = {
+        body.columns.index(c.header): list(c.allowed) for c in survey_columns() if c.allowed
+    }
     widths = handoff_widths(body)
     wrap = frozenset(body.columns.index(h) for h in WRAP_CAPS if h in body.columns)
 

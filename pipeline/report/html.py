@@ -27,7 +27,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..core.config import load_rules, street_names
 from ..core.db import frame, sql_literal
 from ..core.labels import (
     CITY_CODE,
@@ -53,6 +52,7 @@ from ..core.labels import (
     survey_effects_headers,
 )
 from ..core.labels import QUARANTINE_REASON_LABELS as REASON_LABELS
+from ..core.policy import policy
 
 CSS = """
 body{font-family:"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -301,7 +301,7 @@ def _measures_table(con: duckdb.DuckDBPyConnection) -> str:
     )
     if not m.height:
         return ""
-    streets = [s for s in street_names().values() if s in set(m["street"].to_list())]
+    streets = [s for s in policy().street_names.values() if s in set(m["street"].to_list())]
     p = _pivot(m, "measure", "street", "n", [*streets, UNASSIGNED_STREET]).rename({"来源": "建议措施"})
     p = p.sort("合计", "建议措施", descending=[True, False])
     return (
@@ -400,41 +400,64 @@ def write_report(
 def report_page(
     con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame, persons: pl.DataFrame | None = None
 ) -> str:
-    cfg = load_rules("indicators")
+    """report.html: the head, then one section per function, each fed by the frames it shows
+    (``cls_indicators``, ``cls_persons``, ``links``, ``std_rows``, the reconciliation)."""
     ind = frame(con, "SELECT * FROM cls_indicators")
     ind = ind.with_columns(is_city=pl.col("street_code").eq_missing(CITY_CODE))
-    streets = ind.filter(~pl.col("is_city"))
-    city = ind.filter(pl.col("is_city"))
-    city_row = city.row(0, named=True) if city.height else {}
-    groups = sorted(load_rules("groups")["groups"], key=lambda g: g["group"])
-    group_names = group_labels()
-    labels = source_labels()
-    rules_lbl = {**rule_labels(), **EXTRA_RULE_LABELS}
-
-    def src_label(col: str = "source") -> pl.Expr:
-        return pl.col(col).replace_strict(labels, default=pl.col(col), return_dtype=pl.String)
-
-    counts = manifest.get("counts", {})
+    # The registry counted once, from the persons: every total on the page agrees with it
+    # (and with the refresh's summary line); each says whether it is all or household only.
+    reg_by_group = frame(
+        con,
+        'SELECT "group" AS g, hukou_local AS local, count(*) AS n FROM cls_persons '
+        "WHERE status IN (SELECT unnest(?)) GROUP BY ALL",
+        [list(policy().statuses.registry)],
+    )
     head = (
         "<h1>安宁市扩面对象实名库 — 数据更新报告</h1>"
         f"<p class='note'>数据截止日期 {_esc(manifest.get('as_of'))} · kuomian {_esc(manifest.get('version'))} · "
         f"生成于 {_esc(manifest.get('finished_at', ''))}</p>"
         "<nav>" + "".join(f"<a href='#{sid}'>{_esc(t)}</a>" for sid, t in SECTIONS.items()) + "</nav>"
     )
-    page = [head, _policy_note(manifest)]
+    page = [
+        head,
+        _policy_note(manifest),
+        _section("overview", "一", _overview(manifest, recon, ind, reg_by_group)),
+        _section("indicators", "二", _indicators(ind)),
+        _section("registry", "三", _registry(con, ind, reg_by_group)),
+        _section("survey", "四", survey_section(persons)),
+        _section("quality", "五", _quality(con)),
+        _section("matching", "六", _matching(con)),
+        _section("reconciliation", "七", _reconciliation(recon)),
+    ]
 
-    # 一、概况 ----------------------------------------------------------------
-    # The registry counted once, from the persons: every total on the page agrees with it
-    # (and with the refresh's summary line); each says whether it is all or household only.
-    reg_statuses = load_rules("statuses")["registry_statuses"]
-    reg_by_group = frame(
-        con,
-        'SELECT "group" AS g, hukou_local AS local, count(*) AS n FROM cls_persons '
-        "WHERE status IN (SELECT unnest(?)) GROUP BY ALL",
-        [reg_statuses],
+    return (
+        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>扩面对象实名库报告</title>"
+        f"<style>{CSS}</style></head><body>{''.join(page)}</body></html>"
     )
+
+
+def _src_label(col: str = "source") -> pl.Expr:
+    """A source column shown by its label (户籍人口, …)."""
+    labels = source_labels()
+    return pl.col(col).replace_strict(labels, default=pl.col(col), return_dtype=pl.String)
+
+
+def _registry_totals(reg_by_group: pl.DataFrame) -> tuple[int, int]:
+    """(all, household) registry persons of the page's one count."""
     reg_all = int(reg_by_group["n"].sum()) if reg_by_group.height else 0
     reg_local = int(reg_by_group.filter(pl.col("local"))["n"].sum()) if reg_by_group.height else 0
+    return reg_all, reg_local
+
+
+def _overview(
+    manifest: dict, recon: pl.DataFrame, ind: pl.DataFrame, reg_by_group: pl.DataFrame
+) -> list[str]:
+    """一、概况: the cards, the warnings, the sources read and the files and sheets not read."""
+    city = ind.filter(pl.col("is_city"))
+    city_row = city.row(0, named=True) if city.height else {}
+    labels = source_labels()
+    counts = manifest.get("counts", {})
+    reg_all, reg_local = _registry_totals(reg_by_group)
     quarantined = sum(int(r["quarantined"]) for r in recon.iter_rows(named=True)) if recon.height else 0
     warnings = list(manifest.get("warnings") or [])
     unbalanced = recon.filter(~pl.col("balanced")).height if recon.height else 0
@@ -498,11 +521,15 @@ def report_page(
     ]
     if sheets:
         overview.append(f"<p class='note'>未读取的工作表: {_esc('、'.join(sheets))}</p>")
-    page.append(_section("overview", "一", overview))
+    return overview
 
-    # 二、参保率与职工占比 ----------------------------------------------------------
+
+def _indicators(ind: pl.DataFrame) -> list[str]:
+    """二、参保率与职工占比: the two charts against the targets and the indicators table."""
+    pol = policy()
+    streets = ind.filter(~pl.col("is_city"))
     names = streets["street_name"].to_list()
-    cov_t, emp_t = cfg["targets"]["coverage"], cfg["targets"]["employee_share"]
+    cov_t, emp_t = pol.indicators.coverage_targets, pol.indicators.employee_share_targets
     body = [
         "<p class='note'>户籍人口口径。参保率 = 已参保人数 / 应参保人数; 职工占比 = 职工养老缴费人数 / 缴费阶段人数。"
         "虚线为目标; 橙色柱低于最近一年的目标。</p>",
@@ -519,12 +546,19 @@ def report_page(
             total="is_city",
         )
     )
-    page.append(_section("indicators", "二", body))
+    return body
 
-    # 三、实名库 ---------------------------------------------------------------
+
+def _registry(con: duckdb.DuckDBPyConnection, ind: pl.DataFrame, reg_by_group: pl.DataFrame) -> list[str]:
+    """三、实名库: per group (city, streets), the registry table, statuses and measures."""
+    streets = ind.filter(~pl.col("is_city"))
+    names = streets["street_name"].to_list()
+    groups = sorted(g.group for g in policy().groups.groups)
+    group_names = group_labels()
+    reg_all, reg_local = _registry_totals(reg_by_group)
     body = []
-    g_cols = [f"registry_group_{g['group']}" for g in groups]
-    per_group = {int(g): 0 for g in (x["group"] for x in groups)}
+    g_cols = [f"registry_group_{g}" for g in groups]
+    per_group = {int(g): 0 for g in groups}
     for g, _local, n in reg_by_group.iter_rows():
         if g is not None:
             per_group[int(g)] = per_group.get(int(g), 0) + int(n)
@@ -535,8 +569,8 @@ def report_page(
     )
     body.append(
         count_bar_chart(
-            [group_names[g["group"]] for g in groups],
-            [per_group.get(int(g["group"]), 0) for g in groups],
+            [group_names[g] for g in groups],
+            [per_group.get(int(g), 0) for g in groups],
             f"全市实名库人数(全部, 按重点群体): 合计 {reg_all}",
         )
     )
@@ -544,7 +578,7 @@ def report_page(
         stacked_bar_chart(
             names,
             {
-                group_names[g["group"]]: [int(v or 0) for v in streets[c].to_list()]
+                group_names[g]: [int(v or 0) for v in streets[c].to_list()]
                 for g, c in zip(groups, g_cols, strict=True)
             },
             f"各街道实名库人数(户籍, 按重点群体堆叠): 合计 {reg_local}",
@@ -554,7 +588,7 @@ def report_page(
         "street_name": REPORT_REGISTRY_HEADERS["street_name"],
         "registry": REPORT_REGISTRY_HEADERS["registry"],
     }
-    cols.update({f"registry_group_{g['group']}": group_names[g["group"]] for g in groups})
+    cols.update({f"registry_group_{g}": group_names[g] for g in groups})
     cols["registry_all"] = REPORT_REGISTRY_HEADERS["registry_all"]
     body.append(_table(ind, cols, total="is_city"))
     status_lbl = status_labels()
@@ -564,12 +598,12 @@ def report_page(
     )
     body.append("<h3>全部人员按参保状态</h3>" + _table(st, REPORT_STATUS_HEADERS))
     body.append(_measures_table(con))
-    page.append(_section("registry", "三", body))
+    return body
 
-    # 四、入户调查进度 -------------------------------------------------------------
-    page.append(_section("survey", "四", survey_section(persons)))
 
-    # 四、数据质量 ---------------------------------------------------------------
+def _quality(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """五、数据质量: per source (files, rows, outcomes), the quarantine by reason, the ID kinds."""
+    src_label = _src_label
     body = []
     per_src = frame(
         con,
@@ -618,9 +652,15 @@ def report_page(
     body.append(
         _table(_pivot(k, "source", "id_kind", "n", list(ID_KIND_LABELS.values())), {}) if k.height else ""
     )
-    page.append(_section("quality", "五", body))
+    return body
 
-    # 五、匹配方法 ---------------------------------------------------------------
+
+def _matching(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """六、匹配方法: rules used, per source and rule, each row's outcome, review reasons, and the
+    registry persons an unaccepted enrolment row could be."""
+    src_label = _src_label
+    rules_lbl = {**rule_labels(), **EXTRA_RULE_LABELS}
+    reg_statuses = list(policy().statuses.registry)
     body = []
     used = frame(
         con,
@@ -684,10 +724,12 @@ def report_page(
             + "<p class='note'>本次看到了可能属于这些人的参保记录, 但未能确认 (待复核、未匹配但同名同出生日期、"
             "身份证号相差一位)。他们仍在实名库中, 交接表的“复核提示”一栏写明该记录; 入户前请先核实。</p>"
         )
-    page.append(_section("matching", "六", body))
+    return body
 
-    # 六、对账 -----------------------------------------------------------------
 
+def _reconciliation(recon: pl.DataFrame) -> list[str]:
+    """七、对账: every file and sheet balanced (rows read = where every row went)."""
+    src_label = _src_label
     rc = recon.with_columns(
         source=src_label(),
         balanced=pl.when(pl.col("balanced")).then(pl.lit("平衡")).otherwise(pl.lit("不平衡")),
@@ -697,9 +739,4 @@ def report_page(
         "未读取的工作表和文件列在最后, 说明原因。</p>",
         _table(rc, RECON_HEADERS, bad={"balanced": lambda v: v != "平衡"}),
     ]
-    page.append(_section("reconciliation", "七", body))
-
-    return (
-        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>扩面对象实名库报告</title>"
-        f"<style>{CSS}</style></head><body>{''.join(page)}</body></html>"
-    )
+    return body

@@ -15,6 +15,7 @@ from ..core.db import frame
 from ..core.ids import mask_id
 from ..core.labels import REVIEW_COLUMNS as COLUMNS
 from ..core.labels import REVIEW_DECISIONS as DECISIONS
+from ..core.policy import policy
 from ..core.privacy import fingerprint_sql, key_params
 
 
@@ -51,9 +52,7 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, key: bytes)
         key_params(key),
     )
     df = df.join(keys.rename({"id_number": "person_id"}), on="person_id", how="left", maintain_order="left")
-    from ..core.config import street_names
-
-    names = street_names()
+    names = policy().street_names
     return df.with_columns(
         id_diff=pl.Series(
             [id_difference(a, b) for a, b in zip(df["r_id_full"], df["p_id_full"], strict=True)],

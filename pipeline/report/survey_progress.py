@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..core.config import street_names
 from ..core.labels import CITY, NO_COMMUNITY
 from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_NAME
 from ..core.policy import policy
@@ -30,7 +29,7 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The survey's progress of the registry (report.html of the refresh): per street (and 全市),
     and per community — registry, visited, answered, left_to_visit, visited_share; the streets'
     ``is_city`` marks the city's row."""
-    names = street_names()
+    names = policy().street_names
     reg = persons.filter(pl.col("status").is_in(list(policy().statuses.registry)))
     for f in (*ANSWER_FIELDS, "surveyed_on"):
         if f not in reg.columns:
@@ -78,7 +77,7 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     as insured), taken off as deceased / moved out, flagged as not found on two visits; ``is_city``
     marks the city's row."""
     p = policy()
-    names = street_names()
+    names = policy().street_names
     df = persons
     for c in ("target_priority", "survey_flag"):
         if c not in df.columns:

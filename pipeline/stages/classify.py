@@ -17,15 +17,44 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from ..core.config import load_rules, load_sources, street_names
 from ..core.db import frame, ident, rows, sql_literal, store
 from ..core.errors import KuomianError
 from ..core.i18n import _
 from ..core.labels import CITY, CITY_CODE, UNASSIGNED_STREET
-from ..core.policy import policy
+from ..core.policy import Groups, Policy, policy
 from ..core.rules_engine import compile_condition, literal, strip_no_other_group, uses_no_other_group
 
 MATCHED = "('linked', 'new_person')"
+
+
+@dataclass(frozen=True)
+class PersonColumn:
+    """A column computed per person here and kept in ``cls_persons``, persons.parquet and
+    registry/ (publish.py takes :data:`PERSON_COLUMNS` in order); the hand-off shows it when
+    core/labels.py ``HANDOFF_HEADERS`` gives it a header."""
+
+    name: str
+    # code-owned SQL over build_features' joins: p (link_persons), h (its household row),
+    # srcs (its sources), review (review and unaccepted-enrolment evidence), sh (link_shared_ids)
+    sql: str
+
+
+# A new output column is one declaration here (its SQL) plus its label in core/labels.py.
+PERSON_COLUMNS = (
+    PersonColumn("match_confidence", "coalesce(srcs.match_confidence, 1.0)"),
+    PersonColumn("needs_review", "review.person_id IS NOT NULL OR sh.id_canonical IS NOT NULL"),
+    PersonColumn(
+        "review_evidence",
+        "coalesce(review.evidence, CASE WHEN sh.id_canonical IS NOT NULL "
+        "THEN '重号: 户籍中另有一人使用此身份证号, 请核实' END)",
+    ),
+    PersonColumn("shared_id", "sh.id_canonical IS NOT NULL"),  # 重号: another household person has this ID
+)
+
+
+def person_columns_sql() -> str:
+    """``<sql> AS <name>`` of every :data:`PERSON_COLUMNS`, for ``cls_base``."""
+    return ",\n               ".join(f"{c.sql} AS {ident(c.name)}" for c in PERSON_COLUMNS)
 
 
 @dataclass
@@ -48,7 +77,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         f"CREATE OR REPLACE TEMP TABLE cls_matched AS SELECT row_id, person_id, source, confidence "
         f"FROM links WHERE outcome IN {MATCHED}"
     )
-    for name, src in load_sources().items():
+    for name, src in policy().sources.items():
         # Only the fields rules can name, not the identity columns: narrow tables, fast to build.
         # source and field names are identifiers checked by core/policy.py (IDENT); the source
         # filter is a parameter.
@@ -59,36 +88,9 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
             JOIN (SELECT row_id, person_id FROM cls_matched WHERE source = ?) l USING (row_id)""",
             [name],
         )
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE cls_entities AS
-        WITH t AS (
-            SELECT entity_id, any_value(entity_type ORDER BY row_id) AS tax_entity_type,
-                   any_value(entity_size ORDER BY row_id) AS tax_entity_size,
-                   any_value(tax_status ORDER BY row_id) AS tax_status
-            FROM std_tax WHERE row_state = 'ok' AND entity_id IS NOT NULL GROUP BY entity_id
-        ), m AS (
-            SELECT entity_id, any_value(entity_type ORDER BY row_id) AS market_entity_type,
-                   min(established) AS established, bool_or(established IS NULL) AS established_blank
-            FROM std_market WHERE row_state = 'ok' AND entity_id IS NOT NULL GROUP BY entity_id
-        )
-        SELECT entity_id, t.entity_id IS NOT NULL AS in_tax, m.entity_id IS NOT NULL AS in_market,
-               tax_entity_type, tax_entity_size, tax_status, market_entity_type,
-               CASE WHEN established_blank THEN NULL ELSE established END AS established
-        FROM t FULL OUTER JOIN m USING (entity_id)
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE cls_person_entities AS
-        SELECT DISTINCT pe.person_id, e.* FROM (
-            SELECT person_id, entity_id FROM cls_rows_tax
-            UNION SELECT person_id, entity_id FROM cls_rows_market
-        ) pe JOIN cls_entities e USING (entity_id)
-        """
-    )
+    _build_entities(con)
     as_of_sql = literal(as_of, as_of)
-    names = sorted(load_sources())  # a person's sources are listed in this (alphabetical) order
+    names = sorted(policy().sources)  # a person's sources are listed in this (alphabetical) order
     source_bits = " ".join(f"WHEN {sql_literal(n)} THEN {i}" for i, n in enumerate(names))
     source_names = "[" + ", ".join(sql_literal(n) for n in names) + "]"
     con.execute(
@@ -130,11 +132,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                CASE WHEN srcs.source_mask IS NULL THEN []::VARCHAR[]
                     ELSE list_filter({source_names}, lambda x, i: (srcs.source_mask >> (i - 1)) & 1 = 1)
                END AS sources,
-               coalesce(srcs.match_confidence, 1.0) AS match_confidence,
-               review.person_id IS NOT NULL OR sh.id_canonical IS NOT NULL AS needs_review,
-               coalesce(review.evidence, CASE WHEN sh.id_canonical IS NOT NULL
-                   THEN '重号: 户籍中另有一人使用此身份证号, 请核实' END) AS review_evidence,
-               sh.id_canonical IS NOT NULL AS shared_id
+               {person_columns_sql()}
         FROM link_persons p
         LEFT JOIN link_shared_ids sh ON sh.id_canonical = p.person_id
         LEFT JOIN std_household h ON h.row_id = p.defining_row
@@ -145,101 +143,50 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     )
 
 
+def _build_entities(con: duckdb.DuckDBPyConnection) -> None:
+    """``cls_entities`` (tax ∪ market by 统一社会信用代码) and ``cls_person_entities`` (a person's
+    entities), from ``std_tax``, ``std_market``, ``cls_rows_tax`` and ``cls_rows_market``."""
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE cls_entities AS
+        WITH t AS (
+            SELECT entity_id, any_value(entity_type ORDER BY row_id) AS tax_entity_type,
+                   any_value(entity_size ORDER BY row_id) AS tax_entity_size,
+                   any_value(tax_status ORDER BY row_id) AS tax_status
+            FROM std_tax WHERE row_state = 'ok' AND entity_id IS NOT NULL GROUP BY entity_id
+        ), m AS (
+            SELECT entity_id, any_value(entity_type ORDER BY row_id) AS market_entity_type,
+                   min(established) AS established, bool_or(established IS NULL) AS established_blank
+            FROM std_market WHERE row_state = 'ok' AND entity_id IS NOT NULL GROUP BY entity_id
+        )
+        SELECT entity_id, t.entity_id IS NOT NULL AS in_tax, m.entity_id IS NOT NULL AS in_market,
+               tax_entity_type, tax_entity_size, tax_status, market_entity_type,
+               CASE WHEN established_blank THEN NULL ELSE established END AS established
+        FROM t FULL OUTER JOIN m USING (entity_id)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE cls_person_entities AS
+        SELECT DISTINCT pe.person_id, e.* FROM (
+            SELECT person_id, entity_id FROM cls_rows_tax
+            UNION SELECT person_id, entity_id FROM cls_rows_market
+        ) pe JOIN cls_entities e USING (entity_id)
+        """
+    )
+
+
 def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: None) -> ClassifyReport:
     """Evaluate statuses and groups; write ``cls_persons``, ``cls_indicators``, ``cls_employers``."""
     from ..schemas.persons import validate_persons
 
     progress(_("classify: person features"))
     build_features(con, as_of)
-    born_later, with_birth = rows(
-        con, "SELECT count(*) FILTER (WHERE age < 0), count(age) FROM cls_base WHERE hukou_local"
-    )[0]
-    if with_birth and born_later * 2 > with_birth:
-        # An as-of date before most people were born is a mistyped date, not a registry.
-        raise KuomianError(
-            _(
-                "--as-of {as_of}: {born_later} of {with_birth} household persons were born after it. "
-                "Give the reference date of the extracts (e.g. the day they were drawn)."
-            ).format(as_of=as_of, born_later=born_later, with_birth=with_birth)
-        )
-    groups_cfg = load_rules("groups")
-    statuses_cfg = load_rules("statuses")
-    groups = sorted(groups_cfg["groups"], key=lambda g: g["priority"])
-    upgradable = set(groups_cfg["upgradable_groups"])
-
-    flag_sql = []
-    fallback = None
-    for g in groups:
-        # coalesce: a missing field (NULL) means the condition does not hold
-        flag_sql.append(
-            f"coalesce({compile_condition(strip_no_other_group(g['when']), as_of)}, false) AS c{g['group']}"
-        )
-        if uses_no_other_group(g["when"]):
-            fallback = g["group"]
-    con.execute(f"CREATE OR REPLACE TABLE cls_flags AS SELECT p.*, {', '.join(flag_sql)} FROM cls_base p")
-
-    group_flags = {g["group"]: f"p.c{g['group']}" for g in groups}
-    excl = statuses_cfg["excluded"]
-    reason_cases = " ".join(
-        f"WHEN {compile_condition(r['when'], as_of)} THEN {sql_literal(r['reason'])}" for r in excl["reasons"]
-    )
-    status_cases = " ".join(
-        f"WHEN {compile_condition(s['when'], as_of, group_flags=group_flags)} THEN {sql_literal(s['status'])}"
-        for s in statuses_cfg["statuses"]
-    )
-    # One pass: the exclusion reason, then the status.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE cls_status2 AS
-        SELECT p.*, CASE WHEN p.exclusion_reason IS NOT NULL THEN {sql_literal(excl["status"])} {status_cases} END AS status
-        FROM (SELECT p.*, CASE {reason_cases} END AS exclusion_reason FROM cls_flags p) p
-        """
-    )
-    registry = list(policy().statuses.registry)
-    in_registry = f"status IN ({', '.join(literal(s, as_of) for s in registry)})"
-    allowed_for_upgradable = ", ".join(str(g) for g in sorted(upgradable))
-    other = " OR ".join(f"c{g['group']}" for g in groups if g["group"] != fallback) or "FALSE"
-    tag_items = []
-    for g in groups:
-        n = g["group"]
-        cond = f"c{n}"
-        if n == fallback:
-            cond = f"(c{n} OR NOT ({other}))"
-        tag_items.append(
-            f"CASE WHEN {in_registry} AND {cond} AND (status <> 'resident_upgradable' OR {n} IN ({allowed_for_upgradable})) "
-            f"THEN {n} END"
-        )
-    # The street names (rules/streets.csv) go in as a table, never as SQL text.
-    names = street_names()
-    store(
-        con,
-        "cls_street_names",
-        pl.DataFrame(
-            {"street_code": list(names), "street_name": list(names.values())},
-            schema={"street_code": pl.String, "street_name": pl.String},
-        ),
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE cls_persons AS
-        WITH g AS (
-            SELECT person_id, list_filter([{", ".join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
-            FROM cls_status2
-        )
-        SELECT s.*, {measure_sql(as_of)} AS measure FROM (
-            SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
-                   s.street_code, (SELECT n.street_name FROM cls_street_names n WHERE n.street_code = s.street_code) AS street_name,
-                   s.community, s.address, s.ethnicity, s.household_no, s.person_status,
-                   s.status, s.exclusion_reason,
-                   CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
-                   list_sort(g.by_priority) AS group_tags,
-                   s.sources, s.match_confidence, s.needs_review, s.review_evidence, s.shared_id,
-                   {pension_date_sql("s.sex", "s.birth_date")} AS pension_date
-            FROM cls_status2 s JOIN g USING (person_id)
-        ) s
-        ORDER BY s.street_code NULLS LAST, s.community, s.person_id
-        """
-    )
+    _check_as_of(con, as_of)
+    pol = policy()
+    fallback = _flag_groups(con, pol.groups, as_of)
+    _assign_statuses(con, pol, as_of)
+    _build_persons(con, _group_tags(pol, fallback, as_of), as_of)
     validate_persons(
         frame(
             con,
@@ -270,9 +217,121 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
         "cls_person_entities",
         "cls_entities",
     ]
-    for name in [*scratch, *(f"cls_rows_{s}" for s in load_sources())]:
+    for name in [*scratch, *(f"cls_rows_{s}" for s in pol.sources)]:
         con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
     return report
+
+
+def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """An as-of date before most household persons were born (``cls_base``) is a mistyped date."""
+    born_later, with_birth = rows(
+        con, "SELECT count(*) FILTER (WHERE age < 0), count(age) FROM cls_base WHERE hukou_local"
+    )[0]
+    if with_birth and born_later * 2 > with_birth:
+        # An as-of date before most people were born is a mistyped date, not a registry.
+        raise KuomianError(
+            _(
+                "--as-of {as_of}: {born_later} of {with_birth} household persons were born after it. "
+                "Give the reference date of the extracts (e.g. the day they were drawn)."
+            ).format(as_of=as_of, born_later=born_later, with_birth=with_birth)
+        )
+
+
+def _flag_groups(con: duckdb.DuckDBPyConnection, groups: Groups, as_of: date) -> int | None:
+    """``cls_flags``: ``cls_base`` with one column ``c<group>`` per group (its condition holds).
+    Returns the group that uses ``no_other_group`` (the fallback), if any."""
+    flag_sql = []
+    fallback = None
+    for g in groups.groups:  # in priority order
+        # coalesce: a missing field (NULL) means the condition does not hold
+        flag_sql.append(
+            f"coalesce({compile_condition(strip_no_other_group(g.when), as_of)}, false) AS c{g.group}"
+        )
+        if uses_no_other_group(g.when):
+            fallback = g.group
+    con.execute(f"CREATE OR REPLACE TABLE cls_flags AS SELECT p.*, {', '.join(flag_sql)} FROM cls_base p")
+    return fallback
+
+
+def _assign_statuses(con: duckdb.DuckDBPyConnection, pol: Policy, as_of: date) -> None:
+    """``cls_status2``: ``cls_flags`` with the exclusion reason, then the status (one pass)."""
+    group_flags = {g.group: f"p.c{g.group}" for g in pol.groups.groups}
+    st = pol.statuses
+    reason_cases = " ".join(
+        f"WHEN {compile_condition(r.when, as_of)} THEN {sql_literal(r.reason)}" for r in st.reasons
+    )
+    status_cases = " ".join(
+        f"WHEN {compile_condition(s.when, as_of, group_flags=group_flags)} THEN {sql_literal(s.status)}"
+        for s in st.statuses
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE cls_status2 AS
+        SELECT p.*, CASE WHEN p.exclusion_reason IS NOT NULL THEN {sql_literal(st.excluded)} {status_cases} END AS status
+        FROM (SELECT p.*, CASE {reason_cases} END AS exclusion_reason FROM cls_flags p) p
+        """
+    )
+
+
+def _group_tags(pol: Policy, fallback: int | None, as_of: date) -> list[str]:
+    """One SQL item per group, in priority order: the group's number when a registry person's
+    flag holds (the fallback: or no other group's), else NULL."""
+    groups = pol.groups.groups
+    in_registry = f"status IN ({', '.join(literal(s, as_of) for s in pol.statuses.registry)})"
+    allowed_for_upgradable = ", ".join(str(g) for g in sorted(set(pol.groups.upgradable)))
+    other = " OR ".join(f"c{g.group}" for g in groups if g.group != fallback) or "FALSE"
+    tag_items = []
+    for g in groups:
+        n = g.group
+        cond = f"c{n}"
+        if n == fallback:
+            cond = f"(c{n} OR NOT ({other}))"
+        tag_items.append(
+            f"CASE WHEN {in_registry} AND {cond} AND (status <> 'resident_upgradable' OR {n} IN ({allowed_for_upgradable})) "
+            f"THEN {n} END"
+        )
+    return tag_items
+
+
+def _street_names() -> dict[str, str]:
+    """12-digit code -> street name (rules/streets.csv)."""
+    return policy().street_names
+
+
+def _build_persons(con: duckdb.DuckDBPyConnection, tag_items: list[str], as_of: date) -> None:
+    """``cls_persons`` from ``cls_status2`` (the group first by priority, the tags, the street's
+    name from ``cls_street_names``, the pension date and the measure)."""
+    # The street names (rules/streets.csv) go in as a table, never as SQL text.
+    names = _street_names()
+    store(
+        con,
+        "cls_street_names",
+        pl.DataFrame(
+            {"street_code": list(names), "street_name": list(names.values())},
+            schema={"street_code": pl.String, "street_name": pl.String},
+        ),
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE cls_persons AS
+        WITH g AS (
+            SELECT person_id, list_filter([{", ".join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
+            FROM cls_status2
+        )
+        SELECT s.*, {measure_sql(as_of)} AS measure FROM (
+            SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
+                   s.street_code, (SELECT n.street_name FROM cls_street_names n WHERE n.street_code = s.street_code) AS street_name,
+                   s.community, s.address, s.ethnicity, s.household_no, s.person_status,
+                   s.status, s.exclusion_reason,
+                   CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
+                   list_sort(g.by_priority) AS group_tags,
+                   s.sources, {", ".join(f"s.{ident(c.name)}" for c in PERSON_COLUMNS)},
+                   {pension_date_sql("s.sex", "s.birth_date")} AS pension_date
+            FROM cls_status2 s JOIN g USING (person_id)
+        ) s
+        ORDER BY s.street_code NULLS LAST, s.community, s.person_id
+        """
+    )
 
 
 def pension_date_sql(sex: str, birth: str) -> str:
@@ -332,8 +391,8 @@ def _gap(target: float, numerator: int, denominator: int) -> int:
 
 def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
     """``cls_indicators``: one row per street (and 未分配街道) plus the city (household population only)."""
-    cfg = load_rules("indicators")
-    groups = sorted(g["group"] for g in load_rules("groups")["groups"])
+    ind = policy().indicators
+    groups = sorted(g.group for g in policy().groups.groups)
 
     def q(values):
         return ", ".join(sql_literal(v) for v in values)
@@ -343,9 +402,9 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
         f"""
         SELECT coalesce(street_code, '') AS street_code, count(*) AS household_persons,
                count(*) FILTER (WHERE status <> 'excluded') AS eligible,
-               count(*) FILTER (WHERE status IN ({q(cfg["enrolled_statuses"])})) AS enrolled,
-               count(*) FILTER (WHERE status IN ({q(cfg["contribution_statuses"])})) AS contribution_stage,
-               count(*) FILTER (WHERE status IN ({q(cfg["employee_statuses"])})) AS employee
+               count(*) FILTER (WHERE status IN ({q(ind.enrolled)})) AS enrolled,
+               count(*) FILTER (WHERE status IN ({q(ind.contribution)})) AS contribution_stage,
+               count(*) FILTER (WHERE status IN ({q(ind.employee)})) AS employee
         FROM cls_persons WHERE hukou_local GROUP BY 1
         """,
     )
@@ -362,7 +421,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
             """SELECT coalesce(street_code, ''), count(*) FROM cls_persons WHERE "group" IS NOT NULL GROUP BY 1""",
         )
     )
-    names = street_names()
+    names = _street_names()
     codes = sorted(set(base["street_code"].to_list()) | set(reg_all) | set(names), key=lambda c: (c == "", c))
     records = []
     for code in [*codes, "city"]:
@@ -383,9 +442,9 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
             if vals["contribution_stage"]
             else None,
         }
-        for year, t in cfg["targets"]["coverage"].items():
+        for year, t in ind.coverage_targets.items():
             rec[f"coverage_gap_{year}"] = _gap(t, vals["enrolled"], vals["eligible"])
-        for year, t in cfg["targets"]["employee_share"].items():
+        for year, t in ind.employee_share_targets.items():
             rec[f"employee_gap_{year}"] = _gap(t, vals["employee"], vals["contribution_stage"])
         by_group = dict(zip(r["group"].to_list(), r["n"].to_list(), strict=True)) if r.height else {}
         if code == "city":
@@ -401,7 +460,7 @@ def build_indicators(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def build_employers(con: duckdb.DuckDBPyConnection) -> None:
-    months = int(load_rules("groups")["employers"]["min_withheld_months"])
+    months = int(policy().groups.employer_min_withheld_months)
     con.execute(
         f"""
         CREATE OR REPLACE TABLE cls_employers AS

@@ -29,10 +29,11 @@ from typing import cast
 
 import polars as pl
 
-from ..core.config import Source, load_sources, normalise_header
+from ..core.config import Source, normalise_header
 from ..core.errors import FileProblem, KuomianError
 from ..core.i18n import _
 from ..core.ids import redact_ids
+from ..core.policy import policy
 from ..readers.base import (
     EXTRA_COL,
     NUMERIC_ID_COL,
@@ -140,6 +141,51 @@ def _load_tables(path: Path, source: Source, info: FileInfo, res: ReadResult, ta
 def _load_table(
     path: Path, source: Source, t: Table, res: ReadResult, shown: str
 ) -> tuple[pl.DataFrame, SheetInfo]:
+    """One table as the source's canonical columns (every cell text), its extra columns as JSON,
+    and which rows hold the ID as a number (Excel-damaged); and its :class:`SheetInfo`."""
+    header, body = t.header, t.body
+    mapping, field_cols, extra = _map_header(path, source, t)
+    for j in range(len(header), body.width):  # values right of the last header: kept as extra
+        if body.get_column(f"c{j}").drop_nulls().len():
+            extra.append(j)
+    names = {j: (header[j] if j < len(header) and header[j] else f"列{j + 1}") for j in extra}
+    exprs = [pl.col(f"c{j}").alias(f) for f, j in field_cols.items()]
+    for f in source.fields:
+        if f not in field_cols:
+            exprs.append(pl.lit(None, dtype=pl.String).alias(f))
+    if extra:
+        exprs.append(
+            pl.struct([pl.col(f"c{j}").alias(names[j]) for j in extra]).struct.json_encode().alias(EXTRA_COL)
+        )
+    else:
+        exprs.append(pl.lit(None, dtype=pl.String).alias(EXTRA_COL))
+    numeric_rows = _numeric_id_rows(path, t, res, field_cols)
+    out = body.with_row_index(ROW_COL, offset=t.first_row).select(
+        pl.lit(source.name).alias("source"),
+        pl.lit(shown).alias("file"),
+        pl.lit(t.sheet).alias("sheet"),
+        pl.col(ROW_COL).cast(pl.Int64).alias("row"),
+        *exprs,
+        pl.col(ROW_COL).cast(pl.Int64).is_in(list(numeric_rows)).alias(NUMERIC_ID_COL),
+    )
+    info = SheetInfo(
+        t.sheet,
+        index=t.index,
+        header_row=t.header_row,
+        rows=out.height,
+        columns=mapping,
+        extra_columns=[names[j] if j < len(header) and header[j] else f"(列{j + 1})" for j in extra],
+        numeric_ids=len(numeric_rows),
+    )
+    return out.select(
+        ["source", "file", "sheet", "row", *source.fields.keys(), EXTRA_COL, NUMERIC_ID_COL]
+    ), info
+
+
+def _map_header(path: Path, source: Source, t: Table) -> tuple[dict[str, str], dict[str, int], list[int]]:
+    """The header row read against the source: (header -> field, field -> column, the columns of
+    no field that hold something). Raises :class:`FileProblem` on an empty header, a header
+    named twice, two columns of one field, or a required field missing."""
     header, body = t.header, t.body
     where = _sheet_label(path, t.sheet)
     row_txt = _("{where}row {row}").format(where=where, row=t.header_row)
@@ -203,20 +249,11 @@ def _load_table(
             _("Add or rename the column, or point --source at the right file."),
             source=source.name,
         )
-    for j in range(len(header), body.width):  # values right of the last header: kept as extra
-        if body.get_column(f"c{j}").drop_nulls().len():
-            extra.append(j)
-    names = {j: (header[j] if j < len(header) and header[j] else f"列{j + 1}") for j in extra}
-    exprs = [pl.col(f"c{j}").alias(f) for f, j in field_cols.items()]
-    for f in source.fields:
-        if f not in field_cols:
-            exprs.append(pl.lit(None, dtype=pl.String).alias(f))
-    if extra:
-        exprs.append(
-            pl.struct([pl.col(f"c{j}").alias(names[j]) for j in extra]).struct.json_encode().alias(EXTRA_COL)
-        )
-    else:
-        exprs.append(pl.lit(None, dtype=pl.String).alias(EXTRA_COL))
+    return mapping, field_cols, extra
+
+
+def _numeric_id_rows(path: Path, t: Table, res: ReadResult, field_cols: dict[str, int]) -> set[int]:
+    """Rows (from the table's first data row) whose ID cell a workbook stores as a number."""
     numeric_rows: set[int] = set()
     if "id_number" in field_cols and t.number_cells is not None:
         numeric_rows = {r for r, c in t.number_cells if c == field_cols["id_number"]}
@@ -227,26 +264,7 @@ def _load_table(
     elif "id_number" in field_cols and res.format in ("xls", "ods"):
         numeric_rows = _number_cells_by_type(res.reader, path, t.index, field_cols["id_number"])
     numeric_rows = {r for r in numeric_rows if r >= t.first_row}
-    out = body.with_row_index(ROW_COL, offset=t.first_row).select(
-        pl.lit(source.name).alias("source"),
-        pl.lit(shown).alias("file"),
-        pl.lit(t.sheet).alias("sheet"),
-        pl.col(ROW_COL).cast(pl.Int64).alias("row"),
-        *exprs,
-        pl.col(ROW_COL).cast(pl.Int64).is_in(list(numeric_rows)).alias(NUMERIC_ID_COL),
-    )
-    info = SheetInfo(
-        t.sheet,
-        index=t.index,
-        header_row=t.header_row,
-        rows=out.height,
-        columns=mapping,
-        extra_columns=[names[j] if j < len(header) and header[j] else f"(列{j + 1})" for j in extra],
-        numeric_ids=len(numeric_rows),
-    )
-    return out.select(
-        ["source", "file", "sheet", "row", *source.fields.keys(), EXTRA_COL, NUMERIC_ID_COL]
-    ), info
+    return numeric_rows
 
 
 def load(
@@ -257,7 +275,7 @@ def load(
     progress=lambda msg: None,
 ) -> LoadReport:
     """Read every extract as text, one frame per file. Raises :class:`FileProblem` on a bad file."""
-    sources = load_sources()
+    sources = policy().sources
     infos = recognise(Path(sources_dir), overrides)
     frames: dict[str, list[pl.DataFrame]] = {name: [] for name in sources}
     todo = [info for info in infos if info.source is not None]

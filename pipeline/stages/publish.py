@@ -35,6 +35,7 @@ from ..core.policy import SURVEY_FIELDS as POLICY_SURVEY_FIELDS
 from ..core.policy import policy
 from ..core.privacy import key_params, person_key_sql
 from .after_survey import EVIDENCE_COLUMNS, EVIDENCE_SCHEMA, apply_effects, disagreements, with_targets
+from .classify import PERSON_COLUMNS
 
 
 def __getattr__(name: str):
@@ -172,7 +173,7 @@ def persons_and_disagreements(
     order = [
         "person_key", "id_number", "name", "sex", "birth_date", "age", "hukou_local", "hukou_type",
         "street_code", "street_name", "community", "address", "household_no", "status", "exclusion_reason", "group",
-        "group_tags", "sources", "match_confidence", "needs_review", "review_evidence", "shared_id", "pension_date",
+        "group_tags", "sources", *(c.name for c in PERSON_COLUMNS), "pension_date",
         "measure", "first_listed", "change", *SURVEY_FIELDS, *EVIDENCE_COLUMNS,
     ]  # fmt: skip
     persons = df.select(order).with_columns(pl.col("group").cast(pl.Int8), pl.col("age").cast(pl.Int16))

@@ -20,11 +20,12 @@ import numpy as np
 import polars as pl
 
 from ..core import dates, ids, names
-from ..core.config import Source, load_sources, street_lookup, street_names, vocabulary
+from ..core.config import Source
 from ..core.db import ident, sql_literal, store
 from ..core.i18n import _
+from ..core.policy import policy
 from ..core.text import CONTROL_RE, LINE_BREAKS_RE, clean_text, on_distinct
-from ..readers import EXTRA_COL, NUMERIC_ID_COL, file_rules
+from ..readers import EXTRA_COL, NUMERIC_ID_COL
 from .load import LoadReport, empty_frame
 
 IDENTITY_COLUMNS = [
@@ -39,7 +40,7 @@ NOT_DATA = ("empty_row", "total_row", "footer_row")  # rows that are not people
 
 def _row_patterns() -> dict[str, str]:
     """``rules/files.yaml`` ``rows``: reason → pattern of a row that is not a person (totals, footers)."""
-    return dict(file_rules()["rows"])
+    return dict(policy().file_rules.rows)
 
 
 @dataclass
@@ -154,8 +155,8 @@ def standardise_frame(
     """
     value_cols = list(source.fields)
     text_cols = [c for c in value_cols]
-    st_lookup = street_lookup()
-    st_names = street_names()
+    st_lookup = policy().street_lookup
+    st_names = policy().street_names
 
     out = ids.add_id_columns(df, "id_number", NUMERIC_ID_COL)
     out = out.with_columns(
@@ -184,7 +185,7 @@ def standardise_frame(
         elif f.type == "number":
             typed.append(on_distinct(col, _number, pl.Float64))
         elif f.type == "category" and f.vocabulary:
-            vocab = vocabulary(f.vocabulary)
+            vocab = policy().vocabulary(f.vocabulary)
             typed.append(on_distinct(col, functools.partial(_category, vocab=vocab), pl.String))
         else:
             typed.append(clean_text(col))  # NUL and control characters never reach an output
@@ -435,7 +436,7 @@ def standardise(
     """
     from ..schemas.standardised import validate_identity
 
-    sources = load_sources()
+    sources = policy().sources
     con.execute(
         "CREATE OR REPLACE TABLE std_quarantine_raw "
         "(source VARCHAR, file VARCHAR, sheet VARCHAR, row BIGINT, raw VARCHAR, raw_extra VARCHAR)"

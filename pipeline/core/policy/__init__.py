@@ -8,10 +8,10 @@ field, status, group, vocabulary value or track that does not exist stops the
 command with one line naming the file, the key and what is allowed (exit 1),
 before a single extract is opened.
 
-The stages keep reading the same files through :func:`.config.load_rules`;
-the facts several modules share (which statuses form the registry, which
-count as enrolled, the group actions, the retirement tracks) are read from
-the :class:`Policy` only.
+Every module outside ``core/`` reads the policy through :func:`policy` (the
+:class:`Policy` in force, checked once and kept for the run): the raw readers of
+:mod:`.config` (``load_rules``, ``load_sources``, …) are core's own
+(``tests/test_package.py`` checks it).
 
 The package: :mod:`.model` (the frozen objects and the rule language's names), :mod:`.checks`
 (the checker and ``sources/*.yaml``), :mod:`.load` (one function per ``rules/`` file, in order),
@@ -39,14 +39,18 @@ from .model import (
     RULE_FILES,
     SURVEY_FIELDS,
     TARGET_KEYS,
+    Damage,
     ExclusionReason,
+    FileRules,
     Group,
     Groups,
+    Guards,
     Indicators,
     Matching,
     MatchRule,
     Policy,
     PolicyError,
+    PreviousGuard,
     Retirement,
     Statuses,
     StatusRule,
@@ -56,6 +60,7 @@ from .model import (
     SurveyStatus,
     TargetRule,
     Targets,
+    Tasks,
     Track,
     fingerprint,
 )
@@ -64,6 +69,11 @@ __all__ = [
     "CANDIDATES",
     "CONDITION_KEYS",
     "DATA_FILE_SUFFIXES",
+    "Damage",
+    "FileRules",
+    "Guards",
+    "PreviousGuard",
+    "Tasks",
     "ENTITY_FIELDS",
     "ExclusionReason",
     "FIELD_TYPES",

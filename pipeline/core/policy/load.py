@@ -9,7 +9,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from ..config import Source, Street, clear_caches, defaults_home, home
+from ..config import Source, Street, clear_caches, common_fields, defaults_home, home, on_clear_caches
 from ..i18n import _
 from .checks import _Conditions, _Ctx, _kind, _odd_characters, _rules_file, _sources
 from .model import (
@@ -20,14 +20,18 @@ from .model import (
     PENSION_CONDITIONS,
     SURVEY_FIELDS,
     TARGET_KEYS,
+    Damage,
     ExclusionReason,
+    FileRules,
     Group,
     Groups,
+    Guards,
     Indicators,
     Matching,
     MatchRule,
     Policy,
     PolicyError,
+    PreviousGuard,
     Retirement,
     Statuses,
     StatusRule,
@@ -37,6 +41,7 @@ from .model import (
     SurveyStatus,
     TargetRule,
     Targets,
+    Tasks,
     Track,
     fingerprint,
 )
@@ -55,8 +60,8 @@ def _load(root: Path) -> Policy:
     key_targets = _targets(root, survey_p, groups_p)
     codes, streets = _streets(root)
     retirement = _retirement(root, groups_p, statuses, vocabularies)
-    _check_tasks(root, codes, vocabularies)
-    _check_files(root, sources)
+    tasks = _check_tasks(root, codes, vocabularies)
+    file_rules = _check_files(root, sources)
     files = fingerprint(root)
     return Policy(
         root=root,
@@ -72,6 +77,9 @@ def _load(root: Path) -> Policy:
         vocabularies={v: {c: tuple(map(str, sp)) for c, sp in e.items()} for v, e in vocabularies.items()},
         streets=streets,
         targets=key_targets,
+        file_rules=file_rules,
+        tasks=tasks,
+        common_fields=common_fields(root),
     )
 
 
@@ -536,11 +544,12 @@ FILE_LIMITS = {
 FILE_COUNT_LIMITS = {"max_sheets", "max_parquet_rows"}  # whole numbers
 
 
-def _check_files(root: Path, sources: dict[str, Source]) -> None:
+def _check_files(root: Path, sources: dict[str, Source]) -> FileRules:
     """rules/files.yaml (read by the load stage): header search, row patterns, unreadable formats,
-    reading limits, the damage guard. Optional: a folder without it uses the installed default."""
+    reading limits, the damage guard. Optional: a folder without it uses the installed default
+    (and a file without ``guards`` the default's guards)."""
     if not (root / "rules" / "files.yaml").is_file():
-        return
+        return _defaults_for(root, "rules/files.yaml").file_rules
     ctx, f = _rules_file(root, "files")
     f = ctx.mapping(f, _("top level"), ("header", "rows", "cannot_read", "limits", "damage"), ("guards",))
     h = ctx.mapping(f["header"], "header", ("search_rows", "data_sheet_matches"))
@@ -569,10 +578,29 @@ def _check_files(root: Path, sources: dict[str, Source]) -> None:
     ctx.num(d["file_share"], "damage.file_share", 0, 1)
     ctx.int_(d["min_rows"], "damage.min_rows", 0, 10**9)
     if "guards" in f:  # optional: a bureau's file that predates the guards uses the installed default's
-        _check_guards(ctx, f["guards"], {n: tuple(src.fields) for n, src in sources.items()})
+        guards = _check_guards(ctx, f["guards"], {n: tuple(src.fields) for n, src in sources.items()})
+    else:
+        guards = _defaults_for(root, "rules/files.yaml").file_rules.guards
+    return FileRules(
+        search_rows=h["search_rows"],
+        data_sheet_matches=h["data_sheet_matches"],
+        rows=dict(rows),
+        cannot_read={str(k): str(v) for k, v in kinds.items()},
+        limits=dict(lim),
+        damage=Damage(d["required_source_share"], d["file_share"], d["min_rows"]),
+        guards=guards,
+        own_guards="guards" in f,
+    )
 
 
-def _check_guards(ctx, g, sources: dict[str, tuple[str, ...]]) -> None:
+def _defaults_for(root: Path, what: str) -> Policy:
+    """The installed default policy, for what a bureau's older folder lacks (``what``: the file)."""
+    if root.resolve() == defaults_home().resolve():  # the defaults themselves lack it: no fallback
+        raise PolicyError(_("{path}: missing from the installed defaults.").format(path=root / what))
+    return load_policy(defaults_home())
+
+
+def _check_guards(ctx, g, sources: dict[str, tuple[str, ...]]) -> Guards:
     """rules/files.yaml ``guards`` (commands/guards.py): shares in 0–1, known sources and columns."""
     g = ctx.mapping(g, "guards", ("min_rows", "expected_fill", "fill_drop", "previous"))
     ctx.int_(g["min_rows"], "guards.min_rows", 0, 10**9)
@@ -595,18 +623,26 @@ def _check_guards(ctx, g, sources: dict[str, tuple[str, ...]]) -> None:
     ctx.num(p["rows_fall"], "guards.previous.rows_fall", 0, 1)
     ctx.num(p["rows_growth"], "guards.previous.rows_growth", 1, 1000)
     ctx.num(p["fill_drop"], "guards.previous.fill_drop", 0, 1)
+    return Guards(
+        min_rows=g["min_rows"],
+        expected_fill={str(src): dict(cols or {}) for src, cols in exp.items()},
+        fill_drop=g["fill_drop"],
+        previous=PreviousGuard(p["rows_fall"], p["rows_growth"], p["fill_drop"]),
+    )
 
 
-def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None:
-    """rules/tasks.yaml (read by ``kuomian progress``): years → streets → tasks; the counted values."""
+def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> Tasks:
+    """rules/tasks.yaml (read by ``kuomian progress``): years → streets → tasks; the counted values.
+    Optional: a folder without it uses the installed default."""
     if not (root / "rules" / "tasks.yaml").is_file():
-        return
+        return _defaults_for(root, "rules/tasks.yaml").tasks
     ctx, t = _rules_file(root, "tasks")
     t = ctx.mapping(
         t or {}, _("top level"), (), ("tasks", "enrolled_statuses", "employee_schemes", "resident_schemes")
     )
     tasks = t.get("tasks") or {}
     ctx.mapping(tasks, "tasks", (), tuple(tasks) if isinstance(tasks, dict) else ())
+    by_year: dict[str, dict[str, dict[str, int | None]]] = {}
     for year, streets in tasks.items():
         if not re.fullmatch(r"\d{4}", str(year)):
             raise ctx.fail(
@@ -625,6 +661,10 @@ def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None
             for k, v in task.items():
                 if v is not None:
                     ctx.int_(v, f"{w}.{k}", 0, 10**8)
+            by_year.setdefault(str(year), {})[str(code)] = {
+                "enrolment": task.get("enrolment"),
+                "employee": task.get("employee"),
+            }
     for key, vocab in (
         ("enrolled_statuses", "enroll_status"),
         ("employee_schemes", "scheme"),
@@ -634,6 +674,14 @@ def _check_tasks(root: Path, street_codes: set[str], vocabularies: dict) -> None
         for i, v in enumerate(ctx.list_(t.get(key, []), key, nonempty=False)):
             if allowed:
                 ctx.one_of(v, f"{key}[{i}]", allowed, _("{vocab} value").format(vocab=vocab))
+    return Tasks(
+        by_year=by_year,
+        enrolled_statuses=tuple(
+            t.get("enrolled_statuses") or _defaults_for(root, "rules/tasks.yaml").tasks.enrolled_statuses
+        ),
+        employee_schemes=tuple(t.get("employee_schemes") or ()),
+        resident_schemes=tuple(t.get("resident_schemes") or ()),
+    )
 
 
 def _retirement(root: Path, groups: Groups, statuses: Statuses, vocabularies: dict) -> Retirement:
@@ -712,11 +760,26 @@ def load_policy(root: Path | None = None) -> Policy:
     return _load(root.resolve())
 
 
+_IN_FORCE: dict[Path, Policy] = {}  # home() -> its checked policy: policy() is cheap per call
+
+
 def policy() -> Policy:
-    """The policy in force (see :func:`.config.home`)."""
-    return load_policy()
+    """The policy in force (see :func:`.config.home`), checked once and kept until the caches are
+    cleared (``--rules``, :func:`clear_cache`): every module reads it, per file, not per row."""
+    root = home()
+    p = _IN_FORCE.get(root)
+    if p is None:
+        p = _IN_FORCE[root] = load_policy(root)
+    return p
+
+
+def _forget() -> None:
+    _load.cache_clear()
+    _IN_FORCE.clear()
+
+
+on_clear_caches(_forget)
 
 
 def clear_cache() -> None:
-    _load.cache_clear()
     clear_caches()

@@ -7,9 +7,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
-from ..config import Source, Street, defaults_home
+from ..config import Field, Source, Street, defaults_home, normalise_header
 from ..errors import KuomianError
 
 RULE_FILES = (
@@ -244,6 +245,66 @@ class Retirement:
 
 
 @dataclass(frozen=True)
+class Damage:
+    """rules/files.yaml ``damage``: the guard against rows without a usable ID."""
+
+    required_source_share: float
+    file_share: float
+    min_rows: int
+
+
+@dataclass(frozen=True)
+class PreviousGuard:
+    """rules/files.yaml ``guards.previous``: against the previous run's manifest."""
+
+    rows_fall: float
+    rows_growth: float
+    fill_drop: float
+
+
+@dataclass(frozen=True)
+class Guards:
+    """rules/files.yaml ``guards`` (commands/guards.py; the installed default's when a bureau's
+    file predates them)."""
+
+    min_rows: int
+    expected_fill: dict[str, dict[str, float]]  # source -> column -> share of rows filled
+    fill_drop: float
+    previous: PreviousGuard
+
+
+@dataclass(frozen=True)
+class FileRules:
+    """rules/files.yaml (the installed default's when a bureau's folder predates it): how
+    departments' files are read."""
+
+    search_rows: int  # header.search_rows
+    data_sheet_matches: int  # header.data_sheet_matches
+    rows: dict[str, str]  # reason (total_row, footer_row) -> pattern
+    cannot_read: dict[str, str]  # suffix -> the program it belongs to
+    limits: dict[str, float]
+    damage: Damage
+    guards: Guards
+    own_guards: bool  # False: the file predates the guards (the default's are in force)
+
+    @cached_property
+    def footer_re(self) -> re.Pattern:
+        """Any total or footer row pattern (``rows``)."""
+        return re.compile("|".join(f"(?:{p})" for p in self.rows.values()))
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """rules/tasks.yaml (read by ``kuomian progress``; the installed default's when a bureau's
+    folder lacks it): the year's tasks per street and what the bulletin counts."""
+
+    by_year: dict[str, dict[str, dict[str, int | None]]]  # year -> street code -> {enrolment, employee}
+    enrolled_statuses: tuple[str, ...]
+    employee_schemes: tuple[str, ...]
+    resident_schemes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     root: Path
     is_default: bool
@@ -258,6 +319,41 @@ class Policy:
     vocabularies: dict[str, dict[str, tuple[str, ...]]]  # vocabulary -> canonical -> spellings
     streets: tuple[Street, ...]
     targets: Targets
+    file_rules: FileRules
+    tasks: Tasks
+    common_fields: dict[str, Field]  # sources/_common.yaml: the fields every source may name
+
+    @cached_property
+    def street_names(self) -> dict[str, str]:
+        """12-digit street code -> street name, in rules/streets.csv order."""
+        return {s.code: s.name for s in self.streets}
+
+    @cached_property
+    def street_lookup(self) -> dict[str, str]:
+        """Any accepted spelling of a street (name, short name, 9- or 12-digit code) -> 12-digit code."""
+        out: dict[str, str] = {}
+        for s in self.streets:
+            out[s.code] = s.code
+            out[s.code[:9]] = s.code
+            out[normalise_header(s.name)] = s.code
+            out[normalise_header(s.name.removesuffix("街道"))] = s.code
+            out[normalise_header(s.name.removesuffix("街道") + "镇")] = s.code
+        return out
+
+    def vocabulary(self, name: str) -> dict[str, str]:
+        """spelling (normalised) -> canonical value for one vocabulary."""
+        return self._vocabulary_maps[name]
+
+    @cached_property
+    def _vocabulary_maps(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for name, vocab in self.vocabularies.items():
+            m: dict[str, str] = {}
+            for canonical, spellings in vocab.items():
+                for s in [canonical, *spellings]:
+                    m[normalise_header(str(s))] = canonical
+            out[name] = m
+        return out
 
     @property
     def enrolled_outside_registry(self) -> tuple[str, ...]:
