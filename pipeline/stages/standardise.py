@@ -153,18 +153,32 @@ def standardise_frame(
     ``earlier``: when the frame is one part of a source, the :class:`Duplicates` tracker of
     the parts before it (a row equal to one of theirs is a duplicate too); it learns this part.
     """
-    value_cols = list(source.fields)
-    text_cols = [c for c in value_cols]
-    st_lookup = policy().street_lookup
-    st_names = policy().street_names
+    patterns = _row_patterns()
+    out = _identity(df)
+    out = _typed_fields(out, source)
+    out = _not_person_marks(out, source, patterns)
+    _count_unparsed(out, source, report, patterns)
+    out = _stated_and_derived(out, source)
+    out = _row_states(out, source, patterns)
+    out = (earlier if earlier is not None else Duplicates()).mark(out.with_row_index("_seq"))
+    _tally(out, source, report)
+    drop = [
+        "name_raw", "sex_id", "birth_date_id", *[f"_{r}" for r in patterns],
+        *[f"raw_{c}" for c in source.fields], *DUP_HASHES,
+    ]  # fmt: skip
+    return out.drop(drop)
 
+
+def _identity(df: pl.DataFrame) -> pl.DataFrame:
+    """The ID (``id_canonical``, ``id_kind``, ``id_digits``), the name as shown and its match
+    keys, and the sex and birth date the ID gives (``sex_id``, ``birth_date_id``)."""
     out = ids.add_id_columns(df, "id_number", NUMERIC_ID_COL)
     out = out.with_columns(
         name=names.display_name_expr(pl.col("name")),
         name_raw=pl.col("name").fill_null(""),
     )
     out = names.add_name_keys(out, "name_raw")
-    out = out.with_columns(
+    return out.with_columns(
         sex_id=pl.when(pl.col("id_canonical").is_not_null()).then(
             pl.when(pl.col("id_canonical").str.slice(16, 1).cast(pl.Int32) % 2 == 1)
             .then(pl.lit("男"))
@@ -172,7 +186,12 @@ def standardise_frame(
         ),
         birth_date_id=pl.col("id_canonical").str.slice(6, 8).str.to_date("%Y%m%d", strict=False),
     )
-    # Typed fields: each expensive conversion runs once per distinct value.
+
+
+def _typed_fields(out: pl.DataFrame, source: Source) -> pl.DataFrame:
+    """Every field typed (each expensive conversion once per distinct value), the raw values
+    kept beside as ``raw_<field>``, the street as its code and name, the community cleaned."""
+    st_lookup = policy().street_lookup
     typed: list[pl.Series] = []
     for f in source.fields.values():
         if f.name in ("id_number", "name", "street", "community"):
@@ -189,7 +208,7 @@ def standardise_frame(
             typed.append(on_distinct(col, functools.partial(_category, vocab=vocab), pl.String))
         else:
             typed.append(clean_text(col))  # NUL and control characters never reach an output
-    raw = out.select([pl.col(c).alias(f"raw_{c}") for c in value_cols])
+    raw = out.select([pl.col(c).alias(f"raw_{c}") for c in source.fields])
     out = pl.concat([out, raw], how="horizontal")
     street_key = on_distinct(
         out.get_column("street"),
@@ -205,11 +224,15 @@ def standardise_frame(
         street_key.alias("street_code"),
         clean_text(out.get_column("community")).alias("community"),
     )
-    out = out.with_columns(street_name=pl.col("street_code").replace_strict(st_names, default=None))
+    return out.with_columns(
+        street_name=pl.col("street_code").replace_strict(policy().street_names, default=None)
+    )
 
-    # A total or footer row (合计, 制表人:…) has no valid ID: look only there (a few rows, not every cell).
+
+def _not_person_marks(out: pl.DataFrame, source: Source, patterns: dict[str, str]) -> pl.DataFrame:
+    """``_<reason>`` per pattern of rules/files.yaml ``rows``: a total or footer row (合计,
+    制表人:…). Such a row has no valid ID: only those rows are looked at, not every cell."""
     maybe = out.get_column("id_kind") != "valid"
-    patterns = _row_patterns()
     marks = {r: pl.Series(f"_{r}", [False] * out.height, dtype=pl.Boolean) for r in patterns}
     if maybe.any():
         idx = maybe.arg_true()
@@ -219,7 +242,7 @@ def standardise_frame(
                     pl.any_horizontal(
                         [
                             pl.col(f"raw_{c}").fill_null("").str.normalize("NFKC").str.contains(pat)
-                            for c in text_cols
+                            for c in source.fields
                         ]
                     )
                     | pl.col(EXTRA_COL)
@@ -232,20 +255,41 @@ def standardise_frame(
         )
         for r in patterns:
             marks[r] = marks[r].scatter(idx, sub.get_column(f"_{r}"))
-    out = out.with_columns(list(marks.values()))
+    return out.with_columns(list(marks.values()))
+
+
+def _count_unparsed(
+    out: pl.DataFrame, source: Source, report: StandardiseReport, patterns: dict[str, str]
+) -> None:
+    """Data-quality figures: per field, the filled cells of person rows that did not parse
+    (a category or street value nobody knows is counted per value). One pass counts them all;
+    only a field with such cells is looked at again."""
     not_person = pl.any_horizontal([pl.col(f"_{r}") for r in patterns]) & (pl.col("id_kind") != "valid")
-    # Data-quality flags and reports -----------------------------------------
-    for f in source.fields.values():
-        if f.name in ("id_number", "name", "community"):
+    checked = {
+        f.name: ~_blank(pl.col(f"raw_{f.name}"))
+        & pl.col("street_code" if f.name == "street" else f.name).is_null()
+        & ~not_person
+        for f in source.fields.values()
+        if f.name not in ("id_number", "name", "community")
+    }
+    if not checked:
+        return
+    counts = out.select([e.sum().alias(name) for name, e in checked.items()]).row(0, named=True)
+    for name, n in counts.items():
+        if not n:
             continue
-        rawc, typc = pl.col(f"raw_{f.name}"), pl.col("street_code" if f.name == "street" else f.name)
-        unparsed = out.filter(~_blank(rawc) & typc.is_null() & ~not_person)
-        if unparsed.height and (f.type == "category" or f.name == "street"):
-            for v, n in unparsed.group_by(f"raw_{f.name}").len().iter_rows():
-                report.unknown_values[(source.name, f.name, v)] += n
-        elif unparsed.height:
-            report.unparsed[(source.name, f.name)] += unparsed.height
-    # An unknown category value is kept as written (so it is visible downstream).
+        f = source.fields[name]
+        if f.type == "category" or name == "street":
+            unparsed = out.filter(checked[name])
+            for v, k in unparsed.group_by(f"raw_{name}").len().iter_rows():
+                report.unknown_values[(source.name, name, v)] += k
+        else:
+            report.unparsed[(source.name, name)] += n
+
+
+def _stated_and_derived(out: pl.DataFrame, source: Source) -> pl.DataFrame:
+    """An unknown category value kept as written (visible downstream); the birth date and sex
+    as stated, the flags where they disagree with the ID, and the ID's where it has them."""
     out = out.with_columns(
         [
             pl.coalesce(
@@ -270,13 +314,16 @@ def standardise_frame(
         & pl.col("sex_id").is_not_null()
         & (stated_sex != pl.col("sex_id")),
     )
-    out = out.with_columns(
+    return out.with_columns(
         sex=pl.coalesce(pl.col("sex_id"), stated_sex),
         birth_date=pl.coalesce(pl.col("birth_date_id"), stated_birth),
     )
 
-    # Row states: quarantine, then exact duplicates ---------------------------
-    all_blank = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in text_cols]) & (
+
+def _row_states(out: pl.DataFrame, source: Source, patterns: dict[str, str]) -> pl.DataFrame:
+    """``reason`` and ``row_state`` (quarantined with its reason, else ok), and the two hashes
+    an exact duplicate is found by (:class:`Duplicates` marks them)."""
+    all_blank = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in source.fields]) & (
         pl.col(EXTRA_COL).is_null() | ~pl.col(EXTRA_COL).str.contains(r':"[^"\s]')
     )
     no_identity = (pl.col("id_kind") == "unusable") & (pl.col("name_key") == "")
@@ -288,7 +335,7 @@ def standardise_frame(
     if source.role == "base":
         reason = reason.when(household_no_id).then(pl.lit("base_id_unusable"))
     out = out.with_columns(reason=reason.otherwise(None))
-    out = out.with_columns(
+    return out.with_columns(
         row_state=pl.when(pl.col("reason").is_not_null()).then(pl.lit("quarantined")).otherwise(pl.lit("ok")),
         # An exact duplicate is a usable row equal in every field to an earlier usable row. The
         # comparison key is a 128-bit hash of every raw value, so that duplicates can be found
@@ -296,14 +343,16 @@ def standardise_frame(
         # both 64-bit hashes: about 1 in 10^20 at Kunming's 18 million rows).
         **{
             h: pl.when(pl.col("reason").is_null()).then(
-                pl.struct([f"raw_{c}" for c in value_cols] + [EXTRA_COL]).hash(seed=seed)
+                pl.struct([f"raw_{c}" for c in source.fields] + [EXTRA_COL]).hash(seed=seed)
             )
             for h, seed in DUP_HASHES.items()
         },
     )
-    out = out.with_row_index("_seq")
-    out = (earlier if earlier is not None else Duplicates()).mark(out)
 
+
+def _tally(out: pl.DataFrame, source: Source, report: StandardiseReport) -> None:
+    """The report's figures of one part: rows, quarantined and duplicate rows, person rows
+    (usable IDs, number cells, ID shapes), the base's streets, filled cells, ID kinds, flags."""
     counts = out.group_by("file", "sheet", "row_state", "reason", "id_kind", NUMERIC_ID_COL).len()
     for file, sheet, state, rsn, kind, numeric, n in counts.iter_rows():
         report.rows[(source.name, file)] += n
@@ -328,15 +377,6 @@ def standardise_frame(
         n = int(out.get_column(flag).sum())
         if n:
             report.flags[(source.name, flag)] += n
-    drop = [
-        "name_raw",
-        "sex_id",
-        "birth_date_id",
-        *[f"_{r}" for r in patterns],
-        *[f"raw_{c}" for c in value_cols],
-    ]
-    drop += list(DUP_HASHES)
-    return out.drop(drop)
 
 
 def _count_filled(out: pl.DataFrame, source: Source, report: StandardiseReport) -> None:
