@@ -208,10 +208,10 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     report.employers = rows(con, "SELECT count(*) FROM cls_employers")[0][0]
     # The features are scratch once the persons are classified (publish reads cls_persons,
     # cls_indicators and cls_employers only).
+    for view in ("cls_status2", "cls_flags"):
+        con.execute(f"DROP VIEW IF EXISTS {ident(view)}")
     scratch = [
         "cls_street_names",
-        "cls_flags",
-        "cls_status2",
         "cls_base",
         "cls_matched",
         "cls_person_entities",
@@ -238,7 +238,7 @@ def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
 
 def _flag_groups(con: duckdb.DuckDBPyConnection, groups: Groups, as_of: date) -> int | None:
-    """``cls_flags``: ``cls_base`` with one column ``c<group>`` per group (its condition holds).
+    """``cls_flags`` (a view): ``cls_base`` with one column ``c<group>`` per group (its condition holds).
     Returns the group that uses ``no_other_group`` (the fallback), if any."""
     flag_sql = []
     fallback = None
@@ -249,12 +249,13 @@ def _flag_groups(con: duckdb.DuckDBPyConnection, groups: Groups, as_of: date) ->
         )
         if uses_no_other_group(g.when):
             fallback = g.group
-    con.execute(f"CREATE OR REPLACE TABLE cls_flags AS SELECT p.*, {', '.join(flag_sql)} FROM cls_base p")
+    # a view: cls_persons reads it once, so the wide rows are never written out in between
+    con.execute(f"CREATE OR REPLACE TEMP VIEW cls_flags AS SELECT p.*, {', '.join(flag_sql)} FROM cls_base p")
     return fallback
 
 
 def _assign_statuses(con: duckdb.DuckDBPyConnection, pol: Policy, as_of: date) -> None:
-    """``cls_status2``: ``cls_flags`` with the exclusion reason, then the status (one pass)."""
+    """``cls_status2`` (a view): ``cls_flags`` with the exclusion reason, then the status (one pass)."""
     group_flags = {g.group: f"p.c{g.group}" for g in pol.groups.groups}
     st = pol.statuses
     reason_cases = " ".join(
@@ -266,7 +267,7 @@ def _assign_statuses(con: duckdb.DuckDBPyConnection, pol: Policy, as_of: date) -
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE cls_status2 AS
+        CREATE OR REPLACE TEMP VIEW cls_status2 AS
         SELECT p.*, CASE WHEN p.exclusion_reason IS NOT NULL THEN {sql_literal(st.excluded)} {status_cases} END AS status
         FROM (SELECT p.*, CASE {reason_cases} END AS exclusion_reason FROM cls_flags p) p
         """
@@ -314,20 +315,19 @@ def _build_persons(con: duckdb.DuckDBPyConnection, tag_items: list[str], as_of: 
     con.execute(
         f"""
         CREATE OR REPLACE TABLE cls_persons AS
-        WITH g AS (
-            SELECT person_id, list_filter([{", ".join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
-            FROM cls_status2
-        )
         SELECT s.*, {measure_sql(as_of)} AS measure FROM (
             SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
                    s.street_code, (SELECT n.street_name FROM cls_street_names n WHERE n.street_code = s.street_code) AS street_name,
                    s.community, s.address, s.ethnicity, s.household_no, s.person_status,
                    s.status, s.exclusion_reason,
-                   CASE WHEN len(g.by_priority) > 0 THEN g.by_priority[1] END AS "group",
-                   list_sort(g.by_priority) AS group_tags,
+                   CASE WHEN len(s.by_priority) > 0 THEN s.by_priority[1] END AS "group",
+                   list_sort(s.by_priority) AS group_tags,
                    s.sources, {", ".join(f"s.{ident(c.name)}" for c in PERSON_COLUMNS)},
                    {pension_date_sql("s.sex", "s.birth_date")} AS pension_date
-            FROM cls_status2 s JOIN g USING (person_id)
+            FROM (
+                SELECT *, list_filter([{", ".join(tag_items)}], lambda x: x IS NOT NULL) AS by_priority
+                FROM cls_status2
+            ) s
         ) s
         ORDER BY s.street_code NULLS LAST, s.community, s.person_id
         """
