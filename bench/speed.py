@@ -6,6 +6,8 @@ in a fresh subprocess so that every peak RSS is that run's own:
 
 * the **refresh** (load → standardise → link → classify → publish): per stage wall time,
   rows/s and peak RSS; the time per row, so the growth between sizes is visible;
+* at the smallest size, the refresh again **pinned to one core** (every thread of the process
+  on one CPU, DuckDB and polars at one thread): the speed-up from 1 to 2 cores;
 * the **floor**: read every extract file as text with the same readers
   (``kuomian.readers.read_any``, as many files at once as the load stage reads) and join all
   rows to the household IDs on the exact ID in DuckDB — the least any tool must do; the
@@ -16,7 +18,7 @@ in a fresh subprocess so that every peak RSS is that run's own:
 
 Usage::
 
-    python -m bench.speed [--sizes 100000,500000] [--big] [--splink] [--threads N]
+    python -m bench.speed [--sizes 200000,500000] [--big] [--splink] [--threads N] [--no-one-core]
                              [--memory-limit 4GB] [--big-memory-limit 8GB]
                              [--workdir output/bench] [--seed 1] [--shapes tidy|real]
 
@@ -46,7 +48,7 @@ from pathlib import Path
 
 from .probes import Phases, peak_rss_mib
 
-DEFAULT_SIZES = (100_000, 500_000)
+DEFAULT_SIZES = (200_000, 500_000)
 BIG_SIZE = 8_500_000
 SHARD_PEOPLE = 500_000  # worlds above this are generated district by district
 AS_OF = "2026-03-01"
@@ -58,9 +60,19 @@ SPLINK_RUNNER = REPO / "bench" / "splink_run.py"
 # Targets of the issue (this machine: 2 cores, 24 GiB).
 TARGET_500K_SECONDS = 30.0
 TARGET_500K_RSS_MIB = 2048.0
-TARGET_FLOOR_MULTIPLE = 4.0
-TARGET_BIG_SECONDS = 600.0
-TARGET_BIG_RSS_MIB = 16 * 1024.0
+TARGET_BIG_SECONDS = 420.0  # issue #24: Kunming within 7 minutes
+TARGET_BIG_RSS_MIB = 12 * 1024.0  # … and 12 GiB
+TARGET_CORE_SPEEDUP = 1.6  # refresh on 2 cores vs on 1 (the smallest size)
+# Peak RSS of the refresh when issue #24 was taken up (main 109196f, this machine, `make bench`):
+# the speed work must not buy time with memory.
+RSS_BEFORE_SPEED_WORK_MIB = {200_000: 1200.0, 500_000: 1897.0}
+
+
+def floor_multiple_target(size: int) -> float:
+    """Issue #24: the refresh within 8× the floor at 200k people, 7× at 500k and above."""
+    return 8.0 if size <= 200_000 else 7.0
+
+
 TARGET_SPLINK_SPEEDUP = 20.0
 LINEAR_TOLERANCE = 1.3  # µs/row at the largest size within 30 % of the smallest: "close to linear"
 
@@ -283,6 +295,10 @@ WORKERS = {
 
 def _worker_main(kind: str, params_json: str, result_path: str) -> int:
     p = json.loads(params_json)
+    if p.get("one_core"):
+        # every thread of this process (polars', DuckDB's, ours) on one core: what a 1-core server does
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        p["threads"] = 1
     if p.get("threads"):
         # polars reads this once, at import: set before the worker imports it
         os.environ.setdefault("POLARS_MAX_THREADS", str(p["threads"]))
@@ -466,6 +482,7 @@ def _memory_limit(args, size: int) -> str | None:
 
 def _measured(kind: str, params: dict, logs: Path, env: dict, what: str) -> tuple[dict, float]:
     """Run one worker in a fresh process: (its result with wall, CPU and load average added, its peak RSS)."""
+    logs.mkdir(parents=True, exist_ok=True)
     r = run_child(_worker_cmd(kind, params, logs / f"{kind}.json"), log=logs / f"{kind}.log",
                   result=logs / f"{kind}.json", env=env)  # fmt: skip
     if not r.ok:
@@ -499,6 +516,12 @@ def bench_size(size: int, args, workdir: Path, env: dict, splink_py: str | None)
     )
     rec["refresh"] = k
     say(f"  refresh {k['total']:.1f} s, peak {k['peak_mib']:,.0f} MiB, {k['rows']:,} rows")
+    if size in getattr(args, "one_core_sizes", ()):
+        say(f"{size:,}: refresh on one core …")
+        one, _ = _measured("refresh", {**params, "one_core": True}, logs / "one_core", env,
+                           f"the one-core refresh of the {size:,} world")  # fmt: skip
+        rec["refresh_one_core"] = one
+        say(f"  refresh on one core {one['total']:.1f} s")
 
     say(f"{size:,}: floor (read + exact-ID join) …")
     params = {"sources": str(world / "sources"), "tmp": str(run_dir / "floor_tmp"),
@@ -597,7 +620,15 @@ def print_report(records: list[dict], args) -> list[tuple[str, bool | None, str]
         w(f"  {'floor':<12}{f['total']:>9.2f}{rows / f['total']:>12,.0f}{f['total'] / rows * 1e6:>9.1f}"
           f"{_mib(f['peak_mib']):>14}   (read {f['read']:.2f} s + exact-ID join {f['join']:.2f} s; "
           f"{f['found']:,} of {f['joined_rows']:,} rows found; load avg {f['load_avg'][0]:.1f})\n")  # fmt: skip
-        w(f"  refresh / floor = {k['total'] / f['total']:.1f}×\n")
+        w(
+            f"  refresh / floor = {k['total'] / f['total']:.1f}× (target ≤ {floor_multiple_target(rec['size']):.0f}×)\n"
+        )
+        one = rec.get("refresh_one_core")
+        if one:
+            w(f"  cores: 1 core {one['total']:.2f} s (CPU {one['process_cpu']:.1f} s), 2 cores {k['total']:.2f} s "
+              f"→ speed-up {one['total'] / k['total']:.2f}×; per stage 1 → 2 cores: "
+              + "; ".join(f"{st} {one['timings'][st]:.1f} → {k['timings'][st]:.1f} s" for st in STAGES
+                          if st in one["timings"] and st in k["timings"]) + "\n")  # fmt: skip
 
     w("\nGROWTH (time per extract row)\n")
     w(f"  {'people':>10}{'rows':>11}{'refresh s':>11}{'rows/s':>10}{'µs/row':>9}{'× smallest':>12}"
@@ -667,7 +698,18 @@ def print_report(records: list[dict], args) -> list[tuple[str, bool | None, str]
         )
     for r in records:
         m = r["refresh"]["total"] / r["floor"]["total"]
-        checks.append((f"{r['size']:,}: refresh ≤ 4× floor", m <= TARGET_FLOOR_MULTIPLE, f"{m:.1f}×"))
+        t = floor_multiple_target(r["size"])
+        checks.append((f"{r['size']:,}: refresh ≤ {t:.0f}× floor", m <= t, f"{m:.1f}×"))
+        before = RSS_BEFORE_SPEED_WORK_MIB.get(r["size"])
+        if before:
+            peak = r["refresh"]["peak_mib"]
+            checks.append((f"{r['size']:,}: peak RSS ≤ {before:,.0f} MiB (before #24)", peak <= before,
+                           f"{peak:,.0f} MiB"))  # fmt: skip
+        one = r.get("refresh_one_core")
+        if one:
+            up = one["total"] / r["refresh"]["total"]
+            checks.append((f"{r['size']:,}: speed-up 1 → 2 cores ≥ {TARGET_CORE_SPEEDUP}×",
+                           up >= TARGET_CORE_SPEEDUP, f"{up:.2f}×"))  # fmt: skip
     if len(records) > 1:
         us = [r["refresh"]["total"] / r["refresh"]["rows"] for r in records]
         g = us[-1] / us[0]
@@ -676,8 +718,8 @@ def print_report(records: list[dict], args) -> list[tuple[str, bool | None, str]
         )
     if BIG_SIZE in by:
         k = by[BIG_SIZE]["refresh"]
-        checks.append(("8.5M ≤ 10 min", k["total"] <= TARGET_BIG_SECONDS, f"{k['total']:.0f} s"))
-        checks.append(("8.5M ≤ 16 GiB", k["peak_mib"] <= TARGET_BIG_RSS_MIB, f"{k['peak_mib']:,.0f} MiB"))
+        checks.append(("8.5M ≤ 7 min", k["total"] <= TARGET_BIG_SECONDS, f"{k['total']:.0f} s"))
+        checks.append(("8.5M ≤ 12 GiB", k["peak_mib"] <= TARGET_BIG_RSS_MIB, f"{k['peak_mib']:,.0f} MiB"))
     for r in records:
         s, sc = r.get("splink"), r.get("scores", {})
         if not s:
@@ -711,7 +753,9 @@ def main(argv: list[str] | None = None) -> int:
         return _worker_main(*argv[1:4])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
-                    help="household people per world, comma-separated (default 100000,500000)")  # fmt: skip
+                    help="household people per world, comma-separated (default 200000,500000)")  # fmt: skip
+    ap.add_argument("--no-one-core", action="store_true",
+                    help="skip the refresh pinned to one core (measured at the smallest size)")  # fmt: skip
     ap.add_argument("--big", action="store_true", help="add the 8.5M-person world (Kunming)")
     ap.add_argument(
         "--splink", action="store_true", help="also run Splink 5 (installs the bench extra if missing)"
@@ -741,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if args.big:
         sizes = sorted(set(sizes) | {BIG_SIZE})
+    args.one_core_sizes = () if args.no_one_core else (sizes[0],)
     workdir = Path(args.workdir)
     if not workdir.is_absolute():
         workdir = (Path.cwd() / workdir).resolve()
