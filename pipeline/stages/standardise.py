@@ -504,7 +504,9 @@ def standardise(
                 )
                 seq += out.height
                 validate_identity(out.select(IDENTITY_COLUMNS), name)
-                store(cur, f"std_{name}", out, append=k > 0)
+                # the unmapped cells (JSON) and the number-cell mark are for this stage only:
+                # quarantine.csv keeps a quarantined row's raw cells (std_quarantine_raw)
+                store(cur, f"std_{name}", out.drop(EXTRA_COL, NUMERIC_ID_COL), append=k > 0)
                 del out
         finally:
             cur.close()
