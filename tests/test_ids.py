@@ -457,3 +457,21 @@ def test_lookalikes_for_x_and_digits_are_put_right(raw, canonical, kind):
     vec = add_id_columns(pl.DataFrame({"raw": [raw, "53018119800115011X"]}), "raw")
     assert vec.row(0, named=True)["id_canonical"] == canonical
     assert vec.row(0, named=True)["id_kind"] == kind
+
+
+def test_real_dates_of_a_column_is_real_date_of_each_value():
+    """The vectorised calendar check of add_id_columns agrees with _real_date on every kind of
+    8-digit date: every year with edge months and days, every day of years at the limits."""
+    import polars as pl
+
+    from kuomian.core.ids import _real_date, _real_dates
+
+    vals = [
+        f"{y:04d}{m:02d}{d:02d}"
+        for y in range(0, 10000, 3)
+        for m in (0, 1, 2, 12, 13)
+        for d in (0, 1, 28, 29, 30, 31, 32)
+    ]
+    vals += [f"{y:04d}{m:02d}{d:02d}" for y in (1879, 1880, 1900, 2000, 2023, 2024, 2100, 2101)
+             for m in range(0, 14) for d in range(0, 33)]  # fmt: skip
+    assert _real_dates(pl.Series(vals)).to_list() == [_real_date(v) for v in vals]

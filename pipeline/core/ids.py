@@ -151,6 +151,12 @@ def _check_chars(first17: list[str]) -> list[str]:
     return np.asarray(list(CHECK_CHARS))[rest].tolist()
 
 
+def _real_dates(yyyymmdd: pl.Series) -> pl.Series:
+    """:func:`_real_date` of many 8-digit strings (a calendar date in 1880-2100), as a column."""
+    d = yyyymmdd.str.to_date("%Y%m%d", strict=False)
+    return d.is_not_null() & d.dt.year().is_between(1880, 2100)
+
+
 def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = None) -> pl.DataFrame:
     """Add ``id_canonical``, ``id_kind`` and ``id_digits`` computed from a raw column.
 
@@ -186,11 +192,6 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
     canonical = pl.Series("id_canonical", [None] * n, dtype=pl.String)
     digits = pl.Series("id_digits", [None] * n, dtype=pl.String)
 
-    def real_dates(yyyymmdd: pl.Series) -> pl.Series:
-        return on_distinct(
-            yyyymmdd, lambda v: v.map_elements(_real_date, return_dtype=pl.Boolean), pl.Boolean
-        )
-
     if sci.any():
         idx = sci.arg_true()
         groups = clean.gather(idx).str.extract_groups(_SCI_RE)
@@ -208,7 +209,7 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
         idx = s18.arg_true()
         vals = clean.gather(idx)
         check = pl.Series(_check_chars(vals.str.slice(0, 17).to_list()), dtype=pl.String)
-        ok = (check == vals.str.slice(17, 1)) & real_dates(vals.str.slice(6, 8))
+        ok = (check == vals.str.slice(17, 1)) & _real_dates(vals.str.slice(6, 8))
         k = pl.select(
             pl.when(ok).then(pl.lit("valid")).when(vals.str.ends_with("000")).then(pl.lit("excel"))
             .otherwise(pl.lit("bad_check"))
@@ -221,7 +222,7 @@ def add_id_columns(df: pl.DataFrame, raw_col: str, numeric_col: str | None = Non
     if s15.any():
         idx = s15.arg_true()
         vals = clean.gather(idx)
-        ok = real_dates("19" + vals.str.slice(6, 6))
+        ok = _real_dates("19" + vals.str.slice(6, 6))
         idx, vals = idx.filter(ok), vals.filter(ok)
         first17 = vals.str.slice(0, 6) + "19" + vals.str.slice(6, 9)
         up = first17 + pl.Series(_check_chars(first17.to_list()), dtype=pl.String)
