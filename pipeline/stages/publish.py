@@ -13,6 +13,7 @@ review pairs offered and the review decisions carried forward.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -238,6 +239,7 @@ def publish(
 
     ``stage/state/`` keeps what the next run and the imports need: the review pairs offered and
     the review ``decisions`` carried forward."""
+    from ..report.handoff import write_handoffs
     from ..report.html import write_report
 
     report = PublishReport()
@@ -255,7 +257,12 @@ def publish(
             ORDER BY l.row_id
         ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
         """
-    with in_background(con, links_copy):
+    manifest["registry_id"] = registry_id(manifest, as_of)
+    with in_background(con, links_copy), ThreadPoolExecutor(1, thread_name_prefix="kuomian-handoffs") as pool:
+        # the hand-offs, the most Python of publishing, on a thread of their own meanwhile
+        handoffs = pool.submit(
+            write_handoffs, stage / "handoff", persons, registry_id=manifest["registry_id"]
+        )
         persons.write_parquet(stage / "persons.parquet")
         if previous is not None:
             from .after_survey import DISAGREEMENT_COLUMNS
@@ -266,30 +273,30 @@ def publish(
             )
         report.files["persons.parquet"] = persons.height
         report.files["registry/"] = write_registry(stage, persons)
-        recon = _write_lists_sheets_and_manifest(
-            con, stage, persons, keys, key, as_of, manifest, decisions, report
+        recon = _write_lists_and_sheets(con, stage, keys, key, manifest, decisions, report)
+        report.files["handoff/"] = handoffs.result()
+        manifest["outputs"] = dict(report.files)
+        (stage / "manifest.json").write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
         )
         write_report(stage / "report.html", con, manifest, recon, persons)
         report.files["report.html"] = 1
     return report
 
 
-def _write_lists_sheets_and_manifest(
+def _write_lists_and_sheets(
     con: duckdb.DuckDBPyConnection,
     stage: Path,
-    persons: pl.DataFrame,
     keys: pl.DataFrame,
     key: bytes,
-    as_of: date,
     manifest: dict,
     decisions: pl.DataFrame | None,
     report: PublishReport,
 ) -> pl.DataFrame:
-    """quarantine.parquet, the CSVs, review.xlsx, the hand-offs and manifest.json; returns the
+    """quarantine.parquet, the CSVs, review.xlsx and the decisions kept; returns the
     reconciliation (report.html shows it)."""
     from ..core.decisions import decisions_path, offers_path
     from ..core.reconcile import reconciliation_frame
-    from ..report.handoff import write_handoffs
     from ..report.review_sheet import write_review_xlsx
 
     report.files["links.parquet"] = scalar(con, "SELECT count(*) FROM links")
@@ -328,12 +335,6 @@ def _write_lists_sheets_and_manifest(
     report.files["review.xlsx"] = write_review_xlsx(con, stage / "review.xlsx", keys, key, offers_path(stage))
     if decisions is not None and decisions.height:
         decisions.write_parquet(decisions_path(stage))
-    manifest["registry_id"] = registry_id(manifest, as_of)
-    report.files["handoff/"] = write_handoffs(stage / "handoff", persons, registry_id=manifest["registry_id"])
-    manifest["outputs"] = dict(report.files)
-    (stage / "manifest.json").write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
-    )
     return recon
 
 
