@@ -233,3 +233,26 @@ def test_name_agreement_says_why():
             assert sc == 0.9, (x, y)
         if ev == "fuzzy":
             assert sc < 0.8, (x, y)  # a placeholder never makes different names agree
+
+
+def test_the_fuzzy_pinyin_of_a_character_needs_no_phrase_dictionary():
+    """names keys read pypinyin without its phrase dictionary (PYPINYIN_NO_PHRASES): one character's
+    reading is the same either way (checked in a process that loads the dictionary)."""
+    import json
+    import subprocess
+    import sys
+
+    from kuomian.core.names import _char_keys, fuzzy_syllable
+
+    sample = "".join(
+        _char_keys(c)[0] for c in "张王李赵单乐行长重曾解朴仇区查盖种都和藏参沈石䶮喆磊晓小玲琳陈於乾"
+    )
+    code = (
+        "import json,sys\nfrom pypinyin import lazy_pinyin, Style\n"
+        "print(json.dumps([lazy_pinyin(c, style=Style.NORMAL)[0] for c in sys.argv[1]]))"
+    )
+    with_phrases = json.loads(
+        subprocess.run([sys.executable, "-c", code, sample], capture_output=True, text=True, check=True,
+                       env={k: v for k, v in __import__("os").environ.items() if k != "PYPINYIN_NO_PHRASES"}).stdout
+    )  # fmt: skip
+    assert [_char_keys(c)[1] for c in sample] == [fuzzy_syllable(p) for p in with_phrases]

@@ -29,6 +29,7 @@ appear in real records"):
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import unicodedata
@@ -104,9 +105,17 @@ def _is_private_use(ch: str) -> bool:
 NOTE_RE = r"\s*(?:\([^)]*(?:\)|$)|\[[^\]]*(?:\]|$)|【[^】]*(?:】|$)|〔[^〕]*(?:〕|$)|(?:备注|注)\s*:.*$)"
 
 
+def _pinyin_without_phrases() -> None:
+    """Keys read one character at a time, so pypinyin's phrase dictionary (a 0.1-0.2 s JSON load at
+    import) is never used: it is skipped (the readings of all 41,923 characters are the same with
+    and without it; tests/test_names.py checks a sample)."""
+    os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
+
+
 @lru_cache(maxsize=200_000)
 def _char_keys(ch: str) -> tuple[str, str]:
     """(simplified character, fuzzy pinyin) for one character of a cleaned name."""
+    _pinyin_without_phrases()
     from pypinyin import Style, lazy_pinyin
 
     if ch in PLACEHOLDERS or _is_private_use(ch):
@@ -182,6 +191,7 @@ def _syllables() -> frozenset[str]:
     """Every toneless pinyin syllable (from pypinyin's dictionary)."""
     import unicodedata
 
+    _pinyin_without_phrases()
     from pypinyin.constants import PINYIN_DICT
 
     out = set()
