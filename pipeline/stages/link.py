@@ -416,6 +416,16 @@ NAME_JOINS = {
 }
 
 
+def _home_codes_sql(persons: str) -> str:
+    """SQL: the address codes (6 digits) of at least ``plausibility.home_code_share`` of the
+    household persons of ``persons`` (the codes whose people the population mostly holds)."""
+    share = float((_rules().get("plausibility") or {}).get("home_code_share", 0.0))
+    return (
+        f"SELECT left(person_id, 6) FROM {persons} WHERE hukou_local GROUP BY 1 "
+        f"HAVING count(*) >= {sql_literal(share)} * (SELECT count(*) FROM {persons} WHERE hukou_local)"
+    )
+
+
 def candidates_step(t: LinkTables) -> Step:
     """``{prefix}_candidates_raw``: every (row, person, rule) the cascade proposes (before names are scored)."""
     rules = _rules()["rules"]
@@ -461,6 +471,16 @@ def candidates_step(t: LinkTables) -> Step:
                     f"{head}, {none} FROM {rows} r ANTI JOIN {P} o ON o.person_id = r.id_canonical "
                     f"JOIN {P} p ON {on} AND {near} WHERE r.name_key <> ''"
                 )
+        elif how == "birth_corrected":
+            # a valid ID that is nobody's and differs from one person's only in the birth-date digits
+            # (the same address code and sequence code: a number re-issued after a birth-date
+            # correction), a birth date at most corrected_birth_days away, the very same name
+            parts.append(
+                f"{head}, {none} FROM {rows} r ANTI JOIN {P} o ON o.person_id = r.id_canonical "
+                f"JOIN {P} p ON p.name_key = r.name_key AND left(p.person_id, 6) = left(r.id_canonical, 6) "
+                f"AND substr(p.person_id, 15, 3) = substr(r.id_canonical, 15, 3) "
+                f"WHERE r.name_key <> '' AND abs(date_diff('day', p.birth_date, r.birth_date)) <= {int(_near_days())}"
+            )
         elif how == "one_edit":
             # One substituted character leaves two of the three 6-character parts intact:
             # three selective equi-joins, then keep Hamming distance exactly 1.
@@ -490,6 +510,11 @@ def candidates_step(t: LinkTables) -> Step:
         elif how in NAME_JOINS:
             # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
             join, where = NAME_JOINS[how]
+            if how == "name_prefix":
+                # only the address code survives (5.30121E+17): name + code point to one person only
+                # where the population holds most people of that code (its home codes); for another
+                # code the extract's outsiders of that code and name are as likely
+                where += f" AND left(p.person_id, 6) IN ({_home_codes_sql(P)})"
             for k in ("name_key", "name_py"):
                 parts.append(
                     f"{head}, {none} FROM {rows} r {join.format(k=k, p=P)} WHERE r.{k} <> ''"

@@ -243,7 +243,7 @@ def _matching(root: Path, sources: dict[str, Source]) -> Matching:
         m.get("plausibility") or {},
         "plausibility",
         (),
-        ("adult_only_sources", "adult_age", "corrected_birth_days"),
+        ("adult_only_sources", "adult_age", "corrected_birth_days", "home_code_share"),
     )
     for j, src in enumerate(ctx.list_(pl_.get("adult_only_sources", []), "plausibility.adult_only_sources",
                                       nonempty=False)):  # fmt: skip
@@ -252,6 +252,8 @@ def _matching(root: Path, sources: dict[str, Source]) -> Matching:
         ctx.int_(pl_["adult_age"], "plausibility.adult_age", 0, 30)
     if "corrected_birth_days" in pl_:
         ctx.int_(pl_["corrected_birth_days"], "plausibility.corrected_birth_days", 0, 3660)
+    if "home_code_share" in pl_:
+        ctx.num(pl_["home_code_share"], "plausibility.home_code_share", 0, 1)
     nsl = ctx.mapping(m.get("no_silent_listing") or {}, "no_silent_listing", (), ("sources",))
     for j, src in enumerate(ctx.list_(nsl.get("sources", []), "no_silent_listing.sources", nonempty=False)):
         ctx.one_of(src, f"no_silent_listing.sources[{j}]", sorted(sources), "source")
