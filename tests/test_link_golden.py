@@ -1,4 +1,4 @@
-"""Golden pairs for the linker (rules/matching.yaml, pipeline/stages/link.py): must link, must not link, must go to review.
+"""Golden pairs for the linker (rules/matching.yaml, pipeline/stages/link/): must link, must not link, must go to review.
 
 The fixture is one small town in ``tests/golden/link/``:
 

@@ -75,10 +75,10 @@ ALLOWED = {
     "registry": "classify: literal() of statuses",
     "q": "classify: a list of sql_literal(status)",
     "MATCHED": "classify: a code constant",
-    # stages/link.py
+    # stages/link/
     "MATCH_COLUMNS": "link: a code constant",
     "fp": "link: fingerprint_sql(...) of code-owned columns",
-    # stages/link.py, issue 20 (names understood, former and corrected IDs, no silent listing)
+    # stages/link/, issue 20 (names understood, former and corrected IDs, no silent listing)
     "a_id": "link: _near_sql's arguments, code-owned column expressions (p.person_id, r.id_canonical)",
     "b_id": "link: _near_sql's arguments, code-owned column expressions",
     "a_birth": "link: _near_sql's arguments, code-owned column expressions (p.birth_date)",
@@ -118,7 +118,6 @@ ALLOWED = {
     "id_sql": "core/privacy.py: a code-owned column expression",
     "msg": "core/privacy.py: concat_ws of code-owned column expressions",
     "_sql_list": "link: a list of sql_literal(...)",
-    "kinds": "link: _sql_list of ID kinds",
     "head": "link: SELECT head with sql_literal(rule) and sql_literal(order)",
     "rows": "link: a sub-select over a code-owned table with _sql_list(...)",
     "rows_sql": "link: a code-owned sub-select",
