@@ -243,18 +243,22 @@ def _rules_values() -> str:
             f"({sql_literal(r['rule'])}, {sql_literal(threshold)}::DOUBLE, {sql_literal(band)}, {sql_literal(why)}, "
             f"{sql_literal(float(r['confidence']))}::DOUBLE, "
             f"{sql_literal(bool(r.get('prefer_same_street', False)))}, {sql_literal(r['candidates'] == 'id_equal')}, "
-            f"{sql_literal(r['candidates'] in EXACT_ID_METHODS)})"
+            f"{sql_literal(r['candidates'] in EXACT_ID_METHODS)}, {sql_literal(r['candidates'] in UNDERSTOOD_METHODS)})"
         )
     return (
         "(SELECT * FROM (VALUES " + ", ".join(values) + ") "
-        "v(rule, threshold, band, review_reason, confidence, prefer_same_street, id_anchored, exact_id))"
+        "v(rule, threshold, band, review_reason, confidence, prefer_same_street, id_anchored, exact_id, understands))"
     )
 
 
 # Candidate methods resting on an exact ID (the row's own, or a person's registered former one):
-# only they count a name that agrees once a placeholder, mask, pinyin or parts are understood, and
 # only the others must pass the plausibility checks (birth date, adults-only sources).
 EXACT_ID_METHODS = ("id_equal", "former_id_equal", "id_equal_former_name")
+# Those that count a name that agrees once a placeholder, mask, pinyin or parts are understood: the
+# exact-ID ones and one_edit (an ID one keystroke
+# from the person's, whose check digit failed: valid numbers are too sparse for a neighbour to be
+# somebody else's by chance; rival namesakes of the same birth date go to review as for an exact ID)
+UNDERSTOOD_METHODS = (*EXACT_ID_METHODS, "one_edit")
 
 
 SPECIAL_EVIDENCE_SQL = _sql_list(list(names.SPECIAL_EVIDENCE))
@@ -313,7 +317,7 @@ def decide_steps(t: LinkTables) -> list[Step]:
             SELECT c.*, ru.threshold, ru.band, ru.review_reason, ru.confidence, ru.prefer_same_street,
                    ru.id_anchored,
                    (c.name_score >= ru.threshold OR (ru.band <> 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL})))
-                     AND (ru.exact_id OR ru.band <> 'auto' OR c.name_evidence NOT IN ({SPECIAL_EVIDENCE_SQL}))
+                     AND (ru.understands OR ru.band <> 'auto' OR c.name_evidence NOT IN ({SPECIAL_EVIDENCE_SQL}))
                      AND {_plausible_sql(t)} AS passes,
                    (r.street_code IS NOT NULL AND p.street_code = r.street_code) AS same_street
             FROM {t.out("candidates")} c
