@@ -111,6 +111,7 @@ ALLOWED = {
     "_plausible_sql": "link: SQL from _sql_list() of sources, int(age) and sql_literal(as_of)",
     "_rivals_sql": "link: SQL from code-owned tables and fragments",
     "_home_codes_sql": "link: SQL from a code-owned table name and sql_literal(share)",
+    "both": "link: a constant SQL fragment (two names agree where neither lost a character)",
     "wild": "link: regexp_matches over ident(table)",
     "fingerprint_sql": "core/privacy.py: HMAC SQL over code-owned column expressions and $parameters",
     "person_key_sql": "core/privacy.py: HMAC SQL over a code-owned column expression and $parameters",
