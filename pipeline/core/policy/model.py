@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -135,6 +135,7 @@ class MatchRule:
     band: str = "auto"  # auto | review
     min_digits: int | None = None
     prefer_same_street: bool = False
+    review_reason: str = "rule needs a person to confirm"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,16 @@ class Matching:
     agree: float
     same: float
     rules: tuple[MatchRule, ...]
+    understood: float | None = None  # None: agree
+    name_parts: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # character -> its spellings as parts
+    # plausibility
+    adult_only_sources: tuple[str, ...] = ()
+    adult_age: int = 0
+    corrected_birth_days: int = 0
+    home_code_share: float = 0.0
+    no_silent_listing: tuple[str, ...] = ()  # sources whose unaccepted rows flag a person
 
 
 @dataclass(frozen=True)

@@ -24,20 +24,20 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
     """
     # The first exact-ID rule per ID kind; one with band: review is left to the cascade.
     by_kind: dict[str, dict] = {}
-    for r in _rules()["rules"]:
-        if r["candidates"] == "id_equal":
-            for k in r["id_kinds"]:
+    for r in _rules().rules:
+        if r.candidates == "id_equal":
+            for k in r.id_kinds:
                 by_kind.setdefault(k, r)
-    by_kind = {k: r for k, r in by_kind.items() if r.get("band", "auto") == "auto"}
+    by_kind = {k: r for k, r in by_kind.items() if r.band == "auto"}
     if not by_kind:
         return Step(
             t.out("trivial"),
             "SELECT NULL::BIGINT AS row_id, NULL::VARCHAR AS person_id, NULL::VARCHAR AS rule, "
             "NULL::DOUBLE AS confidence WHERE false",
         )
-    cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(r['rule'])}" for k, r in by_kind.items())
+    cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(r.rule)}" for k, r in by_kind.items())
     conf = " ".join(
-        f"WHEN {sql_literal(k)} THEN {sql_literal(float(r['confidence']))}" for k, r in by_kind.items()
+        f"WHEN {sql_literal(k)} THEN {sql_literal(float(r.confidence))}" for k, r in by_kind.items()
     )
     return Step(
         t.out("trivial"),
@@ -84,7 +84,7 @@ NAME_JOINS = {
 def _home_codes_sql(persons: str) -> str:
     """SQL: the address codes (6 digits) of at least ``plausibility.home_code_share`` of the
     household persons of ``persons`` (the codes whose people the population mostly holds)."""
-    share = float((_rules().get("plausibility") or {}).get("home_code_share", 0.0))
+    share = float(_rules().home_code_share)
     return (
         f"SELECT left(person_id, 6) FROM {persons} WHERE hukou_local GROUP BY 1 "
         f"HAVING count(*) >= {sql_literal(share)} * (SELECT count(*) FROM {persons} WHERE hukou_local)"
@@ -94,12 +94,12 @@ def _home_codes_sql(persons: str) -> str:
 def candidates_step(t: LinkTables) -> Step:
     """``{prefix}_candidates_raw``: every (row, person, rule) the cascade proposes (before names are scored)."""
     parts = []
-    for order, rule in enumerate(_rules()["rules"]):
-        how = rule["candidates"]
+    for order, rule in enumerate(_rules().rules):
+        how = rule.candidates
         if how in ("former_id_equal", "id_equal_former_name") and t.former is None:
             continue
-        head = f"SELECT r.row_id, p.person_id, {sql_literal(rule['rule'])} AS rule, {sql_literal(order)} AS rule_order"
-        rows = f"(SELECT * FROM {t.rows} WHERE id_kind IN ({_sql_list(rule['id_kinds'])}))"
+        head = f"SELECT r.row_id, p.person_id, {sql_literal(rule.rule)} AS rule, {sql_literal(order)} AS rule_order"
+        rows = f"(SELECT * FROM {t.rows} WHERE id_kind IN ({_sql_list(list(rule.id_kinds))}))"
         parts += _method_parts(t, rule, head, rows)
     return Step(t.out("candidates_raw"), "SELECT DISTINCT * FROM (" + " UNION ALL ".join(parts) + ")")
 
@@ -108,7 +108,7 @@ def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
     """The SELECTs proposing the candidates of one rule (``head``: its select list; ``rows``: the
     rows of its ID kinds) by its ``candidates`` method."""
     P = t.persons
-    name, how = rule["rule"], rule["candidates"]
+    name, how = rule.rule, rule.candidates
     none = "NULL::VARCHAR AS alt_key, NULL::VARCHAR AS alt_py, NULL::VARCHAR AS alt_name"
     former = "f.former_key AS alt_key, f.former_py AS alt_py, f.former_name AS alt_name"
     parts: list[str] = []
@@ -171,7 +171,7 @@ def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
             ) r JOIN {P} p ON p.person_id = r.swapped"""
         )
     elif how == "id_prefix":
-        n = int(rule.get("min_digits", 15))
+        n = int(rule.min_digits or 15)
         # Excel rounds to 15 significant digits (others truncate): accept either form.
         for prefix in ("p.prefix15", "p.prefix15_rounded"):
             parts.append(
@@ -214,8 +214,8 @@ def score_candidates(con: duckdb.DuckDBPyConnection, t: LinkTables) -> None:
     scores, evidence = names.name_agreement(
         pairs["r_key"].to_list(), pairs["r_py"].to_list(), pairs["p_key"].to_list(), pairs["p_py"].to_list(),
         pairs["r_name"].fill_null("").to_list(), pairs["p_name"].fill_null("").to_list(),
-        understood=float(cfg["name_agreement"].get("understood", cfg["name_agreement"]["agree"])),
-        parts={k: [str(v) for v in vs] for k, vs in (cfg.get("name_parts") or {}).items()},
+        understood=float(cfg.agree if cfg.understood is None else cfg.understood),
+        parts={k: list(vs) for k, vs in cfg.name_parts.items()},
     )  # fmt: skip
     scored = (
         pairs.select("row_id", "person_id", "rule", "rule_order")
@@ -233,17 +233,16 @@ def score_candidates(con: duckdb.DuckDBPyConnection, t: LinkTables) -> None:
 def _rules_values() -> str:
     """The rules of ``rules/matching.yaml`` as an inline table (rule, threshold, band, …)."""
     cfg = _rules()
-    agree, same = cfg["name_agreement"]["agree"], cfg["name_agreement"]["same"]
+    agree, same = cfg.agree, cfg.same
     values = []
-    for r in cfg["rules"]:
-        threshold = float(same if r.get("name") == "same" else agree)
-        band = str(r.get("band", "auto"))
-        why = str(r.get("review_reason") or "rule needs a person to confirm")
+    for r in cfg.rules:
+        threshold = float(same if r.name == "same" else agree)
+        band, why = str(r.band), str(r.review_reason)
         values.append(
-            f"({sql_literal(r['rule'])}, {sql_literal(threshold)}::DOUBLE, {sql_literal(band)}, {sql_literal(why)}, "
-            f"{sql_literal(float(r['confidence']))}::DOUBLE, "
-            f"{sql_literal(bool(r.get('prefer_same_street', False)))}, {sql_literal(r['candidates'] == 'id_equal')}, "
-            f"{sql_literal(r['candidates'] in EXACT_ID_METHODS)}, {sql_literal(r['candidates'] in UNDERSTOOD_METHODS)})"
+            f"({sql_literal(r.rule)}, {sql_literal(threshold)}::DOUBLE, {sql_literal(band)}, {sql_literal(why)}, "
+            f"{sql_literal(float(r.confidence))}::DOUBLE, "
+            f"{sql_literal(bool(r.prefer_same_street))}, {sql_literal(r.candidates == 'id_equal')}, "
+            f"{sql_literal(r.candidates in EXACT_ID_METHODS)}, {sql_literal(r.candidates in UNDERSTOOD_METHODS)})"
         )
     return (
         "(SELECT * FROM (VALUES " + ", ".join(values) + ") "
@@ -269,9 +268,8 @@ SHOWN_EVIDENCE_SQL = _sql_list([*names.SPECIAL_EVIDENCE, "note"])
 
 def _plausible_sql(t: LinkTables) -> str:
     """SQL (over ``r`` the row, ``p`` the candidate, ``ru`` the rule) true when the pair is plausible."""
-    cfg = _rules().get("plausibility") or {}
-    adults = list(cfg.get("adult_only_sources") or [])
-    age = int(cfg.get("adult_age", 0))
+    cfg = _rules()
+    adults, age = list(cfg.adult_only_sources), int(cfg.adult_age)
     as_of = f"DATE {sql_literal(t.as_of.isoformat())}" if t.as_of else "current_date"
     child = (
         f"(r.source IN ({_sql_list(adults)}) AND p.birth_date > {as_of} - INTERVAL {int(age)} YEAR)"

@@ -11,16 +11,17 @@ import duckdb
 import polars as pl
 
 from ...core import names
-from ...core.config import load_rules
 from ...core.db import frame, sql_literal, store
+from ...core.policy import Matching, policy
 
 
-def _rules():
-    return load_rules("matching")
+def _rules() -> Matching:
+    """rules/matching.yaml, as the typed policy in force has checked it."""
+    return policy().matching
 
 
 def _near_days() -> int:
-    return int((_rules().get("plausibility") or {}).get("corrected_birth_days", 0))
+    return _rules().corrected_birth_days
 
 
 def _near_sql(a_id: str, a_birth: str, b_id: str, b_birth: str) -> str:
@@ -123,7 +124,7 @@ def _masked_sql(col: str) -> str:
 def _composed_names(con: duckdb.DuckDBPyConnection, rows_sql: str, table: str = "_link_composed") -> None:
     """``table`` (row_id, composed): the rows of ``rows_sql`` whose name key changes once the parts
     of a rare character are put back together (name_parts; each distinct name once, in Python)."""
-    parts = {k: [str(v) for v in vs] for k, vs in (_rules().get("name_parts") or {}).items()}
+    parts = {k: list(vs) for k, vs in _rules().name_parts.items()}
     got = frame(con, f"SELECT row_id, name_key FROM {rows_sql} s WHERE s.name_key <> ''")
     composed: dict[str, str] = {}
     out = []

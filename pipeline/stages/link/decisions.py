@@ -6,8 +6,8 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from ...core.config import load_sources
 from ...core.db import rows, scalar, sql_literal
+from ...core.policy import policy
 from ...core.privacy import fingerprint_sql, key_params
 from .common import _sql_list
 from .population import SHARED_ID_REASON
@@ -77,7 +77,7 @@ def load_decisions(con: duckdb.DuckDBPyConnection, key: bytes, decisions: pl.Dat
 
 def finalise(con: duckdb.DuckDBPyConnection) -> None:
     """``links``: one row per standardised row, every row accounted for."""
-    sources = load_sources()
+    sources = policy().sources
     adding = _sql_list([s.name for s in sources.values() if s.role in ("adds_people", "base")])
     base = _sql_list([s.name for s in sources.values() if s.role == "base"])
     con.execute(

@@ -17,7 +17,7 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
     with an ID one character from theirs; or with a name whose placeholders or mask fit theirs
     and an ID that begins like theirs (or the same birth date). Such a person is never listed
     without a flag (classify: needs_review; the hand-off shows the evidence, IDs masked)."""
-    watched = list((_rules().get("no_silent_listing") or {}).get("sources") or [])
+    watched = list(_rules().no_silent_listing)
     src = _sql_list(watched or ["-"])
     masked = f"coalesce({_masked_sql('s.id_digits')}, '-')"
     # the few rows concerned, once (every part below reads them)

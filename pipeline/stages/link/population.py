@@ -7,8 +7,8 @@ import duckdb
 import polars as pl
 
 from ...core import names
-from ...core.config import load_sources
 from ...core.db import frame, ident, store
+from ...core.policy import policy
 from .common import MATCH_COLUMNS, Step, _composed_names, _near_sql, _sql_list, _wild_join_sql, run_steps
 
 SHARED_ID_REASON = "two people with one ID number in the household extract (重号)"
@@ -19,7 +19,7 @@ def shared_ids(con: duckdb.DuckDBPyConnection) -> None:
     different names (neither the characters nor the sound agree): 重号. The first holder is the
     person; the other holders' rows go to review with :data:`SHARED_ID_REASON` (never dropped in
     silence), and the person is flagged ``shared_id`` and ``needs_review``."""
-    base = _sql_list([s.name for s in load_sources().values() if s.role == "base"])
+    base = _sql_list([s.name for s in policy().sources.values() if s.role == "base"])
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_shared_ids AS
@@ -71,7 +71,7 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
     """``link_persons``: household persons, then people that sources adding people bring;
     ``link_former`` (see :func:`build_former`)."""
     build_former(con)
-    sources = load_sources()
+    sources = policy().sources
     adding = [s.name for s in sources.values() if s.role == "adds_people"]
     base = [s.name for s in sources.values() if s.role == "base"]
     run_steps(
