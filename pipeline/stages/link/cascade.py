@@ -177,14 +177,14 @@ def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
             parts.append(
                 f"{head}, {none} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {sql_literal(n)}"
             )
-    elif how in NAME_JOINS:
+    elif how in NAME_JOINS or how == "name_prefix_elsewhere":
         # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
-        join, where = NAME_JOINS[how]
-        if how == "name_prefix":
+        join, where = NAME_JOINS["name_prefix" if how == "name_prefix_elsewhere" else how]
+        if how in ("name_prefix", "name_prefix_elsewhere"):
             # only the address code survives (5.30121E+17): name + code point to one person only
             # where the population holds most people of that code (its home codes); for another
-            # code the extract's outsiders of that code and name are as likely
-            where += f" AND left(p.person_id, 6) IN ({_home_codes_sql(P)})"
+            # code the extract's outsiders of that code and name are as likely (name_prefix_elsewhere)
+            where += f" AND left(p.person_id, 6) {'NOT ' if how == 'name_prefix_elsewhere' else ''}IN ({_home_codes_sql(P)})"
         for k in ("name_key", "name_py"):
             parts.append(
                 f"{head}, {none} FROM {rows} r {join.format(k=k, p=P)} WHERE r.{k} <> ''"
