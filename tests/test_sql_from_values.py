@@ -112,6 +112,8 @@ ALLOWED = {
     "_rivals_sql": "link: SQL from code-owned tables and fragments",
     "_home_codes_sql": "link: SQL from a code-owned table name and sql_literal(share)",
     "both": "link: a constant SQL fragment (two names agree where neither lost a character)",
+    "home": "link: _home_codes_sql() of a code-owned table",
+    "own": "link: SQL over code-owned tables (the trivial links of the same file)",
     "wild": "link: regexp_matches over ident(table)",
     "fingerprint_sql": "core/privacy.py: HMAC SQL over code-owned column expressions and $parameters",
     "person_key_sql": "core/privacy.py: HMAC SQL over a code-owned column expression and $parameters",

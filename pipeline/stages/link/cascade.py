@@ -33,7 +33,7 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
         return Step(
             t.out("trivial"),
             "SELECT NULL::BIGINT AS row_id, NULL::VARCHAR AS person_id, NULL::VARCHAR AS rule, "
-            "NULL::DOUBLE AS confidence WHERE false",
+            "NULL::DOUBLE AS confidence, NULL::VARCHAR AS file WHERE false",
         )
     cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(r.rule)}" for k, r in by_kind.items())
     conf = " ".join(
@@ -42,7 +42,8 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
     return Step(
         t.out("trivial"),
         f"""
-        SELECT r.row_id, p.person_id, CASE r.id_kind {cases} END AS rule, CASE r.id_kind {conf} END AS confidence
+        SELECT r.row_id, p.person_id, CASE r.id_kind {cases} END AS rule, CASE r.id_kind {conf} END AS confidence,
+               r.file
         FROM {rows_sql or t.rows} r JOIN {t.persons} p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
         WHERE r.id_kind IN ({_sql_list(list(by_kind))}) AND NOT regexp_matches(r.name, {sql_literal(NOTE_SQL)})
         """,
@@ -181,10 +182,14 @@ def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
         # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
         join, where = NAME_JOINS["name_prefix" if how == "name_prefix_elsewhere" else how]
         if how in ("name_prefix", "name_prefix_elsewhere"):
-            # only the address code survives (5.30121E+17): name + code point to one person only
-            # where the population holds most people of that code (its home codes); for another
-            # code the extract's outsiders of that code and name are as likely (name_prefix_elsewhere)
-            where += f" AND left(p.person_id, 6) {'NOT ' if how == 'name_prefix_elsewhere' else ''}IN ({_home_codes_sql(P)})"
+            # Only the address code survives (5.30121E+17). For a home code (the population holds
+            # most of its people) name + code point to one person. For another code the extract's
+            # outsiders of that code and name are as likely: linked only while the person has no
+            # row of their own in the same file (a file lists a person once; a namesake who has
+            # one is somebody else); otherwise name_prefix_elsewhere, a review rule.
+            home = f"left(p.person_id, 6) IN ({_home_codes_sql(P)})"
+            own = f"EXISTS (SELECT 1 FROM {t.out('trivial')} tv WHERE tv.person_id = p.person_id AND tv.file = r.file)"
+            where += f" AND ({home} OR NOT {own})" if how == "name_prefix" else f" AND NOT {home} AND {own}"
         for k in ("name_key", "name_py"):
             parts.append(
                 f"{head}, {none} FROM {rows} r {join.format(k=k, p=P)} WHERE r.{k} <> ''"
