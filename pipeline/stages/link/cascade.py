@@ -102,7 +102,44 @@ def candidates_step(t: LinkTables) -> Step:
         head = f"SELECT r.row_id, p.person_id, {sql_literal(rule.rule)} AS rule, {sql_literal(order)} AS rule_order"
         rows = f"(SELECT * FROM {t.rows} WHERE id_kind IN ({_sql_list(list(rule.id_kinds))}))"
         parts += _method_parts(t, rule, head, rows)
-    return Step(t.out("candidates_raw"), "SELECT DISTINCT * FROM (" + " UNION ALL ".join(parts) + ")")
+    shared = _shared_ctes(t)
+    return Step(
+        t.out("candidates_raw"), shared + "SELECT DISTINCT * FROM (" + " UNION ALL ".join(parts) + ")"
+    )
+
+
+def _shared_ctes(t: LinkTables) -> str:
+    """The WITH clause of :func:`candidates_step`: what several parts read, computed once.
+
+    ``_unowned``: the rows whose ID is nobody's (rules name_birth_near, birth_corrected);
+    ``_np``: the name_prefix candidates (every surviving digit + name) with ``home`` (a home address
+    code, see :func:`_home_codes_sql`) and ``own`` (the person has a row of their own, a trivial
+    link, in the row's file)."""
+    methods = {r.candidates for r in _rules().rules}
+    ctes = []
+    if methods & {"name_birth_near", "birth_corrected"}:
+        ctes.append(
+            f"""_unowned AS MATERIALIZED (
+            SELECT r.* FROM {t.rows} r ANTI JOIN {t.persons} o ON o.person_id = r.id_canonical
+            WHERE r.id_canonical IS NOT NULL AND r.name_key <> '')"""
+        )
+    if methods & {"name_prefix", "name_prefix_elsewhere"}:
+        join, where = NAME_JOINS["name_prefix"]
+        found = " UNION ".join(
+            f"SELECT r.row_id, r.file, p.person_id FROM {t.rows} r {join.format(k=k, p=t.persons)} "
+            f"WHERE r.{k} <> '' AND {where}"
+            for k in ("name_key", "name_py")
+        )
+        ctes.append(
+            f"""_np0 AS MATERIALIZED ({found}),
+            _np_own AS MATERIALIZED (
+                SELECT DISTINCT tv.person_id, tv.file FROM {t.out("trivial")} tv SEMI JOIN _np0 USING (person_id)),
+            _np AS MATERIALIZED (
+                SELECT n.row_id, n.person_id,
+                       left(n.person_id, 6) IN ({_home_codes_sql(t.persons)}) AS home, o.person_id IS NOT NULL AS own
+                FROM _np0 n LEFT JOIN _np_own o ON o.person_id = n.person_id AND o.file = n.file)"""
+        )
+    return ("WITH " + ", ".join(ctes) + " ") if ctes else ""
 
 
 def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
@@ -111,6 +148,7 @@ def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
     P = t.persons
     name, how = rule.rule, rule.candidates
     none = "NULL::VARCHAR AS alt_key, NULL::VARCHAR AS alt_py, NULL::VARCHAR AS alt_name"
+    unowned = f"(SELECT * FROM _unowned WHERE id_kind IN ({_sql_list(list(rule.id_kinds))}))"
     former = "f.former_key AS alt_key, f.former_py AS alt_py, f.former_name AS alt_name"
     parts: list[str] = []
     if how == "id_equal":
@@ -138,19 +176,16 @@ def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
             for h, o in (("p", "r"), ("r", "p"))
         ]  # a placeholder on either side
         for on in ("p.name_key = r.name_key", "p.name_py = r.name_py", *wild):
-            parts.append(
-                f"{head}, {none} FROM {rows} r ANTI JOIN {P} o ON o.person_id = r.id_canonical "
-                f"JOIN {P} p ON {on} AND {near} WHERE r.name_key <> ''"
-            )
+            parts.append(f"{head}, {none} FROM {unowned} r JOIN {P} p ON {on} AND {near}")
     elif how == "birth_corrected":
         # a valid ID that is nobody's and differs from one person's only in the birth-date digits
         # (the same address code and sequence code: a number re-issued after a birth-date
         # correction), a birth date at most corrected_birth_days away, the very same name
         parts.append(
-            f"{head}, {none} FROM {rows} r ANTI JOIN {P} o ON o.person_id = r.id_canonical "
+            f"{head}, {none} FROM {unowned} r "
             f"JOIN {P} p ON p.name_key = r.name_key AND left(p.person_id, 6) = left(r.id_canonical, 6) "
             f"AND substr(p.person_id, 15, 3) = substr(r.id_canonical, 15, 3) "
-            f"WHERE r.name_key <> '' AND abs(date_diff('day', p.birth_date, r.birth_date)) <= {int(_near_days())}"
+            f"WHERE abs(date_diff('day', p.birth_date, r.birth_date)) <= {int(_near_days())}"
         )
     elif how == "one_edit":
         # One substituted character leaves two of the three 6-character parts intact:
@@ -178,18 +213,17 @@ def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
             parts.append(
                 f"{head}, {none} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {sql_literal(n)}"
             )
-    elif how in NAME_JOINS or how == "name_prefix_elsewhere":
+    elif how in ("name_prefix", "name_prefix_elsewhere"):
+        # Only the address code survives (5.30121E+17). For a home code (the population holds most
+        # of its people) name + code point to one person. For another code the extract's outsiders
+        # of that code and name are as likely: linked only while the person has no row of their own
+        # in the same file (a file lists a person once; a namesake who has one is somebody else);
+        # otherwise name_prefix_elsewhere, a review rule. (_np: see _shared_ctes.)
+        keep = "p.home OR NOT p.own" if how == "name_prefix" else "NOT p.home AND p.own"
+        parts.append(f"{head}, {none} FROM _np p JOIN {rows} r USING (row_id) WHERE {keep}")
+    elif how in NAME_JOINS:
         # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
-        join, where = NAME_JOINS["name_prefix" if how == "name_prefix_elsewhere" else how]
-        if how in ("name_prefix", "name_prefix_elsewhere"):
-            # Only the address code survives (5.30121E+17). For a home code (the population holds
-            # most of its people) name + code point to one person. For another code the extract's
-            # outsiders of that code and name are as likely: linked only while the person has no
-            # row of their own in the same file (a file lists a person once; a namesake who has
-            # one is somebody else); otherwise name_prefix_elsewhere, a review rule.
-            home = f"left(p.person_id, 6) IN ({_home_codes_sql(P)})"
-            own = f"EXISTS (SELECT 1 FROM {t.out('trivial')} tv WHERE tv.person_id = p.person_id AND tv.file = r.file)"
-            where += f" AND ({home} OR NOT {own})" if how == "name_prefix" else f" AND NOT {home} AND {own}"
+        join, where = NAME_JOINS[how]
         for k in ("name_key", "name_py"):
             parts.append(
                 f"{head}, {none} FROM {rows} r {join.format(k=k, p=P)} WHERE r.{k} <> ''"
