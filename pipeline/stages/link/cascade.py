@@ -10,6 +10,7 @@ import polars as pl
 from ...core import names
 from ...core.db import sql_literal, store
 from ...core.i18n import _
+from ...core.policy import MatchRule
 from .common import LinkTables, Step, _near_days, _near_sql, _rules, _sql_list, _wildcard_like, run_steps
 
 
@@ -23,7 +24,7 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
     (the caller leaves them out of ``t.rows``).
     """
     # The first exact-ID rule per ID kind; one with band: review is left to the cascade.
-    by_kind: dict[str, dict] = {}
+    by_kind: dict[str, MatchRule] = {}
     for r in _rules().rules:
         if r.candidates == "id_equal":
             for k in r.id_kinds:
@@ -142,7 +143,7 @@ def _shared_ctes(t: LinkTables) -> str:
     return ("WITH " + ", ".join(ctes) + " ") if ctes else ""
 
 
-def _method_parts(t: LinkTables, rule: dict, head: str, rows: str) -> list[str]:
+def _method_parts(t: LinkTables, rule: MatchRule, head: str, rows: str) -> list[str]:
     """The SELECTs proposing the candidates of one rule (``head``: its select list; ``rows``: the
     rows of its ID kinds) by its ``candidates`` method."""
     P = t.persons
