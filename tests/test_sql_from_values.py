@@ -115,7 +115,6 @@ ALLOWED = {
     "found": "link: the name_prefix joins of NAME_JOINS over code-owned tables",
     "shared": "link: _shared_ctes() of code-owned tables and fragments",
     "unowned": "link: a sub-select of a code-owned CTE and _sql_list() of ID kinds",
-    "keep": "link: a constant SQL condition",
     "wild": "link: regexp_matches over ident(table)",
     "fingerprint_sql": "core/privacy.py: HMAC SQL over code-owned column expressions and $parameters",
     "person_key_sql": "core/privacy.py: HMAC SQL over a code-owned column expression and $parameters",
