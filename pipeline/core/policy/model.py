@@ -144,9 +144,8 @@ class Matching:
     same: float
     rules: tuple[MatchRule, ...]
     understood: float | None = None  # None: agree
-    name_parts: dict[str, tuple[str, ...]] = field(
-        default_factory=dict
-    )  # character -> its spellings as parts
+    # a rare character -> its spellings as parts
+    name_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # plausibility
     adult_only_sources: tuple[str, ...] = ()
     adult_age: int = 0
