@@ -1,4 +1,4 @@
-"""Golden pairs for the linker (rules/matching.yaml, pipeline/stages/link.py): must link, must not link, must go to review.
+"""Golden pairs for the linker (rules/matching.yaml, pipeline/stages/link/): must link, must not link, must go to review.
 
 The fixture is one small town in ``tests/golden/link/``:
 
@@ -356,11 +356,11 @@ def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
     persons = pl.read_parquet(run["out"] / "persons.parquet")
     by_id = {r["id_number"]: r for r in persons.iter_rows(named=True)}
     flagged = {
-        "53018119790909011": "第53行",  # 张晓明: 张*明 with an ID one character off, unmatched
+        "53018119850620022": "第73行",  # 黄□明: 黄䶮* (both names hold a placeholder), unmatched
         "53018119670202011": "第60行",  # 周国强: his ID with his granddaughter's name, in review
         "53018119800505011": "第61行",  # 陈刚 and 林伟: one number, reviewed against both
         "53018119800505031": "第61行",
-        "53018119850312022": "第62行",  # 孙丽: her number before the correction
+        "53018119850312022": "第69行",  # 孙丽: a number with her code and sequence, a date too far off
     }
     for prefix, row in flagged.items():
         p = by_id[make_id(prefix)]
@@ -379,8 +379,8 @@ def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
     handoff = (run["out"] / "handoff" / "530181001000_连然街道.csv").read_text(encoding="utf-8-sig")
     header = handoff.splitlines()[0].split(",")
     assert "复核提示" in header
-    lines = [line for line in handoff.splitlines() if "孙丽" in line]
-    assert len(lines) == 1 and "可能已参保: 参保信息.csv 第62行" in lines[0]
+    lines = [line for line in handoff.splitlines() if "周国强" in line]
+    assert len(lines) == 1 and "可能已参保: 参保信息.csv 第60行" in lines[0]
     assert_no_full_id(handoff)
     # report.html counts them per street
     html = (run["out"] / "report.html").read_text("utf-8")

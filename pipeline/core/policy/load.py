@@ -251,7 +251,7 @@ def _matching(root: Path, sources: dict[str, Source]) -> Matching:
         m.get("plausibility") or {},
         "plausibility",
         (),
-        ("adult_only_sources", "adult_age", "corrected_birth_days"),
+        ("adult_only_sources", "adult_age", "corrected_birth_days", "home_code_share"),
     )
     for j, src in enumerate(ctx.list_(pl_.get("adult_only_sources", []), "plausibility.adult_only_sources",
                                       nonempty=False)):  # fmt: skip
@@ -260,6 +260,8 @@ def _matching(root: Path, sources: dict[str, Source]) -> Matching:
         ctx.int_(pl_["adult_age"], "plausibility.adult_age", 0, 30)
     if "corrected_birth_days" in pl_:
         ctx.int_(pl_["corrected_birth_days"], "plausibility.corrected_birth_days", 0, 3660)
+    if "home_code_share" in pl_:
+        ctx.num(pl_["home_code_share"], "plausibility.home_code_share", 0, 1)
     nsl = ctx.mapping(m.get("no_silent_listing") or {}, "no_silent_listing", (), ("sources",))
     for j, src in enumerate(ctx.list_(nsl.get("sources", []), "no_silent_listing.sources", nonempty=False)):
         ctx.one_of(src, f"no_silent_listing.sources[{j}]", sorted(sources), "source")
@@ -299,11 +301,21 @@ def _matching(root: Path, sources: dict[str, Source]) -> Matching:
                 r.get("band", "auto"),
                 r.get("min_digits"),
                 bool(r.get("prefer_same_street", False)),
+                str(r.get("review_reason") or "rule needs a person to confirm"),
             )  # fmt: skip
         )
     if "id_equal" not in {r["candidates"] for r in m["rules"]}:
         raise ctx.fail(where="rules", what=_("one rule must use candidates: id_equal (the exact-ID rule)"))
-    matching = Matching(float(na["agree"]), float(na["same"]), tuple(match_rules))
+    matching = Matching(
+        float(na["agree"]), float(na["same"]), tuple(match_rules),
+        understood=float(na["understood"]) if "understood" in na else None,
+        name_parts={str(k): tuple(str(v) for v in vs) for k, vs in parts.items()},
+        adult_only_sources=tuple(pl_.get("adult_only_sources") or ()),
+        adult_age=int(pl_.get("adult_age", 0)),
+        corrected_birth_days=int(pl_.get("corrected_birth_days", 0)),
+        home_code_share=float(pl_.get("home_code_share", 0.0)),
+        no_silent_listing=tuple(nsl.get("sources") or ()),
+    )  # fmt: skip
     return matching
 
 

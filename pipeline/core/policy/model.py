@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -37,7 +37,7 @@ ROLES = ("base", "adds_people", "match_only")
 ID_KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")
 CANDIDATES = ("id_equal", "same_household_name", "one_edit", "id_prefix", "name_birth", "name_place",
               "name_prefix", "former_id_equal", "id_equal_former_name", "same_birth_place_name",
-              "name_birth_near")  # fmt: skip
+              "name_birth_near", "birth_corrected", "name_prefix_elsewhere")  # fmt: skip
 NAME_EVIDENCE = ("placeholder", "mask", "note", "latin", "parts")
 # Survey answers persons.parquet stores (outputs.md); other columns must say `stored: false`.
 SURVEY_FIELDS = (
@@ -136,6 +136,7 @@ class MatchRule:
     band: str = "auto"  # auto | review
     min_digits: int | None = None
     prefer_same_street: bool = False
+    review_reason: str = "rule needs a person to confirm"
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,15 @@ class Matching:
     agree: float
     same: float
     rules: tuple[MatchRule, ...]
+    understood: float | None = None  # None: agree
+    # a rare character -> its spellings as parts
+    name_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # plausibility
+    adult_only_sources: tuple[str, ...] = ()
+    adult_age: int = 0
+    corrected_birth_days: int = 0
+    home_code_share: float = 0.0
+    no_silent_listing: tuple[str, ...] = ()  # sources whose unaccepted rows flag a person
 
 
 @dataclass(frozen=True)
