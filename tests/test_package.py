@@ -334,3 +334,20 @@ def test_the_wheelhouse_installs_with_the_index_switched_off(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     manifest = json.loads((elsewhere / "demo" / "registry" / "manifest.json").read_text("utf-8"))
     assert manifest["counts"]["registry"] > 0
+
+
+def test_every_package_of_the_source_is_in_the_wheel_list():
+    """pyproject.toml lists the packages by name (pipeline/ is installed as kuomian): a folder of
+    modules missing from the list is missing from the wheel (cli/ and stages/link/ were, once)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        "kuomian" + "".join("." + p for p in d.relative_to(root / "pipeline").parts)
+        for d in [root / "pipeline", *(root / "pipeline").rglob("*")]
+        if d.is_dir() and (d / "__init__.py").exists()
+    }
+    assert found - listed == set()
