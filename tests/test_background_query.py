@@ -41,3 +41,11 @@ def test_a_failing_block_interrupts_the_statement_and_waits_for_it():
         raise KeyboardInterrupt
     assert time.perf_counter() - t0 < 30
     assert threading.active_count() == before  # nothing of it runs on
+
+
+def test_not_enabled_the_statement_runs_first_in_this_thread(tmp_path):
+    con = duckdb.connect()
+    out = tmp_path / "one.parquet"
+    with in_background(con, f"COPY (SELECT 1 AS i) TO {sql_literal(out)} (FORMAT parquet)", enabled=False):
+        assert out.exists()  # written before the block runs
+        assert threading.active_count() == 1 or all(t.name != "kuomian-query" for t in threading.enumerate())

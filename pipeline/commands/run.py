@@ -351,6 +351,9 @@ def _publish(r: Run) -> None:
         previous=r.previous,
         manifest=manifest,
         decisions=r.decisions,
+        # a city too big for memory writes one file at a time: side by side they would hold
+        # the persons, the links' sort and the hand-offs in memory at once
+        overlap=not r.settings.get("on_disk"),
     )
 
 

@@ -127,11 +127,18 @@ def connect(
 
 
 @contextmanager
-def in_background(con: duckdb.DuckDBPyConnection, query: str, params=None) -> Iterator[None]:
+def in_background(
+    con: duckdb.DuckDBPyConnection, query: str, params=None, *, enabled: bool = True
+) -> Iterator[None]:
     """Run one statement (a COPY that writes a file) on its own cursor in a thread while the
     block goes on with Python work; leaving the block waits for it and raises its error. If
     the block fails or is interrupted (Ctrl-C), the statement is interrupted and waited for
-    first, so nothing of it runs on after the caller has given up."""
+    first, so nothing of it runs on after the caller has given up. ``enabled=False``: the
+    statement runs first, in this thread, then the block."""
+    if not enabled:
+        con.execute(query, params or [])
+        yield
+        return
     cur = con.cursor()
     failed: list[BaseException] = []
 

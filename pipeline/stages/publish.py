@@ -13,7 +13,7 @@ review pairs offered and the review decisions carried forward.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -234,8 +234,12 @@ def publish(
     previous: Path | None,
     manifest: dict,
     decisions: pl.DataFrame | None = None,
+    overlap: bool = True,
 ) -> PublishReport:
     """Write every output file into ``stage`` (the caller moves it into place).
+
+    ``overlap``: links.parquet (DuckDB) and the hand-offs are written while the main thread
+    writes the rest; without it, one after the other (less memory at once).
 
     ``stage/state/`` keeps what the next run and the imports need: the review pairs offered and
     the review ``decisions`` carried forward."""
@@ -258,11 +262,20 @@ def publish(
         ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
         """
     manifest["registry_id"] = registry_id(manifest, as_of)
-    with in_background(con, links_copy), ThreadPoolExecutor(1, thread_name_prefix="kuomian-handoffs") as pool:
+    with (
+        in_background(con, links_copy, enabled=overlap),
+        ThreadPoolExecutor(1, thread_name_prefix="kuomian-handoffs") as pool,
+    ):
         # the hand-offs, the most Python of publishing, on a thread of their own meanwhile
-        handoffs = pool.submit(
-            write_handoffs, stage / "handoff", persons, registry_id=manifest["registry_id"]
-        )
+        handoffs: Future[int] = Future()
+        if overlap:
+            handoffs = pool.submit(
+                write_handoffs, stage / "handoff", persons, registry_id=manifest["registry_id"]
+            )
+        else:
+            handoffs.set_result(
+                write_handoffs(stage / "handoff", persons, registry_id=manifest["registry_id"])
+            )
         persons.write_parquet(stage / "persons.parquet")
         if previous is not None:
             from .after_survey import DISAGREEMENT_COLUMNS
