@@ -351,8 +351,8 @@ def _publish(r: Run) -> None:
         previous=r.previous,
         manifest=manifest,
         decisions=r.decisions,
-        # a city too big for memory writes one file at a time: side by side they would hold
-        # the persons, the links' sort and the hand-offs in memory at once
+        # a city too big for memory writes one file at a time: beside the other writers the
+        # hand-offs would hold their frames in memory at the same time
         overlap=not r.settings.get("on_disk"),
     )
 

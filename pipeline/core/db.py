@@ -9,9 +9,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -124,43 +121,6 @@ def connect(
         con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
     con.execute("SET preserve_insertion_order = true")
     return con
-
-
-@contextmanager
-def in_background(
-    con: duckdb.DuckDBPyConnection, query: str, params=None, *, enabled: bool = True
-) -> Iterator[None]:
-    """Run one statement (a COPY that writes a file) on its own cursor in a thread while the
-    block goes on with Python work; leaving the block waits for it and raises its error. If
-    the block fails or is interrupted (Ctrl-C), the statement is interrupted and waited for
-    first, so nothing of it runs on after the caller has given up. ``enabled=False``: the
-    statement runs first, in this thread, then the block."""
-    if not enabled:
-        con.execute(query, params or [])
-        yield
-        return
-    cur = con.cursor()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            cur.execute(query, params or [])
-        except BaseException as e:  # handed to the caller's thread
-            failed.append(e)
-
-    worker = threading.Thread(target=run, name="kuomian-query", daemon=True)
-    worker.start()
-    try:
-        yield
-    except BaseException:
-        cur.interrupt()
-        worker.join()
-        cur.close()
-        raise
-    worker.join()
-    cur.close()
-    if failed:
-        raise failed[0]
 
 
 def scalar(con: duckdb.DuckDBPyConnection, query: str, params=None):
