@@ -623,8 +623,11 @@ def print_report(records: list[dict], args) -> list[tuple[str, bool | None, str]
         w(f"  {'floor':<12}{f['total']:>9.2f}{rows / f['total']:>12,.0f}{f['total'] / rows * 1e6:>9.1f}"
           f"{_mib(f['peak_mib']):>14}   (read {f['read']:.2f} s + exact-ID join {f['join']:.2f} s; "
           f"{f['found']:,} of {f['joined_rows']:,} rows found; load avg {f['load_avg'][0]:.1f})\n")  # fmt: skip
+        target = floor_multiple_target(rec["size"])
         w(
-            f"  refresh / floor = {k['total'] / f['total']:.1f}× (target ≤ {floor_multiple_target(rec['size']):.0f}×)\n"
+            f"  refresh / floor = {k['total'] / f['total']:.1f}×"
+            + (f" (target ≤ {target:.0f}×)" if target else "")
+            + "\n"
         )
         one = rec.get("refresh_one_core")
         if one:
@@ -800,9 +803,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for size in sizes:
         records.append(bench_size(size, args, workdir, env, splink_py))
-    checks = print_report(records, args)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    (workdir / f"results-{stamp}.json").write_text(
+    results = workdir / f"results-{stamp}.json"
+    # written before the report too: a failing report must not lose an hour of measuring
+    results.write_text(
+        json.dumps({"args": vars(args), "records": records}, ensure_ascii=False, indent=1), "utf-8"
+    )
+    checks = print_report(records, args)
+    results.write_text(
         json.dumps({"args": vars(args), "records": records, "targets": checks}, ensure_ascii=False, indent=1),
         encoding="utf-8",
     )
