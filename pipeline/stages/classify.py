@@ -219,21 +219,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     ]
     for name in [*scratch, *(f"cls_rows_{s}" for s in pol.sources)]:
         con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
-    _narrow_std_tables(con, pol)
     return report
-
-
-def _narrow_std_tables(con: duckdb.DuckDBPyConnection, pol: Policy) -> None:
-    """After classify nothing reads a source's own fields: publish reads ``std_rows`` (the
-    identity columns). Each ``std_<source>`` keeps those only, so that DuckDB's memory holds
-    what publishing needs (at 500k people 0.3 GB less, and nothing spilled to disk)."""
-    from .standardise import IDENTITY_COLUMNS
-
-    for s in pol.sources:
-        table = ident("std_" + s)
-        con.execute(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT {', '.join(ident(c) for c in IDENTITY_COLUMNS)} FROM {table}"
-        )
 
 
 def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
