@@ -19,14 +19,14 @@ in a fresh subprocess so that every peak RSS is that run's own:
 Usage::
 
     python -m bench.speed [--sizes 200000,500000] [--big] [--splink] [--threads N] [--no-one-core]
-                             [--memory-limit 4GB] [--big-memory-limit 8GB]
+                             [--memory-limit 4GB] [--big-memory-limit 6GB]
                              [--workdir output/bench] [--seed 1] [--shapes tidy|real]
 
 ``--big`` adds the 8.5M-person world (Kunming: 17 Anning-sized districts, generated one
 after the other, ~3.3 GB of extracts; its refresh keeps DuckDB's tables on disk). ``--threads``
 sets DuckDB's threads (and polars' pool) for every measured run; ``--memory-limit`` DuckDB's
 memory limit for every size (it spills past it), ``--big-memory-limit`` the limit above 500k
-people when ``--memory-limit`` is not given (default 8GB; the tool's own default is 1GB). Splink is an optional extra (``pip install -e '.[bench]'``); with ``--splink`` it is
+people when ``--memory-limit`` is not given (default 6GB: Kunming within 12 GiB; the tool's own default is 1GB). Splink is an optional extra (``pip install -e '.[bench]'``); with ``--splink`` it is
 installed into this venv if missing, or into ``WORKDIR/splink-venv`` if installing it here
 would change the tool's own pins.
 """
@@ -770,8 +770,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="DuckDB threads (and polars' pool) for every measured run")
     ap.add_argument("--memory-limit", help="DuckDB memory limit for every size, e.g. 4GB (spills past it)")
     ap.add_argument(
-        "--big-memory-limit", default="8GB",
-        help="DuckDB memory limit above 500k people when --memory-limit is not given (default 8GB)",
+        "--big-memory-limit", default="6GB",
+        help="DuckDB memory limit above 500k people when --memory-limit is not given (default 6GB)",
     )  # fmt: skip
     ap.add_argument(
         "--workdir", default="output/bench", help="cache of worlds and runs (default output/bench)"
