@@ -624,3 +624,26 @@ def test_two_refreshes_into_one_out_dir(world, sources, previous, tmp_path):
     assert leftovers(out) == []
     assert_complete(out)
     assert_balanced(out, truth_rows(world))
+
+
+def test_a_library_error_on_a_full_file_system_is_told_as_a_full_disk(tmp_path, monkeypatch):
+    """polars reports ENOSPC while writing Parquet as "Invalid thrift: transport error": a
+    staging folder that fails while its file system is full says what it was (the CLI's
+    one line then names the folder and the free space); on a file system with room, the
+    error stays what it was."""
+    import errno
+
+    from kuomian.core import fileio
+
+    class ThriftError(Exception):
+        pass
+
+    monkeypatch.setattr(fileio, "_no_room_left", lambda folder: True)
+    with pytest.raises(OSError) as e, fileio.staging(tmp_path / "out"):
+        raise ThriftError("parquet: File out of specification: Invalid thrift: transport error")
+    assert e.value.errno == errno.ENOSPC and isinstance(e.value.__cause__, ThriftError)
+    assert not list(tmp_path.glob(".out.staging-*"))  # removed all the same
+
+    monkeypatch.setattr(fileio, "_no_room_left", lambda folder: False)
+    with pytest.raises(ThriftError), fileio.staging(tmp_path / "out"):
+        raise ThriftError("some other failure")
