@@ -20,6 +20,8 @@ from typing import BinaryIO
 
 import polars as pl
 
+from .text import where_matching
+
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 TRIGGER_RE = r"^[=+\-@\t\r]"
 MAX_CELL = 32_767  # Excel's limit
@@ -67,12 +69,9 @@ _ID_RUN = r"[0-9]{15}"
 
 def _redacted(s: pl.Series) -> pl.Series:
     """:func:`redact_ids_expr` of a String column, run only on the cells that hold a 15-digit run."""
-    hit = s.str.contains(_ID_RUN).fill_null(False)
-    if not hit.any():
-        return s
-    idx = hit.arg_true()
-    fixed = s.gather(idx).to_frame().select(redact_ids_expr(pl.col(s.name))).to_series()
-    return s.scatter(idx, fixed)
+    return where_matching(
+        s, _ID_RUN, lambda v: v.to_frame().select(redact_ids_expr(pl.col(v.name))).to_series()
+    )
 
 
 def _is_text(name: str, dtype: pl.DataType, keep: tuple[str, ...]) -> bool:

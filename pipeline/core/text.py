@@ -65,13 +65,23 @@ LINE_BREAKS_RE = r"[\t\n\r\x0b\x0c\x85\u2028\u2029]+"
 CONTROL_RE = r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
 
 
+def where_matching(s: pl.Series, pattern: str, fn: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """``fn`` applied only to the values of ``s`` that ``pattern`` finds something in (a few,
+    usually), the others left as they are; ``fn`` must leave a value without a match unchanged."""
+    hit = s.str.contains(pattern).fill_null(False)
+    if not hit.any():
+        return s
+    idx = hit.arg_true()
+    return s.scatter(idx, fn(s.gather(idx)))
+
+
 def clean_text(s: pl.Series) -> pl.Series:
     """A text column as outputs may show it: NFKC, no control characters, trimmed."""
-    s = nfkc(s)
-    dirty = s.str.contains(LINE_BREAKS_RE + "|" + CONTROL_RE).fill_null(False)
-    if dirty.any():  # a few values: the replacements run on them only
-        idx = dirty.arg_true()
-        s = s.scatter(idx, s.gather(idx).str.replace_all(LINE_BREAKS_RE, " ").str.replace_all(CONTROL_RE, ""))
+    s = where_matching(
+        nfkc(s),
+        LINE_BREAKS_RE + "|" + CONTROL_RE,
+        lambda v: v.str.replace_all(LINE_BREAKS_RE, " ").str.replace_all(CONTROL_RE, ""),
+    )
     return s.str.strip_chars()
 
 

@@ -12,8 +12,9 @@ review pairs offered and the review decisions carried forward.
 
 from __future__ import annotations
 
+import functools
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -265,15 +266,10 @@ def publish(
     con.execute(links_copy)
     with ThreadPoolExecutor(1, thread_name_prefix="kuomian-handoffs") as pool:
         # the hand-offs, the most Python of publishing, on a thread of their own meanwhile
-        handoffs: Future[int] = Future()
-        if overlap:
-            handoffs = pool.submit(
-                write_handoffs, stage / "handoff", persons, registry_id=manifest["registry_id"]
-            )
-        else:
-            handoffs.set_result(
-                write_handoffs(stage / "handoff", persons, registry_id=manifest["registry_id"])
-            )
+        handoffs = functools.partial(
+            write_handoffs, stage / "handoff", persons, registry_id=manifest["registry_id"]
+        )
+        running = pool.submit(handoffs) if overlap else None
         persons.write_parquet(stage / "persons.parquet")
         if previous is not None:
             from .after_survey import DISAGREEMENT_COLUMNS
@@ -285,7 +281,7 @@ def publish(
         report.files["persons.parquet"] = persons.height
         report.files["registry/"] = write_registry(stage, persons)
         recon = _write_lists_and_sheets(con, stage, keys, key, manifest, decisions, report)
-        report.files["handoff/"] = handoffs.result()
+        report.files["handoff/"] = running.result() if running else handoffs()
         manifest["outputs"] = dict(report.files)
         (stage / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
