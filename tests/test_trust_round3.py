@@ -665,3 +665,26 @@ def test_a_newline_in_a_file_name_does_not_split_a_line(tmp_path):
     out = res.stdout + res.stderr
     assert not any(ln.startswith("error: forged") for ln in out.splitlines()), out
     assert "参保信息\\nerror: forged line.csv" in out
+
+
+def test_memory_at_most_lets_go_of_cached_pages_and_restores_the_limit(tmp_path):
+    """A Kunming run's publish: DuckDB gives back the pages it caches from its database file
+    while Python holds the persons, and has its limit again afterwards; never a higher one."""
+    from kuomian.core.db import connect, memory_at_most, memory_bytes, scalar
+
+    con = connect(temp_dir=tmp_path / "tmp", memory_limit="1GB", on_disk=True)
+    con.execute(
+        "CREATE TABLE t AS SELECT i, md5(i::VARCHAR) AS a, md5((i + 1)::VARCHAR) AS b FROM range(3000000) r(i)"
+    )
+    con.execute("SELECT count(DISTINCT a), max(b) FROM t").fetchall()  # pages cached
+    used = "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
+    assert scalar(con, used) > 100 * 1000**2
+    limit = "SELECT current_setting('memory_limit')"
+    with memory_at_most(con, "40MB"):
+        assert memory_bytes(scalar(con, limit)) <= 40 * 1000**2
+        assert scalar(con, used) <= 40 * 1000**2
+        assert scalar(con, "SELECT count(*) FROM t") == 3_000_000  # the data is all still there
+    assert memory_bytes(scalar(con, limit)) == pytest.approx(1000**3, rel=0.05)
+    with memory_at_most(con, "4GB"):  # never raised
+        assert memory_bytes(scalar(con, limit)) == pytest.approx(1000**3, rel=0.05)
+    assert memory_bytes("512 MiB") == 512 * 1024**2 and memory_bytes("4GB") == 4 * 1000**3

@@ -24,7 +24,7 @@ import polars as pl
 
 from .. import __version__
 from ..core.config import home
-from ..core.db import connect
+from ..core.db import connect, memory_at_most
 from ..core.decisions import stored_decisions
 from ..core.errors import KuomianError
 from ..core.fileio import check_output_target, published_persons, publishing
@@ -113,6 +113,9 @@ def policy_manifest() -> dict:
 # Extracts bigger than this (in bytes on disk) are refreshed with DuckDB's tables in a file:
 # Anning's 1M rows are ~0.2 GB and run in memory; Kunming's 18M rows are ~3.3 GB.
 ON_DISK_BYTES = 1 << 30
+# While such a run publishes, Python holds the persons (8.7M rows at Kunming: GBs) and DuckDB
+# only writes links.parquet and the small tables: DuckDB gives its cached pages back down to this.
+PUBLISH_ON_DISK_MEMORY = "2GB"
 
 
 def input_bytes(sources_dir: Path) -> int:
@@ -343,18 +346,20 @@ def _publish(r: Run) -> None:
         "stage_seconds": r.timings,
         "finished_at": datetime.now().isoformat(timespec="seconds"),
     }
-    r.publish = publish(
-        r.con,
-        r.staging,
-        key=r.key,
-        as_of=r.as_of,
-        previous=r.previous,
-        manifest=manifest,
-        decisions=r.decisions,
-        # a city too big for memory writes one file at a time: beside the other writers the
-        # hand-offs would hold their frames in memory at the same time
-        overlap=not r.settings.get("on_disk"),
-    )
+    on_disk = bool(r.settings.get("on_disk"))
+    with memory_at_most(r.con, PUBLISH_ON_DISK_MEMORY) if on_disk else contextlib.nullcontext():
+        r.publish = publish(
+            r.con,
+            r.staging,
+            key=r.key,
+            as_of=r.as_of,
+            previous=r.previous,
+            manifest=manifest,
+            decisions=r.decisions,
+            # a city too big for memory writes one file at a time: beside the other writers the
+            # hand-offs would hold their frames in memory at the same time
+            overlap=not on_disk,
+        )
 
 
 # The refresh, in order: (name, what the stage does to the run).

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -72,19 +74,40 @@ def check_memory_limit(value: str, where: str = "--memory-limit") -> str:
                 where=where, value=value
             )
         )
-    unit = m.group(2)
-    size = (
-        float(text[: m.start(2)])
-        * (1024 if "i" in unit else 1000) ** "KMGT".index(unit[0])
-        * (1024 if "i" in unit else 1000)
-    )
-    if size < MIN_MEMORY_LIMIT:
+    if memory_bytes(text) < MIN_MEMORY_LIMIT:
         raise KuomianError(
             _("{where} {value!r}: too little for a run. Give at least 256MB, e.g. 4GB.").format(
                 where=where, value=value
             )
         )
     return text
+
+
+def memory_bytes(size: str) -> float:
+    """Bytes of a memory size DuckDB writes or reads (``4GB``, ``512 MiB``, ``5.5 GiB``)."""
+    m = MEMORY_LIMIT_RE.match(size.strip())
+    if not m:
+        raise ValueError(size)
+    unit = m.group(2)
+    step = 1024 if "i" in unit else 1000
+    return float(size.strip()[: m.start(2)]) * step ** ("KMGT".index(unit[0]) + 1)
+
+
+@contextmanager
+def memory_at_most(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """DuckDB's memory limit lowered to ``limit`` for the block (if it is higher), then restored.
+
+    Lowering it makes DuckDB let go of the pages it keeps cached from a database file: the
+    memory is the process's again while Python holds big frames (a Kunming run's publish)."""
+    was = str(scalar(con, "SELECT current_setting('memory_limit')"))
+    lower = memory_bytes(limit) < memory_bytes(was)
+    if lower:
+        con.execute(f"SET memory_limit = {sql_literal(limit)}")
+    try:
+        yield
+    finally:
+        if lower:
+            con.execute(f"SET memory_limit = {sql_literal(was)}")
 
 
 def connect(
