@@ -80,7 +80,10 @@ def score_links(out_dir: Path, truth_dir: Path) -> pl.DataFrame:
     links, truth, keys = _links_and_truth(out_dir, truth_dir)
     from kuomian.core.policy import policy
 
-    published = pl.read_parquet(out_dir / "persons.parquet")
+    # only the columns scored: Kunming's 8.7M persons in full do not fit beside its 18M rows
+    published = pl.read_parquet(
+        out_dir / "persons.parquet", columns=["person_key", "id_number", "status", "needs_review"]
+    )
     persons = published.select("person_key", pl.col("id_number").alias("linked_id"))
     # the truth person as published: listed (a registry status) and whether flagged
     listed = published.select(
