@@ -23,12 +23,25 @@ def __getattr__(name: str) -> list[str]:
 
 
 class Persons(pa.DataFrameModel):
-    person_id: str = pa.Field(unique=True, str_matches=r"^[0-9]{17}[0-9X]$")
+    # the ID; for a holder of a number the household extract gives to several people (重号),
+    # the ID + '#' + name (stages/link/common.py holder_id_sql): one person each
+    person_id: str = pa.Field(unique=True, str_matches=r"^[0-9]{17}[0-9X](#.+)?$")
+    shared_id: bool
     hukou_local: bool
     status: str
     exclusion_reason: str = pa.Field(nullable=True)
     group: pl.Int64 = pa.Field(nullable=True, ge=1, le=8, alias="group")
     street_code: str = pa.Field(nullable=True, str_matches=r"^[0-9]{12}$")
+
+    @pa.dataframe_check
+    def holder_iff_shared(cls, data) -> pl.LazyFrame:
+        """A person_id with a holder's '#' exactly for the persons flagged shared_id."""
+        return data.lazyframe.select(pl.col("person_id").str.contains("#", literal=True) == pl.col("shared_id"))
+
+    @pa.dataframe_check
+    def one_person_per_id(cls, data) -> pl.LazyFrame:
+        """Two persons share an ID number only where both are flagged shared_id (重号)."""
+        return data.lazyframe.select(pl.col("shared_id") | pl.col("person_id").str.slice(0, 18).is_unique())
 
     @pa.dataframe_check
     def status_known(cls, data) -> pl.LazyFrame:

@@ -9,24 +9,37 @@ import polars as pl
 from ...core import names
 from ...core.db import frame, ident, store
 from ...core.policy import policy
-from .common import MATCH_COLUMNS, Step, _composed_names, _near_sql, _sql_list, _wild_join_sql, run_steps
+from .common import MATCH_COLUMNS, Step, holder_id_sql, _composed_names, _near_sql, _sql_list, _wild_join_sql, run_steps
 
-SHARED_ID_REASON = "two people with one ID number in the household extract (重号)"
+SHARED_ID_REASON = "the ID number belongs to several people in the household extract (重号) and the name does not tell which"
+
+
+def shared_numbers(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_shared_numbers`` (id_canonical): numbers the household extract gives to people of
+    different names (neither the characters nor the sound agree): 重号. Each holder (each name
+    sound among the household rows of the number) becomes a person of their own
+    (:func:`build_population`); from ``_lp_trusted``."""
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_shared_numbers AS
+        SELECT id_canonical FROM _lp_trusted
+        WHERE is_base AND name_key <> ''
+        GROUP BY id_canonical
+        HAVING count(DISTINCT name_key) > 1 AND count(DISTINCT name_py) > 1
+        """
+    )
 
 
 def shared_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_shared_ids`` (id_canonical): numbers the household extract gives to people of
-    different names (neither the characters nor the sound agree): 重号. The first holder is the
-    person; the other holders' rows go to review with :data:`SHARED_ID_REASON` (never dropped in
-    silence), and the person is flagged ``shared_id`` and ``needs_review``."""
-    base = _sql_list([s.name for s in policy().sources.values() if s.role == "base"])
+    """``link_shared_ids`` (id_canonical, person_id): one row per holder of a shared household
+    number (see :func:`shared_numbers`), from ``link_defining``. Each holder is a person, flagged
+    ``shared_id`` and ``needs_review`` by classify; rows of other extracts with the number are
+    linked by name among the holders (rule ``shared_id_name``) or reviewed against them."""
     con.execute(
-        f"""
+        """
         CREATE OR REPLACE TABLE link_shared_ids AS
-        SELECT id_canonical FROM std_rows
-        WHERE source IN ({base}) AND row_state = 'ok' AND id_canonical IS NOT NULL AND name_key <> ''
-        GROUP BY id_canonical
-        HAVING count(DISTINCT name_key) > 1 AND count(DISTINCT name_py) > 1
+        SELECT d.id_canonical, d.person_id FROM link_defining d SEMI JOIN link_shared_numbers s USING (id_canonical)
+        WHERE d.hukou_local
         """
     )
 
@@ -68,7 +81,8 @@ def build_former(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def build_population(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_persons``: household persons, then people that sources adding people bring;
+    """``link_persons``: household persons (each holder of a shared number a person of their own,
+    ``link_shared_numbers``, ``link_shared_ids``), then people that sources adding people bring;
     ``link_former`` (see :func:`build_former`)."""
     build_former(con)
     sources = policy().sources
@@ -85,9 +99,20 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
                       AND (source IN ({_sql_list(base)}) OR source IN ({_sql_list(adding or ["-"])}))""",
                 temp=True,
             ),
+        ],
+    )
+    shared_numbers(con)
+    run_steps(
+        con,
+        [
+            # the first household row per ID; for a shared number (重号) the first per name sound
+            # (a row without a name defines nobody there: the cascade reviews it against the holders)
             Step(
                 "_lp_first_base",
-                "SELECT id_canonical, min(row_id) AS row_id FROM _lp_trusted WHERE is_base GROUP BY id_canonical",
+                """SELECT t.id_canonical, min(t.row_id) AS row_id FROM _lp_trusted t
+                   LEFT JOIN link_shared_numbers s USING (id_canonical)
+                   WHERE t.is_base AND (s.id_canonical IS NULL OR t.name_key <> '')
+                   GROUP BY t.id_canonical, CASE WHEN s.id_canonical IS NOT NULL THEN t.name_py END""",
                 temp=True,
             ),
             Step(
@@ -105,13 +130,14 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         ],
     )
     _defining(con)
+    shared_ids(con)
     for scratch in ("_lp_trusted", "_lp_first_base", "_lp_base_people", "_lp_new"):
         con.execute(f"DROP TABLE IF EXISTS {scratch}")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_persons AS
         SELECT *, {MATCH_COLUMNS} FROM (
-            SELECT d.id_canonical AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
+            SELECT d.person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
                    r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community,
                    nullif(trim(h.household_no), '') AS household_no
             FROM link_defining d JOIN std_rows r USING (row_id)
@@ -122,7 +148,7 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE OR REPLACE TABLE link_former AS
-        SELECT p.person_id, nullif(f.former_id, p.person_id) AS former_id,
+        SELECT p.person_id, nullif(f.former_id, f.own_id) AS former_id,
                CASE WHEN f.former_key <> '' AND f.former_key <> p.name_key THEN f.former_key END AS former_key,
                CASE WHEN f.former_key <> '' AND f.former_key <> p.name_key THEN f.former_py END AS former_py,
                f.former_name
@@ -132,7 +158,8 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _defining(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_defining`` (row_id, id_canonical, hukou_local): the row that defines each person, from
+    """``link_defining`` (row_id, id_canonical, person_id, hukou_local): the row that defines each
+    person (person_id: the ID, or for a holder of a shared number :func:`holder_id_sql`), from
     :func:`build_population`'s scratch tables (``_lp_*``): the first household row per ID, then the
     first row per valid ID a source adding people brings that points to nobody of the household."""
     # names written as parts among them, put back together
@@ -179,8 +206,13 @@ def _defining(con: duckdb.DuckDBPyConnection) -> None:
             FROM _lp_new t ANTI JOIN suspect s USING (id_canonical)
             GROUP BY t.id_canonical
         )
-        SELECT row_id, id_canonical, true AS hukou_local FROM _lp_first_base
+        SELECT b.row_id, b.id_canonical,
+               CASE WHEN s.id_canonical IS NULL THEN b.id_canonical ELSE {holder_id_sql("b.id_canonical", "r.name")} END
+                 AS person_id,
+               true AS hukou_local
+        FROM _lp_first_base b LEFT JOIN link_shared_numbers s USING (id_canonical)
+        LEFT JOIN std_rows r ON s.id_canonical IS NOT NULL AND r.row_id = b.row_id
         UNION ALL
-        SELECT row_id, id_canonical, false AS hukou_local FROM first_added
+        SELECT row_id, id_canonical, id_canonical AS person_id, false AS hukou_local FROM first_added
         """
     )
