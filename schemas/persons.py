@@ -36,7 +36,9 @@ class Persons(pa.DataFrameModel):
     @pa.dataframe_check
     def holder_iff_shared(cls, data) -> pl.LazyFrame:
         """A person_id with a holder's '#' exactly for the persons flagged shared_id."""
-        return data.lazyframe.select(pl.col("person_id").str.contains("#", literal=True) == pl.col("shared_id"))
+        return data.lazyframe.select(
+            pl.col("person_id").str.contains("#", literal=True) == pl.col("shared_id")
+        )
 
     @pa.dataframe_check
     def one_person_per_id(cls, data) -> pl.LazyFrame:

@@ -414,7 +414,11 @@ def test_two_people_one_number_and_a_foreign_resident(run):
     assert sorted(shared["name"].to_list()) == sorted(["林伟", "孔亮", "张敏", "张强"])
     assert shared["needs_review"].all() and shared["review_evidence"].is_not_null().all()
     assert shared["person_key"].n_unique() == 4 and shared["id_number"].n_unique() == 2
-    for name, prefix in (("林伟", "53018119800505031"), ("孔亮", "53018119800505031"), ("张强", "53018119910909022")):
+    for name, prefix in (
+        ("林伟", "53018119800505031"),
+        ("孔亮", "53018119800505031"),
+        ("张强", "53018119910909022"),
+    ):
         one = shared.filter(pl.col("name") == name).row(0, named=True)
         assert one["id_number"] == make_id(prefix), name
     assert persons.filter(~pl.col("shared_id"))["id_number"].is_unique().all()

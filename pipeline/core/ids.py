@@ -291,6 +291,8 @@ def person_refs(persons: pl.DataFrame, shared: set[str] | None = None) -> pl.Ser
     if not hit.any():
         return ids.alias("person_ref")
     return persons.select(
-        pl.when(hit).then(pl.col("id_number") + "#" + pl.col("name").fill_null("")).otherwise(pl.col("id_number"))
+        pl.when(hit)
+        .then(pl.col("id_number") + "#" + pl.col("name").fill_null(""))
+        .otherwise(pl.col("id_number"))
         .alias("person_ref")
     ).to_series()

@@ -121,9 +121,11 @@ def persons_and_disagreements(
                 *CARRIED_EVIDENCE]  # fmt: skip
         # who is who: the ID, told apart by name where either year has it shared (重号)
         both = shared_numbers(df, prev)
-        prev = prev.with_columns(_ref=person_refs(prev, both)).select(
-            "_ref", *[c for c in keep if c != "id_number" and c in prev.columns]
-        ).rename({c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns})
+        prev = (
+            prev.with_columns(_ref=person_refs(prev, both))
+            .select("_ref", *[c for c in keep if c != "id_number" and c in prev.columns])
+            .rename({c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns})
+        )
         df = df.with_columns(_ref=person_refs(df, both)).join(prev, on="_ref", how="left").drop("_ref")
         if (
             "prev_extract_status" in df.columns

@@ -12,7 +12,15 @@ from ...core.db import sql_literal, store
 from ...core.i18n import _
 from ...core.policy import MatchRule
 from .common import (
-    LinkTables, Step, _near_days, _near_sql, _rules, _sql_list, _wildcard_like, holders_sql, run_steps,
+    LinkTables,
+    Step,
+    _near_days,
+    _near_sql,
+    _rules,
+    _sql_list,
+    _wildcard_like,
+    holders_sql,
+    run_steps,
 )  # fmt: skip
 
 

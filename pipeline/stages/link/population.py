@@ -9,9 +9,20 @@ import polars as pl
 from ...core import names
 from ...core.db import frame, ident, store
 from ...core.policy import policy
-from .common import MATCH_COLUMNS, Step, holder_id_sql, _composed_names, _near_sql, _sql_list, _wild_join_sql, run_steps
+from .common import (
+    MATCH_COLUMNS,
+    Step,
+    _composed_names,
+    _near_sql,
+    _sql_list,
+    _wild_join_sql,
+    holder_id_sql,
+    run_steps,
+)
 
-SHARED_ID_REASON = "the ID number belongs to several people in the household extract (重号) and the name does not tell which"
+SHARED_ID_REASON = (
+    "the ID number belongs to several people in the household extract (重号) and the name does not tell which"
+)
 
 
 def shared_numbers(con: duckdb.DuckDBPyConnection) -> None:
