@@ -35,15 +35,15 @@ class Persons(pa.DataFrameModel):
 
     @pa.dataframe_check
     def holder_iff_shared(cls, data) -> pl.LazyFrame:
-        """A person_id with a holder's '#' exactly for the persons flagged shared_id."""
-        return data.lazyframe.select(
-            pl.col("person_id").str.contains("#", literal=True) == pl.col("shared_id")
-        )
+        """A person_id longer than an ID (the holder's '#' + name) exactly for those flagged shared_id."""
+        return data.lazyframe.select((pl.col("person_id").str.len_bytes() > 18) == pl.col("shared_id"))
 
     @pa.dataframe_check
     def one_person_per_id(cls, data) -> pl.LazyFrame:
-        """Two persons share an ID number only where both are flagged shared_id (重号)."""
-        return data.lazyframe.select(pl.col("shared_id") | pl.col("person_id").str.slice(0, 18).is_unique())
+        """Two persons share an ID number only where both are flagged shared_id (重号): no other
+        person's person_id is a holder's number (person_id itself is unique)."""
+        held = pl.col("person_id").filter(pl.col("shared_id")).str.slice(0, 18).implode()
+        return data.lazyframe.select(pl.col("shared_id") | ~pl.col("person_id").is_in(held))
 
     @pa.dataframe_check
     def status_known(cls, data) -> pl.LazyFrame:

@@ -186,3 +186,27 @@ def test_a_review_decision_picks_a_holder_next_run(world, tmp_path):
     got = link_of(nxt, "低保对象.csv", 15)
     assert got["outcome"] == "linked" and got["person_key"] == kong and got["match_rule"] == "review_decision"
     assert got["id_number"] == SHARED
+
+
+def test_the_persons_schema_accepts_one_number_only_for_flagged_holders():
+    """schemas/persons.py: two persons of one ID number only where both are flagged shared_id."""
+    from kuomian.core.errors import KuomianError
+    from kuomian.schemas import check
+    from kuomian.schemas.persons import Persons
+
+    other = make_id("53018119800505011")
+    base = {"hukou_local": [True] * 3, "status": ["unenrolled"] * 3, "exclusion_reason": [None] * 3,
+            "group": [8] * 3, "street_code": [STREET] * 3}  # fmt: skip
+
+    def frame(ids: list[str], shared: list[bool]) -> pl.DataFrame:
+        return pl.DataFrame({"person_id": ids, "shared_id": shared, **base})
+
+    check(Persons, frame([f"{SHARED}#林伟", f"{SHARED}#孔亮", other], [True, True, False]), "test")
+    bad = {
+        "one_person_per_id": frame([f"{SHARED}#林伟", SHARED, other], [True, False, False]),
+        "holder_iff_shared": frame([f"{SHARED}#林伟", f"{SHARED}#孔亮", other], [True, False, False]),
+        "field_uniqueness": frame([SHARED, SHARED, other], [False, False, False]),
+    }
+    for failed, df in bad.items():
+        with pytest.raises(KuomianError, match=failed):
+            check(Persons, df, "test")
