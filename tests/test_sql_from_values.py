@@ -111,6 +111,8 @@ ALLOWED = {
     "_plausible_sql": "link: SQL from _sql_list() of sources, int(age) and sql_literal(as_of)",
     "_rivals_sql": "link: SQL from code-owned tables and fragments",
     "_home_codes_sql": "link: SQL from a code-owned table name and sql_literal(share)",
+    "holders_sql": "link: SQL from a code-owned table name (the persons of a LinkTables) and constants",
+    "holder_id_sql": "link: SQL concatenating code-owned column expressions (b.id_canonical, r.name)",
     "both": "link: a constant SQL fragment (two names agree where neither lost a character)",
     "found": "link: the name_prefix joins of NAME_JOINS over code-owned tables",
     "shared": "link: _shared_ctes() of code-owned tables and fragments",
