@@ -59,6 +59,15 @@ def holder_id_sql(id_sql: str, name_sql: str) -> str:
     return f"{id_sql} || '#' || {name_sql}"
 
 
+def person_id_sql(defining: str, row: str) -> str:
+    """SQL: the person_id of the person a ``link_defining`` row (alias ``defining``) defines, its
+    std_rows row aliased ``row``: the ID, or for a holder of a shared number :func:`holder_id_sql`."""
+    return (
+        f"CASE WHEN {defining}.holder THEN {holder_id_sql(f'{defining}.id_canonical', f'{row}.name')} "
+        f"ELSE {defining}.id_canonical END"
+    )
+
+
 def holders_sql(persons: str) -> str:
     """SQL: the persons of ``persons`` who hold a shared household number, with ``holder_of``
     (that number)."""

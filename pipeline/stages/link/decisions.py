@@ -9,7 +9,7 @@ import polars as pl
 from ...core.db import rows, scalar, sql_literal
 from ...core.policy import policy
 from ...core.privacy import fingerprint_sql, key_params
-from .common import _sql_list
+from .common import _sql_list, person_id_sql
 from .population import SHARED_ID_REASON
 
 
@@ -94,7 +94,8 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
             END AS outcome,
             coalesce(s.id_canonical, left(p.person_id, 18)) AS id_number,
             CASE WHEN s.row_state = 'ok' THEN coalesce(
-                CASE WHEN d.row_id IS NOT NULL THEN d.person_id END, k.person_id, x.person_id) END AS person_id,
+                CASE WHEN d.row_id IS NOT NULL THEN {person_id_sql("d", "s")} END, k.person_id, x.person_id) END
+                AS person_id,
             CASE
                 WHEN d.row_id IS NOT NULL AND d.hukou_local THEN 'population_base'
                 WHEN d.row_id IS NOT NULL THEN 'new_person'

@@ -16,7 +16,7 @@ from .common import (
     _near_sql,
     _sql_list,
     _wild_join_sql,
-    holder_id_sql,
+    person_id_sql,
     run_steps,
 )
 
@@ -36,21 +36,21 @@ def shared_numbers(con: duckdb.DuckDBPyConnection) -> None:
         SELECT id_canonical FROM _lp_trusted
         WHERE is_base AND name_key <> ''
         GROUP BY id_canonical
-        HAVING count(DISTINCT name_key) > 1 AND count(DISTINCT name_py) > 1
+        -- more than one name key and more than one sound (min <> max: a third of count(DISTINCT)'s time)
+        HAVING min(name_key) <> max(name_key) AND min(name_py) <> max(name_py)
         """
     )
 
 
 def shared_ids(con: duckdb.DuckDBPyConnection) -> None:
     """``link_shared_ids`` (id_canonical, person_id): one row per holder of a shared household
-    number (see :func:`shared_numbers`), from ``link_defining``. Each holder is a person, flagged
+    number (see :func:`shared_numbers`), from ``link_persons``. Each holder is a person, flagged
     ``shared_id`` and ``needs_review`` by classify; rows of other extracts with the number are
     linked by name among the holders (rule ``shared_id_name``) or reviewed against them."""
     con.execute(
         """
         CREATE OR REPLACE TABLE link_shared_ids AS
-        SELECT d.id_canonical, d.person_id FROM link_defining d SEMI JOIN link_shared_numbers s USING (id_canonical)
-        WHERE d.hukou_local
+        SELECT left(person_id, 18) AS id_canonical, person_id FROM link_persons WHERE contains(person_id, '#')
         """
     )
 
@@ -120,10 +120,12 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
             # (a row without a name defines nobody there: the cascade reviews it against the holders)
             Step(
                 "_lp_first_base",
-                """SELECT t.id_canonical, min(t.row_id) AS row_id FROM _lp_trusted t
-                   LEFT JOIN link_shared_numbers s USING (id_canonical)
-                   WHERE t.is_base AND (s.id_canonical IS NULL OR t.name_key <> '')
-                   GROUP BY t.id_canonical, CASE WHEN s.id_canonical IS NOT NULL THEN t.name_py END""",
+                """SELECT id_canonical, min(row_id) AS row_id FROM _lp_trusted
+                   WHERE is_base AND id_canonical NOT IN (SELECT id_canonical FROM link_shared_numbers)
+                   GROUP BY id_canonical
+                   UNION ALL
+                   SELECT t.id_canonical, min(t.row_id) FROM _lp_trusted t SEMI JOIN link_shared_numbers USING (id_canonical)
+                   WHERE t.is_base AND t.name_key <> '' GROUP BY t.id_canonical, t.name_py""",
                 temp=True,
             ),
             Step(
@@ -141,14 +143,13 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         ],
     )
     _defining(con)
-    shared_ids(con)
     for scratch in ("_lp_trusted", "_lp_first_base", "_lp_base_people", "_lp_new"):
         con.execute(f"DROP TABLE IF EXISTS {scratch}")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_persons AS
         SELECT *, {MATCH_COLUMNS} FROM (
-            SELECT d.person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
+            SELECT {person_id_sql("d", "r")} AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
                    r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community,
                    nullif(trim(h.household_no), '') AS household_no
             FROM link_defining d JOIN std_rows r USING (row_id)
@@ -166,11 +167,12 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         FROM link_former_raw f JOIN link_persons p ON p.defining_row = f.row_id
         """
     )
+    shared_ids(con)
 
 
 def _defining(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_defining`` (row_id, id_canonical, person_id, hukou_local): the row that defines each
-    person (person_id: the ID, or for a holder of a shared number :func:`holder_id_sql`), from
+    """``link_defining`` (row_id, id_canonical, holder, hukou_local): the row that defines each
+    person (``holder``: of a shared number, whose person_id is :func:`person_id_sql`'s), from
     :func:`build_population`'s scratch tables (``_lp_*``): the first household row per ID, then the
     first row per valid ID a source adding people brings that points to nobody of the household."""
     # names written as parts among them, put back together
@@ -217,13 +219,10 @@ def _defining(con: duckdb.DuckDBPyConnection) -> None:
             FROM _lp_new t ANTI JOIN suspect s USING (id_canonical)
             GROUP BY t.id_canonical
         )
-        SELECT b.row_id, b.id_canonical,
-               CASE WHEN s.id_canonical IS NULL THEN b.id_canonical ELSE {holder_id_sql("b.id_canonical", "r.name")} END
-                 AS person_id,
+        SELECT row_id, id_canonical, id_canonical IN (SELECT id_canonical FROM link_shared_numbers) AS holder,
                true AS hukou_local
-        FROM _lp_first_base b LEFT JOIN link_shared_numbers s USING (id_canonical)
-        LEFT JOIN std_rows r ON s.id_canonical IS NOT NULL AND r.row_id = b.row_id
+        FROM _lp_first_base
         UNION ALL
-        SELECT row_id, id_canonical, id_canonical AS person_id, false AS hukou_local FROM first_added
+        SELECT row_id, id_canonical, false AS holder, false AS hukou_local FROM first_added
         """
     )
