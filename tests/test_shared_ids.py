@@ -210,3 +210,36 @@ def test_the_persons_schema_accepts_one_number_only_for_flagged_holders():
     for failed, df in bad.items():
         with pytest.raises(KuomianError, match=failed):
             check(Persons, df, "test")
+
+
+def test_a_number_shared_this_year_keeps_last_years_answers_on_the_right_holder(world, tmp_path):
+    """Last year the household held 林伟 alone under the number; this year 孔亮 appears with it
+    too. Last year's answers follow 林伟 (ID + name), none reach 孔亮."""
+    src = tmp_path / "last_year"
+    shutil.copytree(world["sources"], src)
+    household = (src / "户籍人口.csv").read_text("utf-8").splitlines()
+    assert household[47].startswith(SHARED + ",孔亮")
+    (src / "户籍人口.csv").write_text("\n".join(household[:47] + household[48:]) + "\n", "utf-8")
+    last = tmp_path / "last"
+    refresh(src, last, as_of=AS_OF)
+    persons = pl.read_parquet(last / "persons.parquet")
+    lin = persons.filter(pl.col("id_number") == SHARED).row(0, named=True)
+    assert lin["name"] == "林伟" and not lin["shared_id"]
+    (path,) = (last / "handoff").glob(f"{STREET}_*.csv")
+    rows = list(csv.reader(io.StringIO(path.read_text("utf-8-sig"))))
+    header, mine = rows[0], next(r for r in rows[1:] if r[0] == lin["person_key"])
+    mine[header.index("缴费能力")], mine[header.index("调查日期")] = "有缴费能力", "2026-04-15"
+    f = tmp_path / "连然街道_去年.csv"
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, mine])
+    f.write_text(buf.getvalue(), encoding="utf-8-sig")
+    res = runner.invoke(app, ["-q", "survey", "import", str(f), "--registry", str(last)])
+    assert res.exit_code == 0, res.stderr
+    nxt = tmp_path / "next"
+    refresh(world["sources"], nxt, as_of=date.fromisoformat(NEXT), previous=last)
+    a, b = holder(nxt, "林伟"), holder(nxt, "孔亮")
+    assert a["shared_id"] and b["shared_id"]
+    assert a["ability_to_pay"] == "有缴费能力" and a["first_listed"] == AS_OF
+    assert (
+        b["ability_to_pay"] is None and b["first_listed"] == date.fromisoformat(NEXT) and b["change"] == "new"
+    )
