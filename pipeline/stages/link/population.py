@@ -1,5 +1,9 @@
 """The population (``link_persons``, ``link_defining``), the household's former IDs and names
-(``link_former``) and its shared numbers (``link_shared_ids``, 重号)."""
+(``link_former``) and its shared numbers (``link_shared_numbers``, ``link_shared_ids``, 重号).
+
+A person's ``person_id`` is their ID number; a number the household extract gives to people of
+different names makes each of them a person, ``person_id`` the ID + '#' + name
+(:func:`.common.holder_id_sql`)."""
 
 from __future__ import annotations
 
