@@ -75,13 +75,15 @@ def link_of(out: Path, file: str, row: int) -> dict:
     return links.row(0, named=True)
 
 
-def survey_both(out: Path, tmp_path: Path) -> tuple[str, str]:
-    """Answer the hand-off for 林伟 (有缴费能力) and 孔亮 (无缴费能力); import it. Their keys."""
+def survey_both(out: Path, tmp_path: Path, answers_by_name: dict[str, str] | None = None) -> tuple[str, str]:
+    """Answer the hand-off for 林伟 (有缴费能力) and 孔亮 (无缴费能力), or as ``answers_by_name``
+    says; import it. Their keys."""
     (path,) = (out / "handoff").glob(f"{STREET}_*.csv")
     rows = list(csv.reader(io.StringIO(path.read_text("utf-8-sig"))))
     header, body = rows[0], rows[1:]
     lin, kong = holder(out, "林伟")["person_key"], holder(out, "孔亮")["person_key"]
-    answers = {lin: "有缴费能力", kong: "无缴费能力"}
+    by_name = answers_by_name or {"林伟": "有缴费能力", "孔亮": "无缴费能力"}
+    answers = {holder(out, name)["person_key"]: a for name, a in by_name.items()}
     filled = []
     for r in body:
         if r[0] in answers:
@@ -89,8 +91,8 @@ def survey_both(out: Path, tmp_path: Path) -> tuple[str, str]:
             r[header.index("缴费能力")] = answers[r[0]]
             r[header.index("调查日期")] = "2026-04-15"
             filled.append(r)
-    assert len(filled) == 2, "both holders are on the hand-off, each with their own 编号"
-    f = tmp_path / "连然街道_已填.csv"
+    assert len(filled) == len(answers), "the holders are on the hand-off, each with their own 编号"
+    f = tmp_path / f"连然街道_已填_{len(list(tmp_path.glob('连然街道_已填*')))}.csv"
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *filled])
     f.write_text(buf.getvalue(), encoding="utf-8-sig")
@@ -243,3 +245,19 @@ def test_a_number_shared_this_year_keeps_last_years_answers_on_the_right_holder(
     assert (
         b["ability_to_pay"] is None and b["first_listed"] == date.fromisoformat(NEXT) and b["change"] == "new"
     )
+
+
+def test_refresh_force_in_place_never_drops_one_holders_answers_for_the_others(world, tmp_path):
+    """OUT_DIR holds 林伟's answer; ``--previous`` holds the very same answer for 孔亮 only: 林伟's
+    would be dropped, so the refresh refuses (the ID alone would take 孔亮's for his)."""
+    from kuomian.commands.survey import keep_imported_answers
+    from kuomian.core.errors import KuomianError
+
+    here = copy_out(world, tmp_path)
+    survey_both(here, tmp_path, {"林伟": "有缴费能力"})
+    prev = tmp_path / "prev"
+    shutil.copytree(world["out"], prev)
+    survey_both(prev, tmp_path, {"孔亮": "有缴费能力"})
+    with pytest.raises(KuomianError, match="survey answers for 1 persons"):
+        keep_imported_answers(here, prev)
+    keep_imported_answers(here, here)  # the same registry: nothing dropped
