@@ -75,15 +75,38 @@ def extra_rows(out_dir: Path, truth_dir: Path) -> int:
     return links.join(truth.select(keys), on=keys, how="anti").height
 
 
+def _truth_ids(
+    published: pl.DataFrame, links: pl.DataFrame, truth: pl.DataFrame, keys: list[str]
+) -> pl.Series:
+    """The truth's ID of each published person: its id_number; for a holder of a number the
+    household extract gives to several people (重号, ``shared_id``: one id_number, several persons)
+    the truth person of the household row that defines them (its ``population_base`` link)."""
+    if "shared_id" not in published.columns or not published["shared_id"].any():
+        return published["id_number"]
+    defining = (
+        links.filter((pl.col("match_rule") == "population_base") & pl.col("person_key").is_not_null())
+        .join(truth.select(*keys, pl.col("person_id").alias("_truth")), on=keys, how="inner")
+        .select("person_key", "_truth")
+        .unique("person_key")
+    )
+    got = published.select("person_key", "id_number", "shared_id").join(
+        defining, on="person_key", how="left", maintain_order="left"
+    )
+    return got.select(
+        pl.when(pl.col("shared_id")).then(pl.col("_truth")).otherwise(pl.col("id_number")).alias("id_number")
+    ).to_series()
+
+
 def score_links(out_dir: Path, truth_dir: Path) -> pl.DataFrame:
     """links.parquet joined with the truth, one row per extract row, with verdict columns."""
     links, truth, keys = _links_and_truth(out_dir, truth_dir)
     from kuomian.core.policy import policy
 
     # only the columns scored: Kunming's 8.7M persons in full do not fit beside its 18M rows
-    published = pl.read_parquet(
-        out_dir / "persons.parquet", columns=["person_key", "id_number", "status", "needs_review"]
-    )
+    scored = ["person_key", "id_number", "status", "needs_review", "shared_id"]
+    have = pl.read_parquet_schema(out_dir / "persons.parquet")
+    published = pl.read_parquet(out_dir / "persons.parquet", columns=[c for c in scored if c in have])
+    published = published.with_columns(id_number=_truth_ids(published, links, truth, keys))
     persons = published.select("person_key", pl.col("id_number").alias("linked_id"))
     # the truth person as published: listed (a registry status) and whether flagged
     listed = published.select(
@@ -152,7 +175,10 @@ def _exploded(rows: pl.DataFrame, col: str, clean: str) -> pl.DataFrame:
 def score_registry(out_dir: Path, truth_dir: Path) -> dict:
     from kuomian.core.policy import policy
 
-    got = pl.read_parquet(out_dir / "persons.parquet").select(
+    published = pl.read_parquet(out_dir / "persons.parquet")
+    links, truth_rows, keys = _links_and_truth(out_dir, truth_dir)
+    published = published.with_columns(id_number=_truth_ids(published, links, truth_rows, keys))
+    got = published.select(
         pl.col("id_number").alias("id_number"),
         "status",
         pl.col("group").cast(pl.Int64).alias("group_got"),

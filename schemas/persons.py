@@ -23,12 +23,27 @@ def __getattr__(name: str) -> list[str]:
 
 
 class Persons(pa.DataFrameModel):
-    person_id: str = pa.Field(unique=True, str_matches=r"^[0-9]{17}[0-9X]$")
+    # the ID; for a holder of a number the household extract gives to several people (重号),
+    # the ID + '#' + name (stages/link/common.py holder_id_sql): one person each
+    person_id: str = pa.Field(unique=True, str_matches=r"^[0-9]{17}[0-9X](#.+)?$")
+    shared_id: bool
     hukou_local: bool
     status: str
     exclusion_reason: str = pa.Field(nullable=True)
     group: pl.Int64 = pa.Field(nullable=True, ge=1, le=8, alias="group")
     street_code: str = pa.Field(nullable=True, str_matches=r"^[0-9]{12}$")
+
+    @pa.dataframe_check
+    def holder_iff_shared(cls, data) -> pl.LazyFrame:
+        """A person_id longer than an ID (the holder's '#' + name) exactly for those flagged shared_id."""
+        return data.lazyframe.select((pl.col("person_id").str.len_bytes() > 18) == pl.col("shared_id"))
+
+    @pa.dataframe_check
+    def one_person_per_id(cls, data) -> pl.LazyFrame:
+        """Two persons share an ID number only where both are flagged shared_id (重号): no other
+        person's person_id is a holder's number (person_id itself is unique)."""
+        held = pl.col("person_id").filter(pl.col("shared_id")).str.slice(0, 18).implode()
+        return data.lazyframe.select(pl.col("shared_id") | ~pl.col("person_id").is_in(held))
 
     @pa.dataframe_check
     def status_known(cls, data) -> pl.LazyFrame:

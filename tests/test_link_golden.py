@@ -48,7 +48,7 @@ import polars as pl
 import pytest
 
 from kuomian.commands.run import refresh
-from kuomian.core.ids import standardise_id
+from kuomian.core.ids import person_refs, standardise_id
 from tests.conftest import make_id
 
 GOLDEN = Path(__file__).parent / "golden" / "link"
@@ -109,10 +109,12 @@ def fill_ids(text: str) -> str:
 
 
 def person_id(token: str) -> str:
-    """The canonical ID a plain ``{ID:…}`` placeholder in expected.csv names."""
+    """The person a plain ``{ID:…}`` placeholder in expected.csv names: the canonical ID; for a
+    holder of a number the household gives to several people (重号), ``{ID:…}#name``."""
+    token, _, holder = token.partition("#")
     m = PLACEHOLDER.fullmatch(token)
     assert m and not m.group(2), f"expected.csv: a person is a plain {{ID:<17 digits>}}, not {token!r}"
-    return make_id(m.group(1))
+    return make_id(m.group(1)) + (f"#{holder}" if holder else "")
 
 
 def write_sources(folder: Path) -> Path:
@@ -152,8 +154,11 @@ def run(tmp_path_factory):
         refresh(sources, root / "out", as_of=AS_OF)
     out = root / "out"
     persons = pl.read_parquet(out / "persons.parquet")
-    id_of_key = dict(zip(persons["person_key"], persons["id_number"], strict=True))
-    name_of_id = dict(zip(persons["id_number"], persons["name"], strict=True))
+    # who each person is: the ID, or for a holder of a shared number (重号) the ID + '#' + name
+    refs = person_refs(persons)
+    assert refs.n_unique() == persons.height
+    id_of_key = dict(zip(persons["person_key"], refs, strict=True))
+    name_of_id = dict(zip(refs, persons["name"], strict=True))
     links = pl.read_parquet(out / "links.parquet")
     by_row = {(r["file"], r["row"]): r for r in links.iter_rows(named=True)}
     review = read_review(out / "review.xlsx")
@@ -192,7 +197,7 @@ def review_candidates(run, file: str, row: int) -> set[str]:
 def shown(run, pid: str | None) -> str:
     if not pid:
         return "nobody"
-    return f"{pid[:6]}…{pid[-5:]} {run['name_of_id'].get(pid, '?')}"
+    return f"{pid[:6]}…{pid[13:18]} {run['name_of_id'].get(pid, '?')}"
 
 
 def params(scope: str, rows=None):
@@ -402,15 +407,35 @@ def test_two_people_one_number_and_a_foreign_resident(run):
     assert make_id("53018119850321022") not in ids  # nor 孙丽's number before the correction
     girl = persons.filter(pl.col("id_number") == make_id("53018120200808022")).row(0, named=True)
     assert "enrollment" not in girl["sources"]
-    # two people, one number inside the household: the second holder's row is reviewed with its
-    # reason, the holder flagged shared_id and needs_review; the manifest and the report count it
-    lin = persons.filter(pl.col("id_number") == make_id("53018119800505031")).row(0, named=True)
-    assert lin["shared_id"] and lin["needs_review"]
-    assert persons.filter(pl.col("shared_id")).height == 1
+    # two people, one number inside the household (林伟/孔亮, 张敏/张强): each holder is a person
+    # of their own, with the real ID as id_number and a person_key of their own; both are flagged
+    # shared_id and needs_review; the manifest and the report count numbers and persons
+    shared = persons.filter(pl.col("shared_id"))
+    assert sorted(shared["name"].to_list()) == sorted(["林伟", "孔亮", "张敏", "张强"])
+    assert shared["needs_review"].all() and shared["review_evidence"].is_not_null().all()
+    assert shared["person_key"].n_unique() == 4 and shared["id_number"].n_unique() == 2
+    for name, prefix in (
+        ("林伟", "53018119800505031"),
+        ("孔亮", "53018119800505031"),
+        ("张强", "53018119910909022"),
+    ):
+        one = shared.filter(pl.col("name") == name).row(0, named=True)
+        assert one["id_number"] == make_id(prefix), name
+    assert persons.filter(~pl.col("shared_id"))["id_number"].is_unique().all()
     row = run["by_row"][("户籍人口.csv", 48)]
-    assert row["outcome"] == "review" and "重号" in row["reason"]
+    assert row["outcome"] == "new_person" and row["reason"] is None
+    assert run["by_row"][("低保对象.csv", 15)]["reason"].startswith("the ID number belongs to several people")
     import json
 
     manifest = json.loads((run["out"] / "manifest.json").read_text("utf-8"))
-    assert manifest["counts"]["shared_id_numbers"] == 1
-    assert "户籍重号(两人同号)" in (run["out"] / "report.html").read_text("utf-8")
+    assert manifest["counts"]["shared_id_numbers"] == 2
+    assert manifest["counts"]["shared_id_persons"] == 4
+    html = (run["out"] / "report.html").read_text("utf-8")
+    assert "户籍重号(两人同号)" in html and "重号持号人" in html
+    # the hand-off shows both holders, each with their own 编号 and the masked ID
+    handoff = (run["out"] / "handoff" / "530181001000_连然街道.csv").read_text(encoding="utf-8-sig")
+    for name in ("林伟", "孔亮", "张敏", "张强"):
+        p = shared.filter(pl.col("name") == name).row(0, named=True)
+        if p["status"] in ("unenrolled", "resident_upgradable"):
+            line = next(line for line in handoff.splitlines() if p["person_key"] in line)
+            assert name in line and p["id_number"][:6] + "********" + p["id_number"][-4:] in line

@@ -66,7 +66,7 @@ def test_what_was_lost_is_understood(world, kind):
     assert alone["correct"].mean() >= 0.95, (kind, alone.filter(~pl.col("correct")).to_dicts()[:3])
 
 
-@pytest.mark.parametrize("kind", ["id_corrected", "id_shared", "name_former"])
+@pytest.mark.parametrize("kind", ["id_corrected", "id_shared", "id_shared_hh", "name_former"])
 def test_corrected_and_shared_numbers_are_right_or_reviewed(world, kind):
     scored = score_links(world / "out", world / "truth")
     rows = scored.filter(pl.col("dirt").fill_null("").str.split(",").list.contains(kind))
@@ -75,3 +75,29 @@ def test_corrected_and_shared_numbers_are_right_or_reviewed(world, kind):
     # only an adding source's row whose ID is damaged too may end elsewhere (quarantined)
     assert undecided.filter(pl.col("wrong_link")).height == 0
     assert undecided.filter(pl.col("outcome") == "new_person").height == 0
+
+
+def test_two_people_one_number_inside_the_household_are_two_persons(world):
+    """重号 inside the household (id_shared_hh): B's household row carries A's number. Both stay in
+    the population as persons of their own, flagged shared_id and needs_review; B's household row
+    defines B (right, by the truth), and B's rows elsewhere follow B by name (rule shared_id_name)."""
+    scored = score_links(world / "out", world / "truth")
+    hh = scored.filter(pl.col("dirt").fill_null("").str.split(",").list.contains("id_shared_hh"))
+    assert hh.height >= 3
+    assert hh["correct"].all(), (
+        hh.filter(~pl.col("correct")).select("file", "row", "outcome", "reason").to_dicts()
+    )
+    persons = pl.read_parquet(world / "out" / "persons.parquet")
+    shared = persons.filter(pl.col("shared_id"))
+    assert shared.height >= 2 * hh["person_id"].n_unique()
+    assert shared["needs_review"].all()
+    assert score_registry(world / "out", world / "truth")["persons_not_in_truth_population"] == 0
+    # B's rows in the other extracts: linked to B by name among the holders, or reviewed; never wrong
+    holders_b = set(hh["person_id"].to_list())
+    elsewhere = scored.filter(pl.col("person_id").is_in(holders_b) & (pl.col("source") != "household"))
+    assert elsewhere.filter(pl.col("wrong_link")).height == 0
+    linked = elsewhere.filter(pl.col("correct"))
+    assert linked.height >= 0.9 * elsewhere.height, (
+        elsewhere.filter(~pl.col("correct")).select("file", "row", "dirt", "outcome", "reason").to_dicts()[:5]
+    )
+    assert linked.filter(pl.col("match_rule").str.starts_with("shared_id_name")).height >= 0.9 * linked.height

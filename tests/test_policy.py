@@ -156,7 +156,7 @@ MISTAKES = [
     ("rules/indicators.yaml", "employee_statuses: [enrolled_employee]", "employee_statuses: [employee]",
      "employee_statuses[0]", "unknown status 'employee'"),
     ("rules/indicators.yaml", '"2025": 0.95', '"2025": 95', "targets.coverage.2025", "out of range"),
-    ("rules/matching.yaml", "candidates: one_edit", "candidates: one_typo", "rules[8].candidates",
+    ("rules/matching.yaml", "candidates: one_edit", "candidates: one_typo", "rules[9].candidates",
      "unknown candidate method 'one_typo'"),
     ("rules/survey.yaml", "{field: willingness,", "{field: willing,", "columns[2].field",
      "unknown survey field 'willing'"),

@@ -35,6 +35,7 @@ from ..core.cells import CUT_MARK, MAX_CELL, write_people_csv
 from ..core.config import Field, Source
 from ..core.errors import KuomianError, OutputExists
 from ..core.i18n import _
+from ..core.ids import person_refs
 from ..core.labels import CHECK_RESULT_COLUMNS as RESULT_COLUMNS
 from ..core.labels import CHECK_REVIEW as REVIEW
 from ..core.labels import CHECK_UNMATCHED as UNMATCHED
@@ -81,10 +82,16 @@ def check_frame(list_file: Path, persons: pl.DataFrame) -> tuple[list[str], list
     std = read_list(list_file, src, FileInfo(list_file, src.name, "override"), tables_out=tables)
     decisions = match_list(std, persons, pl.col("row_state") != "quarantined")
 
+    # by person_id as match_list returns it (a shared number's holders told apart: person_refs)
     people = {
-        r["id_number"]: r
+        r["person_id"]: r
         for r in persons.select(
-            "id_number", "status", "exclusion_reason", "group", "street_name", "street_code"
+            person_refs(persons).alias("person_id"),
+            "status",
+            "exclusion_reason",
+            "group",
+            "street_name",
+            "street_code",
         ).iter_rows(named=True)
     }
     rules = rule_labels()

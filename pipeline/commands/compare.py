@@ -31,7 +31,7 @@ import polars as pl
 from ..core.errors import KuomianError
 from ..core.fileio import published_persons
 from ..core.i18n import _
-from ..core.ids import mask_id_expr
+from ..core.ids import mask_id_expr, person_refs, shared_numbers
 from ..core.labels import CITY, CITY_CODE, NOT_IN_POPULATION, group_labels, status_labels, status_text
 from ..core.labels import COMPARE_INDICATORS as INDICATORS
 from ..core.labels import COMPARE_LISTS as LISTS
@@ -65,6 +65,8 @@ def _read_persons(folder: Path, which: str) -> pl.DataFrame:
     p = published_persons(folder, name=which, hint=_("Give two OUT_DIRs of kuomian refresh."))
     cols = ["id_number", "person_key", "name", "street_code", "street_name", "community", "status",
             "exclusion_reason", "group"]  # fmt: skip
+    have = pl.read_parquet_schema(p)
+    cols += ["shared_id"] if "shared_id" in have else []
     return pl.read_parquet(p, columns=cols).with_columns(pl.col("group").cast(pl.Int64))
 
 
@@ -77,9 +79,14 @@ def _as_of(folder: Path) -> str:
 
 def changes_frame(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     """One row per person of either run with the category flags (full IDs: never written as is)."""
+    # who is who: the ID, told apart by name where either registry has it shared (重号)
+    both = shared_numbers(old, new)
     o = old.rename({c: f"o_{c}" for c in old.columns if c != "id_number"})
     n = new.rename({c: f"n_{c}" for c in new.columns if c != "id_number"})
-    j = o.join(n, on="id_number", how="full", coalesce=True)
+    o = o.with_columns(_ref=person_refs(old, both))
+    n = n.with_columns(_ref=person_refs(new, both)).drop("id_number")
+    j = o.join(n, on="_ref", how="full", coalesce=True)
+    j = j.with_columns(id_number=pl.coalesce("id_number", pl.col("_ref").str.slice(0, 18))).drop("_ref")
     p = policy()
     was = pl.col("o_status").is_in(list(p.statuses.registry)).fill_null(False)
     now = pl.col("n_status").is_in(list(p.statuses.registry)).fill_null(False)

@@ -50,6 +50,7 @@ import polars as pl
 
 from ..core.errors import KuomianError
 from ..core.i18n import _
+from ..core.ids import person_refs
 from ..core.labels import CITY, NO_COMMUNITY, PROGRESS_OUTCOMES, PROGRESS_RECON_HEADERS
 from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_NAME
 from ..core.policy import policy
@@ -207,7 +208,7 @@ def match_extract(std: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
     )  # fmt: skip
     rows = rows.join(decisions.rename({"outcome": "decision"}), on="row_id", how="left")
     who = persons.select(
-        pl.col("id_number").alias("person_id"),
+        person_refs(persons).alias("person_id"),
         "person_key",
         pl.col("status").is_in(list(policy().statuses.registry)).alias("_listed"),
     )

@@ -341,6 +341,7 @@ def _publish(r: Run) -> None:
             "groups": {str(k): v for k, v in sorted(cr.groups.items())},
             "review_rows": kr.review_rows,
             "shared_id_numbers": kr.shared_ids,
+            "shared_id_persons": kr.shared_id_persons,
             "employers": cr.employers,
         },  # fmt: skip
         "stage_seconds": r.timings,

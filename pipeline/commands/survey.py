@@ -36,7 +36,7 @@ from ..core.dates import parse_date
 from ..core.errors import FileProblem, KuomianError
 from ..core.fileio import output_lock, published_persons, write_parquet_atomically
 from ..core.i18n import _
-from ..core.ids import redact_ids
+from ..core.ids import person_refs, redact_ids, shared_numbers
 from ..core.labels import HANDOFF_HEADERS, UNASSIGNED_STREET
 from ..core.policy import SurveyColumn, policy
 from ..report.handoff import REGISTRY_HEADER
@@ -528,6 +528,14 @@ def _write_registry_parts(registry: Path, new_persons: pl.DataFrame, report: Sur
         report.files_written.append(str(path.relative_to(registry)))
 
 
+def _who_and_answers(path: Path) -> pl.DataFrame:
+    """A persons.parquet's id_number, name, shared_id (where it has one) and survey answers."""
+    have = pl.read_parquet_schema(path)
+    return pl.read_parquet(
+        path, columns=["id_number", "name", *(["shared_id"] if "shared_id" in have else []), *SURVEY_FIELDS]
+    )
+
+
 def keep_imported_answers(out_dir: Path, previous: Path | None) -> None:
     """Before ``refresh --force`` replaces OUT_DIR: refuse if it holds survey answers that the run
     would drop (imported into it, and not carried from ``previous``)."""
@@ -535,18 +543,20 @@ def keep_imported_answers(out_dir: Path, previous: Path | None) -> None:
     if not p.exists() or (previous is not None and Path(previous).resolve() == Path(out_dir).resolve()):
         return
     try:
-        have = pl.read_parquet(p, columns=["id_number", *SURVEY_FIELDS])
+        have = _who_and_answers(p)
     except Exception:  # noqa: BLE001 - not a readable registry: nothing of value to keep
         return
     answered = have.filter(pl.any_horizontal([pl.col(f).is_not_null() for f in SURVEY_FIELDS]))
     if answered.is_empty():
         return
     if previous is not None:
-        carried = _schema_cast(
-            pl.read_parquet(Path(previous) / "persons.parquet", columns=["id_number", *SURVEY_FIELDS])
-        )
-        answered = _schema_cast(answered).join(
-            carried, on=["id_number", *SURVEY_FIELDS], how="anti", nulls_equal=True
+        carried = _schema_cast(_who_and_answers(Path(previous) / "persons.parquet"))
+        # who is who: the ID, told apart by name where either registry has it shared (重号)
+        both = shared_numbers(answered, carried)
+        answered = _schema_cast(answered).with_columns(_ref=person_refs(answered, both))
+        carried = carried.with_columns(_ref=person_refs(carried, both))
+        answered = answered.join(
+            carried.select("_ref", *SURVEY_FIELDS), on=["_ref", *SURVEY_FIELDS], how="anti", nulls_equal=True
         )
     if answered.height:
         raise KuomianError(

@@ -262,3 +262,37 @@ ID_LIKE_RE = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9])")
 def redact_ids(text: str) -> str:
     """Mask every 15- or 18-digit ID-like number in free text (error messages, logs)."""
     return ID_LIKE_RE.sub(lambda m: mask_id(m.group(0)), text)
+
+
+# ------------------------------------------------------------------ who a published person is
+
+
+def shared_numbers(*persons: pl.DataFrame) -> set[str]:
+    """The ID numbers flagged ``shared_id`` (重号: the household extract gives the number to
+    several people, each a person of their own) in any of these persons.parquet frames."""
+    out: set[str] = set()
+    for df in persons:
+        if "shared_id" in df.columns:
+            out.update(df.filter(pl.col("shared_id").fill_null(False))["id_number"].to_list())
+    return out
+
+
+def person_refs(persons: pl.DataFrame, shared: set[str] | None = None) -> pl.Series:
+    """Who each row of a persons.parquet frame is, as the refresh's ``person_id``: the ID number;
+    for a holder of a shared household number (its ``shared_id``, or an ID number in ``shared``)
+    the ID number, ``#`` and the name (link/common.py ``holder_id_sql``). Two registries are
+    compared on these with ``shared`` = :func:`shared_numbers` of both, so that a number shared in
+    one of them only is told apart by name in both (never one holder's answers on the other)."""
+    ids = persons["id_number"]
+    flag = pl.col("shared_id").fill_null(False) if "shared_id" in persons.columns else pl.lit(False)
+    if shared:
+        flag = flag | pl.col("id_number").is_in(sorted(shared))
+    hit = persons.select(flag.alias("_hit")).to_series()
+    if not hit.any():
+        return ids.alias("person_ref")
+    return persons.select(
+        pl.when(hit)
+        .then(pl.col("id_number") + "#" + pl.col("name").fill_null(""))
+        .otherwise(pl.col("id_number"))
+        .alias("person_ref")
+    ).to_series()

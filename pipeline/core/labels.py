@@ -101,7 +101,8 @@ REVIEW_REASON_LABELS = {
     "possibly a corrected ID number": "可能是更正过的身份证号",
     "only the address code survives, of another place, and that person has a row of their own in the file":
         "号码只剩外地地址码, 且同名者在该文件中已有本人的记录",
-    "two people with one ID number in the household extract (重号)": "户籍中两人同号(重号)", "possibly two people with one ID number": "可能重号",
+    "the ID number belongs to several people in the household extract (重号) and the name does not tell which":
+        "户籍中几人同号(重号), 姓名无法确定是哪一人", "possibly two people with one ID number": "可能重号",
 }  # fmt: skip
 # The why of a 复核提示 (link_evidence): an enrolment row the run saw and did not accept. The hand-off
 # is read by street visitors, so the reason is shown in Chinese (review reasons: REVIEW_REASON_LABELS).

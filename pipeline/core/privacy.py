@@ -198,12 +198,13 @@ _LETTERS = str.maketrans("0123456789abcdef", "ABCDEFGHJKLMNPQR")
 
 
 def person_key(id_canonical: str, key: bytes) -> str:
-    return "P" + hmac.digest(key, id_canonical.encode("ascii"), "sha256").hex()[:16].translate(_LETTERS)
+    """The person_key of a person_id (UTF-8, as DuckDB encodes it: a shared number holder's ID#name)."""
+    return "P" + hmac.digest(key, id_canonical.encode("utf-8"), "sha256").hex()[:16].translate(_LETTERS)
 
 
 def person_keys(ids: Sequence[str | None], key: bytes) -> list[str | None]:
     h = _Hmac(key)
-    return ["P" + h.hexdigest(i.encode("ascii"))[:16].translate(_LETTERS) if i else None for i in ids]
+    return ["P" + h.hexdigest(i.encode("utf-8"))[:16].translate(_LETTERS) if i else None for i in ids]
 
 
 # The same digests computed by DuckDB, vectorised over a column (``sha256`` of BLOBs is

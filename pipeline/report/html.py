@@ -473,6 +473,7 @@ def _overview(
         ),
         ("待复核行", str(counts.get("review_rows", ""))),
         ("户籍重号(两人同号)", str(counts.get("shared_id_numbers", 0))),
+        ("重号持号人(各为一人, 均待核实)", str(counts.get("shared_id_persons", 0))),
         ("隔离行", str(quarantined)),
         (
             "对账",

@@ -42,7 +42,7 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, key: bytes)
         SELECT {fingerprint_sql("p.name_key")} AS name_fp, f.fingerprint AS review_id, r.source, r.file, r.sheet,
                r.row, v.match_rule, v.review_reason,
                r.name AS r_name, p.name AS p_name, coalesce(r.id_canonical, r.id_digits) AS r_id_full,
-               p.person_id AS p_id_full, r.birth_date AS r_birth, p.birth_date AS p_birth,
+               left(p.person_id, 18) AS p_id_full, r.birth_date AS r_birth, p.birth_date AS p_birth,
                r.street_code AS r_street, p.street_code AS p_street, r.community AS r_community,
                p.community AS p_community, round(v.name_score, 2) AS name_score, v.person_id
         FROM link_review v JOIN std_rows r USING (row_id) JOIN link_persons p USING (person_id)
@@ -51,7 +51,7 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, key: bytes)
         """,
         key_params(key),
     )
-    df = df.join(keys.rename({"id_number": "person_id"}), on="person_id", how="left", maintain_order="left")
+    df = df.join(keys, on="person_id", how="left", maintain_order="left")
     names = policy().street_names
     return df.with_columns(
         id_diff=pl.Series(

@@ -134,7 +134,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                END AS sources,
                {person_columns_sql()}
         FROM link_persons p
-        LEFT JOIN link_shared_ids sh ON sh.id_canonical = p.person_id
+        LEFT JOIN link_shared_ids sh ON sh.person_id = p.person_id
         LEFT JOIN std_household h ON h.row_id = p.defining_row
         LEFT JOIN places pl ON pl.person_id = p.person_id AND pl.rk = 1
         LEFT JOIN srcs ON srcs.person_id = p.person_id
@@ -190,7 +190,7 @@ def classify(con: duckdb.DuckDBPyConnection, as_of: date, progress=lambda msg: N
     validate_persons(
         frame(
             con,
-            'SELECT person_id, hukou_local, status, exclusion_reason, "group", street_code FROM cls_persons',
+            'SELECT person_id, hukou_local, status, exclusion_reason, "group", street_code, shared_id FROM cls_persons',
         )
     )
     report = ClassifyReport()

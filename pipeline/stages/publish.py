@@ -32,6 +32,7 @@ from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported f
     staging_dir,
 )
 from ..core.i18n import _
+from ..core.ids import person_refs, shared_numbers
 from ..core.labels import RECON_HEADERS, employer_headers, indicator_headers
 from ..core.policy import SURVEY_FIELDS as POLICY_SURVEY_FIELDS
 from ..core.policy import policy
@@ -101,7 +102,9 @@ def persons_and_disagreements(
     df = frame(
         con, f"SELECT *, {person_key_sql('person_id')} AS person_key FROM cls_persons", key_params(key)
     )
-    df = df.with_columns(id_number=pl.col("person_id"))
+    # person_id is the ID; a holder of a shared household number's is the ID + '#' + name (重号)
+    shared = df["shared_id"].any()
+    df = df.with_columns(id_number=pl.col("person_id").str.slice(0, 18) if shared else pl.col("person_id"))
     registry_statuses = list(policy().statuses.registry)
     in_registry = pl.col("status").is_in(registry_statuses)
     prev = _previous_persons(previous)
@@ -116,10 +119,14 @@ def persons_and_disagreements(
         keep = ["id_number", "status", "extract_status", "group", "extract_group", "first_listed", "target_priority",
                 *SURVEY_FIELDS,
                 *CARRIED_EVIDENCE]  # fmt: skip
-        prev = prev.select([c for c in keep if c in prev.columns]).rename(
-            {c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns}
+        # who is who: the ID, told apart by name where either year has it shared (重号)
+        both = shared_numbers(df, prev)
+        prev = (
+            prev.with_columns(_ref=person_refs(prev, both))
+            .select("_ref", *[c for c in keep if c != "id_number" and c in prev.columns])
+            .rename({c: f"prev_{c}" for c in keep if c != "id_number" and c in prev.columns})
         )
-        df = df.join(prev, on="id_number", how="left")
+        df = df.with_columns(_ref=person_refs(df, both)).join(prev, on="_ref", how="left").drop("_ref")
         if (
             "prev_extract_status" in df.columns
         ):  # last year's status from its extracts, before the answers acted
@@ -190,8 +197,8 @@ def indicators_from_persons(persons: pl.DataFrame) -> pl.DataFrame:
 
     con = connect()
     try:
-        store(con, "cls_persons", persons.rename({"id_number": "person_id"}).select(
-            "person_id", "hukou_local", "street_code", "status", "group"))  # fmt: skip
+        store(con, "cls_persons", persons.select(person_refs(persons).alias("person_id"),
+            "hukou_local", "street_code", "status", "group"))  # fmt: skip
         build_indicators(con)
         return frame(con, "SELECT * FROM cls_indicators")
     finally:
@@ -201,9 +208,8 @@ def indicators_from_persons(persons: pl.DataFrame) -> pl.DataFrame:
 def _survey_statuses_into(con: duckdb.DuckDBPyConnection, persons: pl.DataFrame) -> int:
     """Write the statuses the carried answers gave into ``cls_persons`` and rebuild
     ``cls_indicators``, so that report.html and indicators.csv count them; how many changed."""
-    changed = persons.filter(pl.col("status") != pl.col("extract_status")).select(
-        pl.col("id_number").alias("person_id"), "status", "exclusion_reason", "group"
-    )
+    changed = persons.filter(pl.col("status") != pl.col("extract_status"))
+    changed = changed.select(person_refs(changed).alias("person_id"), "status", "exclusion_reason", "group")
     if changed.height:
         store(con, "pub_survey_status", changed)
         con.execute(
@@ -250,7 +256,7 @@ def publish(
     report = PublishReport()
     persons, found = persons_and_disagreements(con, key, as_of, previous)
     report.survey_statuses = _survey_statuses_into(con, persons)
-    keys = persons.select("id_number", "person_key")
+    keys = persons.select(person_refs(persons).alias("person_id"), "person_key")
     # links.parquet straight from DuckDB: a million rows never pass through Python. (Run beside
     # the Python writers it saved 0.3 s at 500k but held its sort and the persons at once: +140 MiB.)
     store(con, "pub_keys", keys)
@@ -258,7 +264,7 @@ def publish(
         COPY (
             SELECT l.source, l.file, l.sheet, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
                    l.confidence, l.reason
-            FROM links l LEFT JOIN pub_keys k ON k.id_number = l.person_id
+            FROM links l LEFT JOIN pub_keys k ON k.person_id = l.person_id
             ORDER BY l.row_id
         ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
         """

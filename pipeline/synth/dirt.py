@@ -36,10 +36,11 @@ NAME_KINDS = ("name_traditional", "name_homophone", "name_space", "name_dot")
 # DirtConfig.people(). Per row: placeholders, masks, notes, pinyin, parts, X and digit look-alikes
 # (non-household extracts) and a placeholder in the household itself; per person (every row of
 # that person in the other extracts): a corrected ID (the old one kept), a former name, and a
-# number shared with another person of the same birth date and address code.
+# number shared with another person of the same birth date and address code (for some pairs in
+# the household extract too: id_shared_hh).
 PEOPLE_KINDS = (
     "name_placeholder", "name_mask", "name_note", "name_pinyin", "name_parts", "id_x_lookalike",
-    "id_letter_digit", "hh_placeholder", "id_corrected", "name_former", "id_shared",
+    "id_letter_digit", "hh_placeholder", "id_corrected", "name_former", "id_shared", "id_shared_hh",
 )  # fmt: skip
 OTHER_KINDS = ("date_format", "row_duplicate", "row_empty", "row_total", "row_no_identity")
 DIRT_KINDS = ID_KINDS + NAME_KINDS + OTHER_KINDS  # heavy() makes every one of these
@@ -81,6 +82,9 @@ class DirtConfig:
     id_corrected: float = 0.0  # per person
     name_former: float = 0.0  # per person
     id_shared: float = 0.0  # per person (among those with a namesake-free twin of birth date and code)
+    # of those pairs, the share the household extract itself gives the one number (重号 inside the
+    # household: both holders are persons of the population)
+    id_shared_hh: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -116,7 +120,7 @@ class DirtConfig:
         return cls(
             name_placeholder=0.015, name_mask=0.01, name_note=0.01, name_pinyin=0.01, name_parts=0.3,
             id_x_lookalike=0.1, id_letter_digit=0.005, hh_placeholder=0.01, id_corrected=0.015,
-            name_former=0.015, id_shared=0.01,
+            name_former=0.015, id_shared=0.01, id_shared_hh=0.5,
         )  # fmt: skip
 
     def rate(self, kind: str) -> float:

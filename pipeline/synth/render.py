@@ -488,6 +488,12 @@ def render_file(plan: FilePlan, w: World, cfg: DirtConfig, seed: int | str) -> R
     destroyable = [w.kind[p] != NONLOCAL for p in P]
     content: set[int] = set()
     terminal: set[int] = set()
+    if ids is not None and hh:
+        # two people, one number inside the household (重号): B's own household row carries A's
+        for i in range(n):
+            if P[i] in people["shared_hh"]:
+                ids[i] = w.pid[people["shared"][P[i]]]
+                mark(i, "id_shared_hh")
     if ids is not None and not hh:
         # a person's corrected or shared number: every row of theirs in the other extracts
         for i in range(n):
@@ -801,13 +807,21 @@ def _people_phenomena(w: World, cfg: DirtConfig, seed: int | str) -> dict:
       other extracts); ``corrected_hh``: those of them the household row lists as 曾用身份证号码;
     * ``former``: p -> the name the other extracts still use; ``former_hh``: listed as 曾用名;
     * ``shared``: p (B) -> A, another local person of the same birth date and address code whose
-      number B's rows carry (two people, one number).
+      number B's rows carry (two people, one number); ``shared_hh``: those B whose household row
+      carries A's number too (重号 inside the household: A and B differ in characters and sound).
     """
-    rates = (cfg.id_corrected, cfg.name_former, cfg.id_shared)
+    rates = (cfg.id_corrected, cfg.name_former, cfg.id_shared, cfg.id_shared_hh)
     key = (id(w), str(seed), rates)
     if key in _PEOPLE_CACHE:
         return _PEOPLE_CACHE[key]
-    out: dict = {"corrected": {}, "corrected_hh": {}, "former": {}, "former_hh": {}, "shared": {}}
+    out: dict = {
+        "corrected": {},
+        "corrected_hh": {},
+        "former": {},
+        "former_hh": {},
+        "shared": {},
+        "shared_hh": set(),
+    }
     if any(rates):
         rng = random.Random(f"{seed}-people-phenomena")
         taken = set(w.pid)
@@ -842,6 +856,13 @@ def _people_phenomena(w: World, cfg: DirtConfig, seed: int | str) -> dict:
                 continue
             out["shared"][b] = a
             used.update((a, b))
+        if cfg.id_shared_hh:
+            from ..core.names import name_keys
+
+            for b, a in sorted(out["shared"].items()):
+                (kb, pb), (ka, pa) = name_keys(w.name[b]), name_keys(w.name[a])
+                if kb != ka and pb != pa and rng.random() < cfg.id_shared_hh:
+                    out["shared_hh"].add(b)
     if len(_PEOPLE_CACHE) > 8:
         _PEOPLE_CACHE.clear()
     _PEOPLE_CACHE[key] = out

@@ -37,7 +37,7 @@ ROLES = ("base", "adds_people", "match_only")
 ID_KINDS = ("valid", "upgraded", "bad_check", "excel", "unusable")
 CANDIDATES = ("id_equal", "same_household_name", "one_edit", "id_prefix", "name_birth", "name_place",
               "name_prefix", "former_id_equal", "id_equal_former_name", "same_birth_place_name",
-              "name_birth_near", "birth_corrected", "name_prefix_elsewhere")  # fmt: skip
+              "name_birth_near", "birth_corrected", "name_prefix_elsewhere", "shared_id_equal")  # fmt: skip
 NAME_EVIDENCE = ("placeholder", "mask", "note", "latin", "parts")
 # Survey answers persons.parquet stores (outputs.md); other columns must say `stored: false`.
 SURVEY_FIELDS = (

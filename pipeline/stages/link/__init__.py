@@ -65,6 +65,7 @@ class LinkReport:
     review_rows: int = 0
     decisions_applied: int = 0
     shared_ids: int = 0  # ID numbers the household extract gives to two people (重号)
+    shared_id_persons: int = 0  # the persons holding them (each holder is a person)
 
     def summary(self) -> str:
         by: Counter[str] = Counter()
@@ -93,7 +94,6 @@ def link(
 
     progress(_("link: building the population"))
     build_population(con)
-    shared_ids(con)
     t = replace(REFRESH_TABLES, as_of=as_of)
     # Rows that define a person are settled; nearly all others are settled by one join
     # (trivial_step). Only what is left goes through the cascade: ``link_rows``.
@@ -130,5 +130,7 @@ def link(
         con, "SELECT count(*), count(*) FILTER (WHERE hukou_local) FROM link_persons"
     )
     report.review_rows = scalar(con, "SELECT count(*) FROM links WHERE outcome = 'review'")
-    report.shared_ids = scalar(con, "SELECT count(*) FROM link_shared_ids")
+    report.shared_ids, report.shared_id_persons = first_row(
+        con, "SELECT count(DISTINCT id_canonical), count(*) FROM link_shared_ids"
+    )
     return report

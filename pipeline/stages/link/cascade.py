@@ -11,7 +11,17 @@ from ...core import names
 from ...core.db import sql_literal, store
 from ...core.i18n import _
 from ...core.policy import MatchRule
-from .common import LinkTables, Step, _near_days, _near_sql, _rules, _sql_list, _wildcard_like, run_steps
+from .common import (
+    LinkTables,
+    Step,
+    _near_days,
+    _near_sql,
+    _rules,
+    _sql_list,
+    _wildcard_like,
+    holders_sql,
+    run_steps,
+)  # fmt: skip
 
 
 def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
@@ -122,6 +132,7 @@ def _shared_ctes(t: LinkTables) -> str:
         ctes.append(
             f"""_unowned AS MATERIALIZED (
             SELECT r.* FROM {t.rows} r ANTI JOIN {t.persons} o ON o.person_id = r.id_canonical
+            ANTI JOIN {holders_sql(t.persons)} h ON h.holder_of = r.id_canonical
             WHERE r.id_canonical IS NOT NULL AND r.name_key <> '')"""
         )
     if methods & {"name_prefix", "name_prefix_elsewhere"}:
@@ -154,6 +165,10 @@ def _method_parts(t: LinkTables, rule: MatchRule, head: str, rows: str) -> list[
     parts: list[str] = []
     if how == "id_equal":
         parts.append(f"{head}, {none} FROM {rows} r JOIN {P} p ON p.person_id = r.id_canonical")
+    elif how == "shared_id_equal":
+        # a number the household gives to several people (重号): every holder is a candidate, the
+        # row's name picks one (several or none: review against all of them)
+        parts.append(f"{head}, {none} FROM {rows} r JOIN {holders_sql(P)} p ON p.holder_of = r.id_canonical")
     elif how == "former_id_equal":
         # the row's ID is a person's former ID: the name may be the current or the former one
         for alt in (none, former):
@@ -196,7 +211,7 @@ def _method_parts(t: LinkTables, rule: MatchRule, head: str, rows: str) -> list[
                 f"{head}, {none} FROM {rows} r JOIN {P} p "
                 f"ON substr(p.person_id, {a}, 6) = substr(r.id_digits, {a}, 6) "
                 f"AND substr(p.person_id, {b}, 6) = substr(r.id_digits, {b}, 6) "
-                f"WHERE hamming(p.person_id, r.id_digits) = 1"
+                f"WHERE hamming(left(p.person_id, 18), r.id_digits) = 1"
             )
         # An adjacent swap: swap each neighbouring pair back and look the result up.
         parts.append(
@@ -281,7 +296,7 @@ def _rules_values() -> str:
         values.append(
             f"({sql_literal(r.rule)}, {sql_literal(threshold)}::DOUBLE, {sql_literal(band)}, {sql_literal(why)}, "
             f"{sql_literal(float(r.confidence))}::DOUBLE, "
-            f"{sql_literal(bool(r.prefer_same_street))}, {sql_literal(r.candidates == 'id_equal')}, "
+            f"{sql_literal(bool(r.prefer_same_street))}, {sql_literal(r.candidates in ID_ANCHORED_METHODS)}, "
             f"{sql_literal(r.candidates in EXACT_ID_METHODS)}, {sql_literal(r.candidates in UNDERSTOOD_METHODS)})"
         )
     return (
@@ -292,7 +307,10 @@ def _rules_values() -> str:
 
 # Candidate methods resting on an exact ID (the row's own, or a person's registered former one):
 # only the others must pass the plausibility checks (birth date, adults-only sources).
-EXACT_ID_METHODS = ("id_equal", "former_id_equal", "id_equal_former_name")
+EXACT_ID_METHODS = ("id_equal", "shared_id_equal", "former_id_equal", "id_equal_former_name")
+# The row's own ID is the person's: a name that clearly differs is never accepted silently, the row is
+# reviewed against every person of that ID (a shared number's holders included).
+ID_ANCHORED_METHODS = ("id_equal", "shared_id_equal")
 # Those that count a name that agrees once a placeholder, mask, pinyin or parts are understood: the
 # exact-ID ones and one_edit (an ID one keystroke
 # from the person's, whose check digit failed: valid numbers are too sparse for a neighbour to be

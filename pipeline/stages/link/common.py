@@ -51,6 +51,29 @@ def _wild_join_sql(holder: str, other: str, id_col: str) -> str:
     )
 
 
+def holder_id_sql(id_sql: str, name_sql: str) -> str:
+    """SQL: the person_id of a holder of a shared household number (重号): the ID, ``#`` and the
+    name of the household row that defines them (stable while the household keeps the names;
+    every other person's person_id is the ID itself). :func:`kuomian.core.ids.person_ref_expr`
+    computes the same from persons.parquet (``id_number``, ``name``, ``shared_id``)."""
+    return f"{id_sql} || '#' || {name_sql}"
+
+
+def person_id_sql(defining: str, row: str) -> str:
+    """SQL: the person_id of the person a ``link_defining`` row (alias ``defining``) defines, its
+    std_rows row aliased ``row``: the ID, or for a holder of a shared number :func:`holder_id_sql`."""
+    return (
+        f"CASE WHEN {defining}.holder THEN {holder_id_sql(f'{defining}.id_canonical', f'{row}.name')} "
+        f"ELSE {defining}.id_canonical END"
+    )
+
+
+def holders_sql(persons: str) -> str:
+    """SQL: the persons of ``persons`` who hold a shared household number, with ``holder_of``
+    (that number)."""
+    return f"(SELECT *, left(person_id, 18) AS holder_of FROM {persons} WHERE contains(person_id, '#'))"
+
+
 # Derived keys of ``link_persons`` the rules join on. Excel keeps 15 significant digits of a
 # number, rounding the 15th (other programs truncate): both forms of the prefix are kept.
 MATCH_COLUMNS = """left(person_id, 15) AS prefix15,

@@ -9,7 +9,7 @@ import polars as pl
 from ...core.db import rows, scalar, sql_literal
 from ...core.policy import policy
 from ...core.privacy import fingerprint_sql, key_params
-from .common import _sql_list
+from .common import _sql_list, person_id_sql
 from .population import SHARED_ID_REASON
 
 
@@ -79,7 +79,6 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     """``links``: one row per standardised row, every row accounted for."""
     sources = policy().sources
     adding = _sql_list([s.name for s in sources.values() if s.role in ("adds_people", "base")])
-    base = _sql_list([s.name for s in sources.values() if s.role == "base"])
     con.execute(
         f"""
         CREATE OR REPLACE TABLE links AS
@@ -93,9 +92,10 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
                 WHEN s.source IN ({adding}) THEN 'quarantined'
                 ELSE 'unmatched'
             END AS outcome,
-            coalesce(s.id_canonical, p.person_id) AS id_number,
+            coalesce(s.id_canonical, left(p.person_id, 18)) AS id_number,
             CASE WHEN s.row_state = 'ok' THEN coalesce(
-                CASE WHEN d.row_id IS NOT NULL THEN d.id_canonical END, k.person_id, x.person_id) END AS person_id,
+                CASE WHEN d.row_id IS NOT NULL THEN {person_id_sql("d", "s")} END, k.person_id, x.person_id) END
+                AS person_id,
             CASE
                 WHEN d.row_id IS NOT NULL AND d.hukou_local THEN 'population_base'
                 WHEN d.row_id IS NOT NULL THEN 'new_person'
@@ -110,8 +110,8 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
             CASE
                 WHEN s.row_state <> 'ok' THEN s.reason
                 WHEN d.row_id IS NOT NULL OR k.row_id IS NOT NULL THEN NULL
-                WHEN x.outcome = 'review' AND s.source IN ({base}) AND sh.id_canonical IS NOT NULL
-                    THEN {sql_literal(SHARED_ID_REASON)}
+                -- a number the household gives to several people (重号): reviewed against its holders
+                WHEN x.outcome = 'review' AND sh.id_canonical IS NOT NULL THEN {sql_literal(SHARED_ID_REASON)}
                 WHEN x.outcome = 'review' THEN x.review_reason
                 WHEN x.outcome IS NULL AND s.source IN ({adding}) THEN
                     CASE WHEN s.id_kind = 'bad_check' THEN 'id_check_failed_no_match'
@@ -123,7 +123,7 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
         LEFT JOIN link_confirmed k ON k.row_id = s.row_id AND d.row_id IS NULL
         LEFT JOIN link_decisions x ON x.row_id = s.row_id
         LEFT JOIN link_persons p ON p.person_id = coalesce(k.person_id, x.person_id)
-        LEFT JOIN link_shared_ids sh ON sh.id_canonical = s.id_canonical
+        LEFT JOIN link_shared_numbers sh ON sh.id_canonical = s.id_canonical
         ORDER BY s.row_id
         """
     )

@@ -98,11 +98,11 @@ def _evidence_parts(rows_sql: str, head: str) -> list[str]:
     parts.append(
         f"""{head}, 'not accepted: same name, ID two characters or fewer from theirs' AS why, 4 AS prio
             FROM {rows_sql} s JOIN link_persons p ON p.name_key = s.name_key
-            WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2
+            WHERE length(s.id_digits) = 18 AND hamming(left(p.person_id, 18), s.id_digits) <= 2
             UNION ALL
             {head}, 'not accepted: same name, ID two characters or fewer from theirs', 4
             FROM {rows_sql} s JOIN link_persons p ON p.name_py = s.name_py
-            WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2 AND s.name_py <> ''"""
+            WHERE length(s.id_digits) = 18 AND hamming(left(p.person_id, 18), s.id_digits) <= 2 AND s.name_py <> ''"""
     )
     # a damaged ID (Excel): the same name (characters or sound) and every surviving digit
     for k in ("name_key", "name_py"):
@@ -141,6 +141,6 @@ def _evidence_parts(rows_sql: str, head: str) -> list[str]:
             f"""{head}, 'not accepted: ID one character from theirs' AS why, 4 AS prio
                 FROM {rows_sql} s JOIN link_persons p ON substr(p.person_id, {a}, 6) = substr(s.id_digits, {a}, 6)
                  AND substr(p.person_id, {b}, 6) = substr(s.id_digits, {b}, 6)
-                WHERE s.outcome = 'unmatched' AND length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) = 1"""
+                WHERE s.outcome = 'unmatched' AND length(s.id_digits) = 18 AND hamming(left(p.person_id, 18), s.id_digits) = 1"""
         )
     return parts

@@ -7,6 +7,7 @@ import polars as pl
 
 from ...core import names
 from ...core.db import connect, frame, store
+from ...core.ids import person_refs
 from .cascade import cascade, trivial_step
 from .common import MATCH_COLUMNS, LinkTables, Step, run_steps
 
@@ -17,7 +18,8 @@ def persons_for_link(persons: pl.DataFrame) -> pl.DataFrame:
     # the name keys as standardise computes them: every distinct name once, in one vectorised pass
     keyed = names.add_name_keys(persons.with_columns(pl.col("name").fill_null("")), raw_col="name")
     return keyed.select(
-        pl.col("id_number").alias("person_id"),
+        # the refresh's person_id: the ID; a holder of a shared household number's ID#name (重号)
+        person_refs(persons).alias("person_id"),
         pl.col("hukou_local"),
         pl.col("name"),
         pl.col("name_key"),
@@ -44,7 +46,8 @@ def match_to_persons(rows: pl.DataFrame, persons: pl.DataFrame) -> pl.DataFrame:
 
     Returns one row per decided row: ``row_id``, ``outcome`` ('linked' or 'review'),
     ``person_id`` (the person's ID when linked), ``match_rule``, ``confidence`` and
-    ``review_reason``; a row absent from it matched nobody. Runs in a private in-memory
+    ``review_reason``; a row absent from it matched nobody. ``person_id`` is
+    :func:`kuomian.core.ids.person_refs` of the person (the ID, or a shared number's holder's ID#name). Runs in a private in-memory
     DuckDB whose spill folder (plain-text IDs) is a recorded private work folder, removed
     afterwards; no review decisions apply.
     """

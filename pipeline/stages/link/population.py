@@ -1,5 +1,9 @@
 """The population (``link_persons``, ``link_defining``), the household's former IDs and names
-(``link_former``) and its shared numbers (``link_shared_ids``, 重号)."""
+(``link_former``) and its shared numbers (``link_shared_numbers``, ``link_shared_ids``, 重号).
+
+A person's ``person_id`` is their ID number; a number the household extract gives to people of
+different names makes each of them a person, ``person_id`` the ID + '#' + name
+(:func:`.common.holder_id_sql`)."""
 
 from __future__ import annotations
 
@@ -9,24 +13,48 @@ import polars as pl
 from ...core import names
 from ...core.db import frame, ident, store
 from ...core.policy import policy
-from .common import MATCH_COLUMNS, Step, _composed_names, _near_sql, _sql_list, _wild_join_sql, run_steps
+from .common import (
+    MATCH_COLUMNS,
+    Step,
+    _composed_names,
+    _near_sql,
+    _sql_list,
+    _wild_join_sql,
+    person_id_sql,
+    run_steps,
+)
 
-SHARED_ID_REASON = "two people with one ID number in the household extract (重号)"
+SHARED_ID_REASON = (
+    "the ID number belongs to several people in the household extract (重号) and the name does not tell which"
+)
+
+
+def shared_numbers(con: duckdb.DuckDBPyConnection) -> None:
+    """``link_shared_numbers`` (id_canonical): numbers the household extract gives to people of
+    different names (neither the characters nor the sound agree): 重号. Each holder (each name
+    sound among the household rows of the number) becomes a person of their own
+    (:func:`build_population`); from ``_lp_trusted``."""
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE link_shared_numbers AS
+        SELECT id_canonical FROM _lp_trusted
+        WHERE is_base AND name_key <> ''
+        GROUP BY id_canonical
+        -- more than one name key and more than one sound (min <> max: a third of count(DISTINCT)'s time)
+        HAVING min(name_key) <> max(name_key) AND min(name_py) <> max(name_py)
+        """
+    )
 
 
 def shared_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_shared_ids`` (id_canonical): numbers the household extract gives to people of
-    different names (neither the characters nor the sound agree): 重号. The first holder is the
-    person; the other holders' rows go to review with :data:`SHARED_ID_REASON` (never dropped in
-    silence), and the person is flagged ``shared_id`` and ``needs_review``."""
-    base = _sql_list([s.name for s in policy().sources.values() if s.role == "base"])
+    """``link_shared_ids`` (id_canonical, person_id): one row per holder of a shared household
+    number (see :func:`shared_numbers`), from ``link_persons``. Each holder is a person, flagged
+    ``shared_id`` and ``needs_review`` by classify; rows of other extracts with the number are
+    linked by name among the holders (rule ``shared_id_name``) or reviewed against them."""
     con.execute(
-        f"""
+        """
         CREATE OR REPLACE TABLE link_shared_ids AS
-        SELECT id_canonical FROM std_rows
-        WHERE source IN ({base}) AND row_state = 'ok' AND id_canonical IS NOT NULL AND name_key <> ''
-        GROUP BY id_canonical
-        HAVING count(DISTINCT name_key) > 1 AND count(DISTINCT name_py) > 1
+        SELECT left(person_id, 18) AS id_canonical, person_id FROM link_persons WHERE contains(person_id, '#')
         """
     )
 
@@ -68,7 +96,8 @@ def build_former(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def build_population(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_persons``: household persons, then people that sources adding people bring;
+    """``link_persons``: household persons (each holder of a shared number a person of their own,
+    ``link_shared_numbers``, ``link_shared_ids``), then people that sources adding people bring;
     ``link_former`` (see :func:`build_former`)."""
     build_former(con)
     sources = policy().sources
@@ -85,9 +114,22 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
                       AND (source IN ({_sql_list(base)}) OR source IN ({_sql_list(adding or ["-"])}))""",
                 temp=True,
             ),
+        ],
+    )
+    shared_numbers(con)
+    run_steps(
+        con,
+        [
+            # the first household row per ID; for a shared number (重号) the first per name sound
+            # (a row without a name defines nobody there: the cascade reviews it against the holders)
             Step(
                 "_lp_first_base",
-                "SELECT id_canonical, min(row_id) AS row_id FROM _lp_trusted WHERE is_base GROUP BY id_canonical",
+                """SELECT id_canonical, min(row_id) AS row_id FROM _lp_trusted
+                   WHERE is_base AND id_canonical NOT IN (SELECT id_canonical FROM link_shared_numbers)
+                   GROUP BY id_canonical
+                   UNION ALL
+                   SELECT t.id_canonical, min(t.row_id) FROM _lp_trusted t SEMI JOIN link_shared_numbers USING (id_canonical)
+                   WHERE t.is_base AND t.name_key <> '' GROUP BY t.id_canonical, t.name_py""",
                 temp=True,
             ),
             Step(
@@ -111,7 +153,7 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
         f"""
         CREATE OR REPLACE TABLE link_persons AS
         SELECT *, {MATCH_COLUMNS} FROM (
-            SELECT d.id_canonical AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
+            SELECT {person_id_sql("d", "r")} AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
                    r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community,
                    nullif(trim(h.household_no), '') AS household_no
             FROM link_defining d JOIN std_rows r USING (row_id)
@@ -122,17 +164,19 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE OR REPLACE TABLE link_former AS
-        SELECT p.person_id, nullif(f.former_id, p.person_id) AS former_id,
+        SELECT p.person_id, nullif(f.former_id, f.own_id) AS former_id,
                CASE WHEN f.former_key <> '' AND f.former_key <> p.name_key THEN f.former_key END AS former_key,
                CASE WHEN f.former_key <> '' AND f.former_key <> p.name_key THEN f.former_py END AS former_py,
                f.former_name
         FROM link_former_raw f JOIN link_persons p ON p.defining_row = f.row_id
         """
     )
+    shared_ids(con)
 
 
 def _defining(con: duckdb.DuckDBPyConnection) -> None:
-    """``link_defining`` (row_id, id_canonical, hukou_local): the row that defines each person, from
+    """``link_defining`` (row_id, id_canonical, holder, hukou_local): the row that defines each
+    person (``holder``: of a shared number, whose person_id is :func:`person_id_sql`'s), from
     :func:`build_population`'s scratch tables (``_lp_*``): the first household row per ID, then the
     first row per valid ID a source adding people brings that points to nobody of the household."""
     # names written as parts among them, put back together
@@ -179,8 +223,10 @@ def _defining(con: duckdb.DuckDBPyConnection) -> None:
             FROM _lp_new t ANTI JOIN suspect s USING (id_canonical)
             GROUP BY t.id_canonical
         )
-        SELECT row_id, id_canonical, true AS hukou_local FROM _lp_first_base
+        SELECT row_id, id_canonical, id_canonical IN (SELECT id_canonical FROM link_shared_numbers) AS holder,
+               true AS hukou_local
+        FROM _lp_first_base
         UNION ALL
-        SELECT row_id, id_canonical, false AS hukou_local FROM first_added
+        SELECT row_id, id_canonical, false AS holder, false AS hukou_local FROM first_added
         """
     )
