@@ -55,7 +55,14 @@ GOLDEN = Path(__file__).parent / "golden" / "link"
 AS_OF = date(2026, 3, 1)
 PLACEHOLDER = re.compile(r"\{ID:([0-9]{17})((?:\|[a-z0-9:]+)*)\}")
 OUTCOMES = {"linked", "new_person", "review", "unmatched", "quarantined", "duplicate"}
-EXTRACTS = ["户籍人口.csv", "参保信息.csv", "低保对象.csv", "平台从业人员.csv", "特殊人员名单.csv"]
+EXTRACTS = [
+    "户籍人口.csv",
+    "参保信息.csv",
+    "参保信息_企业职工.csv",
+    "低保对象.csv",
+    "平台从业人员.csv",
+    "特殊人员名单.csv",
+]
 FULLWIDTH = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
 
 

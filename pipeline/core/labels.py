@@ -99,8 +99,7 @@ REVIEW_REASON_LABELS = {
     "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
     "ID matches but the name differs": "身份证号一致但姓名不同",
     "possibly a corrected ID number": "可能是更正过的身份证号",
-    "only the address code survives, of another place, and that person has a row of their own in the file":
-        "号码只剩外地地址码, 且同名者在该文件中已有本人的记录",
+    "only the address code survives and the name does not single the person out": "号码只剩地址码, 姓名不足以认定本人",
     "two people with one ID number in the household extract (重号)": "户籍中两人同号(重号)", "possibly two people with one ID number": "可能重号",
 }  # fmt: skip
 # The why of a 复核提示 (link_evidence): an enrolment row the run saw and did not accept. The hand-off
