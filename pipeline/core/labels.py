@@ -113,6 +113,8 @@ EVIDENCE_LABELS = {
     "not accepted: their former name, ID begins alike": "未采纳:与其曾用名相同,身份证号前几位相同",
     "not accepted: same name once its parts are put together": "未采纳:拆字合并后姓名相同",
     "not accepted: ID one character from theirs": "未采纳:身份证号仅差一位",
+    "not accepted: the surviving ID digits, street, community and surname fit them alone":
+        "未采纳:残存的身份证号数字、街道、社区和姓氏只符合此人",
 }  # fmt: skip
 EXTRA_RULE_LABELS = {
     "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",
