@@ -386,19 +386,24 @@ def _rivals_sql(t: LinkTables, chosen: str) -> str:
         f"((regexp_matches(r.name_key, '[?*]') AND q.name_key LIKE {_wildcard_like('r.name_key')} ESCAPE '!') "
         "OR (c.name_evidence = 'latin' AND q.name_py = r.name_py) "
         # a name that only resembles the owner's while it is exactly someone else's (twins 张勇 / 张勇华)
-        "OR (c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)))"
+        "OR (c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)) "
+        "OR (c.name_evidence = 'sound' AND q.name_key = r.name_key))"
     )
     P = t.persons
     # The owner's household counts only for a name that resembles the owner's while it is exactly
     # a relative's (王强博's number with 王强, his father's name: a relative's row carrying the
     # owner's ID); not for a placeholder or mask (张** fits most of a family, and the exact ID is
-    # the stronger evidence).
-    family = "c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)"
+    # the stronger evidence). A name that only sounds like the owner's (刘鑫 with 刘兴's number: liu
+    # xin, liu xing) counts where it is a relative's very characters.
+    family = (
+        "((c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)) "
+        "OR (c.name_evidence = 'sound' AND q.name_key = r.name_key))"
+    )
     return " UNION ".join(
         f"""SELECT c.* REPLACE (q.person_id AS person_id) FROM {chosen} c
             JOIN {t.rows} r USING (row_id) JOIN {P} o ON o.person_id = c.person_id
             JOIN {P} q ON {on} AND q.person_id <> c.person_id
-            WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}, 'fuzzy') AND {cond}"""
+            WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}, 'fuzzy', 'sound') AND {cond}"""
         for on, cond in (
             ("left(q.person_id, 14) = left(o.person_id, 14)", fits),
             ("q.household_no = o.household_no", family),
