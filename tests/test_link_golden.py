@@ -371,6 +371,8 @@ def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
         # 闫超: 5.30121E+17 + YANXIAO (a former name the household does not list) in his street and
         # community, where he is the only one of that code and surname (yan, not 杨 yang)
         "53012119810807789": "第83行",
+        # 刘琳: her number with two digits swapped ends in 000, so it is read as Excel's 15 digits
+        "53012119801120900": "第86行",
     }
     for prefix, row in flagged.items():
         p = by_id[make_id(prefix)]

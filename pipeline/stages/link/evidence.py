@@ -127,15 +127,20 @@ def _evidence_parts(rows_sql: str, head: str) -> list[str]:
           AND left(s.name_key, 1) NOT IN ('?', '*') AND {both}
           AND (starts_with(p.person_id, left(s.id_digits, 6)) OR p.birth_date = s.birth_date)"""
     )
-    # the same name (characters or sound) and an ID two characters or fewer from theirs (a typo, a swap)
+    # the same name (characters or sound) and an ID two characters or fewer from theirs (a typo, a
+    # swap); an ID taken for Excel's (15 digits and 000: a swapped number that happens to end so) by its 15
+    near = (
+        "((length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2) "
+        "OR (length(s.id_digits) = 15 AND hamming(left(p.person_id, 15), s.id_digits) <= 2))"
+    )
     parts.append(
         f"""{head}, 'not accepted: same name, ID two characters or fewer from theirs' AS why, 4 AS prio
             FROM {rows_sql} s JOIN link_persons p ON p.name_key = s.name_key
-            WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2
+            WHERE {near}
             UNION ALL
             {head}, 'not accepted: same name, ID two characters or fewer from theirs', 4
             FROM {rows_sql} s JOIN link_persons p ON p.name_py = s.name_py
-            WHERE length(s.id_digits) = 18 AND hamming(p.person_id, s.id_digits) <= 2 AND s.name_py <> ''"""
+            WHERE {near} AND s.name_py <> ''"""
     )
     # a damaged ID (Excel): the same name (characters or sound) and every surviving digit
     for k in ("name_key", "name_py"):
