@@ -72,13 +72,17 @@ def _one_of_surname(con: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
               ON p.street_code = s.street_code AND p.community = s.community
              AND left(p.person_id, 6) = left(s.id_digits, 6)
             WHERE s.id_canonical IS NULL AND length(s.id_digits) >= 6 AND s.name_key <> ''
-              AND starts_with(p.person_id, s.id_digits) AND p.name_key <> ''""",
+              AND starts_with(p.person_id, s.id_digits) AND p.name_key <> ''
+              -- the same surname character, or a name in Latin letters (its sound is compared below)
+              AND (left(p.name_key, 1) = left(s.name_key, 1) OR regexp_full_match(s.name_key, '[A-Za-z]+'))""",
     )
     surname = pl.col("p_key").str.slice(0, 1)
-    sounds = {k: names.exact_sound(k) for k in pairs.select(surname.unique()).to_series().to_list()}
-    sound = surname.replace_strict(sounds, default="", return_dtype=pl.String)
     # the surname's characters, or (a name in Latin letters) its very pinyin (杨 yang is not 闫 yan)
     latin = pl.col("name_key").str.contains(r"^[A-Za-z]+$")
+    sounds = {
+        k: names.exact_sound(k) for k in pairs.filter(latin).select(surname.unique()).to_series().to_list()
+    }
+    sound = surname.replace_strict(sounds, default="", return_dtype=pl.String)
     agree = pairs.filter(
         (pl.col("name_key").str.slice(0, 1) == surname)
         | (latin & (sound != "") & pl.col("name_key").str.to_lowercase().str.starts_with(sound))
