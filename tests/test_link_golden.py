@@ -382,7 +382,10 @@ def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
     # the hand-off's 复核提示 is in Chinese (core/labels.py REVIEW_REASON_LABELS)
     assert "可能是更正过的身份证号" in by_id[make_id("53018119850312022")]["review_evidence"]
     assert "可能重号" in by_id[make_id("53018119800505031")]["review_evidence"]
-    assert "残存的身份证号数字、街道、社区和姓氏只符合此人" in by_id[make_id("53012119810807789")]["review_evidence"]
+    assert (
+        "残存的身份证号数字、街道、社区和姓氏只符合此人"
+        in by_id[make_id("53012119810807789")]["review_evidence"]
+    )
     # YANGMEI fits two 杨 of that code, street and community: neither is flagged for it
     for prefix in ("53012119850505022", "53012119870707022"):
         assert by_id[make_id(prefix)]["review_evidence"] is None, by_id[make_id(prefix)]["name"]
