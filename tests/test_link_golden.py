@@ -55,7 +55,14 @@ GOLDEN = Path(__file__).parent / "golden" / "link"
 AS_OF = date(2026, 3, 1)
 PLACEHOLDER = re.compile(r"\{ID:([0-9]{17})((?:\|[a-z0-9:]+)*)\}")
 OUTCOMES = {"linked", "new_person", "review", "unmatched", "quarantined", "duplicate"}
-EXTRACTS = ["户籍人口.csv", "参保信息.csv", "低保对象.csv", "平台从业人员.csv", "特殊人员名单.csv"]
+EXTRACTS = [
+    "户籍人口.csv",
+    "参保信息.csv",
+    "参保信息_企业职工.csv",
+    "低保对象.csv",
+    "平台从业人员.csv",
+    "特殊人员名单.csv",
+]
 FULLWIDTH = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
 
 
@@ -366,6 +373,11 @@ def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
         "53018119800505011": "第61行",  # 陈刚 and 林伟: one number, reviewed against both
         "53018119800505031": "第61行",
         "53018119850312022": "第69行",  # 孙丽: a number with her code and sequence, a date too far off
+        # 闫超: 5.30121E+17 + YANXIAO (a former name the household does not list) in his street and
+        # community, where he is the only one of that code and surname (yan, not 杨 yang)
+        "53012119810807789": "第83行",
+        # 刘琳: her number with two digits swapped ends in 000, so it is read as Excel's 15 digits
+        "53012119801120900": "第86行",
     }
     for prefix, row in flagged.items():
         p = by_id[make_id(prefix)]
@@ -375,6 +387,13 @@ def test_nobody_with_an_unaccepted_enrolment_row_is_listed_without_a_flag(run):
     # the hand-off's 复核提示 is in Chinese (core/labels.py REVIEW_REASON_LABELS)
     assert "可能是更正过的身份证号" in by_id[make_id("53018119850312022")]["review_evidence"]
     assert "可能重号" in by_id[make_id("53018119800505031")]["review_evidence"]
+    assert (
+        "残存的身份证号数字、街道、社区和姓氏只符合此人"
+        in by_id[make_id("53012119810807789")]["review_evidence"]
+    )
+    # YANGMEI fits two 杨 of that code, street and community: neither is flagged for it
+    for prefix in ("53012119850505022", "53012119870707022"):
+        assert by_id[make_id(prefix)]["review_evidence"] is None, by_id[make_id(prefix)]["name"]
     # enrolled through a placeholder, a mask, a note or pinyin: nothing to review
     for prefix in ("53018119800115011", "53018119901010011", "53018119830303022", "53018119750606011"):
         p = by_id[make_id(prefix)]

@@ -99,8 +99,7 @@ REVIEW_REASON_LABELS = {
     "several candidates agree": "多个候选人都一致", "rule needs a person to confirm": "规则要求人工确认",
     "ID matches but the name differs": "身份证号一致但姓名不同",
     "possibly a corrected ID number": "可能是更正过的身份证号",
-    "only the address code survives, of another place, and that person has a row of their own in the file":
-        "号码只剩外地地址码, 且同名者在该文件中已有本人的记录",
+    "only the address code survives and the name does not single the person out": "号码只剩地址码, 姓名不足以认定本人",
     "the ID number belongs to several people in the household extract (重号) and the name does not tell which":
         "户籍中几人同号(重号), 姓名无法确定是哪一人", "possibly two people with one ID number": "可能重号",
 }  # fmt: skip
@@ -115,6 +114,8 @@ EVIDENCE_LABELS = {
     "not accepted: their former name, ID begins alike": "未采纳:与其曾用名相同,身份证号前几位相同",
     "not accepted: same name once its parts are put together": "未采纳:拆字合并后姓名相同",
     "not accepted: ID one character from theirs": "未采纳:身份证号仅差一位",
+    "not accepted: the surviving ID digits, street, community and surname fit them alone":
+        "未采纳:残存的身份证号数字、街道、社区和姓氏只符合此人",
 }  # fmt: skip
 EXTRA_RULE_LABELS = {
     "population_base": "户籍人口(人口基础)", "new_person": "新增人员(来源带入)", "review_decision": "人工复核确认",

@@ -309,6 +309,18 @@ def compose_parts(key: str, parts: dict[str, list[str]]) -> str:
     return key
 
 
+def exact_sound(ch: str) -> str:
+    """The pinyin of one character as written, not made fuzzy (杨 yang, 闫 yan: one fuzzy key, yan),
+    for where the fuzzy key is too coarse; '' for a character that has none."""
+    _pinyin_without_phrases()
+    from pypinyin import Style, lazy_pinyin
+
+    simp = _t2s().convert(ch) or ch
+    if "\u3400" <= simp <= "\u9fff" or "\U00020000" <= simp <= "\U0002ffff":
+        return lazy_pinyin(simp, style=Style.NORMAL)[0]
+    return ""
+
+
 def _is_latin(key: str) -> bool:
     return bool(key) and key.isascii() and key.isalpha()
 

@@ -14,6 +14,7 @@ from ...core.policy import MatchRule
 from .common import (
     LinkTables,
     Step,
+    _base_sources,
     _near_days,
     _near_sql,
     _rules,
@@ -44,7 +45,7 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
         return Step(
             t.out("trivial"),
             "SELECT NULL::BIGINT AS row_id, NULL::VARCHAR AS person_id, NULL::VARCHAR AS rule, "
-            "NULL::DOUBLE AS confidence, NULL::VARCHAR AS file WHERE false",
+            "NULL::DOUBLE AS confidence, NULL::VARCHAR AS file, NULL::VARCHAR AS source WHERE false",
         )
     cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(r.rule)}" for k, r in by_kind.items())
     conf = " ".join(
@@ -54,7 +55,7 @@ def trivial_step(t: LinkTables, rows_sql: str | None = None) -> Step:
         t.out("trivial"),
         f"""
         SELECT r.row_id, p.person_id, CASE r.id_kind {cases} END AS rule, CASE r.id_kind {conf} END AS confidence,
-               r.file
+               r.file, r.source
         FROM {rows_sql or t.rows} r JOIN {t.persons} p ON p.person_id = r.id_canonical AND p.name_key = r.name_key
         WHERE r.id_kind IN ({_sql_list(list(by_kind))}) AND NOT regexp_matches(r.name, {sql_literal(NOTE_SQL)})
         """,
@@ -123,9 +124,10 @@ def _shared_ctes(t: LinkTables) -> str:
     """The WITH clause of :func:`candidates_step`: what several parts read, computed once.
 
     ``_unowned``: the rows whose ID is nobody's (rules name_birth_near, birth_corrected);
-    ``_np``: the name_prefix candidates (every surviving digit + name) with ``home`` (a home address
-    code, see :func:`_home_codes_sql`) and ``own`` (the person has a row of their own, a trivial
-    link, in the row's file)."""
+    ``_cb``: the birth_corrected candidates (row, person, ``hh``: a household person);
+    ``_np``: the name_prefix candidates (every surviving digit + name) with ``strong`` (see
+    :func:`_np_sql`); ``_own``: (person, source) where the run already holds a row of the person's
+    own (a trivial link, or the same name and an ID one keystroke from theirs)."""
     methods = {r.candidates for r in _rules().rules}
     ctes = []
     if methods & {"name_birth_near", "birth_corrected"}:
@@ -135,23 +137,65 @@ def _shared_ctes(t: LinkTables) -> str:
             ANTI JOIN {holders_sql(t.persons)} h ON h.holder_of = r.id_canonical
             WHERE r.id_canonical IS NOT NULL AND r.name_key <> '')"""
         )
-    if methods & {"name_prefix", "name_prefix_elsewhere"}:
+    np_ = bool(methods & {"name_prefix", "name_prefix_elsewhere"})
+    cb = "birth_corrected" in methods
+    if cb:
+        # a valid ID that is nobody's and differs from one person's only in the birth-date digits
+        # (the same address code and sequence code: a number re-issued after a birth-date
+        # correction), a birth date at most corrected_birth_days away, the very same name
+        ctes.append(
+            f"""_cb AS MATERIALIZED (
+            SELECT r.row_id, p.person_id, p.hukou_local AS hh FROM _unowned r
+            JOIN {t.persons} p ON p.name_key = r.name_key AND left(p.person_id, 6) = left(r.id_canonical, 6)
+             AND substr(p.person_id, 15, 3) = substr(r.id_canonical, 15, 3)
+            WHERE abs(date_diff('day', p.birth_date, r.birth_date)) <= {int(_near_days())})"""
+        )
+    if np_:
         join, where = NAME_JOINS["name_prefix"]
         found = " UNION ".join(
-            f"SELECT r.row_id, r.file, p.person_id FROM {t.rows} r {join.format(k=k, p=t.persons)} "
-            f"WHERE r.{k} <> '' AND {where}"
+            f"SELECT r.row_id, r.source, p.person_id, p.hukou_local AS hh, p.name_key = r.name_key AS chars, "
+            f"{_fits_sql(t)} AS fits FROM {t.rows} r {join.format(k=k, p=t.persons)} WHERE r.{k} <> '' AND {where}"
             for k in ("name_key", "name_py")
         )
+        ctes.append(f"_np0 AS MATERIALIZED ({found})")
+    if np_ or cb:
+        who = " UNION ".join(f"SELECT person_id FROM {c}" for c, on in (("_np0", np_), ("_cb", cb)) if on)
         ctes.append(
-            f"""_np0 AS MATERIALIZED ({found}),
-            _np_own AS MATERIALIZED (
-                SELECT DISTINCT tv.person_id, tv.file FROM {t.out("trivial")} tv SEMI JOIN _np0 USING (person_id)),
-            _np AS MATERIALIZED (
-                SELECT n.row_id, n.person_id,
-                       left(n.person_id, 6) IN ({_home_codes_sql(t.persons)}) AS home, o.person_id IS NOT NULL AS own
-                FROM _np0 n LEFT JOIN _np_own o ON o.person_id = n.person_id AND o.file = n.file)"""
+            f"""_own_p AS MATERIALIZED ({who}),
+            _own AS MATERIALIZED (
+                SELECT DISTINCT tv.person_id, tv.source FROM {t.out("trivial")} tv SEMI JOIN _own_p USING (person_id)
+                UNION
+                SELECT p.person_id, q.source FROM _own_p JOIN {t.persons} p USING (person_id)
+                JOIN {t.rows} q ON q.name_key = p.name_key
+                WHERE length(q.id_digits) = 18 AND hamming(q.id_digits, left(p.person_id, 18)) <= 1)"""
         )
+    if np_:
+        ctes.append(f"_np AS MATERIALIZED ({_np_sql(t)})")
     return ("WITH " + ", ".join(ctes) + " ") if ctes else ""
+
+
+def _np_sql(t: LinkTables) -> str:
+    """SQL: the name_prefix candidates of ``_np0`` with ``strong``: every person the row's name and
+    surviving digits point to (and who could be linked: plausible, not rejected by a reviewer) is a
+    household person of the very same characters (the sound alone
+    is not enough: at a city's density a namesake by sound is likelier than a row of theirs) and
+    either of a home address code (:func:`_home_codes_sql`) or without a row of their own in the
+    row's source (a department lists a person once; a namesake who has one there is somebody else)."""
+    # only the candidates that could be linked count (plausible, not rejected by a reviewer)
+    rejected = (
+        f"EXISTS (SELECT 1 FROM {t.forbidden} f WHERE f.row_id = n.row_id AND f.person_id = n.person_id)"
+        if t.forbidden
+        else "false"
+    )
+    return f"""
+        SELECT n.row_id, n.person_id,
+               coalesce(bool_and(n.hh AND n.chars AND (n.home OR NOT n.own)) FILTER (WHERE n.fits AND NOT {rejected})
+                        OVER (PARTITION BY n.row_id), true) AS strong
+        FROM (
+            SELECT n.*, left(n.person_id, 6) IN ({_home_codes_sql(t.persons)}) AS home,
+                   EXISTS (SELECT 1 FROM _own o WHERE o.person_id = n.person_id AND o.source = n.source) AS own
+            FROM _np0 n
+        ) n"""
 
 
 def _method_parts(t: LinkTables, rule: MatchRule, head: str, rows: str) -> list[str]:
@@ -194,14 +238,14 @@ def _method_parts(t: LinkTables, rule: MatchRule, head: str, rows: str) -> list[
         for on in ("p.name_key = r.name_key", "p.name_py = r.name_py", *wild):
             parts.append(f"{head}, {none} FROM {unowned} r JOIN {P} p ON {on} AND {near}")
     elif how == "birth_corrected":
-        # a valid ID that is nobody's and differs from one person's only in the birth-date digits
-        # (the same address code and sequence code: a number re-issued after a birth-date
-        # correction), a birth date at most corrected_birth_days away, the very same name
+        # (_cb: see _shared_ctes) only a household person, whose number the household record holds:
+        # while the run already holds a row of theirs with the current number in another source,
+        # a row with a number days off and the same name is as likely a namesake born nearby (a
+        # city's density): corrected_id, a review rule, proposes them instead.
+        own = f"SELECT 1 FROM _own o WHERE o.person_id = c.person_id AND o.source NOT IN ({_sql_list(_base_sources())})"
         parts.append(
-            f"{head}, {none} FROM {unowned} r "
-            f"JOIN {P} p ON p.name_key = r.name_key AND left(p.person_id, 6) = left(r.id_canonical, 6) "
-            f"AND substr(p.person_id, 15, 3) = substr(r.id_canonical, 15, 3) "
-            f"WHERE abs(date_diff('day', p.birth_date, r.birth_date)) <= {int(_near_days())}"
+            f"{head}, {none} FROM _cb c JOIN {unowned} r USING (row_id) JOIN {P} p USING (person_id) "
+            f"WHERE c.hh AND NOT EXISTS ({own})"
         )
     elif how == "one_edit":
         # One substituted character leaves two of the three 6-character parts intact:
@@ -230,12 +274,10 @@ def _method_parts(t: LinkTables, rule: MatchRule, head: str, rows: str) -> list[
                 f"{head}, {none} FROM {rows} r JOIN {P} p ON {prefix} = r.id_digits WHERE length(r.id_digits) >= {sql_literal(n)}"
             )
     elif how in ("name_prefix", "name_prefix_elsewhere"):
-        # Only the address code survives (5.30121E+17). For a home code (the population holds most
-        # of its people) name + code point to one person. For another code the extract's outsiders
-        # of that code and name are as likely: linked only while the person has no row of their own
-        # in the same file (a file lists a person once; a namesake who has one is somebody else);
-        # otherwise name_prefix_elsewhere, a review rule. (_np: see _shared_ctes.)
-        keep = "p.home OR NOT p.own" if how == "name_prefix" else "NOT p.home AND p.own"
+        # Only the address code survives (5.30121E+17): name + code point to one person only where
+        # every candidate of the row is strong (_np_sql); otherwise the extract's outsiders of that
+        # code and name are as likely: name_prefix_elsewhere, a review rule. (_np: see _shared_ctes.)
+        keep = "p.strong" if how == "name_prefix" else "NOT p.strong"
         parts.append(f"{head}, {none} FROM _np p JOIN {rows} r USING (row_id) WHERE {keep}")
     elif how in NAME_JOINS:
         # Name-keyed rules: one equi-join on the simplified-character key, one on the pinyin key.
@@ -324,8 +366,10 @@ SPECIAL_EVIDENCE_SQL = _sql_list(list(names.SPECIAL_EVIDENCE))
 SHOWN_EVIDENCE_SQL = _sql_list([*names.SPECIAL_EVIDENCE, "note"])
 
 
-def _plausible_sql(t: LinkTables) -> str:
-    """SQL (over ``r`` the row, ``p`` the candidate, ``ru`` the rule) true when the pair is plausible."""
+def _fits_sql(t: LinkTables) -> str:
+    """SQL (over ``r`` the row, ``p`` the candidate) true when the pair passes the plausibility
+    checks of an automatic rule not resting on an exact ID: not a child for a source about adults
+    only, and the row's stated birth date, where it has one, the person's."""
     cfg = _rules()
     adults, age = list(cfg.adult_only_sources), int(cfg.adult_age)
     as_of = f"DATE {sql_literal(t.as_of.isoformat())}" if t.as_of else "current_date"
@@ -335,7 +379,12 @@ def _plausible_sql(t: LinkTables) -> str:
         else "false"
     )
     birth = "(r.birth_date_stated IS NULL OR p.birth_date IS NULL OR r.birth_date_stated = p.birth_date)"
-    return f"(ru.exact_id OR (NOT coalesce({child}, false) AND (ru.band <> 'auto' OR {birth})))"
+    return f"(NOT coalesce({child}, false) AND {birth})"
+
+
+def _plausible_sql(t: LinkTables) -> str:
+    """SQL (over ``r`` the row, ``p`` the candidate, ``ru`` the rule) true when the pair is plausible."""
+    return f"(ru.exact_id OR ru.band <> 'auto' OR {_fits_sql(t)})"
 
 
 def _rivals_sql(t: LinkTables, chosen: str) -> str:
@@ -346,19 +395,24 @@ def _rivals_sql(t: LinkTables, chosen: str) -> str:
         f"((regexp_matches(r.name_key, '[?*]') AND q.name_key LIKE {_wildcard_like('r.name_key')} ESCAPE '!') "
         "OR (c.name_evidence = 'latin' AND q.name_py = r.name_py) "
         # a name that only resembles the owner's while it is exactly someone else's (twins 张勇 / 张勇华)
-        "OR (c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)))"
+        "OR (c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)) "
+        "OR (c.name_evidence = 'sound' AND q.name_key = r.name_key))"
     )
     P = t.persons
     # The owner's household counts only for a name that resembles the owner's while it is exactly
     # a relative's (王强博's number with 王强, his father's name: a relative's row carrying the
     # owner's ID); not for a placeholder or mask (张** fits most of a family, and the exact ID is
-    # the stronger evidence).
-    family = "c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)"
+    # the stronger evidence). A name that only sounds like the owner's (刘鑫 with 刘兴's number: liu
+    # xin, liu xing) counts where it is a relative's very characters.
+    family = (
+        "((c.name_evidence = 'fuzzy' AND (q.name_key = r.name_key OR q.name_py = r.name_py)) "
+        "OR (c.name_evidence = 'sound' AND q.name_key = r.name_key))"
+    )
     return " UNION ".join(
         f"""SELECT c.* REPLACE (q.person_id AS person_id) FROM {chosen} c
             JOIN {t.rows} r USING (row_id) JOIN {P} o ON o.person_id = c.person_id
             JOIN {P} q ON {on} AND q.person_id <> c.person_id
-            WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}, 'fuzzy') AND {cond}"""
+            WHERE c.band = 'auto' AND c.name_evidence IN ({SPECIAL_EVIDENCE_SQL}, 'fuzzy', 'sound') AND {cond}"""
         for on, cond in (
             ("left(q.person_id, 14) = left(o.person_id, 14)", fits),
             ("q.household_no = o.household_no", family),

@@ -20,6 +20,11 @@ def _rules() -> Matching:
     return policy().matching
 
 
+def _base_sources() -> list[str]:
+    """The sources that define the population (``role: base``: the household extract)."""
+    return [s.name for s in policy().sources.values() if s.role == "base"] or ["-"]
+
+
 def _near_days() -> int:
     return _rules().corrected_birth_days
 

@@ -4,7 +4,10 @@ run did not accept."""
 from __future__ import annotations
 
 import duckdb
+import polars as pl
 
+from ...core import names
+from ...core.db import frame, store
 from ...core.labels import EVIDENCE_LABELS, REVIEW_REASON_LABELS
 from .common import _composed_names, _masked_sql, _near_sql, _rules, _sql_list, _wildcard_like
 
@@ -24,13 +27,14 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _le_rows AS
             SELECT l.row_id, l.file, l.row, l.outcome, l.reason, s.id_digits, s.id_canonical,
-                   s.name_key, s.name_py, s.birth_date
+                   s.name_key, s.name_py, s.birth_date, s.street_code, s.community
             FROM links l JOIN std_rows s USING (row_id)
             WHERE l.source IN ({src}) AND l.outcome IN ('review', 'unmatched')"""
     )
     rows_sql = "_le_rows"
     head = f"SELECT p.person_id, s.row_id, s.file, s.row, {masked} AS id_masked"
     _composed_names(con, rows_sql)  # (read by a part: a rare character written as its parts)
+    _one_of_surname(con, rows_sql)  # (read by a part: a damaged ID, its street, one person of the surname)
     parts = _evidence_parts(rows_sql, head)
     # the reasons in Chinese for the hand-off (core/labels.py), as a table of parameters
     con.execute("CREATE OR REPLACE TEMP TABLE _le_labels (why VARCHAR, shown VARCHAR)")
@@ -51,7 +55,40 @@ def listing_evidence(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute("DROP TABLE IF EXISTS _le_labels")
+    con.execute("DROP TABLE IF EXISTS _le_surname")
     con.execute("DROP TABLE IF EXISTS _le_rows")
+
+
+def _one_of_surname(con: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
+    """``_le_surname`` (row_id, person_id): rows of ``rows_sql`` whose ID Excel cut to its first
+    digits (5.30121E+17) and that name a street and community, where exactly one person of that
+    street and community has an ID beginning with those digits and the row's surname (its first
+    character, or, a name in Latin letters, beginning with the very pinyin of that person's surname).
+    Such a row may be theirs under a former name the household does not list (闫超's row as YANXIAO)."""
+    pairs = frame(
+        con,
+        f"""SELECT s.row_id, s.name_key, s.name_py, p.person_id, p.name_key AS p_key
+            FROM {rows_sql} s JOIN link_persons p
+              ON p.street_code = s.street_code AND p.community = s.community
+             AND left(p.person_id, 6) = left(s.id_digits, 6)
+            WHERE s.id_canonical IS NULL AND length(s.id_digits) >= 6 AND s.name_key <> ''
+              AND starts_with(p.person_id, s.id_digits) AND p.name_key <> ''
+              -- the same surname character, or a name in Latin letters (its sound is compared below)
+              AND (left(p.name_key, 1) = left(s.name_key, 1) OR regexp_full_match(s.name_key, '[A-Za-z]+'))""",
+    )
+    surname = pl.col("p_key").str.slice(0, 1)
+    # the surname's characters, or (a name in Latin letters) its very pinyin (杨 yang is not 闫 yan)
+    latin = pl.col("name_key").str.contains(r"^[A-Za-z]+$")
+    sounds = {
+        k: names.exact_sound(k) for k in pairs.filter(latin).select(surname.unique()).to_series().to_list()
+    }
+    sound = surname.replace_strict(sounds, default="", return_dtype=pl.String)
+    agree = pairs.filter(
+        (pl.col("name_key").str.slice(0, 1) == surname)
+        | (latin & (sound != "") & pl.col("name_key").str.to_lowercase().str.starts_with(sound))
+    )
+    one = agree.filter(pl.len().over("row_id") == 1).select("row_id", "person_id")
+    store(con, "_le_surname", one)
 
 
 def _evidence_parts(rows_sql: str, head: str) -> list[str]:
@@ -94,15 +131,20 @@ def _evidence_parts(rows_sql: str, head: str) -> list[str]:
           AND left(s.name_key, 1) NOT IN ('?', '*') AND {both}
           AND (starts_with(p.person_id, left(s.id_digits, 6)) OR p.birth_date = s.birth_date)"""
     )
-    # the same name (characters or sound) and an ID two characters or fewer from theirs (a typo, a swap)
+    # the same name (characters or sound) and an ID two characters or fewer from theirs (a typo, a
+    # swap); an ID taken for Excel's (15 digits and 000: a swapped number that happens to end so) by its 15
+    near = (
+        "((length(s.id_digits) = 18 AND hamming(left(p.person_id, 18), s.id_digits) <= 2) "
+        "OR (length(s.id_digits) = 15 AND hamming(left(p.person_id, 15), s.id_digits) <= 2))"
+    )
     parts.append(
         f"""{head}, 'not accepted: same name, ID two characters or fewer from theirs' AS why, 4 AS prio
             FROM {rows_sql} s JOIN link_persons p ON p.name_key = s.name_key
-            WHERE length(s.id_digits) = 18 AND hamming(left(p.person_id, 18), s.id_digits) <= 2
+            WHERE {near}
             UNION ALL
             {head}, 'not accepted: same name, ID two characters or fewer from theirs', 4
             FROM {rows_sql} s JOIN link_persons p ON p.name_py = s.name_py
-            WHERE length(s.id_digits) = 18 AND hamming(left(p.person_id, 18), s.id_digits) <= 2 AND s.name_py <> ''"""
+            WHERE {near} AND s.name_py <> ''"""
     )
     # a damaged ID (Excel): the same name (characters or sound) and every surviving digit
     for k in ("name_key", "name_py"):
@@ -135,6 +177,12 @@ def _evidence_parts(rows_sql: str, head: str) -> list[str]:
             FROM {rows_sql} s JOIN _link_composed c USING (row_id) JOIN link_persons p ON p.name_key = c.composed
             WHERE {_near_sql("p.person_id", "p.birth_date", "s.id_canonical", "s.birth_date")}
                OR starts_with(p.person_id, left(s.id_digits, 6))"""
+    )
+    # a damaged ID in a row with a street: its digits, the street and community and the surname fit one person
+    parts.append(
+        f"""{head}, 'not accepted: the surviving ID digits, street, community and surname fit them alone' AS why,
+                  4 AS prio
+            FROM {rows_sql} s JOIN _le_surname u USING (row_id) JOIN link_persons p ON p.person_id = u.person_id"""
     )
     for a, b in ((1, 7), (1, 13), (7, 13)):
         parts.append(
