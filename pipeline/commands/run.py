@@ -24,7 +24,7 @@ import polars as pl
 
 from .. import __version__
 from ..core.config import home
-from ..core.db import connect, memory_at_most
+from ..core.db import connect
 from ..core.decisions import stored_decisions
 from ..core.errors import KuomianError
 from ..core.fileio import check_output_target, published_persons, publishing
@@ -348,19 +348,19 @@ def _publish(r: Run) -> None:
         "finished_at": datetime.now().isoformat(timespec="seconds"),
     }
     on_disk = bool(r.settings.get("on_disk"))
-    with memory_at_most(r.con, PUBLISH_ON_DISK_MEMORY) if on_disk else contextlib.nullcontext():
-        r.publish = publish(
-            r.con,
-            r.staging,
-            key=r.key,
-            as_of=r.as_of,
-            previous=r.previous,
-            manifest=manifest,
-            decisions=r.decisions,
-            # a city too big for memory writes one file at a time: beside the other writers the
-            # hand-offs would hold their frames in memory at the same time
-            overlap=not on_disk,
-        )
+    r.publish = publish(
+        r.con,
+        r.staging,
+        key=r.key,
+        as_of=r.as_of,
+        previous=r.previous,
+        manifest=manifest,
+        decisions=r.decisions,
+        # a city too big for memory writes one file at a time: beside the other writers the
+        # hand-offs would hold their frames in memory at the same time
+        overlap=not on_disk,
+        duckdb_memory_after_links=PUBLISH_ON_DISK_MEMORY if on_disk else None,
+    )
 
 
 # The refresh, in order: (name, what the stage does to the run).
