@@ -111,14 +111,15 @@ def persons_and_disagreements(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """persons.parquet (answers carried with ``--previous`` acting again, rules.md "After the
     survey"; this year's key targets) and the carried answers this year's extracts contradict."""
-    # pub_keys (person_keys) holds cls_persons' keys row for row: joined by position (no hash
-    # join and no sort of millions of rows), and checked to be in step
-    df = frame(
-        con, "SELECT c.*, k.person_key, k.person_id AS _keyed FROM cls_persons c POSITIONAL JOIN pub_keys k"
-    )
-    if df.height != scalar(con, "SELECT count(*) FROM pub_keys") or (df["person_id"] != df["_keyed"]).any():
+    # pub_keys (person_keys) holds cls_persons' keys row for row: put beside them by position (no
+    # join: two plain scans stream into frames, where a join's result is held whole first), and
+    # checked to be in step
+    df = frame(con, "SELECT * FROM cls_persons")
+    keys = frame(con, "SELECT person_id, person_key FROM pub_keys")
+    if keys.height != df.height or (keys["person_id"] != df["person_id"]).any():
         raise RuntimeError("pub_keys is not cls_persons' keys row for row")  # a bug, never the data
-    df = df.drop("_keyed")
+    df = df.with_columns(keys["person_key"])
+    del keys
     # person_id is the ID; a holder of a shared household number's is the ID + '#' + name (重号)
     shared = df["shared_id"].any()
     df = df.with_columns(id_number=pl.col("person_id").str.slice(0, 18) if shared else pl.col("person_id"))
