@@ -359,7 +359,7 @@ def _publish(r: Run) -> None:
         # a city too big for memory writes one file at a time: beside the other writers the
         # hand-offs would hold their frames in memory at the same time
         overlap=not on_disk,
-        duckdb_memory_after_links=PUBLISH_ON_DISK_MEMORY if on_disk else None,
+        duckdb_memory=PUBLISH_ON_DISK_MEMORY if on_disk else None,
     )
 
 
