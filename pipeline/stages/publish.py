@@ -12,7 +12,6 @@ review pairs offered and the review decisions carried forward.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ import duckdb
 import polars as pl
 
 from ..core.cells import write_people_csv
-from ..core.db import frame, memory_at_most, scalar, sql_literal, store
+from ..core.db import frame, scalar, sql_literal, store
 from ..core.errors import KuomianError
 from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported for callers of publish
     clean_leftovers,
@@ -92,18 +91,7 @@ def persons_frame(
     con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None
 ) -> pl.DataFrame:
     """persons.parquet as outputs.md lists it (plus address, used by the hand-offs)."""
-    person_keys(con, key)
     return persons_and_disagreements(con, key, as_of, previous)[0]
-
-
-def person_keys(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
-    """``pub_keys`` (person_id, person_key): every person's key (an HMAC, computed by DuckDB), row
-    for row in ``cls_persons``' order (a scan keeps it: ``preserve_insertion_order``)."""
-    con.execute(
-        f"CREATE OR REPLACE TABLE pub_keys AS SELECT person_id, {person_key_sql('person_id')} AS person_key "
-        "FROM cls_persons",
-        key_params(key),
-    )
 
 
 def persons_and_disagreements(
@@ -111,15 +99,9 @@ def persons_and_disagreements(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """persons.parquet (answers carried with ``--previous`` acting again, rules.md "After the
     survey"; this year's key targets) and the carried answers this year's extracts contradict."""
-    # pub_keys (person_keys) holds cls_persons' keys row for row: put beside them by position (no
-    # join: two plain scans stream into frames, where a join's result is held whole first), and
-    # checked to be in step
-    df = frame(con, "SELECT * FROM cls_persons")
-    keys = frame(con, "SELECT person_id, person_key FROM pub_keys")
-    if keys.height != df.height or (keys["person_id"] != df["person_id"]).any():
-        raise RuntimeError("pub_keys is not cls_persons' keys row for row")  # a bug, never the data
-    df = df.with_columns(keys["person_key"])
-    del keys
+    df = frame(
+        con, f"SELECT *, {person_key_sql('person_id')} AS person_key FROM cls_persons", key_params(key)
+    )
     # person_id is the ID; a holder of a shared household number's is the ID + '#' + name (重号)
     shared = df["shared_id"].any()
     df = df.with_columns(id_number=pl.col("person_id").str.slice(0, 18) if shared else pl.col("person_id"))
@@ -260,56 +242,34 @@ def publish(
     manifest: dict,
     decisions: pl.DataFrame | None = None,
     overlap: bool = True,
-    duckdb_memory: str | None = None,
 ) -> PublishReport:
     """Write every output file into ``stage`` (the caller moves it into place).
 
     ``overlap``: the hand-offs are written on a thread of their own while the main thread
     writes the rest; without it, one after the other (less memory at once).
-    ``duckdb_memory``: DuckDB's memory limit lowered to this while publishing (a run on disk:
-    DuckDB lets go of the pages it cached, the memory Python then needs for the persons; letting
-    the links be written first with the whole limit ended higher at Kunming: 12.4 GB, not 11.9).
 
     ``stage/state/`` keeps what the next run and the imports need: the review pairs offered and
     the review ``decisions`` carried forward."""
-    report = PublishReport()
-    with memory_at_most(con, duckdb_memory) if duckdb_memory else contextlib.nullcontext():
-        person_keys(con, key)
-        # links.parquet straight from DuckDB: a million rows never pass through Python. Written
-        # first, alone. (Run beside the Python writers it saved 0.3 s at 500k but held its sort
-        # and the persons at once: +140 MiB.)
-        links_copy = f"""
-            COPY (
-                SELECT l.source, l.file, l.sheet, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
-                       l.confidence, l.reason
-                FROM links l LEFT JOIN pub_keys k ON k.person_id = l.person_id
-                ORDER BY l.row_id
-            ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
-            """
-        manifest["registry_id"] = registry_id(manifest, as_of)
-        con.execute(links_copy)
-        _write_files(con, stage, key, as_of, previous, manifest, decisions, overlap, report)
-    return report
-
-
-def _write_files(
-    con: duckdb.DuckDBPyConnection,
-    stage: Path,
-    key: bytes,
-    as_of: date,
-    previous: Path | None,
-    manifest: dict,
-    decisions: pl.DataFrame | None,
-    overlap: bool,
-    report: PublishReport,
-) -> None:
-    """Every output but links.parquet (see :func:`publish`)."""
     from ..report.handoff import write_handoffs
     from ..report.html import write_report
 
+    report = PublishReport()
     persons, found = persons_and_disagreements(con, key, as_of, previous)
     report.survey_statuses = _survey_statuses_into(con, persons)
     keys = persons.select(person_refs(persons).alias("person_id"), "person_key")
+    # links.parquet straight from DuckDB: a million rows never pass through Python. (Run beside
+    # the Python writers it saved 0.3 s at 500k but held its sort and the persons at once: +140 MiB.)
+    store(con, "pub_keys", keys)
+    links_copy = f"""
+        COPY (
+            SELECT l.source, l.file, l.sheet, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
+                   l.confidence, l.reason
+            FROM links l LEFT JOIN pub_keys k ON k.person_id = l.person_id
+            ORDER BY l.row_id
+        ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
+        """
+    manifest["registry_id"] = registry_id(manifest, as_of)
+    con.execute(links_copy)
     with ThreadPoolExecutor(1, thread_name_prefix="kuomian-handoffs") as pool:
         # the hand-offs, the most Python of publishing, on a thread of their own meanwhile
         handoffs = functools.partial(
