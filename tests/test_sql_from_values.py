@@ -121,6 +121,7 @@ ALLOWED = {
     "person_id_sql": "link: a CASE over code-owned column expressions of link_defining and std_rows",
     "defining": "link: person_id_sql's argument, the alias of the code-owned table link_defining",
     "both": "link: a constant SQL fragment (two names agree where neither lost a character)",
+    "fit": "link: one of three code-owned conditions on two names with placeholders (evidence.py)",
     "shared": "link: _shared_ctes() of code-owned tables and fragments",
     "unowned": "link: a sub-select of a code-owned CTE and _sql_list() of ID kinds",
     "wild": "link: regexp_matches over ident(table)",

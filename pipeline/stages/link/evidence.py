@@ -107,30 +107,28 @@ def _evidence_parts(rows_sql: str, head: str) -> list[str]:
         # a placeholder or mask (? *) stands for one character: the rest of the name, its length
         # and the surviving ID digits (or the birth date) agree
     ]
-    # (either name may hold the placeholders: the household's or the extract's)
-    for holder, other in (("s", "p"), ("p", "s")):
-        parts.append(
-            f"""{head}, 'not accepted: name with placeholders fits, ID begins alike' AS why, 3 AS prio
-            FROM {rows_sql} s JOIN link_persons p
-              ON left(p.name_key, 1) = left(s.name_key, 1) AND length(p.name_key) = length(s.name_key)
-            WHERE regexp_matches({holder}.name_key, '[?*]') AND left(s.name_key, 1) NOT IN ('?', '*')
-              AND {other}.name_key LIKE {_wildcard_like(f"{holder}.name_key")} ESCAPE '!'
-              AND (starts_with(p.person_id, left(s.id_digits, 6)) OR p.birth_date = s.birth_date)"""
-        )
-    # both names hold placeholders (张*凤 in the extract, 张婷? in the household): each character
-    # agrees or one of the two is lost
+    # either name may hold the placeholders (the household's or the extract's), or both (张*凤 in
+    # the extract, 张婷? in the household: each character agrees or one of the two is lost)
     both = (
         "list_bool_and([substr(s.name_key, i, 1) = substr(p.name_key, i, 1) OR substr(s.name_key, i, 1) "
         "IN ('?', '*') OR substr(p.name_key, i, 1) IN ('?', '*') for i in range(1, length(s.name_key) + 1)])"
     )
-    parts.append(
-        f"""{head}, 'not accepted: name with placeholders fits, ID begins alike' AS why, 3 AS prio
-        FROM {rows_sql} s JOIN link_persons p
-          ON left(p.name_key, 1) = left(s.name_key, 1) AND length(p.name_key) = length(s.name_key)
-        WHERE regexp_matches(s.name_key, '[?*]') AND regexp_matches(p.name_key, '[?*]')
-          AND left(s.name_key, 1) NOT IN ('?', '*') AND {both}
-          AND (starts_with(p.person_id, left(s.id_digits, 6)) OR p.birth_date = s.birth_date)"""
-    )
+    fits = [
+        *(
+            f"regexp_matches({holder}.name_key, '[?*]') "
+            f"AND {other}.name_key LIKE {_wildcard_like(f'{holder}.name_key')} ESCAPE '!'"
+            for holder, other in (("s", "p"), ("p", "s"))
+        ),
+        f"regexp_matches(s.name_key, '[?*]') AND regexp_matches(p.name_key, '[?*]') AND {both}",
+    ]
+    for fit in fits:
+        parts.append(
+            f"""{head}, 'not accepted: name with placeholders fits, ID begins alike' AS why, 3 AS prio
+            FROM {rows_sql} s JOIN link_persons p
+              ON left(p.name_key, 1) = left(s.name_key, 1) AND length(p.name_key) = length(s.name_key)
+            WHERE {fit} AND left(s.name_key, 1) NOT IN ('?', '*')
+              AND (starts_with(p.person_id, left(s.id_digits, 6)) OR p.birth_date = s.birth_date)"""
+        )
     # the same name (characters or sound) and an ID two characters or fewer from theirs (a typo, a
     # swap); an ID taken for Excel's (15 digits and 000: a swapped number that happens to end so) by its 15
     near = (
