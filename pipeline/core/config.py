@@ -107,7 +107,8 @@ class Source:
 def _read_yaml(path: Path):
     try:
         with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            # libyaml's loader where PyYAML was built with it: the same documents, 5x faster
+            return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as e:
         raise KuomianError(
             _("{path}: cannot read this declaration ({e}). Fix the YAML and run again.").format(

@@ -153,12 +153,11 @@ def _composed_names(con: duckdb.DuckDBPyConnection, rows_sql: str, table: str = 
     """``table`` (row_id, composed): the rows of ``rows_sql`` whose name key changes once the parts
     of a rare character are put back together (name_parts; each distinct name once, in Python)."""
     parts = {k: list(vs) for k, vs in _rules().name_parts.items()}
+    # a key holding none of the spellings is left as it is: only those holding one go to Python
+    forms = sorted({form for sps in parts.values() for sp in sps for form in ("+".join(sp), sp)})
     got = frame(con, f"SELECT row_id, name_key FROM {rows_sql} s WHERE s.name_key <> ''")
-    composed: dict[str, str] = {}
-    out = []
-    for rid, key in got.iter_rows():
-        if key not in composed:
-            composed[key] = names.compose_parts(key, parts) if parts else key
-        if composed[key] != key:
-            out.append((rid, composed[key]))
-    store(con, table, pl.DataFrame(out, schema={"row_id": pl.Int64, "composed": pl.String}, orient="row"))
+    got = got.filter(pl.col("name_key").str.contains_any(forms)) if forms else got.clear()
+    composed = {k: names.compose_parts(k, parts) for k in got["name_key"].unique().to_list()}
+    out = got.with_columns(composed=pl.col("name_key").replace_strict(composed, return_dtype=pl.String))
+    out = out.filter(pl.col("composed") != pl.col("name_key")).select("row_id", "composed")
+    store(con, table, out.cast({"row_id": pl.Int64}))
