@@ -287,12 +287,13 @@ def publish(
         report.files["persons.parquet"] = persons.height
         report.files["registry/"] = write_registry(stage, persons)
         recon = _write_lists_and_sheets(con, stage, keys, key, manifest, decisions, report)
+        # the page reads none of the outputs' counts: written while the hand-offs finish
+        write_report(stage / "report.html", con, manifest, recon, persons)
         report.files["handoff/"] = running.result() if running else handoffs()
         manifest["outputs"] = dict(report.files)
         (stage / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=1, default=str), "utf-8"
         )
-        write_report(stage / "report.html", con, manifest, recon, persons)
         report.files["report.html"] = 1
     return report
 
