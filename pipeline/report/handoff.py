@@ -118,19 +118,17 @@ def visit_order(reg: pl.DataFrame, first: Sequence[pl.Expr] = ()) -> pl.DataFram
     ``first``: keys that come before the address within a community (e.g. a priority rank); a
     household takes its members' least value, so it stays together.
     """
-    addr = natural_key(pl.col("address"))
+    # the address key and the household computed once, as columns, then the windows over them
     household = pl.coalesce(pl.col("household_no"), pl.lit("\x00") + pl.col("person_key"))
-    place = ["street_code", "community", household]
-    return reg.sort(
-        pl.col("street_code"),
-        pl.col("community"),
-        *[k.min().over(place) for k in first],
-        addr.min().over(place),
-        household,
-        addr,
-        pl.col("person_key"),
-        nulls_last=True,
+    place = ["street_code", "community", "_vo_household"]
+    firsts = [f"_vo_first{i}" for i in range(len(first))]
+    keyed = reg.with_columns(_vo_addr=natural_key(pl.col("address")), _vo_household=household).with_columns(
+        *[k.min().over(place).alias(name) for k, name in zip(first, firsts, strict=True)],
+        _vo_place=pl.col("_vo_addr").min().over(place),
     )
+    return keyed.sort(
+        "street_code", "community", *firsts, "_vo_place", "_vo_household", "_vo_addr", "person_key", nulls_last=True
+    ).drop("_vo_addr", "_vo_household", "_vo_place", *firsts)
 
 
 def _file_stem(code: str | None, name: str | None) -> str:
