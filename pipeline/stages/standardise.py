@@ -132,7 +132,9 @@ def _blank(col: pl.Expr) -> pl.Expr:
 
 
 def _category(col: pl.Expr, vocab: dict[str, str]) -> pl.Expr:
-    key = col.str.normalize("NFKC").str.replace_all(r"\s+", "")
+    # without the control characters too: a value that is not in the vocabulary is kept
+    # without them (_stated_and_derived), and must not become a spelling of it then
+    key = col.str.normalize("NFKC").str.replace_all(CONTROL_RE, "").str.replace_all(r"\s+", "")
     return key.replace_strict(vocab, default=None, return_dtype=pl.String)
 
 
