@@ -43,7 +43,7 @@ def test_every_character_called_stable_is_left_alone_by_nfkc_in_any_company():
 PIECES = st.sampled_from(
     ["张", "三", "a", "1", " ", "·", "、", "（", "）", "１", "Ａ", "ｶ", "\u0301", "e", "\u3099", "か", "\uf900",
      "\U0002f800", "\u1100", "\u1161", "\u11a8", "가", "\u2460", "…", "\u00a0", "\u3000", "𠀀", "\t", "\x00",
-     "\u200b", "\n", "\u2028", "ﬁ", "Ⅻ", "\u00b7", "—"]
+     "\u200b", "\n", "\u2028", "ﬁ", "Ⅻ", "\u00b7", "—", "\x7f", "\x85", "\r", "\x1f", "\u2009"]
 )  # fmt: skip
 VALUES = st.one_of(st.none(), st.lists(PIECES, max_size=8).map("".join), st.text(max_size=8))
 

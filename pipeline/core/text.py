@@ -76,7 +76,20 @@ def where_matching(s: pl.Series, pattern: str, fn: Callable[[pl.Series], pl.Seri
 
 
 def clean_text(s: pl.Series) -> pl.Series:
-    """A text column as outputs may show it: NFKC, no control characters, trimmed."""
+    """A text column as outputs may show it: NFKC, no control characters, trimmed.
+
+    One scan finds the values that need any of it (:data:`NEEDS_CLEANING`); only those are
+    cleaned (:func:`clean_every_value`, which a property test holds this to)."""
+    return where_matching(s, NEEDS_CLEANING, clean_every_value)
+
+
+# A value that NFKC, the control characters or the trimming may change: a character outside
+# NFKC_STABLE, an ASCII control character (the others are outside it), or white space at an end.
+NEEDS_CLEANING = MAY_CHANGE_UNDER_NFKC + r"|[\x00-\x1f\x7f]|^\s|\s$"
+
+
+def clean_every_value(s: pl.Series) -> pl.Series:
+    """:func:`clean_text` done to every value of ``s``."""
     s = where_matching(
         nfkc(s),
         LINE_BREAKS_RE + "|" + CONTROL_RE,
