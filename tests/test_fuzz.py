@@ -136,6 +136,7 @@ def test_name_columns_agree_with_the_scalar(raws):
     col = pl.Series("n", raws, dtype=pl.String)
     shown = pl.DataFrame({"n": col}).select(names.display_name_expr(pl.col("n"))).to_series().to_list()
     assert shown == [names.display_name(r) for r in raws]
+    assert names.display_names(pl.Series("n", raws, dtype=pl.String)).to_list() == shown
     keys, sounds = names.many_name_keys(raws)
     assert list(zip(keys, sounds, strict=True)) == [names.name_keys(r) for r in raws]
     df = names.add_name_keys(pl.DataFrame({"name_raw": col}), "name_raw")

@@ -57,6 +57,17 @@ def display_name(raw: str | None) -> str:
     return re.sub(_DOTS_RE, DOT, s)
 
 
+def display_names(s: pl.Series) -> pl.Series:
+    """:func:`display_name_expr` of a column, worked only on the names it changes (one scan
+    finds them: a line break, a control character, a space at an end, a dot)."""
+    from .text import where_matching
+
+    needs = "|".join([LINE_BREAKS_RE, CONTROL_RE, "^" + _SPACE_RE, _SPACE_RE + "$", _DOTS_RE])
+    return where_matching(
+        s.fill_null(""), needs, lambda v: v.to_frame("n").select(display_name_expr(pl.col("n"))).to_series()
+    ).alias(s.name)
+
+
 def display_name_expr(col: pl.Expr) -> pl.Expr:
     return (
         col.fill_null("")

@@ -176,7 +176,7 @@ def _identity(df: pl.DataFrame) -> pl.DataFrame:
     keys, and the sex and birth date the ID gives (``sex_id``, ``birth_date_id``)."""
     out = ids.add_id_columns(df, "id_number", NUMERIC_ID_COL)
     out = out.with_columns(
-        name=names.display_name_expr(pl.col("name")),
+        name=names.display_names(df.get_column("name").cast(pl.String)),
         name_raw=pl.col("name").fill_null(""),
     )
     out = names.add_name_keys(out, "name_raw")
