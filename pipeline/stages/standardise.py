@@ -322,12 +322,26 @@ def _stated_and_derived(out: pl.DataFrame, source: Source) -> pl.DataFrame:
     )
 
 
+def _all_blank(out: pl.DataFrame, source: Source) -> pl.Series:
+    """Rows with every cell blank, unknown columns too. Only the rows whose ID and name cells
+    are blank (a few) are looked at whole."""
+    every = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in source.fields]) & (
+        pl.col(EXTRA_COL).is_null() | ~pl.col(EXTRA_COL).str.contains(r':"[^"\s]')
+    )
+    first = [c for c in ("id_number", "name") if c in source.fields]
+    if not first:
+        return out.select(every.alias("all_blank")).to_series()
+    maybe = out.select(pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in first])).to_series()
+    if not maybe.any():
+        return pl.Series("all_blank", [False] * out.height, dtype=pl.Boolean)
+    idx = maybe.arg_true()
+    return maybe.scatter(idx, out[idx].select(every).to_series()).alias("all_blank")
+
+
 def _row_states(out: pl.DataFrame, source: Source, patterns: dict[str, str]) -> pl.DataFrame:
     """``reason`` and ``row_state`` (quarantined with its reason, else ok), and the two hashes
     an exact duplicate is found by (:class:`Duplicates` marks them)."""
-    all_blank = pl.all_horizontal([_blank(pl.col(f"raw_{c}")) for c in source.fields]) & (
-        pl.col(EXTRA_COL).is_null() | ~pl.col(EXTRA_COL).str.contains(r':"[^"\s]')
-    )
+    all_blank = _all_blank(out, source)
     no_identity = (pl.col("id_kind") == "unusable") & (pl.col("name_key") == "")
     household_no_id = (pl.col("id_kind") != "valid") & (pl.col("id_kind") != "upgraded")
     reason: Any = pl.when(all_blank).then(pl.lit("empty_row"))  # a when/then chain
