@@ -312,11 +312,24 @@ def _wild_agree(a: str, b: str) -> str | None:
 def compose_parts(key: str, parts: dict[str, list[str]]) -> str:
     """``key`` with every spelling of a character by its parts (龙天, 龙+天) put back together (䶮),
     as the key writes that character (OpenCC simplifies 昇 to 升)."""
+    return compose_by_plan(key, parts_plan(parts))
+
+
+def parts_plan(parts: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """The replacements :func:`compose_parts` makes, in its order: (a spelling, the key of its
+    character); each character's longer spellings first, the one with plus signs first."""
+    plan = []
     for ch, spellings in parts.items():
         for sp in sorted(spellings, key=len, reverse=True):
-            for form in ("+".join(sp), sp):
-                if form in key:
-                    key = key.replace(form, _char_keys(ch)[0])
+            plan += [(form, _char_keys(ch)[0]) for form in ("+".join(sp), sp)]
+    return plan
+
+
+def compose_by_plan(key: str, plan: list[tuple[str, str]]) -> str:
+    """:func:`compose_parts` with its replacements worked out once (:func:`parts_plan`)."""
+    for form, composed in plan:
+        if form in key:
+            key = key.replace(form, composed)
     return key
 
 
@@ -351,6 +364,7 @@ def name_agreement(
     ap, bp = np.asarray(a_py, dtype=object), np.asarray(b_py, dtype=object)
     evidence = np.where(ak == bk, "same", np.where(ap == bp, "sound", "fuzzy")).astype(object)
     note_re = re.compile(NOTE_RE)
+    plan = parts_plan(parts) if parts else []
     for i in np.nonzero(score < 1.0)[0] if len(score) else []:
         a, b = a_key[i], b_key[i]
         if not a or not b:
@@ -360,7 +374,7 @@ def name_agreement(
             ev = _wild_agree(a, b)
         elif _is_latin(a) != _is_latin(b) and a_py[i] == b_py[i]:
             ev = "latin"
-        elif parts and compose_parts(a, parts) == compose_parts(b, parts):
+        elif plan and compose_by_plan(a, plan) == compose_by_plan(b, plan):
             ev = "parts"
         if ev:
             evidence[i], score[i] = ev, understood

@@ -157,7 +157,8 @@ def _composed_names(con: duckdb.DuckDBPyConnection, rows_sql: str, table: str = 
     forms = sorted({form for sps in parts.values() for sp in sps for form in ("+".join(sp), sp)})
     got = frame(con, f"SELECT row_id, name_key FROM {rows_sql} s WHERE s.name_key <> ''")
     got = got.filter(pl.col("name_key").str.contains_any(forms)) if forms else got.clear()
-    composed = {k: names.compose_parts(k, parts) for k in got["name_key"].unique().to_list()}
+    plan = names.parts_plan(parts)
+    composed = {k: names.compose_by_plan(k, plan) for k in got["name_key"].unique().to_list()}
     out = got.with_columns(composed=pl.col("name_key").replace_strict(composed, return_dtype=pl.String))
     out = out.filter(pl.col("composed") != pl.col("name_key")).select("row_id", "composed")
     store(con, table, out.cast({"row_id": pl.Int64}))
