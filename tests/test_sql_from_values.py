@@ -108,6 +108,7 @@ ALLOWED = {
     "_near_sql": "link: SQL from code-owned column expressions and int(_near_days())",
     "_wildcard_like": "link: SQL from a code-owned column expression and constants",
     "_masked_sql": "link: SQL from a code-owned column expression and constants",
+    "row_person_sql": "link: a row's person_id, person_id_sql() of code-owned aliases and constants",
     "_plausible_sql": "link: SQL from _sql_list() of sources, int(age) and sql_literal(as_of)",
     "_fits_sql": "link: SQL from _sql_list() of sources, int(age) and sql_literal(as_of)",
     "rejected": "link: EXISTS over a code-owned table name (LinkTables.forbidden) or false",

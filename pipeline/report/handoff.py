@@ -127,7 +127,14 @@ def visit_order(reg: pl.DataFrame, first: Sequence[pl.Expr] = ()) -> pl.DataFram
         _vo_place=pl.col("_vo_addr").min().over(place),
     )
     return keyed.sort(
-        "street_code", "community", *firsts, "_vo_place", "_vo_household", "_vo_addr", "person_key", nulls_last=True
+        "street_code",
+        "community",
+        *firsts,
+        "_vo_place",
+        "_vo_household",
+        "_vo_addr",
+        "person_key",
+        nulls_last=True,
     ).drop("_vo_addr", "_vo_household", "_vo_place", *firsts)
 
 

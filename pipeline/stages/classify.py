@@ -121,7 +121,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                 UNION ALL SELECT person_id, evidence FROM link_evidence
             ) GROUP BY person_id
         )
-        SELECT p.person_id, p.hukou_local, p.name, p.sex, p.birth_date,
+        SELECT p.person_id, p.person_key, p.hukou_local, p.name, p.sex, p.birth_date,
                year({as_of_sql}) - year(p.birth_date)
                  - CASE WHEN (month({as_of_sql}), day({as_of_sql})) < (month(p.birth_date), day(p.birth_date))
                         THEN 1 ELSE 0 END AS age,
@@ -316,7 +316,7 @@ def _build_persons(con: duckdb.DuckDBPyConnection, tag_items: list[str], as_of: 
         f"""
         CREATE OR REPLACE TABLE cls_persons AS
         SELECT s.*, {measure_sql(as_of)} AS measure FROM (
-            SELECT s.person_id, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
+            SELECT s.person_id, s.person_key, s.name, s.sex, s.birth_date, s.age, s.hukou_local, s.hukou_type,
                    s.street_code, (SELECT n.street_name FROM cls_street_names n WHERE n.street_code = s.street_code) AS street_name,
                    s.community, s.address, s.ethnicity, s.household_no, s.person_status,
                    s.status, s.exclusion_reason,

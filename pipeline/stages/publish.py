@@ -36,7 +36,6 @@ from ..core.ids import person_refs, shared_numbers
 from ..core.labels import RECON_HEADERS, employer_headers, indicator_headers
 from ..core.policy import SURVEY_FIELDS as POLICY_SURVEY_FIELDS
 from ..core.policy import policy
-from ..core.privacy import key_params, person_key_sql
 from .after_survey import EVIDENCE_COLUMNS, EVIDENCE_SCHEMA, apply_effects, disagreements, with_targets
 from .classify import PERSON_COLUMNS
 
@@ -87,21 +86,17 @@ def _previous_persons(previous: Path | None) -> pl.DataFrame | None:
     return pl.read_parquet(p)
 
 
-def persons_frame(
-    con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None
-) -> pl.DataFrame:
+def persons_frame(con: duckdb.DuckDBPyConnection, as_of: date, previous: Path | None) -> pl.DataFrame:
     """persons.parquet as outputs.md lists it (plus address, used by the hand-offs)."""
-    return persons_and_disagreements(con, key, as_of, previous)[0]
+    return persons_and_disagreements(con, as_of, previous)[0]
 
 
 def persons_and_disagreements(
-    con: duckdb.DuckDBPyConnection, key: bytes, as_of: date, previous: Path | None
+    con: duckdb.DuckDBPyConnection, as_of: date, previous: Path | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """persons.parquet (answers carried with ``--previous`` acting again, rules.md "After the
     survey"; this year's key targets) and the carried answers this year's extracts contradict."""
-    df = frame(
-        con, f"SELECT *, {person_key_sql('person_id')} AS person_key FROM cls_persons", key_params(key)
-    )
+    df = frame(con, "SELECT * FROM cls_persons")  # person_key: link_persons' (link/population.py)
     # person_id is the ID; a holder of a shared household number's is the ID + '#' + name (重号)
     shared = df["shared_id"].any()
     df = df.with_columns(id_number=pl.col("person_id").str.slice(0, 18) if shared else pl.col("person_id"))
@@ -254,18 +249,17 @@ def publish(
     from ..report.html import write_report
 
     report = PublishReport()
-    persons, found = persons_and_disagreements(con, key, as_of, previous)
+    persons, found = persons_and_disagreements(con, as_of, previous)
     report.survey_statuses = _survey_statuses_into(con, persons)
     keys = persons.select(person_refs(persons).alias("person_id"), "person_key")
-    # links.parquet straight from DuckDB: a million rows never pass through Python. (Run beside
-    # the Python writers it saved 0.3 s at 500k but held its sort and the persons at once: +140 MiB.)
-    store(con, "pub_keys", keys)
+    # links.parquet straight from DuckDB: a million rows never pass through Python. ``links`` is
+    # stored in row order with each row's person_key (link/decisions.py), and DuckDB keeps a
+    # single table's order: no join and no sort here (Kunming: 54 s within publishing's 2 GB).
+    # (Run beside the Python writers it saved 0.3 s at 500k but held the persons meanwhile.)
     links_copy = f"""
         COPY (
-            SELECT l.source, l.file, l.sheet, l.row, l.outcome, l.id_number, k.person_key, l.match_rule,
-                   l.confidence, l.reason
-            FROM links l LEFT JOIN pub_keys k ON k.person_id = l.person_id
-            ORDER BY l.row_id
+            SELECT source, file, sheet, row, outcome, id_number, person_key, match_rule, confidence, reason
+            FROM links
         ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
         """
     manifest["registry_id"] = registry_id(manifest, as_of)

@@ -93,7 +93,7 @@ def link(
     from dataclasses import replace
 
     progress(_("link: building the population"))
-    build_population(con)
+    build_population(con, key)
     t = replace(REFRESH_TABLES, as_of=as_of)
     # Rows that define a person are settled; nearly all others are settled by one join
     # (trivial_step). Only what is left goes through the cascade: ``link_rows``.

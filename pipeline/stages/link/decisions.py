@@ -79,6 +79,10 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
     """``links``: one row per standardised row, every row accounted for."""
     sources = policy().sources
     adding = _sql_list([s.name for s in sources.values() if s.role in ("adds_people", "base")])
+    row_person_sql = (
+        f"CASE WHEN s.row_state = 'ok' THEN coalesce("
+        f"CASE WHEN d.row_id IS NOT NULL THEN {person_id_sql('d', 's')} END, k.person_id, x.person_id) END"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TABLE links AS
@@ -93,9 +97,7 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
                 ELSE 'unmatched'
             END AS outcome,
             coalesce(s.id_canonical, left(p.person_id, 18)) AS id_number,
-            CASE WHEN s.row_state = 'ok' THEN coalesce(
-                CASE WHEN d.row_id IS NOT NULL THEN {person_id_sql("d", "s")} END, k.person_id, x.person_id) END
-                AS person_id,
+            {row_person_sql} AS person_id,
             CASE
                 WHEN d.row_id IS NOT NULL AND d.hukou_local THEN 'population_base'
                 WHEN d.row_id IS NOT NULL THEN 'new_person'
@@ -117,12 +119,15 @@ def finalise(con: duckdb.DuckDBPyConnection) -> None:
                     CASE WHEN s.id_kind = 'bad_check' THEN 'id_check_failed_no_match'
                          WHEN s.id_kind = 'excel' THEN 'id_damaged_no_match'
                          ELSE 'no_id_no_match' END
-            END AS reason
+            END AS reason,
+            -- the key the outputs show for the person (link_persons), carried so that
+            -- links.parquet is this table read in its order (no join, no sort when publishing)
+            p.person_key
         FROM std_rows s
         LEFT JOIN link_defining d ON d.row_id = s.row_id
         LEFT JOIN link_confirmed k ON k.row_id = s.row_id AND d.row_id IS NULL
         LEFT JOIN link_decisions x ON x.row_id = s.row_id
-        LEFT JOIN link_persons p ON p.person_id = coalesce(k.person_id, x.person_id)
+        LEFT JOIN link_persons p ON p.person_id = {row_person_sql}
         LEFT JOIN link_shared_numbers sh ON sh.id_canonical = s.id_canonical
         ORDER BY s.row_id
         """

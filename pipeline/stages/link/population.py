@@ -13,6 +13,7 @@ import polars as pl
 from ...core import names
 from ...core.db import frame, ident, store
 from ...core.policy import policy
+from ...core.privacy import key_params, person_key_sql
 from .common import (
     MATCH_COLUMNS,
     Step,
@@ -95,9 +96,10 @@ def build_former(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def build_population(con: duckdb.DuckDBPyConnection) -> None:
+def build_population(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     """``link_persons``: household persons (each holder of a shared number a person of their own,
-    ``link_shared_numbers``, ``link_shared_ids``), then people that sources adding people bring;
+    ``link_shared_numbers``, ``link_shared_ids``), then people that sources adding people bring,
+    each with the ``person_key`` the outputs show (``key``: the person key's secret);
     ``link_former`` (see :func:`build_former`)."""
     build_former(con)
     sources = policy().sources
@@ -152,14 +154,15 @@ def build_population(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TABLE link_persons AS
-        SELECT *, {MATCH_COLUMNS} FROM (
+        SELECT *, {MATCH_COLUMNS}, {person_key_sql("person_id")} AS person_key FROM (
             SELECT {person_id_sql("d", "r")} AS person_id, d.hukou_local, r.row_id AS defining_row, r.source AS origin,
                    r.name, r.name_key, r.name_py, r.sex, r.birth_date, r.street_code, r.community,
                    nullif(trim(h.household_no), '') AS household_no
             FROM link_defining d JOIN std_rows r USING (row_id)
             LEFT JOIN std_household h ON h.row_id = d.row_id
         )
-        """
+        """,
+        key_params(key),
     )
     con.execute(
         """
