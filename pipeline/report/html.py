@@ -401,7 +401,7 @@ def report_page(
     con: duckdb.DuckDBPyConnection, manifest: dict, recon: pl.DataFrame, persons: pl.DataFrame | None = None
 ) -> str:
     """report.html: the head, then one section per function, each fed by the frames it shows
-    (``cls_indicators``, ``cls_persons``, ``links``, ``std_rows``, the reconciliation)."""
+    (``cls_indicators``, ``cls_persons``, ``links``, ``pub_id_kinds``, the reconciliation)."""
     ind = frame(con, "SELECT * FROM cls_indicators")
     ind = ind.with_columns(is_city=pl.col("street_code").eq_missing(CITY_CODE))
     # The registry counted once, from the persons: every total on the page agrees with it
@@ -638,7 +638,7 @@ def _quality(con: duckdb.DuckDBPyConnection) -> list[str]:
         if q.height
         else "<p>无隔离行。</p>"
     )
-    k = frame(con, "SELECT source, id_kind, count(*) AS n FROM std_rows GROUP BY ALL ORDER BY ALL")
+    k = frame(con, "SELECT source, id_kind, n FROM pub_id_kinds ORDER BY ALL")
     k = k.with_columns(
         source=src_label(),
         id_kind=pl.col("id_kind").replace_strict(

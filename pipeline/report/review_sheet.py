@@ -1,7 +1,8 @@
 """review.xlsx: one line per (extract row, candidate person) pair, side by side field by field.
 
-Reads the link stage's tables ``link_review``, ``std_rows``, ``link_persons`` and
-``link_fingerprints``; IDs are masked and a 身份证号差异 column says where the two numbers differ.
+Reads the link stage's tables ``link_review``, ``link_persons`` and ``link_fingerprints``, and
+the rows under review that publishing kept (``pub_review_rows``); IDs are masked and a
+身份证号差异 column says where the two numbers differ.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def review_frame(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, key: bytes)
                left(p.person_id, 18) AS p_id_full, r.birth_date AS r_birth, p.birth_date AS p_birth,
                r.street_code AS r_street, p.street_code AS p_street, r.community AS r_community,
                p.community AS p_community, round(v.name_score, 2) AS name_score, v.person_id
-        FROM link_review v JOIN std_rows r USING (row_id) JOIN link_persons p USING (person_id)
+        FROM link_review v JOIN pub_review_rows r USING (row_id) JOIN link_persons p USING (person_id)
         JOIN link_fingerprints f USING (row_id)
         ORDER BY r.source, r.file, r.sheet, r.row, v.name_score DESC, v.person_id
         """,

@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 
 from ..core.cells import write_people_csv
-from ..core.db import frame, scalar, sql_literal, store
+from ..core.db import frame, ident, scalar, sql_literal, store
 from ..core.errors import KuomianError
 from ..core.fileio import (  # noqa: F401 - the atomic-output API, re-exported for callers of publish
     clean_leftovers,
@@ -227,6 +227,25 @@ def write_registry(stage: Path, persons: pl.DataFrame) -> int:
     return reg.height
 
 
+def _drop_standardised_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Of the standardised rows publishing reads only the ID kinds per source (report.html) and
+    the rows under review (review.xlsx): ``pub_id_kinds`` and ``pub_review_rows`` keep them, and
+    the ``std_<source>`` tables go, so that the persons and the hand-offs have their memory
+    (500k: ~400 MB of DuckDB's tables). ``std_quarantine_raw`` stays (quarantine.parquet)."""
+    con.execute(
+        "CREATE OR REPLACE TABLE pub_id_kinds AS SELECT source, id_kind, count(*) AS n FROM std_rows GROUP BY ALL"
+    )
+    con.execute(
+        """CREATE OR REPLACE TABLE pub_review_rows AS
+           SELECT r.row_id, r.source, r.file, r.sheet, r.row, r.name, r.id_canonical, r.id_digits, r.birth_date,
+                  r.street_code, r.community
+           FROM std_rows r SEMI JOIN link_review v USING (row_id)"""
+    )
+    con.execute("DROP VIEW IF EXISTS std_rows")
+    for name in policy().sources:
+        con.execute(f"DROP TABLE IF EXISTS {ident('std_' + name)}")
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     stage: Path,
@@ -249,6 +268,7 @@ def publish(
     from ..report.html import write_report
 
     report = PublishReport()
+    _drop_standardised_rows(con)
     persons, found = persons_and_disagreements(con, as_of, previous)
     report.survey_statuses = _survey_statuses_into(con, persons)
     keys = persons.select(person_refs(persons).alias("person_id"), "person_key")
