@@ -269,21 +269,21 @@ def publish(
 
     report = PublishReport()
     _drop_standardised_rows(con)
-    persons, found = persons_and_disagreements(con, as_of, previous)
-    report.survey_statuses = _survey_statuses_into(con, persons)
-    keys = persons.select(person_refs(persons).alias("person_id"), "person_key")
     # links.parquet straight from DuckDB: a million rows never pass through Python. ``links`` is
     # stored in row order with each row's person_key (link/decisions.py), and DuckDB keeps a
-    # single table's order: no join and no sort here (Kunming: 54 s within publishing's 2 GB).
-    # (Run beside the Python writers it saved 0.3 s at 500k but held the persons meanwhile.)
+    # single table's order: no join and no sort (Kunming: 54 s within publishing's 2 GB), and
+    # written first, before Python holds the persons (Kunming's peak: the two at once, +566 MiB).
     links_copy = f"""
         COPY (
             SELECT source, file, sheet, row, outcome, id_number, person_key, match_rule, confidence, reason
             FROM links
         ) TO {sql_literal(stage / "links.parquet")} (FORMAT parquet)
         """
-    manifest["registry_id"] = registry_id(manifest, as_of)
     con.execute(links_copy)
+    persons, found = persons_and_disagreements(con, as_of, previous)
+    report.survey_statuses = _survey_statuses_into(con, persons)
+    keys = persons.select(person_refs(persons).alias("person_id"), "person_key")
+    manifest["registry_id"] = registry_id(manifest, as_of)
     with ThreadPoolExecutor(1, thread_name_prefix="kuomian-handoffs") as pool:
         # the hand-offs, the most Python of publishing, on a thread of their own meanwhile
         handoffs = functools.partial(
