@@ -52,11 +52,11 @@ from ..core.errors import KuomianError
 from ..core.i18n import _
 from ..core.ids import person_refs
 from ..core.labels import CITY, NO_COMMUNITY, PROGRESS_OUTCOMES, PROGRESS_RECON_HEADERS
-from ..core.labels import UNASSIGNED_STREET as UNASSIGNED_NAME
 from ..core.policy import policy
 from ..report.survey_progress import (
     ANSWER_FIELDS,
     answered_expr,
+    street_name_expr,
     visited_expr,
 )
 
@@ -385,11 +385,7 @@ def _level_counts(prog: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
     df = df.with_columns(
         employee_total=pl.col("enrolled_employee") + pl.col("switched"),
         left_to_visit=pl.col("registry") - pl.col("surveyed"),
-        street_name=pl.when(pl.col("level") == "city")
-        .then(pl.lit(CITY))
-        .otherwise(
-            pl.col("street_code").replace_strict(names, default=UNASSIGNED_NAME, return_dtype=pl.String)
-        ),
+        street_name=pl.when(pl.col("level") == "city").then(pl.lit(CITY)).otherwise(street_name_expr()),
     )
     return df
 

@@ -21,6 +21,19 @@ def visited_expr() -> pl.Expr:
     return pl.any_horizontal([pl.col(f).is_not_null() for f in (*ANSWER_FIELDS, "surveyed_on")])
 
 
+def street_name_expr() -> pl.Expr:
+    """A person's street name from ``street_code`` (rules/streets.csv; 未分配街道 for none or an
+    unknown code)."""
+    names = policy().street_names
+    return pl.col("street_code").replace_strict(names, default=UNASSIGNED_NAME, return_dtype=pl.String)
+
+
+def _street_order() -> pl.Expr:
+    """The streets in the policy's order, then 未分配街道, then the city's row."""
+    order = {n: i for i, n in enumerate([*policy().street_names.values(), UNASSIGNED_NAME, CITY])}
+    return pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64)
+
+
 def answered_expr() -> pl.Expr:
     return pl.any_horizontal([pl.col(f).is_not_null() for f in ANSWER_FIELDS])
 
@@ -29,7 +42,6 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The survey's progress of the registry (report.html of the refresh): per street (and 全市),
     and per community — registry, visited, answered, left_to_visit, visited_share; the streets'
     ``is_city`` marks the city's row."""
-    names = policy().street_names
     # the columns counted, then the registry's rows: not a copy of every column (Kunming: 1M rows)
     reg = persons.select(
         [
@@ -42,14 +54,11 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         if f not in reg.columns:
             reg = reg.with_columns(pl.lit(None).alias(f))
     reg = reg.with_columns(
-        street_name=pl.col("street_code").replace_strict(
-            names, default=UNASSIGNED_NAME, return_dtype=pl.String
-        ),
+        street_name=street_name_expr(),
         community=pl.col("community").fill_null(NO_COMMUNITY),
         _v=visited_expr(),
         _a=answered_expr(),
     )
-    order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
 
     def agg(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         out = df.group_by(by).agg(
@@ -60,7 +69,7 @@ def survey_table(persons: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         return out.with_columns(
             left_to_visit=pl.col("registry") - pl.col("visited"),
             visited_share=pl.when(pl.col("registry") > 0).then(pl.col("visited") / pl.col("registry")),
-            _o=pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64),
+            _o=_street_order(),
         )
 
     streets = pl.concat(
@@ -84,10 +93,9 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     as insured), taken off as deceased / moved out, flagged as not found on two visits; ``is_city``
     marks the city's row."""
     p = policy()
-    names = policy().street_names
     # Counted per street code over the few columns the counts read (a lazy frame reads only
-    # those), then per street name and for the city from those rows: the persons' frame is
-    # neither copied nor given a name per row (Kunming's 8.7M persons: 4 GB at once before).
+    # those), then per street name and for the city from those rows: the persons' frame (8.7M
+    # rows for Kunming) is neither copied nor given a name per row.
     df = persons.lazy()
     for c in ("target_priority", "survey_flag", "prev_target_priority", "change"):
         if c not in persons.columns:
@@ -108,17 +116,10 @@ def survey_effects_table(persons: pl.DataFrame) -> pl.DataFrame:
     by_code = df.group_by("street_code").agg(aggs).collect()
     counts = [a.meta.output_name() for a in aggs]
     streets = (
-        by_code.with_columns(
-            street_name=pl.col("street_code").replace_strict(
-                names, default=UNASSIGNED_NAME, return_dtype=pl.String
-            )
-        )
-        .group_by("street_name")
-        .agg(pl.col(counts).sum())
+        by_code.with_columns(street_name=street_name_expr()).group_by("street_name").agg(pl.col(counts).sum())
     )
     city = (
         streets.select(pl.lit(CITY).alias("street_name"), pl.col(counts).sum()) if streets.height else streets
     )
     out = pl.concat([streets.with_columns(is_city=pl.lit(False)), city.with_columns(is_city=pl.lit(True))])
-    order = {n: i for i, n in enumerate([*names.values(), UNASSIGNED_NAME, CITY])}
-    return out.sort(pl.col("street_name").replace_strict(order, default=len(order), return_dtype=pl.Int64))
+    return out.sort(_street_order())
